@@ -1,0 +1,75 @@
+package core
+
+import (
+	"context"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/auth"
+)
+
+// CreateAgent creates an agent bound to one of the user's wallets and
+// returns its API key, which is shown this once and stored only as a hash.
+func (s *Service) CreateAgent(ctx context.Context, p *Principal, name, walletAddress, mfaCode string) (*countersign.Agent, string, error) {
+	if err := requireMFA(p); err != nil {
+		return nil, "", err
+	}
+	name = strings.TrimSpace(name)
+	if name == "" || utf8.RuneCountInString(name) > 64 || !utf8.ValidString(name) {
+		return nil, "", countersign.Errorf(countersign.BadRequest, "name is required (at most 64 characters)")
+	}
+	w, err := s.ownedWallet(ctx, p, walletAddress)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := s.VerifyMFA(ctx, p.User.ID, mfaCode); err != nil {
+		return nil, "", err
+	}
+	key, hash, err := auth.NewAPIKey()
+	if err != nil {
+		return nil, "", err
+	}
+	a := &countersign.Agent{ID: uuid.NewString(), OwnerID: p.User.ID, Name: name, WalletID: w.ID, KeyHash: hash,
+		KeyPrefix: key[:len(auth.APIKeyPrefix)+6], CreatedAt: s.Clock.Now().UTC()}
+	err = s.inTx(ctx, func(ctx context.Context) error {
+		if err := s.Store.CreateAgent(ctx, a); err != nil {
+			return err
+		}
+		return s.audit(ctx, p.User.ID, p.Actor(), "agent.create", a.ID, map[string]string{"name": name, "wallet": w.Address, "key_prefix": a.KeyPrefix})
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return a, key, nil
+}
+
+// Agents lists the user's agents (never their keys).
+func (s *Service) Agents(ctx context.Context, p *Principal) ([]*countersign.Agent, error) {
+	return s.Store.AgentsByOwner(ctx, p.User.ID)
+}
+
+// RevokeAgent revokes an agent's key at once.
+func (s *Service) RevokeAgent(ctx context.Context, p *Principal, agentID, mfaCode string) error {
+	if err := requireMFA(p); err != nil {
+		return err
+	}
+	a, err := s.Store.AgentByID(ctx, agentID)
+	if err != nil || a.OwnerID != p.User.ID {
+		return countersign.Errorf(countersign.NotFound, "agent not found")
+	}
+	if a.Revoked() {
+		return countersign.Errorf(countersign.Conflict, "agent is already revoked")
+	}
+	if err := s.VerifyMFA(ctx, p.User.ID, mfaCode); err != nil {
+		return err
+	}
+	return s.inTx(ctx, func(ctx context.Context) error {
+		if err := s.Store.RevokeAgent(ctx, a.ID, s.Clock.Now().UTC()); err != nil {
+			return err
+		}
+		return s.audit(ctx, p.User.ID, p.Actor(), "agent.revoke", a.ID, map[string]string{"name": a.Name})
+	})
+}

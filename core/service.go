@@ -1,0 +1,186 @@
+// Package core holds the services of countersign: users and sessions, MFA,
+// wallets, agents, the countersigned transaction lifecycle (prepare →
+// authorize → execute → track), the hash-chained audit log and the event
+// outbox. It talks to the world only through the ports of the root package.
+package core
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"log/slog"
+	"math/big"
+	"time"
+
+	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/auth"
+)
+
+// Config holds the tunables of the services. Zero values take defaults.
+type Config struct {
+	Argon2         auth.Argon2Params
+	TokenTTL       time.Duration // session token lifetime (default 30 min)
+	PendingTTL     time.Duration // approval window of a prepared transaction (default 24 h)
+	MFAMaxFailures int           // wrong codes in a row before lockout (default 5)
+	MFALockout     time.Duration // lockout length (default 15 min)
+	LoginFailures  int           // failed logins per username per window (default 5)
+	LoginIPFails   int           // failed logins per client address per window (default 20)
+	LoginWindow    time.Duration // (default 15 min)
+	PollInterval   time.Duration // receipt tracker and expiry sweeper period (default 1 s)
+	MFAIssuer      string        // issuer in otpauth URIs (default "countersign")
+}
+
+func (c *Config) defaults() {
+	if c.Argon2.Time == 0 {
+		c.Argon2 = auth.DefaultArgon2
+	}
+	if c.TokenTTL == 0 {
+		c.TokenTTL = 30 * time.Minute
+	}
+	if c.PendingTTL == 0 {
+		c.PendingTTL = 24 * time.Hour
+	}
+	if c.MFAMaxFailures == 0 {
+		c.MFAMaxFailures = 5
+	}
+	if c.MFALockout == 0 {
+		c.MFALockout = 15 * time.Minute
+	}
+	if c.LoginFailures == 0 {
+		c.LoginFailures = 5
+	}
+	if c.LoginIPFails == 0 {
+		c.LoginIPFails = 20
+	}
+	if c.LoginWindow == 0 {
+		c.LoginWindow = 15 * time.Minute
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = time.Second
+	}
+	if c.MFAIssuer == "" {
+		c.MFAIssuer = "countersign"
+	}
+}
+
+// Service is the application: every use case is a method on it.
+type Service struct {
+	Store   countersign.Store
+	Chain   countersign.Chain
+	Signer  countersign.Signer
+	Sealer  countersign.Sealer
+	Clock   countersign.Clock
+	Log     *slog.Logger
+	Config  Config
+	ChainID *big.Int
+
+	Tokens *auth.Tokens
+	Broker *Broker
+
+	logins *loginLimiter
+	wake   chan struct{} // nudges the receipt tracker after a broadcast
+}
+
+// New assembles a Service, loading (or creating on first start) the session
+// token signing key.
+func New(ctx context.Context, st countersign.Store, ch countersign.Chain, sg countersign.Signer, se countersign.Sealer,
+	clock countersign.Clock, log *slog.Logger, cfg Config) (*Service, error) {
+	cfg.defaults()
+	if clock == nil {
+		clock = countersign.SystemClock{}
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Service{Store: st, Chain: ch, Signer: sg, Sealer: se, Clock: clock, Log: log, Config: cfg,
+		Broker: NewBroker(), wake: make(chan struct{}, 1)}
+	s.logins = newLoginLimiter(cfg.LoginFailures, cfg.LoginIPFails, cfg.LoginWindow)
+	id, err := ch.ChainID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.ChainID = id
+	keys, err := s.tokenKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.Tokens, err = auth.NewTokens(keys, cfg.TokenTTL, clock.Now)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// tokenKeys loads the session signing keys, creating the first one. Keys
+// live in the store, sealed, so every replica signs and verifies alike.
+func (s *Service) tokenKeys(ctx context.Context) ([]auth.TokenKey, error) {
+	stored, err := s.Store.SigningKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(stored) == 0 {
+		k, err := auth.NewTokenKey()
+		if err != nil {
+			return nil, err
+		}
+		sealed, err := s.Sealer.Seal("signing-key:"+k.KID, k.Private.Seed())
+		if err != nil {
+			return nil, err
+		}
+		err = s.Store.AddSigningKey(ctx, &countersign.SigningKey{KID: k.KID, Alg: "EdDSA", Sealed: sealed,
+			Public: k.Private.Public().(ed25519.PublicKey), CreatedAt: s.Clock.Now()})
+		if err != nil && countersign.ErrorCode(err) != countersign.Conflict {
+			return nil, err
+		}
+		if stored, err = s.Store.SigningKeys(ctx); err != nil {
+			return nil, err
+		}
+	}
+	var keys []auth.TokenKey
+	for _, sk := range stored {
+		seed, err := s.Sealer.Open("signing-key:"+sk.KID, sk.Sealed)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, auth.TokenKey{KID: sk.KID, Private: ed25519.NewKeyFromSeed(seed)})
+		clear(seed)
+	}
+	return keys, nil
+}
+
+// Run runs the background workers (receipt tracker, expiry sweeper) until
+// ctx ends.
+func (s *Service) Run(ctx context.Context) {
+	t := time.NewTicker(s.Config.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.wake:
+		}
+		if err := s.TrackReceipts(ctx); err != nil && ctx.Err() == nil {
+			s.Log.Warn("receipt tracker", "err", err)
+		}
+		if err := s.ExpirePending(ctx); err != nil && ctx.Err() == nil {
+			s.Log.Warn("expiry sweeper", "err", err)
+		}
+	}
+}
+
+func (s *Service) nudge() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// jsonString marshals v for audit details and event payloads.
+func jsonString(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "{}"
+	}
+	return string(b)
+}

@@ -1,0 +1,752 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"math/big"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/google/uuid"
+
+	"github.com/countersign/countersign"
+)
+
+// PrepareRequest is a spend as an agent (or a user) describes it.
+type PrepareRequest struct {
+	Type            string          `json:"type"`
+	ToAddress       string          `json:"to_address,omitempty"`
+	Amount          string          `json:"amount,omitempty"`
+	TokenAddress    string          `json:"token_address,omitempty"`
+	ContractAddress string          `json:"contract_address,omitempty"`
+	ContractABI     json.RawMessage `json:"contract_abi,omitempty"`
+	FunctionName    string          `json:"function_name,omitempty"`
+	FunctionArgs    json.RawMessage `json:"function_args,omitempty"`
+	Value           string          `json:"value,omitempty"`
+	Memo            string          `json:"memo,omitempty"`
+}
+
+// MaxMemo is the longest memo an agent may attach, in characters.
+const MaxMemo = 500
+
+// TxView is the public shape of a transaction, in API responses and event
+// payloads alike.
+type TxView struct {
+	TransactionID   string    `json:"transaction_id"`
+	Status          string    `json:"status"`
+	Type            string    `json:"type"`
+	AgentID         string    `json:"agent_id,omitempty"`
+	ChainID         int64     `json:"chain_id"`
+	FromAddress     string    `json:"from_address"`
+	ToAddress       string    `json:"to_address"`
+	Amount          string    `json:"amount"`
+	TokenAddress    string    `json:"token_address,omitempty"`
+	ContractAddress string    `json:"contract_address,omitempty"`
+	FunctionName    string    `json:"function_name,omitempty"`
+	FunctionArgs    any       `json:"function_args,omitempty"`
+	Value           string    `json:"value,omitempty"`
+	Data            string    `json:"data,omitempty"`
+	Memo            string    `json:"memo"`
+	Digest          string    `json:"approval_digest"`
+	Reason          string    `json:"reason,omitempty"`
+	TxHash          *string   `json:"tx_hash"`
+	BlockNumber     *uint64   `json:"block_number"`
+	Nonce           *uint64   `json:"nonce,omitempty"`
+	Error           *string   `json:"error"`
+	ExpiresAt       time.Time `json:"expires_at"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
+}
+
+// View renders t for clients. Fields that are not set yet are null.
+func View(t *countersign.Transaction) TxView {
+	v := TxView{
+		TransactionID: t.ID, Status: string(t.Status), Type: string(t.Type), AgentID: t.AgentID, ChainID: t.ChainID,
+		FromAddress: t.From, ToAddress: t.To, Amount: t.Amount, TokenAddress: t.TokenAddress,
+		ContractAddress: t.ContractAddress, FunctionName: t.FunctionName, Value: t.Value, Memo: t.Memo,
+		Digest: "0x" + hex.EncodeToString(t.Digest), Reason: t.Reason, BlockNumber: t.BlockNumber, Nonce: t.Nonce,
+		ExpiresAt: t.ExpiresAt, CreatedAt: t.CreatedAt, UpdatedAt: t.UpdatedAt,
+	}
+	if len(t.TxData) > 0 {
+		v.Data = "0x" + hex.EncodeToString(t.TxData)
+	}
+	if t.FunctionArgs != "" {
+		v.FunctionArgs = json.RawMessage(t.FunctionArgs)
+	}
+	if t.TxHash != "" {
+		h := t.TxHash
+		v.TxHash = &h
+	}
+	if t.Error != "" {
+		e := t.Error
+		v.Error = &e
+	}
+	return v
+}
+
+// Digest binds an approval to the exact fields the human saw: chain, type,
+// sender, recipient, amounts, token, and the destination, value and calldata
+// that will be signed. Each field is length-prefixed; the result is
+// keccak256 of the whole.
+func Digest(t *countersign.Transaction) []byte {
+	var b bytes.Buffer
+	put := func(v []byte) {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(v)))
+		b.Write(n[:])
+		b.Write(v)
+	}
+	var id [8]byte
+	binary.BigEndian.PutUint64(id[:], uint64(t.ChainID))
+	put([]byte("countersign approval v1"))
+	put(id[:])
+	for _, f := range []string{string(t.Type), t.From, t.To, t.Amount, t.TokenAddress, t.ContractAddress, t.FunctionName, t.FunctionArgs, t.Value, t.Memo, t.TxTo, t.TxValue} {
+		put([]byte(f))
+	}
+	put(t.TxData)
+	return crypto.Keccak256(b.Bytes())
+}
+
+func checkMemo(memo string) error {
+	if !utf8.ValidString(memo) || utf8.RuneCountInString(memo) > MaxMemo {
+		return countersign.Errorf(countersign.BadRequest, "memo must be valid UTF-8 of at most %d characters", MaxMemo)
+	}
+	for _, r := range memo {
+		if unicode.IsControl(r) && r != '\n' && r != '\t' {
+			return countersign.Errorf(countersign.BadRequest, "memo must not contain control characters")
+		}
+	}
+	return nil
+}
+
+func notUsed(typ string, fields map[string]bool) error {
+	for name, set := range fields {
+		if set {
+			return countersign.Errorf(countersign.BadRequest, "%s is not used for %s transactions", name, typ)
+		}
+	}
+	return nil
+}
+
+// buildSpend validates req for wallet w and derives what will be signed.
+// Every check that can be made before a human looks is made here.
+func (s *Service) buildSpend(ctx context.Context, w *countersign.Wallet, req *PrepareRequest) (*countersign.Transaction, error) {
+	if err := checkMemo(req.Memo); err != nil {
+		return nil, err
+	}
+	t := &countersign.Transaction{ID: uuid.NewString(), OwnerID: w.OwnerID, WalletID: w.ID, ChainID: s.ChainID.Int64(),
+		Type: countersign.TxType(req.Type), From: w.Address, Memo: req.Memo}
+	abiSet := len(bytes.TrimSpace(req.ContractABI)) > 0 && string(bytes.TrimSpace(req.ContractABI)) != "null"
+	argsSet := len(bytes.TrimSpace(req.FunctionArgs)) > 0 && string(bytes.TrimSpace(req.FunctionArgs)) != "null"
+	switch t.Type {
+	case countersign.TxNative:
+		if err := notUsed(req.Type, map[string]bool{"token_address": req.TokenAddress != "", "contract_address": req.ContractAddress != "",
+			"contract_abi": abiSet, "function_name": req.FunctionName != "", "function_args": argsSet, "value": req.Value != ""}); err != nil {
+			return nil, err
+		}
+		to, err := ParseAddress("to_address", req.ToAddress)
+		if err != nil {
+			return nil, err
+		}
+		amount, err := countersign.ParseAmount("amount", req.Amount)
+		if err != nil {
+			return nil, err
+		}
+		t.To, t.Amount, t.TxTo, t.TxValue = to.Hex(), amount.String(), to.Hex(), amount.String()
+	case countersign.TxERC20:
+		if err := notUsed(req.Type, map[string]bool{"contract_address": req.ContractAddress != "", "contract_abi": abiSet,
+			"function_name": req.FunctionName != "", "function_args": argsSet, "value": req.Value != ""}); err != nil {
+			return nil, err
+		}
+		to, err := ParseAddress("to_address", req.ToAddress)
+		if err != nil {
+			return nil, err
+		}
+		token, err := ParseAddress("token_address", req.TokenAddress)
+		if err != nil {
+			return nil, err
+		}
+		amount, err := countersign.ParseAmount("amount", req.Amount)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := s.TokenInfo(ctx, token); err != nil {
+			return nil, err
+		}
+		data, err := erc20ABI.Pack("transfer", to, amount)
+		if err != nil {
+			return nil, err
+		}
+		t.To, t.Amount, t.TokenAddress = to.Hex(), amount.String(), token.Hex()
+		t.TxTo, t.TxValue, t.TxData = token.Hex(), "0", data
+	case countersign.TxContractCall:
+		if err := notUsed(req.Type, map[string]bool{"to_address": req.ToAddress != "" && req.ToAddress != req.ContractAddress,
+			"token_address": req.TokenAddress != "", "amount": req.Amount != "" && req.Amount != req.Value}); err != nil {
+			return nil, err
+		}
+		contract, err := ParseAddress("contract_address", req.ContractAddress)
+		if err != nil {
+			return nil, err
+		}
+		value := big.NewInt(0)
+		if req.Value != "" {
+			if value, err = countersign.ParseAmount("value", req.Value); err != nil {
+				return nil, err
+			}
+		}
+		a, compactABI, err := ParseABI(req.ContractABI)
+		if err != nil {
+			return nil, err
+		}
+		var nargs []json.RawMessage
+		if argsSet {
+			if err := json.Unmarshal(req.FunctionArgs, &nargs); err != nil {
+				return nil, countersign.Errorf(countersign.BadRequest, "function_args must be a JSON array")
+			}
+		}
+		m, err := FindMethod(a, req.FunctionName, len(nargs))
+		if err != nil {
+			return nil, err
+		}
+		if value.Sign() > 0 && !m.IsPayable() {
+			return nil, countersign.Errorf(countersign.BadRequest, "function %s is not payable: value must be 0", m.Sig)
+		}
+		data, err := EncodeCall(m, req.FunctionArgs)
+		if err != nil {
+			return nil, err
+		}
+		code, err := s.Chain.CodeAt(ctx, contract.Hex())
+		if err != nil {
+			return nil, err
+		}
+		if len(code) == 0 {
+			return nil, countersign.Errorf(countersign.BadRequest, "contract_address %s has no contract code on chain %s", contract.Hex(), s.ChainID)
+		}
+		args := "[]"
+		if argsSet {
+			var c bytes.Buffer
+			_ = json.Compact(&c, req.FunctionArgs)
+			args = c.String()
+		}
+		t.To, t.Amount, t.Value, t.ContractAddress = contract.Hex(), value.String(), value.String(), contract.Hex()
+		t.ContractABI, t.FunctionName, t.FunctionArgs = compactABI, m.Sig, args
+		t.TxTo, t.TxValue, t.TxData = contract.Hex(), value.String(), data
+	case "":
+		return nil, countersign.Errorf(countersign.BadRequest, "type is required: native, erc20 or contract_call")
+	default:
+		return nil, countersign.Errorf(countersign.BadRequest, "type must be native, erc20 or contract_call, not %q", truncate(req.Type, 32))
+	}
+	t.Digest = Digest(t)
+	return t, nil
+}
+
+// requestHash fingerprints a prepare request for Idempotency-Key checks.
+func requestHash(req *PrepareRequest) []byte {
+	b, _ := json.Marshal(req)
+	h := sha256.Sum256(b)
+	return h[:]
+}
+
+// Prepare records an agent's spend request as pending a human decision.
+// With an idempotency key, a repeated request returns the first result and
+// a different request under the same key is a Conflict.
+func (s *Service) Prepare(ctx context.Context, p *Principal, req *PrepareRequest, idemKey string) (*countersign.Transaction, error) {
+	if !p.IsAgent() {
+		return nil, countersign.Errorf(countersign.Forbidden, "only agents prepare transactions")
+	}
+	if len(idemKey) > 128 {
+		return nil, countersign.Errorf(countersign.BadRequest, "Idempotency-Key must be at most 128 characters")
+	}
+	rh := requestHash(req)
+	if idemKey != "" {
+		if prev, err := s.Store.TransactionByIdempotencyKey(ctx, p.Agent.ID, idemKey); err == nil {
+			if !bytes.Equal(prev.RequestHash, rh) {
+				return nil, countersign.Errorf(countersign.Conflict, "Idempotency-Key was already used for a different request")
+			}
+			return prev, nil
+		}
+	}
+	w, err := s.Store.WalletByID(ctx, p.Agent.WalletID)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.buildSpend(ctx, w, req)
+	if err != nil {
+		return nil, err
+	}
+	now := s.Clock.Now().UTC()
+	t.AgentID, t.Status, t.IdempotencyKey, t.RequestHash = p.Agent.ID, countersign.StatusPending, idemKey, rh
+	t.CreatedAt, t.UpdatedAt, t.ExpiresAt = now, now, now.Add(s.Config.PendingTTL)
+	err = s.inTx(ctx, func(ctx context.Context) error {
+		if err := s.Store.CreateTransaction(ctx, t); err != nil {
+			return err
+		}
+		if err := s.audit(ctx, t.OwnerID, p.Actor(), "transaction.prepare", t.ID, map[string]string{
+			"type": string(t.Type), "to": t.To, "amount": t.Amount, "token": t.TokenAddress, "digest": hex.EncodeToString(t.Digest)}); err != nil {
+			return err
+		}
+		return s.emit(ctx, t.OwnerID, "transaction.pending", t.ID, View(t))
+	})
+	if err != nil {
+		if countersign.ErrorCode(err) == countersign.Conflict && idemKey != "" {
+			// A concurrent twin won the race: answer as it did.
+			return s.Prepare(ctx, p, req, idemKey)
+		}
+		return nil, err
+	}
+	return t, nil
+}
+
+// visible returns t if p may see it: its owner, or the agent that made it.
+func visible(p *Principal, t *countersign.Transaction) error {
+	if t.OwnerID != p.User.ID || (p.IsAgent() && t.AgentID != p.Agent.ID) {
+		return countersign.Errorf(countersign.NotFound, "transaction not found")
+	}
+	return nil
+}
+
+func (s *Service) load(ctx context.Context, p *Principal, id string) (*countersign.Transaction, error) {
+	if _, err := uuid.Parse(id); err != nil {
+		return nil, countersign.Errorf(countersign.BadRequest, "transaction_id must be a UUID")
+	}
+	t, err := s.Store.Transaction(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if err := visible(p, t); err != nil {
+		return nil, err
+	}
+	return s.expireIfDue(ctx, t)
+}
+
+// setStatus moves t to status inside the current transaction, with its
+// audit entry and outbox event.
+func (s *Service) setStatus(ctx context.Context, t *countersign.Transaction, to countersign.Status, actor, action string, details any) error {
+	if !countersign.CanTransition(t.Status, to) {
+		return countersign.Errorf(countersign.Conflict, "transaction %s is %s and cannot become %s", t.ID, t.Status, to)
+	}
+	t.Status, t.UpdatedAt = to, s.Clock.Now().UTC()
+	if err := s.Store.UpdateTransaction(ctx, t); err != nil {
+		return err
+	}
+	if err := s.audit(ctx, t.OwnerID, actor, action, t.ID, details); err != nil {
+		return err
+	}
+	return s.emit(ctx, t.OwnerID, "transaction."+string(to), t.ID, View(t))
+}
+
+// expireIfDue marks a pending transaction whose window has passed as
+// expired, and returns the current row.
+func (s *Service) expireIfDue(ctx context.Context, t *countersign.Transaction) (*countersign.Transaction, error) {
+	if !t.Expired(s.Clock.Now()) {
+		return t, nil
+	}
+	err := s.inTx(ctx, func(ctx context.Context) error {
+		cur, err := s.Store.Transaction(ctx, t.ID)
+		if err != nil {
+			return err
+		}
+		t = cur
+		if !cur.Expired(s.Clock.Now()) {
+			return nil
+		}
+		return s.setStatus(ctx, cur, countersign.StatusExpired, "system", "transaction.expire", map[string]string{"expires_at": cur.ExpiresAt.Format(time.RFC3339)})
+	})
+	return t, err
+}
+
+// ExpirePending expires every pending request whose window has passed.
+func (s *Service) ExpirePending(ctx context.Context) error {
+	pending, err := s.Store.TransactionsByStatus(ctx, countersign.StatusPending, 500)
+	if err != nil {
+		return err
+	}
+	for _, t := range pending {
+		if _, err := s.expireIfDue(ctx, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Decision is a human's answer to a pending request.
+type Decision string
+
+const (
+	Approve Decision = "approve"
+	Reject  Decision = "reject"
+)
+
+// Authorize records a human decision on one or more pending requests with
+// one TOTP code. All or nothing: if any request cannot be decided, none is.
+// Each approval is bound to its own request's digest.
+func (s *Service) Authorize(ctx context.Context, p *Principal, ids []string, code string, d Decision, reason string) ([]*countersign.Transaction, error) {
+	if p.IsAgent() {
+		return nil, countersign.Errorf(countersign.Forbidden, "agents cannot authorize transactions")
+	}
+	if d == "" {
+		d = Approve
+	}
+	if d != Approve && d != Reject {
+		return nil, countersign.Errorf(countersign.BadRequest, "decision must be approve or reject")
+	}
+	if err := checkMemo(reason); err != nil {
+		return nil, countersign.Errorf(countersign.BadRequest, "reason must be valid UTF-8 of at most %d characters", MaxMemo)
+	}
+	if len(ids) == 0 || len(ids) > 100 {
+		return nil, countersign.Errorf(countersign.BadRequest, "give transaction_id, or transaction_ids with 1 to 100 ids")
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			return nil, countersign.Errorf(countersign.BadRequest, "transaction %s is listed twice", id)
+		}
+		seen[id] = true
+	}
+	if err := requireMFA(p); err != nil {
+		return nil, err
+	}
+	check := func(t *countersign.Transaction) error {
+		if t.Status == countersign.StatusExpired || t.Expired(s.Clock.Now()) {
+			return countersign.Errorf(countersign.Conflict, "transaction %s has expired", t.ID)
+		}
+		if t.Status != countersign.StatusPending {
+			return countersign.Errorf(countersign.Conflict, "transaction %s is %s, not pending", t.ID, t.Status)
+		}
+		return nil
+	}
+	// Check everything before spending the code, so a typo in one id does
+	// not burn it.
+	for _, id := range ids {
+		t, err := s.load(ctx, p, id)
+		if err != nil {
+			return nil, err
+		}
+		if err := check(t); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.VerifyMFA(ctx, p.User.ID, code); err != nil {
+		return nil, err
+	}
+	var out []*countersign.Transaction
+	err := s.inTx(ctx, func(ctx context.Context) error {
+		out = out[:0]
+		for _, id := range ids {
+			t, err := s.Store.Transaction(ctx, id)
+			if err != nil {
+				return err
+			}
+			if err := check(t); err != nil {
+				return err
+			}
+			if !bytes.Equal(Digest(t), t.Digest) {
+				return countersign.Errorf(countersign.Internal, "transaction %s does not match its digest", t.ID)
+			}
+			t.DecidedBy, t.DecidedAt, t.Reason = p.User.ID, s.Clock.Now().UTC(), reason
+			to, action := countersign.StatusAuthorized, "transaction.authorize"
+			if d == Reject {
+				to, action = countersign.StatusRejected, "transaction.reject"
+			} else {
+				t.ApprovedDigest = t.Digest
+			}
+			if err := s.setStatus(ctx, t, to, p.Actor(), action, map[string]string{"digest": hex.EncodeToString(t.Digest), "reason": reason}); err != nil {
+				return err
+			}
+			out = append(out, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Status returns a transaction the caller may see. With wait > 0 it blocks
+// until the status changes from what it was on entry, or wait passes.
+func (s *Service) Status(ctx context.Context, p *Principal, id string, wait time.Duration) (*countersign.Transaction, error) {
+	t, err := s.load(ctx, p, id)
+	if err != nil || wait <= 0 || t.Status.Final() {
+		return t, err
+	}
+	wake, stop := s.Broker.Subscribe(t.OwnerID)
+	defer stop()
+	initial := t.Status
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		// Re-read after subscribing, so a change between the first read and
+		// the subscription is not missed.
+		if t, err = s.load(ctx, p, id); err != nil || t.Status != initial {
+			return t, err
+		}
+		nextExpiry := time.Until(t.ExpiresAt)
+		if t.Status != countersign.StatusPending || nextExpiry < 0 {
+			nextExpiry = wait
+		}
+		select {
+		case <-ctx.Done():
+			return t, nil
+		case <-timer.C:
+			return t, nil
+		case <-wake:
+		case <-time.After(nextExpiry + 10*time.Millisecond):
+		}
+	}
+}
+
+// Transactions lists the user's transactions, newest first.
+func (s *Service) Transactions(ctx context.Context, p *Principal, f countersign.TxFilter) ([]*countersign.Transaction, error) {
+	f.OwnerID = p.User.ID
+	if p.IsAgent() {
+		f.AgentID = p.Agent.ID
+	}
+	if f.Status != "" && !f.Status.Valid() {
+		return nil, countersign.Errorf(countersign.BadRequest, "unknown status %q", truncate(string(f.Status), 32))
+	}
+	list, err := s.Store.Transactions(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	for i, t := range list {
+		if list[i], err = s.expireIfDue(ctx, t); err != nil {
+			return nil, err
+		}
+	}
+	return list, nil
+}
+
+// Cancel withdraws an agent's own pending request.
+func (s *Service) Cancel(ctx context.Context, p *Principal, id string) (*countersign.Transaction, error) {
+	if !p.IsAgent() {
+		return nil, countersign.Errorf(countersign.Forbidden, "only the agent that prepared a transaction can cancel it")
+	}
+	t, err := s.load(ctx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	err = s.inTx(ctx, func(ctx context.Context) error {
+		if t, err = s.Store.Transaction(ctx, id); err != nil {
+			return err
+		}
+		if t.Status != countersign.StatusPending {
+			return countersign.Errorf(countersign.Conflict, "transaction is %s: only pending requests can be cancelled", t.Status)
+		}
+		return s.setStatus(ctx, t, countersign.StatusCancelled, p.Actor(), "transaction.cancel", map[string]string{})
+	})
+	return t, err
+}
+
+// Execute signs and broadcasts an authorized transaction for the agent that
+// prepared it. It is exactly-once: the signed transaction is stored before
+// broadcast, and repeated or concurrent calls return the same hash.
+func (s *Service) Execute(ctx context.Context, p *Principal, id string) (*countersign.Transaction, error) {
+	if !p.IsAgent() {
+		return nil, countersign.Errorf(countersign.Forbidden, "only the agent that prepared a transaction executes it")
+	}
+	t, err := s.load(ctx, p, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.execute(ctx, p.Actor(), t)
+}
+
+func notAuthorized(t *countersign.Transaction) error {
+	switch t.Status {
+	case countersign.StatusPending:
+		return countersign.Errorf(countersign.NotAuthorized, "transaction is pending: a human has not approved it yet")
+	default:
+		return countersign.Errorf(countersign.NotAuthorized, "transaction is %s and cannot be executed", t.Status)
+	}
+}
+
+func (s *Service) execute(ctx context.Context, actor string, t *countersign.Transaction) (*countersign.Transaction, error) {
+	if t.TxHash != "" {
+		return t, nil
+	}
+	if t.Status != countersign.StatusAuthorized {
+		return nil, notAuthorized(t)
+	}
+	// Fail closed: the approval must be for exactly these fields.
+	if !bytes.Equal(Digest(t), t.Digest) || !bytes.Equal(t.ApprovedDigest, t.Digest) {
+		return nil, countersign.Errorf(countersign.NotAuthorized, "the approval does not match this transaction")
+	}
+	w, err := s.Store.WalletByID(ctx, t.WalletID)
+	if err != nil {
+		return nil, err
+	}
+	value, _ := new(big.Int).SetString(t.TxValue, 10)
+	msg := countersign.CallMsg{From: t.From, To: t.TxTo, Value: value, Data: t.TxData}
+	gas, err := s.Chain.EstimateGas(ctx, msg)
+	if err != nil {
+		return nil, err
+	}
+	gas = gas * 6 / 5 // headroom for state changes between estimate and inclusion
+	tip, feeCap, err := s.Chain.SuggestFees(ctx)
+	if err != nil {
+		return nil, err
+	}
+	bal, err := s.Chain.BalanceAt(ctx, t.From)
+	if err != nil {
+		return nil, err
+	}
+	need := new(big.Int).Add(value, new(big.Int).Mul(feeCap, new(big.Int).SetUint64(gas)))
+	if bal.Cmp(need) < 0 {
+		return nil, countersign.Errorf(countersign.InsufficientFunds, "wallet %s holds %s wei but needs up to %s wei (value plus gas)", t.From, bal, need)
+	}
+	floor, err := s.Chain.PendingNonceAt(ctx, t.From)
+	if err != nil {
+		return nil, err
+	}
+	signed := false
+	err = s.inTx(ctx, func(ctx context.Context) error {
+		cur, err := s.Store.Transaction(ctx, t.ID)
+		if err != nil {
+			return err
+		}
+		if cur.TxHash != "" { // a concurrent execute got here first
+			t = cur
+			return nil
+		}
+		if cur.Status != countersign.StatusAuthorized {
+			return notAuthorized(cur)
+		}
+		nonce, err := s.Store.NextNonce(ctx, cur.ChainID, cur.From, floor)
+		if err != nil {
+			return err
+		}
+		raw, hash, err := s.Signer.SignTx(ctx, w, &countersign.UnsignedTx{ChainID: s.ChainID, Nonce: nonce, To: cur.TxTo,
+			Value: value, Data: cur.TxData, Gas: gas, Tip: tip, FeeCap: feeCap})
+		if err != nil {
+			return err
+		}
+		cur.Nonce, cur.RawTx, cur.TxHash = &nonce, raw, hash
+		if err := s.setStatus(ctx, cur, countersign.StatusSubmitted, actor, "transaction.execute",
+			map[string]any{"tx_hash": hash, "nonce": nonce, "gas": gas}); err != nil {
+			return err
+		}
+		t, signed = cur, true
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !signed {
+		return t, nil
+	}
+	if err := s.Chain.SendRawTransaction(ctx, t.RawTx); err != nil {
+		if errors.Is(err, countersign.ErrUnavailable) {
+			// The node may have it; the tracker rebroadcasts the same bytes.
+			s.Log.Warn("broadcast deferred", "transaction_id", t.ID, "err", err)
+			return t, nil
+		}
+		// The node refused the bytes: the nonce was not used.
+		failErr := s.inTx(ctx, func(ctx context.Context) error {
+			cur, err := s.Store.Transaction(ctx, t.ID)
+			if err != nil {
+				return err
+			}
+			cur.Error = countersign.ErrorDetail(err)
+			if err := s.Store.ReleaseNonce(ctx, cur.ChainID, cur.From, *cur.Nonce); err != nil {
+				return err
+			}
+			t = cur
+			return s.setStatus(ctx, cur, countersign.StatusFailed, "system", "transaction.broadcast_failed", map[string]string{"error": cur.Error})
+		})
+		return nil, errors.Join(err, failErr)
+	}
+	s.nudge()
+	return t, nil
+}
+
+// TrackReceipts moves submitted transactions to confirmed or failed from
+// their receipts, and rebroadcasts those the chain seems to have lost.
+func (s *Service) TrackReceipts(ctx context.Context) error {
+	subs, err := s.Store.TransactionsByStatus(ctx, countersign.StatusSubmitted, 200)
+	if err != nil {
+		return err
+	}
+	for _, t := range subs {
+		r, err := s.Chain.Receipt(ctx, t.TxHash)
+		if countersign.ErrorCode(err) == countersign.NotFound {
+			if s.Clock.Now().Sub(t.UpdatedAt) > 30*time.Second {
+				if err := s.Chain.SendRawTransaction(ctx, t.RawTx); err != nil {
+					s.Log.Warn("rebroadcast", "transaction_id", t.ID, "err", err)
+				}
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		err = s.inTx(ctx, func(ctx context.Context) error {
+			cur, err := s.Store.Transaction(ctx, t.ID)
+			if err != nil || cur.Status != countersign.StatusSubmitted {
+				return err
+			}
+			bn := r.BlockNumber
+			cur.BlockNumber = &bn
+			to := countersign.StatusConfirmed
+			if !r.Success {
+				to, cur.Error = countersign.StatusFailed, "transaction reverted on chain"
+			}
+			return s.setStatus(ctx, cur, to, "system", "transaction."+string(to),
+				map[string]any{"block_number": bn, "gas_used": r.GasUsed})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// UserSpend is a spend the user starts and approves in one step with their
+// password and a TOTP code (the seed's /api/transfer family). It returns
+// once the transaction is signed and broadcast.
+func (s *Service) UserSpend(ctx context.Context, p *Principal, password, code, walletAddress string, req *PrepareRequest) (*countersign.Transaction, error) {
+	if p.IsAgent() {
+		return nil, countersign.Errorf(countersign.Forbidden, "agents cannot start user spends")
+	}
+	if err := requireMFA(p); err != nil {
+		return nil, err
+	}
+	if err := s.checkPassword(p.User, password); err != nil {
+		return nil, err
+	}
+	w, err := s.ownedWallet(ctx, p, walletAddress)
+	if err != nil {
+		return nil, err
+	}
+	t, err := s.buildSpend(ctx, w, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.VerifyMFA(ctx, p.User.ID, code); err != nil {
+		return nil, err
+	}
+	now := s.Clock.Now().UTC()
+	t.Status, t.ApprovedDigest, t.DecidedBy, t.DecidedAt = countersign.StatusAuthorized, t.Digest, p.User.ID, now
+	t.CreatedAt, t.UpdatedAt, t.ExpiresAt = now, now, now
+	err = s.inTx(ctx, func(ctx context.Context) error {
+		if err := s.Store.CreateTransaction(ctx, t); err != nil {
+			return err
+		}
+		if err := s.audit(ctx, t.OwnerID, p.Actor(), "transaction.user_spend", t.ID, map[string]string{
+			"type": string(t.Type), "to": t.To, "amount": t.Amount, "token": t.TokenAddress, "digest": hex.EncodeToString(t.Digest)}); err != nil {
+			return err
+		}
+		return s.emit(ctx, t.OwnerID, "transaction.authorized", t.ID, View(t))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.execute(ctx, p.Actor(), t)
+}

@@ -1,0 +1,188 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/google/uuid"
+
+	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/contracts"
+)
+
+// CreateWallet creates a wallet with a fresh key after re-checking the
+// user's password.
+func (s *Service) CreateWallet(ctx context.Context, p *Principal, password, name string) (*countersign.Wallet, error) {
+	if err := s.checkPassword(p.User, password); err != nil {
+		return nil, err
+	}
+	name = strings.TrimSpace(name)
+	if utf8.RuneCountInString(name) > 64 || !utf8.ValidString(name) {
+		return nil, countersign.Errorf(countersign.BadRequest, "name must be at most 64 characters")
+	}
+	existing, err := s.Store.WalletsByOwner(ctx, p.User.ID)
+	if err != nil {
+		return nil, err
+	}
+	if name == "" {
+		name = fmt.Sprintf("wallet %d", len(existing)+1)
+	}
+	w := &countersign.Wallet{ID: uuid.NewString(), OwnerID: p.User.ID, Name: name, CreatedAt: s.Clock.Now().UTC()}
+	w.Address, w.KeySealed, err = s.Signer.NewKey(ctx, w.ID)
+	if err != nil {
+		return nil, err
+	}
+	err = s.inTx(ctx, func(ctx context.Context) error {
+		if err := s.Store.CreateWallet(ctx, w); err != nil {
+			return err
+		}
+		return s.audit(ctx, p.User.ID, p.Actor(), "wallet.create", w.ID, map[string]string{"address": w.Address, "name": name})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// ownedWallet returns the caller's wallet at address: the owner's for a
+// user, the bound one for an agent. Anything else is NotFound, so callers
+// cannot probe other users' wallets.
+func (s *Service) ownedWallet(ctx context.Context, p *Principal, address string) (*countersign.Wallet, error) {
+	a, err := ParseAddress("address", address)
+	if err != nil {
+		return nil, err
+	}
+	w, err := s.Store.WalletByAddress(ctx, a.Hex())
+	if err != nil {
+		return nil, err
+	}
+	if w.OwnerID != p.User.ID {
+		return nil, countersign.Errorf(countersign.NotFound, "wallet not found")
+	}
+	if p.IsAgent() && w.ID != p.Agent.WalletID {
+		return nil, countersign.Errorf(countersign.Forbidden, "this agent is bound to another wallet")
+	}
+	return w, nil
+}
+
+// LoadWallet returns a wallet's address, chain and native balance. Users
+// prove password and MFA; agents may load only their bound wallet.
+func (s *Service) LoadWallet(ctx context.Context, p *Principal, address, password, mfaCode string) (*countersign.Wallet, *big.Int, error) {
+	if !p.IsAgent() {
+		if err := requireMFA(p); err != nil {
+			return nil, nil, err
+		}
+		if err := s.checkPassword(p.User, password); err != nil {
+			return nil, nil, err
+		}
+	}
+	w, err := s.ownedWallet(ctx, p, address)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !p.IsAgent() {
+		if err := s.VerifyMFA(ctx, p.User.ID, mfaCode); err != nil {
+			return nil, nil, err
+		}
+	}
+	bal, err := s.Chain.BalanceAt(ctx, w.Address)
+	if err != nil {
+		return nil, nil, err
+	}
+	return w, bal, nil
+}
+
+// Wallets lists the user's wallets.
+func (s *Service) Wallets(ctx context.Context, p *Principal) ([]*countersign.Wallet, error) {
+	return s.Store.WalletsByOwner(ctx, p.User.ID)
+}
+
+// Balance is a native or ERC-20 balance in base units.
+type Balance struct {
+	Address  string
+	Token    string
+	Balance  *big.Int
+	Decimals uint8
+	Symbol   string
+}
+
+// NativeSymbol is reported for native balances.
+const NativeSymbol = "ETH"
+
+// Balance reads the balance of any address, natively or of an ERC-20.
+func (s *Service) Balance(ctx context.Context, address, token string) (*Balance, error) {
+	a, err := ParseAddress("address", address)
+	if err != nil {
+		return nil, err
+	}
+	if token == "" {
+		bal, err := s.Chain.BalanceAt(ctx, a.Hex())
+		if err != nil {
+			return nil, err
+		}
+		return &Balance{Address: a.Hex(), Balance: bal, Decimals: 18, Symbol: NativeSymbol}, nil
+	}
+	t, err := ParseAddress("token_address", token)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.TokenInfo(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	bal, err := s.erc20Call(ctx, t, "balanceOf", a)
+	if err != nil {
+		return nil, err
+	}
+	return &Balance{Address: a.Hex(), Token: t.Hex(), Balance: bal[0].(*big.Int), Decimals: info.Decimals, Symbol: info.Symbol}, nil
+}
+
+// TokenInfo is an ERC-20's display metadata.
+type TokenInfo struct {
+	Decimals uint8
+	Symbol   string
+}
+
+// erc20ABI is the standard ERC-20 interface, taken from the TEST token.
+var erc20ABI = contracts.MustLoad("TestToken").ABI
+
+// TokenInfo reads decimals and symbol of an ERC-20; a token without them
+// is refused.
+func (s *Service) TokenInfo(ctx context.Context, token common.Address) (*TokenInfo, error) {
+	code, err := s.Chain.CodeAt(ctx, token.Hex())
+	if err != nil {
+		return nil, err
+	}
+	if len(code) == 0 {
+		return nil, countersign.Errorf(countersign.BadRequest, "token_address %s has no contract code on chain %s", token.Hex(), s.ChainID)
+	}
+	dec, err := s.erc20Call(ctx, token, "decimals")
+	if err != nil {
+		return nil, countersign.Errorf(countersign.BadRequest, "token_address %s does not answer decimals(): not an ERC-20", token.Hex())
+	}
+	info := &TokenInfo{Decimals: dec[0].(uint8)}
+	if sym, err := s.erc20Call(ctx, token, "symbol"); err == nil {
+		info.Symbol = sym[0].(string)
+	}
+	return info, nil
+}
+
+func (s *Service) erc20Call(ctx context.Context, token common.Address, method string, args ...any) ([]any, error) {
+	data, err := erc20ABI.Pack(method, args...)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.Chain.Call(ctx, countersign.CallMsg{To: token.Hex(), Data: data})
+	if err != nil {
+		return nil, err
+	}
+	vals, err := erc20ABI.Unpack(method, out)
+	if err != nil || len(vals) == 0 {
+		return nil, countersign.Errorf(countersign.ChainError, "token %s returned an invalid %s()", token.Hex(), method)
+	}
+	return vals, nil
+}

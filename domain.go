@@ -1,0 +1,227 @@
+package countersign
+
+import (
+	"context"
+	"math/big"
+	"time"
+)
+
+// User is a human who owns wallets and agents and countersigns their spends.
+type User struct {
+	ID           string
+	Username     string
+	PasswordHash string // PHC-format Argon2id; never leaves the server
+
+	MFASealed      []byte // TOTP secret sealed under the key-encryption key
+	MFAEnabled     bool
+	MFALastStep    int64 // highest accepted TOTP step: each code works once
+	MFAFailures    int
+	MFALockedUntil time.Time
+
+	CreatedAt time.Time
+}
+
+// Wallet is one secp256k1 key held by the server for its owner.
+type Wallet struct {
+	ID        string
+	OwnerID   string
+	Name      string
+	Address   string // EIP-55
+	KeySealed []byte // private key sealed with the wallet id as associated data
+	CreatedAt time.Time
+}
+
+// Agent is a machine principal that may prepare and execute transactions for
+// one wallet of its owner. Only the SHA-256 of its API key is stored.
+type Agent struct {
+	ID         string
+	OwnerID    string
+	Name       string
+	WalletID   string
+	KeyHash    []byte
+	KeyPrefix  string // the first characters of the key, to recognise it in lists
+	CreatedAt  time.Time
+	LastUsedAt time.Time
+	RevokedAt  time.Time
+}
+
+// Revoked reports whether the agent's key has been revoked.
+func (a *Agent) Revoked() bool { return !a.RevokedAt.IsZero() }
+
+// AuditEntry is one row of an owner's hash-chained audit log. Hash covers
+// PrevHash and every other field, so editing or deleting a row breaks the
+// chain (see core.VerifyAudit).
+type AuditEntry struct {
+	OwnerID  string
+	Seq      int64
+	At       time.Time
+	Actor    string // "user:<id>", "agent:<id>", "system"
+	Action   string // e.g. "login", "transaction.authorize"
+	Subject  string // the id the action is about
+	Details  string // JSON object, never secrets
+	PrevHash []byte
+	Hash     []byte
+}
+
+// Event is a notification of a state change, written to the outbox in the
+// same database transaction as the change.
+type Event struct {
+	ID        int64
+	OwnerID   string
+	Type      string // e.g. "transaction.pending", "transaction.status"
+	Subject   string
+	Payload   string // JSON
+	CreatedAt time.Time
+}
+
+// SigningKey is an asymmetric key that signs session tokens. The private
+// half is sealed; the public half is served at /.well-known/jwks.json.
+type SigningKey struct {
+	KID       string
+	Alg       string
+	Sealed    []byte
+	Public    []byte
+	CreatedAt time.Time
+}
+
+// Store is the persistence port. Implementations: store/sqlite (and later
+// store/postgres), both checked by one conformance suite.
+//
+// Lookups return an *Error with code NotFound when nothing matches. Unique
+// violations return Conflict. Methods called with a context returned by
+// InTx run inside that database transaction.
+type Store interface {
+	// InTx runs fn in one database transaction: all writes commit together
+	// or none do. Audit rows and outbox events are written through the same
+	// context so they commit with the change they describe.
+	InTx(ctx context.Context, fn func(ctx context.Context) error) error
+
+	CreateUser(ctx context.Context, u *User) error
+	UserByID(ctx context.Context, id string) (*User, error)
+	UserByName(ctx context.Context, username string) (*User, error)
+	UpdateUserMFA(ctx context.Context, u *User) error
+
+	CreateWallet(ctx context.Context, w *Wallet) error
+	WalletByID(ctx context.Context, id string) (*Wallet, error)
+	WalletByAddress(ctx context.Context, address string) (*Wallet, error)
+	WalletsByOwner(ctx context.Context, ownerID string) ([]*Wallet, error)
+
+	CreateAgent(ctx context.Context, a *Agent) error
+	AgentByID(ctx context.Context, id string) (*Agent, error)
+	AgentByKeyHash(ctx context.Context, hash []byte) (*Agent, error)
+	AgentsByOwner(ctx context.Context, ownerID string) ([]*Agent, error)
+	RevokeAgent(ctx context.Context, id string, at time.Time) error
+	TouchAgent(ctx context.Context, id string, at time.Time) error
+
+	CreateTransaction(ctx context.Context, t *Transaction) error
+	// Transaction returns the transaction with id. Inside InTx it also locks
+	// the row against concurrent writers until the transaction ends.
+	Transaction(ctx context.Context, id string) (*Transaction, error)
+	TransactionByIdempotencyKey(ctx context.Context, agentID, key string) (*Transaction, error)
+	UpdateTransaction(ctx context.Context, t *Transaction) error
+	Transactions(ctx context.Context, f TxFilter) ([]*Transaction, error)
+	// TransactionsByStatus returns up to limit transactions in status across
+	// all owners (for the expiry sweeper and the receipt tracker).
+	TransactionsByStatus(ctx context.Context, s Status, limit int) ([]*Transaction, error)
+	CountTransactionsByStatus(ctx context.Context) (map[Status]int64, error)
+
+	// NextNonce allocates the next nonce for (chainID, address): the larger
+	// of the stored counter and floor, which is then stored plus one.
+	NextNonce(ctx context.Context, chainID int64, address string, floor uint64) (uint64, error)
+	// ReleaseNonce gives nonce back when the transaction that took it was
+	// refused by the node, if no later nonce has been allocated since.
+	ReleaseNonce(ctx context.Context, chainID int64, address string, nonce uint64) error
+
+	AppendAudit(ctx context.Context, e *AuditEntry) error
+	AuditEntries(ctx context.Context, ownerID string, afterSeq int64, limit int) ([]*AuditEntry, error)
+	AuditOwners(ctx context.Context) ([]string, error)
+
+	AddEvent(ctx context.Context, e *Event) error
+	EventsAfter(ctx context.Context, ownerID string, afterID int64, limit int) ([]*Event, error)
+
+	RevokeToken(ctx context.Context, jti string, expires time.Time) error
+	TokenRevoked(ctx context.Context, jti string) (bool, error)
+
+	SigningKeys(ctx context.Context) ([]*SigningKey, error)
+	AddSigningKey(ctx context.Context, k *SigningKey) error
+
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// CallMsg is a read-only call or a gas estimate against the chain.
+type CallMsg struct {
+	From  string
+	To    string
+	Value *big.Int
+	Data  []byte
+}
+
+// Receipt is what the chain says about a mined transaction.
+type Receipt struct {
+	TxHash      string
+	BlockNumber uint64
+	Success     bool
+	GasUsed     uint64
+}
+
+// Chain is the port to an EVM chain. Implementations: chain/evm over any
+// JSON-RPC endpoint, and chain/sim, an in-process development chain.
+//
+// Receipt returns an *Error with code NotFound while the transaction is not
+// yet mined. SendRawTransaction returns InsufficientFunds when the node says
+// so and ChainError for other refusals.
+type Chain interface {
+	ChainID(ctx context.Context) (*big.Int, error)
+	BlockNumber(ctx context.Context) (uint64, error)
+	BalanceAt(ctx context.Context, address string) (*big.Int, error)
+	CodeAt(ctx context.Context, address string) ([]byte, error)
+	PendingNonceAt(ctx context.Context, address string) (uint64, error)
+	Call(ctx context.Context, msg CallMsg) ([]byte, error)
+	EstimateGas(ctx context.Context, msg CallMsg) (uint64, error)
+	// SuggestFees returns an EIP-1559 tip and fee cap.
+	SuggestFees(ctx context.Context) (tip, feeCap *big.Int, err error)
+	SendRawTransaction(ctx context.Context, raw []byte) error
+	Receipt(ctx context.Context, txHash string) (*Receipt, error)
+}
+
+// UnsignedTx is an EIP-1559 transaction before signing.
+type UnsignedTx struct {
+	ChainID *big.Int
+	Nonce   uint64
+	To      string
+	Value   *big.Int
+	Data    []byte
+	Gas     uint64
+	Tip     *big.Int
+	FeeCap  *big.Int
+}
+
+// Signer creates and uses wallet keys. Implementations must never return
+// or log key material; keys leave it only sealed.
+type Signer interface {
+	// NewKey creates a key for walletID and returns its address and the
+	// key sealed for storage, bound to walletID.
+	NewKey(ctx context.Context, walletID string) (address string, sealed []byte, err error)
+	// SignTx signs tx with the wallet's key and returns the raw signed
+	// transaction and its hash.
+	SignTx(ctx context.Context, w *Wallet, tx *UnsignedTx) (raw []byte, hash string, err error)
+}
+
+// Sealer encrypts small secrets at rest with a per-record data key under a
+// key-encryption key. Open fails unless recordID matches the one Seal got.
+type Sealer interface {
+	Seal(recordID string, plaintext []byte) ([]byte, error)
+	Open(recordID string, sealed []byte) ([]byte, error)
+}
+
+// Clock tells the time; tests inject one they control.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the wall clock.
+type SystemClock struct{}
+
+// Now returns the current time.
+func (SystemClock) Now() time.Time { return time.Now() }

@@ -1,0 +1,564 @@
+// Package sqlite implements countersign.Store on SQLite (pure Go, no cgo),
+// the embedded default. Writes go through one connection so SQLite's single
+// writer never sees lock contention; reads use a separate pool.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/countersign/countersign"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is a countersign.Store backed by one SQLite file.
+type Store struct {
+	w *sql.DB // one connection: every write transaction
+	r *sql.DB // readers
+}
+
+var _ countersign.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database at path and applies
+// migrations. path ":memory:" is refused: readers and the writer must share
+// a file.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" || path == ":memory:" {
+		return nil, errors.New("sqlite: a file path is required")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + path + "?" + q.Encode()
+	w, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(8)
+	s := &Store{w: w, r: r}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.w, mustSub(migrations, "migrations"))
+	if err != nil {
+		return err
+	}
+	_, err = p.Up(ctx)
+	return err
+}
+
+// Close closes both pools.
+func (s *Store) Close() error { return errors.Join(s.r.Close(), s.w.Close()) }
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error { return s.r.PingContext(ctx) }
+
+type txKey struct{}
+
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// reader returns the transaction in ctx, or the read pool.
+func (s *Store) reader(ctx context.Context) querier {
+	if tx, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
+		return tx
+	}
+	return s.r
+}
+
+// writer returns the transaction in ctx, or the write connection.
+func (s *Store) writer(ctx context.Context) querier {
+	if tx, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
+		return tx
+	}
+	return s.w
+}
+
+// InTx runs fn in one immediate (write-locked) transaction. Nested calls
+// join the outer transaction.
+func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if _, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
+		return fn(ctx)
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(context.WithValue(ctx, txKey{}, tx)); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func ts(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromTS(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func notFound(what string, err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return countersign.Errorf(countersign.NotFound, "%s not found", what)
+	}
+	return err
+}
+
+func conflict(err error, detail string) error {
+	if err != nil && strings.Contains(err.Error(), "UNIQUE constraint failed") {
+		return countersign.Wrap(countersign.Conflict, err, detail)
+	}
+	return err
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// ---- users
+
+const userCols = `id, username, password_hash, mfa_sealed, mfa_enabled, mfa_last_step, mfa_failures, mfa_locked_until, created_at`
+
+func scanUser(row interface{ Scan(...any) error }) (*countersign.User, error) {
+	var u countersign.User
+	var enabled int
+	var locked, created int64
+	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.MFASealed, &enabled, &u.MFALastStep, &u.MFAFailures, &locked, &created); err != nil {
+		return nil, err
+	}
+	u.MFAEnabled = enabled == 1
+	u.MFALockedUntil = fromTS(locked)
+	u.CreatedAt = fromTS(created)
+	return &u, nil
+}
+
+func (s *Store) CreateUser(ctx context.Context, u *countersign.User) error {
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO users (`+userCols+`) VALUES (?,?,?,?,?,?,?,?,?)`,
+		u.ID, u.Username, u.PasswordHash, u.MFASealed, b2i(u.MFAEnabled), u.MFALastStep, u.MFAFailures, ts(u.MFALockedUntil), ts(u.CreatedAt))
+	return conflict(err, "username is taken")
+}
+
+func (s *Store) UserByID(ctx context.Context, id string) (*countersign.User, error) {
+	u, err := scanUser(s.reader(ctx).QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
+	return u, notFound("user", err)
+}
+
+func (s *Store) UserByName(ctx context.Context, name string) (*countersign.User, error) {
+	u, err := scanUser(s.reader(ctx).QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE username = ?`, name))
+	return u, notFound("user", err)
+}
+
+func (s *Store) UpdateUserMFA(ctx context.Context, u *countersign.User) error {
+	res, err := s.writer(ctx).ExecContext(ctx, `UPDATE users SET mfa_sealed=?, mfa_enabled=?, mfa_last_step=?, mfa_failures=?, mfa_locked_until=? WHERE id=?`,
+		u.MFASealed, b2i(u.MFAEnabled), u.MFALastStep, u.MFAFailures, ts(u.MFALockedUntil), u.ID)
+	return mustAffect(res, err, "user")
+}
+
+func mustAffect(res sql.Result, err error, what string) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return countersign.Errorf(countersign.NotFound, "%s not found", what)
+	}
+	return nil
+}
+
+// ---- wallets
+
+const walletCols = `id, owner_id, name, address, key_sealed, created_at`
+
+func scanWallet(row interface{ Scan(...any) error }) (*countersign.Wallet, error) {
+	var w countersign.Wallet
+	var created int64
+	if err := row.Scan(&w.ID, &w.OwnerID, &w.Name, &w.Address, &w.KeySealed, &created); err != nil {
+		return nil, err
+	}
+	w.CreatedAt = fromTS(created)
+	return &w, nil
+}
+
+func (s *Store) CreateWallet(ctx context.Context, w *countersign.Wallet) error {
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO wallets (`+walletCols+`) VALUES (?,?,?,?,?,?)`,
+		w.ID, w.OwnerID, w.Name, w.Address, w.KeySealed, ts(w.CreatedAt))
+	return conflict(err, "wallet already exists")
+}
+
+func (s *Store) WalletByID(ctx context.Context, id string) (*countersign.Wallet, error) {
+	w, err := scanWallet(s.reader(ctx).QueryRowContext(ctx, `SELECT `+walletCols+` FROM wallets WHERE id = ?`, id))
+	return w, notFound("wallet", err)
+}
+
+func (s *Store) WalletByAddress(ctx context.Context, addr string) (*countersign.Wallet, error) {
+	w, err := scanWallet(s.reader(ctx).QueryRowContext(ctx, `SELECT `+walletCols+` FROM wallets WHERE address = ?`, addr))
+	return w, notFound("wallet", err)
+}
+
+func (s *Store) WalletsByOwner(ctx context.Context, owner string) ([]*countersign.Wallet, error) {
+	rows, err := s.reader(ctx).QueryContext(ctx, `SELECT `+walletCols+` FROM wallets WHERE owner_id = ? ORDER BY created_at, id`, owner)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanWallet)
+}
+
+func collect[T any](rows *sql.Rows, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// ---- agents
+
+const agentCols = `id, owner_id, name, wallet_id, key_hash, key_prefix, created_at, last_used_at, revoked_at`
+
+func scanAgent(row interface{ Scan(...any) error }) (*countersign.Agent, error) {
+	var a countersign.Agent
+	var created, used, revoked int64
+	if err := row.Scan(&a.ID, &a.OwnerID, &a.Name, &a.WalletID, &a.KeyHash, &a.KeyPrefix, &created, &used, &revoked); err != nil {
+		return nil, err
+	}
+	a.CreatedAt, a.LastUsedAt, a.RevokedAt = fromTS(created), fromTS(used), fromTS(revoked)
+	return &a, nil
+}
+
+func (s *Store) CreateAgent(ctx context.Context, a *countersign.Agent) error {
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO agents (`+agentCols+`) VALUES (?,?,?,?,?,?,?,?,?)`,
+		a.ID, a.OwnerID, a.Name, a.WalletID, a.KeyHash, a.KeyPrefix, ts(a.CreatedAt), ts(a.LastUsedAt), ts(a.RevokedAt))
+	return conflict(err, "agent already exists")
+}
+
+func (s *Store) AgentByID(ctx context.Context, id string) (*countersign.Agent, error) {
+	a, err := scanAgent(s.reader(ctx).QueryRowContext(ctx, `SELECT `+agentCols+` FROM agents WHERE id = ?`, id))
+	return a, notFound("agent", err)
+}
+
+func (s *Store) AgentByKeyHash(ctx context.Context, h []byte) (*countersign.Agent, error) {
+	a, err := scanAgent(s.reader(ctx).QueryRowContext(ctx, `SELECT `+agentCols+` FROM agents WHERE key_hash = ?`, h))
+	return a, notFound("agent", err)
+}
+
+func (s *Store) AgentsByOwner(ctx context.Context, owner string) ([]*countersign.Agent, error) {
+	rows, err := s.reader(ctx).QueryContext(ctx, `SELECT `+agentCols+` FROM agents WHERE owner_id = ? ORDER BY created_at, id`, owner)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanAgent)
+}
+
+func (s *Store) RevokeAgent(ctx context.Context, id string, at time.Time) error {
+	res, err := s.writer(ctx).ExecContext(ctx, `UPDATE agents SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, ts(at), id)
+	return mustAffect(res, err, "agent")
+}
+
+func (s *Store) TouchAgent(ctx context.Context, id string, at time.Time) error {
+	_, err := s.writer(ctx).ExecContext(ctx, `UPDATE agents SET last_used_at = ? WHERE id = ?`, ts(at), id)
+	return err
+}
+
+// ---- transactions
+
+const txCols = `id, owner_id, agent_id, wallet_id, chain_id, type, from_address, to_address, amount, token_address,
+ contract_address, contract_abi, function_name, function_args, value, memo, tx_to, tx_value, tx_data, digest,
+ approved_digest, decided_by, decided_at, reason, status, nonce, raw_tx, tx_hash, block_number, error,
+ idempotency_key, request_hash, expires_at, created_at, updated_at`
+
+func scanTx(row interface{ Scan(...any) error }) (*countersign.Transaction, error) {
+	var t countersign.Transaction
+	var decided, expires, created, updated int64
+	var nonce, block sql.NullInt64
+	if err := row.Scan(&t.ID, &t.OwnerID, &t.AgentID, &t.WalletID, &t.ChainID, &t.Type, &t.From, &t.To, &t.Amount, &t.TokenAddress,
+		&t.ContractAddress, &t.ContractABI, &t.FunctionName, &t.FunctionArgs, &t.Value, &t.Memo, &t.TxTo, &t.TxValue, &t.TxData, &t.Digest,
+		&t.ApprovedDigest, &t.DecidedBy, &decided, &t.Reason, &t.Status, &nonce, &t.RawTx, &t.TxHash, &block, &t.Error,
+		&t.IdempotencyKey, &t.RequestHash, &expires, &created, &updated); err != nil {
+		return nil, err
+	}
+	if nonce.Valid {
+		n := uint64(nonce.Int64)
+		t.Nonce = &n
+	}
+	if block.Valid {
+		b := uint64(block.Int64)
+		t.BlockNumber = &b
+	}
+	t.DecidedAt, t.ExpiresAt, t.CreatedAt, t.UpdatedAt = fromTS(decided), fromTS(expires), fromTS(created), fromTS(updated)
+	return &t, nil
+}
+
+func nullU64(p *uint64) any {
+	if p == nil {
+		return nil
+	}
+	return int64(*p)
+}
+
+func (s *Store) CreateTransaction(ctx context.Context, t *countersign.Transaction) error {
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO transactions (`+txCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		t.ID, t.OwnerID, t.AgentID, t.WalletID, t.ChainID, t.Type, t.From, t.To, t.Amount, t.TokenAddress,
+		t.ContractAddress, t.ContractABI, t.FunctionName, t.FunctionArgs, t.Value, t.Memo, t.TxTo, t.TxValue, t.TxData, t.Digest,
+		t.ApprovedDigest, t.DecidedBy, ts(t.DecidedAt), t.Reason, t.Status, nullU64(t.Nonce), t.RawTx, t.TxHash, nullU64(t.BlockNumber), t.Error,
+		t.IdempotencyKey, t.RequestHash, ts(t.ExpiresAt), ts(t.CreatedAt), ts(t.UpdatedAt))
+	return conflict(err, "a transaction with this Idempotency-Key already exists")
+}
+
+func (s *Store) Transaction(ctx context.Context, id string) (*countersign.Transaction, error) {
+	// Inside InTx the immediate transaction already holds SQLite's write
+	// lock, which serialises every writer: that is the row lock.
+	t, err := scanTx(s.reader(ctx).QueryRowContext(ctx, `SELECT `+txCols+` FROM transactions WHERE id = ?`, id))
+	return t, notFound("transaction", err)
+}
+
+func (s *Store) TransactionByIdempotencyKey(ctx context.Context, agentID, key string) (*countersign.Transaction, error) {
+	t, err := scanTx(s.reader(ctx).QueryRowContext(ctx, `SELECT `+txCols+` FROM transactions WHERE agent_id = ? AND idempotency_key = ?`, agentID, key))
+	return t, notFound("transaction", err)
+}
+
+// UpdateTransaction writes the mutable fields: the decision, the execution
+// record and the status. The fields an approval binds to never change.
+func (s *Store) UpdateTransaction(ctx context.Context, t *countersign.Transaction) error {
+	res, err := s.writer(ctx).ExecContext(ctx, `UPDATE transactions SET approved_digest=?, decided_by=?, decided_at=?, reason=?, status=?,
+ nonce=?, raw_tx=?, tx_hash=?, block_number=?, error=?, updated_at=? WHERE id=?`,
+		t.ApprovedDigest, t.DecidedBy, ts(t.DecidedAt), t.Reason, t.Status, nullU64(t.Nonce), t.RawTx, t.TxHash, nullU64(t.BlockNumber), t.Error, ts(t.UpdatedAt), t.ID)
+	return mustAffect(res, err, "transaction")
+}
+
+func (s *Store) Transactions(ctx context.Context, f countersign.TxFilter) ([]*countersign.Transaction, error) {
+	q := `SELECT ` + txCols + ` FROM transactions WHERE owner_id = ?`
+	args := []any{f.OwnerID}
+	if f.AgentID != "" {
+		q += ` AND agent_id = ?`
+		args = append(args, f.AgentID)
+	}
+	if f.Status != "" {
+		q += ` AND status = ?`
+		args = append(args, f.Status)
+	}
+	if !f.Before.IsZero() {
+		q += ` AND created_at < ?`
+		args = append(args, ts(f.Before))
+	}
+	limit := f.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	q += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT %d`, limit)
+	rows, err := s.reader(ctx).QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanTx)
+}
+
+func (s *Store) TransactionsByStatus(ctx context.Context, st countersign.Status, limit int) ([]*countersign.Transaction, error) {
+	rows, err := s.reader(ctx).QueryContext(ctx, `SELECT `+txCols+` FROM transactions WHERE status = ? ORDER BY created_at LIMIT ?`, st, limit)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanTx)
+}
+
+func (s *Store) CountTransactionsByStatus(ctx context.Context) (map[countersign.Status]int64, error) {
+	rows, err := s.reader(ctx).QueryContext(ctx, `SELECT status, COUNT(*) FROM transactions GROUP BY status`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[countersign.Status]int64{}
+	for rows.Next() {
+		var st string
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[countersign.Status(st)] = n
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) NextNonce(ctx context.Context, chainID int64, addr string, floor uint64) (uint64, error) {
+	var n uint64
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		var stored sql.NullInt64
+		err := s.writer(ctx).QueryRowContext(ctx, `SELECT next_nonce FROM nonces WHERE chain_id = ? AND address = ?`, chainID, addr).Scan(&stored)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		n = floor
+		if stored.Valid && uint64(stored.Int64) > n {
+			n = uint64(stored.Int64)
+		}
+		_, err = s.writer(ctx).ExecContext(ctx, `INSERT INTO nonces (chain_id, address, next_nonce) VALUES (?,?,?)
+ ON CONFLICT (chain_id, address) DO UPDATE SET next_nonce = excluded.next_nonce`, chainID, addr, int64(n+1))
+		return err
+	})
+	return n, err
+}
+
+func (s *Store) ReleaseNonce(ctx context.Context, chainID int64, addr string, nonce uint64) error {
+	_, err := s.writer(ctx).ExecContext(ctx, `UPDATE nonces SET next_nonce = ? WHERE chain_id = ? AND address = ? AND next_nonce = ?`,
+		int64(nonce), chainID, addr, int64(nonce+1))
+	return err
+}
+
+// ---- audit, events
+
+func (s *Store) AppendAudit(ctx context.Context, e *countersign.AuditEntry) error {
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO audit (owner_id, seq, at, actor, action, subject, details, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?)`,
+		e.OwnerID, e.Seq, ts(e.At), e.Actor, e.Action, e.Subject, e.Details, e.PrevHash, e.Hash)
+	return conflict(err, "audit sequence conflict")
+}
+
+func scanAudit(row interface{ Scan(...any) error }) (*countersign.AuditEntry, error) {
+	var e countersign.AuditEntry
+	var at int64
+	if err := row.Scan(&e.OwnerID, &e.Seq, &at, &e.Actor, &e.Action, &e.Subject, &e.Details, &e.PrevHash, &e.Hash); err != nil {
+		return nil, err
+	}
+	e.At = fromTS(at)
+	return &e, nil
+}
+
+// AuditEntries returns entries with seq > afterSeq in order. A negative
+// afterSeq with limit 1 returns the newest entry (the chain head).
+func (s *Store) AuditEntries(ctx context.Context, owner string, afterSeq int64, limit int) ([]*countersign.AuditEntry, error) {
+	q := `SELECT owner_id, seq, at, actor, action, subject, details, prev_hash, hash FROM audit WHERE owner_id = ? AND seq > ? ORDER BY seq LIMIT ?`
+	if afterSeq < 0 {
+		q = `SELECT owner_id, seq, at, actor, action, subject, details, prev_hash, hash FROM audit WHERE owner_id = ? AND seq > ? ORDER BY seq DESC LIMIT ?`
+	}
+	rows, err := s.reader(ctx).QueryContext(ctx, q, owner, afterSeq, limit)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanAudit)
+}
+
+func (s *Store) AuditOwners(ctx context.Context) ([]string, error) {
+	rows, err := s.reader(ctx).QueryContext(ctx, `SELECT DISTINCT owner_id FROM audit ORDER BY owner_id`)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, func(r interface{ Scan(...any) error }) (string, error) {
+		var s string
+		return s, r.Scan(&s)
+	})
+}
+
+func (s *Store) AddEvent(ctx context.Context, e *countersign.Event) error {
+	res, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO events (owner_id, type, subject, payload, created_at) VALUES (?,?,?,?,?)`,
+		e.OwnerID, e.Type, e.Subject, e.Payload, ts(e.CreatedAt))
+	if err != nil {
+		return err
+	}
+	e.ID, err = res.LastInsertId()
+	return err
+}
+
+func (s *Store) EventsAfter(ctx context.Context, owner string, after int64, limit int) ([]*countersign.Event, error) {
+	rows, err := s.reader(ctx).QueryContext(ctx, `SELECT id, owner_id, type, subject, payload, created_at FROM events WHERE owner_id = ? AND id > ? ORDER BY id LIMIT ?`, owner, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, func(r interface{ Scan(...any) error }) (*countersign.Event, error) {
+		var e countersign.Event
+		var at int64
+		err := r.Scan(&e.ID, &e.OwnerID, &e.Type, &e.Subject, &e.Payload, &at)
+		e.CreatedAt = fromTS(at)
+		return &e, err
+	})
+}
+
+// ---- tokens and keys
+
+func (s *Store) RevokeToken(ctx context.Context, jti string, exp time.Time) error {
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING`, jti, ts(exp))
+	if err != nil {
+		return err
+	}
+	// Expired tokens fail verification anyway; keep the table small.
+	_, err = s.writer(ctx).ExecContext(ctx, `DELETE FROM revoked_tokens WHERE expires_at < ?`, ts(time.Now().Add(-time.Hour)))
+	return err
+}
+
+func (s *Store) TokenRevoked(ctx context.Context, jti string) (bool, error) {
+	var n int
+	err := s.reader(ctx).QueryRowContext(ctx, `SELECT COUNT(*) FROM revoked_tokens WHERE jti = ?`, jti).Scan(&n)
+	return n > 0, err
+}
+
+func (s *Store) SigningKeys(ctx context.Context) ([]*countersign.SigningKey, error) {
+	rows, err := s.reader(ctx).QueryContext(ctx, `SELECT kid, alg, sealed, public, created_at FROM signing_keys ORDER BY created_at DESC`)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, func(r interface{ Scan(...any) error }) (*countersign.SigningKey, error) {
+		var k countersign.SigningKey
+		var at int64
+		err := r.Scan(&k.KID, &k.Alg, &k.Sealed, &k.Public, &at)
+		k.CreatedAt = fromTS(at)
+		return &k, err
+	})
+}
+
+func (s *Store) AddSigningKey(ctx context.Context, k *countersign.SigningKey) error {
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO signing_keys (kid, alg, sealed, public, created_at) VALUES (?,?,?,?,?)`, k.KID, k.Alg, k.Sealed, k.Public, ts(k.CreatedAt))
+	return conflict(err, "signing key exists")
+}
