@@ -526,6 +526,12 @@ func (s *Store) EventsAfter(ctx context.Context, owner string, after int64, limi
 	})
 }
 
+func (s *Store) LastEventID(ctx context.Context, owner string) (int64, error) {
+	var n sql.NullInt64
+	err := s.reader(ctx).QueryRowContext(ctx, `SELECT MAX(id) FROM events WHERE owner_id = ?`, owner).Scan(&n)
+	return n.Int64, err
+}
+
 // ---- tokens and keys
 
 func (s *Store) RevokeToken(ctx context.Context, jti string, exp time.Time) error {

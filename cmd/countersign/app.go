@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/chain/evm"
+	"github.com/countersign/countersign/chain/sim"
+	"github.com/countersign/countersign/core"
+	cshttp "github.com/countersign/countersign/http"
+	"github.com/countersign/countersign/keys/envelope"
+	"github.com/countersign/countersign/signer/local"
+	"github.com/countersign/countersign/store/sqlite"
+)
+
+// App is a running server: the same wiring for main and the end-to-end
+// tests.
+type App struct {
+	URL     string
+	Svc     *core.Service
+	Dev     *sim.Chain // nil when an external chain is used
+	Log     *slog.Logger
+	httpSrv *http.Server
+	cancel  context.CancelFunc
+	closers []func() error
+	done    chan struct{}
+}
+
+// openStore opens the database named by cfg.DB.
+func openStore(ctx context.Context, cfg *Config) (countersign.Store, error) {
+	if strings.HasPrefix(cfg.DB, "postgres://") || strings.HasPrefix(cfg.DB, "postgresql://") {
+		return nil, errors.New("PostgreSQL is not supported yet in this build: use a SQLite path (the store port is ready for it; see docs/OPERATIONS.md)")
+	}
+	return sqlite.Open(ctx, strings.TrimPrefix(cfg.DB, "sqlite://"))
+}
+
+// Start builds everything from cfg and starts serving.
+func Start(ctx context.Context, cfg *Config, log *slog.Logger) (a *App, err error) {
+	a = &App{Log: log, done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			a.closeAll()
+		}
+	}()
+	kek, created, err := envelope.LoadOrCreateKeyFile(cfg.MasterKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Warn("!!! GENERATED A NEW MASTER KEY: every wallet key and MFA secret is encrypted under it. Back it up and keep it secret; losing it loses the wallets.",
+			"file", cfg.MasterKeyFile)
+	}
+	sealer, err := envelope.New(kek)
+	clear(kek)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, st.Close)
+
+	var ch countersign.Chain
+	var dev cshttp.DevChain
+	if cfg.ChainURL == "" {
+		// A fixed seed: the dev chain's money is play money, and a fixed
+		// faucet gives the TEST token the same address everywhere.
+		a.Dev, err = sim.Start(ctx, []byte("countersign embedded dev chain"))
+		if err != nil {
+			return nil, fmt.Errorf("start embedded chain: %w", err)
+		}
+		a.closers = append(a.closers, a.Dev.Close)
+		ch = evm.New(a.Dev.Client())
+		dev = devChain{a.Dev}
+	} else {
+		c, closeFn, err := evm.Dial(ctx, cfg.ChainURL)
+		if err != nil {
+			return nil, fmt.Errorf("connect to chain %s: %w", redactURL(cfg.ChainURL), err)
+		}
+		a.closers = append(a.closers, func() error { closeFn(); return nil })
+		ch = c
+	}
+
+	svc, err := core.New(ctx, st, ch, local.New(sealer), sealer, cfg.Clock, log, core.Config{
+		Argon2: cfg.Argon2, TokenTTL: cfg.TokenTTL, PendingTTL: cfg.PendingTTL,
+		MFALockout: cfg.MFALockout, MFAMaxFailures: cfg.MFAMaxFail, PollInterval: cfg.PollInterval,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.Svc = svc
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv := cshttp.NewServer(svc, log, dev, reg)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	if host, _, _ := net.SplitHostPort(ln.Addr().String()); !net.ParseIP(host).IsLoopback() {
+		log.Warn("listening on a non-loopback address: put TLS in front of countersign", "addr", ln.Addr().String())
+	}
+	a.URL = "http://" + ln.Addr().String()
+	a.httpSrv = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.cancel = cancel
+	go func() {
+		defer close(a.done)
+		svc.Run(runCtx)
+	}()
+	go func() {
+		if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "err", err)
+		}
+	}()
+	log.Info("countersign is serving", "url", a.URL, "chain_id", svc.ChainID.String(), "embedded_chain", a.Dev != nil,
+		"data_dir", cfg.DataDir, "db", cfg.DB)
+	if a.Dev != nil {
+		log.Info("embedded dev chain (in memory, fresh on every start)", "faucet", a.Dev.Faucet.Hex(), "test_token", a.Dev.Token.Hex(), "counter", a.Dev.Counter.Hex())
+	}
+	return a, nil
+}
+
+// Close shuts the server down gracefully: stop accepting, finish requests
+// (long polls and event streams are cut after 5 s), stop workers, close.
+func (a *App) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var errs []error
+	if a.httpSrv != nil {
+		if err := a.httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, a.httpSrv.Close())
+		}
+	}
+	if a.cancel != nil {
+		a.cancel()
+		<-a.done
+	}
+	errs = append(errs, a.closeAll())
+	return errors.Join(errs...)
+}
+
+func (a *App) closeAll() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		errs = append(errs, a.closers[i]())
+	}
+	a.closers = nil
+	return errors.Join(errs...)
+}
+
+// redactURL drops credentials and query (API keys often live there).
+func redactURL(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		rest := u[i+3:]
+		if at := strings.LastIndex(strings.SplitN(rest, "/", 2)[0], "@"); at >= 0 {
+			rest = rest[at+1:]
+		}
+		u = u[:i+3] + rest
+	}
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		u = u[:i]
+	}
+	return u
+}
+
+// devChain adapts the embedded chain to the HTTP server's faucet port.
+type devChain struct{ c *sim.Chain }
+
+func (d devChain) Info() (string, string, string) {
+	return d.c.Faucet.Hex(), d.c.Token.Hex(), d.c.Counter.Hex()
+}
+
+func (d devChain) Fund(ctx context.Context, addr string, wei *big.Int) (string, error) {
+	h, err := d.c.Fund(ctx, common.HexToAddress(addr), wei)
+	return h.Hex(), err
+}
+
+func (d devChain) Mint(ctx context.Context, addr string, units *big.Int) (string, error) {
+	h, err := d.c.Mint(ctx, common.HexToAddress(addr), units)
+	return h.Hex(), err
+}

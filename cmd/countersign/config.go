@@ -1,0 +1,158 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/auth"
+)
+
+// Config is everything serve needs, from flags and environment variables
+// (flags win). Its zero value plus defaults() runs on embedded defaults.
+type Config struct {
+	Addr          string
+	DataDir       string
+	DB            string
+	ChainURL      string
+	MasterKeyFile string
+	LogFormat     string
+	LogLevel      string
+	TokenTTL      time.Duration
+	PendingTTL    time.Duration
+	MFALockout    time.Duration
+	MFAMaxFail    int
+	PollInterval  time.Duration
+	Argon2        auth.Argon2Params
+
+	Clock countersign.Clock // tests inject one; nil is the wall clock
+}
+
+// parseServeConfig reads serve's flags and environment.
+func parseServeConfig(args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
+	c := &Config{}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(names ...string) string {
+		for _, n := range names {
+			if v := getenv(n); v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	defAddr := "127.0.0.1:8555"
+	if h, p := env("WALLET_BIND"), env("WALLET_PORT"); h != "" || p != "" {
+		if h == "" {
+			h = "127.0.0.1"
+		}
+		if p == "" {
+			p = "8555"
+		}
+		defAddr = net.JoinHostPort(h, p)
+	}
+	fs.StringVar(&c.Addr, "addr", defAddr, "listen address (env WALLET_BIND, WALLET_PORT)")
+	fs.StringVar(&c.DataDir, "data-dir", or(env("COUNTERSIGN_DATA_DIR"), "./data"), "state directory (env COUNTERSIGN_DATA_DIR)")
+	fs.StringVar(&c.DB, "db", env("DATABASE_URL"), "database: a SQLite file path (default DATA_DIR/countersign.db) (env DATABASE_URL)")
+	fs.StringVar(&c.ChainURL, "chain", env("EVM_RPC_URL", "WEB3_PROVIDER_URI"), "EVM JSON-RPC URL; empty runs the embedded dev chain (env EVM_RPC_URL, WEB3_PROVIDER_URI)")
+	fs.StringVar(&c.MasterKeyFile, "master-key-file", env("COUNTERSIGN_MASTER_KEY_FILE"), "key-encryption key file (default DATA_DIR/master.key) (env COUNTERSIGN_MASTER_KEY_FILE)")
+	fs.StringVar(&c.LogFormat, "log-format", or(env("LOG_FORMAT"), "text"), "text or json (env LOG_FORMAT)")
+	fs.StringVar(&c.LogLevel, "log-level", or(env("LOG_LEVEL"), "info"), "debug, info, warn or error (env LOG_LEVEL)")
+	fs.DurationVar(&c.PendingTTL, "pending-ttl", 0, "approval window of a prepared transaction (env PENDING_TTL, default 24h)")
+	fs.DurationVar(&c.MFALockout, "mfa-lockout", 0, "lockout after too many wrong MFA codes (env MFA_LOCKOUT, default 15m)")
+	fs.DurationVar(&c.PollInterval, "poll-interval", 0, "receipt tracker period (env POLL_INTERVAL, default 1s; 100ms on the embedded chain)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	var err error
+	if c.TokenTTL, err = envSeconds(env("JWT_ACCESS_TOKEN_EXPIRES"), 1800); err != nil {
+		return nil, fmt.Errorf("JWT_ACCESS_TOKEN_EXPIRES: %w", err)
+	}
+	for _, d := range []struct {
+		dst  *time.Duration
+		name string
+	}{{&c.PendingTTL, "PENDING_TTL"}, {&c.MFALockout, "MFA_LOCKOUT"}, {&c.PollInterval, "POLL_INTERVAL"}} {
+		if *d.dst == 0 && env(d.name) != "" {
+			if *d.dst, err = time.ParseDuration(env(d.name)); err != nil || *d.dst <= 0 {
+				return nil, fmt.Errorf("%s must be a positive duration such as 30m", d.name)
+			}
+		}
+	}
+	if v := env("MFA_MAX_FAILURES"); v != "" {
+		if c.MFAMaxFail, err = strconv.Atoi(v); err != nil || c.MFAMaxFail < 1 {
+			return nil, fmt.Errorf("MFA_MAX_FAILURES must be a positive integer")
+		}
+	}
+	c.Argon2 = auth.DefaultArgon2
+	for _, a := range []struct {
+		name string
+		set  func(int)
+		max  int
+	}{
+		{"PASSWORD_ARGON_TIME", func(n int) { c.Argon2.Time = uint32(n) }, 16},
+		{"PASSWORD_ARGON_MEMORY_MB", func(n int) { c.Argon2.Memory = uint32(n) * 1024 }, 1024},
+		{"PASSWORD_ARGON_PARALLELISM", func(n int) { c.Argon2.Threads = uint8(n) }, 16},
+	} {
+		if v := env(a.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > a.max {
+				return nil, fmt.Errorf("%s must be an integer from 1 to %d", a.name, a.max)
+			}
+			a.set(n)
+		}
+	}
+	return c, c.defaults()
+}
+
+func (c *Config) defaults() error {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8555"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	abs, err := filepath.Abs(c.DataDir)
+	if err != nil {
+		return err
+	}
+	c.DataDir = abs
+	if c.DB == "" {
+		c.DB = filepath.Join(c.DataDir, "countersign.db")
+	}
+	if c.MasterKeyFile == "" {
+		c.MasterKeyFile = filepath.Join(c.DataDir, "master.key")
+	}
+	if c.Argon2.Time == 0 {
+		c.Argon2 = auth.DefaultArgon2
+	}
+	if c.PollInterval == 0 && c.ChainURL == "" {
+		c.PollInterval = 100 * time.Millisecond
+	}
+	return nil
+}
+
+func or(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func envSeconds(v string, def int) (time.Duration, error) {
+	if v == "" {
+		return time.Duration(def) * time.Second, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("must be a positive number of seconds")
+	}
+	return time.Duration(n) * time.Second, nil
+}

@@ -1,0 +1,129 @@
+// Command countersign is the countersigned agent wallet server.
+//
+//	countersign serve          run the server (embedded defaults: SQLite, dev chain)
+//	countersign audit verify   check every audit hash chain
+//	countersign version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/countersign/countersign/core"
+	cshttp "github.com/countersign/countersign/http"
+)
+
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "countersign:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+const usage = `countersign — a wallet server for AI agents in which a human countersigns every spend.
+
+Usage:
+  countersign serve [flags]        run the server (no flags: embedded defaults)
+  countersign audit verify [flags] verify the hash chains of the audit log
+  countersign version              print the version
+  countersign help                 this text
+
+Run "countersign serve -h" for the server's flags and environment variables.
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("a command is required")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], getenv, stderr)
+	case "audit":
+		if len(args) < 2 || args[1] != "verify" {
+			return errors.New(`usage: countersign audit verify [--data-dir DIR] [--db PATH]`)
+		}
+		return auditVerify(ctx, args[2:], getenv, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "countersign", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	var h slog.Handler
+	switch strings.ToLower(format) {
+	case "json":
+		h = slog.NewJSONHandler(w, opts)
+	case "text", "":
+		h = slog.NewTextHandler(w, opts)
+	default:
+		return nil, fmt.Errorf("log format %q: use text or json", format)
+	}
+	return slog.New(cshttp.LogHandler{Handler: h}), nil
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg, err := parseServeConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.LogFormat, cfg.LogLevel, stderr)
+	if err != nil {
+		return err
+	}
+	app, err := Start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	if err := app.Close(); err != nil {
+		return err
+	}
+	log.Info("stopped cleanly")
+	return nil
+}
+
+func auditVerify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseServeConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	n, err := core.VerifyAudit(ctx, st)
+	if err != nil {
+		return fmt.Errorf("audit chain BROKEN after %d good entries: %w", n, err)
+	}
+	fmt.Fprintf(stdout, "audit chain OK: %d entries verified\n", n)
+	return nil
+}

@@ -1,0 +1,666 @@
+package http
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/core"
+)
+
+// Routes is the route table: every route, who may call it, and its shapes
+// for the OpenAPI document. A test checks each route is in /openapi.json
+// and refuses every principal its Access does not name.
+func Routes() []Route {
+	return []Route{
+		{Method: "POST", Path: "/api/register", Access: Anonymous, Summary: "Register a user", Status: 201, Req: registerReq{}, Resp: registerResp{}, h: (*Server).register},
+		{Method: "POST", Path: "/api/login", Access: Anonymous, Summary: "Log in and get a session token", Status: 200, Req: loginReq{}, Resp: loginResp{}, h: (*Server).login},
+		{Method: "POST", Path: "/api/logout", Access: User, Summary: "Revoke the session token", Status: 200, Resp: okResp{}, h: (*Server).logout},
+		{Method: "POST", Path: "/api/setup_mfa", Access: User, Summary: "Set up or replace TOTP MFA", Status: 201, Req: setupMFAReq{}, Resp: setupMFAResp{}, h: (*Server).setupMFA},
+		{Method: "POST", Path: "/api/create_wallet", Access: User, Summary: "Create a wallet with a new key", Status: 201, Req: createWalletReq{}, Resp: createWalletResp{}, h: (*Server).createWallet},
+		{Method: "POST", Path: "/api/load_wallet", Access: UserOrAgent, Summary: "Load a wallet: address, chain and balance", Status: 200, Req: loadWalletReq{}, Resp: loadWalletResp{}, h: (*Server).loadWallet},
+		{Method: "GET", Path: "/api/wallets", Access: User, Summary: "List the user's wallets", Status: 200, Resp: walletsResp{}, h: (*Server).wallets},
+		{Method: "GET", Path: "/api/balance", Access: UserOrAgent, Summary: "Native or ERC-20 balance of an address", Status: 200, Query: []string{"address", "token_address"}, Resp: balanceResp{}, h: (*Server).balance},
+		{Method: "POST", Path: "/api/agents", Access: UserMFA, Summary: "Create an agent and its API key (shown once)", Status: 201, Req: createAgentReq{}, Resp: createAgentResp{}, h: (*Server).createAgent},
+		{Method: "GET", Path: "/api/agents", Access: User, Summary: "List agents (without keys)", Status: 200, Resp: agentsResp{}, h: (*Server).agents},
+		{Method: "DELETE", Path: "/api/agents/{id}", Access: UserMFA, Summary: "Revoke an agent at once", Status: 200, Req: mfaReq{}, Resp: revokeResp{}, h: (*Server).revokeAgent},
+		{Method: "POST", Path: "/api/prepare_transaction", Access: Agent, Summary: "Prepare a transaction for human approval", Status: 202, Req: core.PrepareRequest{}, Resp: prepareResp{}, h: (*Server).prepare},
+		{Method: "POST", Path: "/api/authorize_transaction", Access: UserMFA, Summary: "Approve or reject pending transactions with a TOTP code", Status: 200, Req: authorizeReq{}, Resp: authorizeResp{}, h: (*Server).authorize},
+		{Method: "GET", Path: "/api/transaction_status", Access: UserOrAgent, Summary: "A transaction's status; wait=30s long-polls for a change", Status: 200, Query: []string{"transaction_id", "wait"}, Resp: core.TxView{}, h: (*Server).status},
+		{Method: "POST", Path: "/api/execute_transaction", Access: Agent, Summary: "Sign and broadcast an authorized transaction (exactly once)", Status: 201, Req: txIDReq{}, Resp: executeResp{}, h: (*Server).execute},
+		{Method: "POST", Path: "/api/cancel_transaction", Access: Agent, Summary: "Cancel the agent's own pending request", Status: 200, Req: txIDReq{}, Resp: statusResp{}, h: (*Server).cancel},
+		{Method: "GET", Path: "/api/transactions", Access: UserOrAgent, Summary: "List transactions (the owner's inbox, or an agent's own)", Status: 200, Query: []string{"status", "agent_id", "limit", "before"}, Resp: txListResp{}, h: (*Server).transactions},
+		{Method: "GET", Path: "/api/events", Access: User, Summary: "Server-Sent Events: transaction.pending and status changes", Status: 200, Resp: eventResp{}, h: (*Server).events},
+		{Method: "POST", Path: "/api/transfer", Access: UserMFA, Summary: "User-initiated native transfer", Status: 201, Req: transferReq{}, Resp: spendResp{}, h: (*Server).transfer},
+		{Method: "POST", Path: "/api/transfer_erc20", Access: UserMFA, Summary: "User-initiated ERC-20 transfer", Status: 201, Req: transferERC20Req{}, Resp: spendResp{}, h: (*Server).transferERC20},
+		{Method: "POST", Path: "/api/contract_call", Access: UserMFA, Summary: "User-initiated contract call", Status: 201, Req: contractCallReq{}, Resp: spendResp{}, h: (*Server).contractCall},
+		{Method: "GET", Path: "/api/audit", Access: User, Summary: "The user's hash-chained audit log", Status: 200, Query: []string{"after", "limit"}, Resp: auditResp{}, h: (*Server).auditLog},
+		{Method: "GET", Path: "/api/dev/info", Access: Anonymous, Summary: "Development chain: chain id, faucet and TEST token", Status: 200, Resp: devInfoResp{}, DevOnly: true, h: (*Server).devInfo},
+		{Method: "POST", Path: "/api/dev/faucet", Access: UserOrAgent, Summary: "Development chain: fund an address with ETH or TEST", Status: 200, Req: faucetReq{}, Resp: faucetResp{}, DevOnly: true, h: (*Server).devFaucet},
+		{Method: "GET", Path: "/.well-known/jwks.json", Access: Anonymous, Summary: "Public keys of session tokens", Status: 200, Resp: jwksResp{}, h: (*Server).jwks},
+		{Method: "GET", Path: "/openapi.json", Access: Anonymous, Summary: "This document", Status: 200, Resp: map[string]any{}, h: (*Server).openAPI},
+		{Method: "GET", Path: "/healthz", Access: Anonymous, Summary: "Liveness", Status: 200, Resp: okResp{}, h: (*Server).healthz},
+		{Method: "GET", Path: "/readyz", Access: Anonymous, Summary: "Readiness: database and chain answer", Status: 200, Resp: readyResp{}, h: (*Server).readyz},
+	}
+}
+
+type okResp struct {
+	Status string `json:"status"`
+}
+
+type registerReq struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+type registerResp struct {
+	UserID   string `json:"user_id"`
+	Username string `json:"username"`
+}
+
+func (s *Server) register(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req registerReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	u, err := s.Svc.Register(r.Context(), req.Username, req.Password)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 201, registerResp{UserID: u.ID, Username: u.Username})
+}
+
+type loginReq = registerReq
+type loginResp struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int    `json:"expires_in"`
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req loginReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.Username == "" || req.Password == "" {
+		return countersign.Errorf(countersign.BadRequest, "username and password are required")
+	}
+	tok, _, err := s.Svc.Login(r.Context(), req.Username, req.Password, clientAddr(r))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, loginResp{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int(s.Svc.Tokens.TTL().Seconds())})
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	if err := s.Svc.Logout(r.Context(), p); err != nil {
+		return err
+	}
+	return writeJSON(w, 200, okResp{Status: "logged_out"})
+}
+
+type setupMFAReq struct {
+	MFACode string `json:"mfa_code,omitempty"`
+}
+type setupMFAResp struct {
+	MFAURI      string `json:"mfa_uri"`
+	Secret      string `json:"secret"`
+	QRPNGBase64 string `json:"qr_png_base64"`
+}
+
+// decodeOptional decodes a body that may be absent.
+func decodeOptional(r *http.Request, v any) error {
+	body, err := readBody(r)
+	if err != nil || len(strings.TrimSpace(string(body))) == 0 {
+		return err
+	}
+	return DecodeJSON(body, v)
+}
+
+func (s *Server) setupMFA(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	var req setupMFAReq
+	if err := decodeOptional(r, &req); err != nil {
+		return err
+	}
+	e, err := s.Svc.SetupMFA(r.Context(), p, req.MFACode)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 201, setupMFAResp{MFAURI: e.URI, Secret: e.Secret, QRPNGBase64: e.QRPNGBase64})
+}
+
+type createWalletReq struct {
+	Password string `json:"password"`
+	Name     string `json:"name,omitempty"`
+}
+type createWalletResp struct {
+	WalletID string `json:"wallet_id"`
+	Address  string `json:"address"`
+	Name     string `json:"name"`
+}
+
+func (s *Server) createWallet(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	var req createWalletReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	wl, err := s.Svc.CreateWallet(r.Context(), p, req.Password, req.Name)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 201, createWalletResp{WalletID: wl.ID, Address: wl.Address, Name: wl.Name})
+}
+
+type loadWalletReq struct {
+	Address  string `json:"address"`
+	Password string `json:"password,omitempty"`
+	MFACode  string `json:"mfa_code,omitempty"`
+}
+type loadWalletResp struct {
+	Address string `json:"address"`
+	ChainID int64  `json:"chain_id"`
+	Balance string `json:"balance"`
+}
+
+func (s *Server) loadWallet(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	var req loadWalletReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if p.IsAgent() && (req.Password != "" || req.MFACode != "") {
+		return countersign.Errorf(countersign.BadRequest, "agents load their wallet with {address} only; never send a user's password or code")
+	}
+	wl, bal, err := s.Svc.LoadWallet(r.Context(), p, req.Address, req.Password, req.MFACode)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, loadWalletResp{Address: wl.Address, ChainID: s.Svc.ChainID.Int64(), Balance: bal.String()})
+}
+
+type walletJSON struct {
+	WalletID  string    `json:"wallet_id"`
+	Name      string    `json:"name"`
+	Address   string    `json:"address"`
+	CreatedAt time.Time `json:"created_at"`
+}
+type walletsResp struct {
+	Wallets []walletJSON `json:"wallets"`
+}
+
+func (s *Server) wallets(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	list, err := s.Svc.Wallets(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	out := walletsResp{Wallets: []walletJSON{}}
+	for _, wl := range list {
+		out.Wallets = append(out.Wallets, walletJSON{WalletID: wl.ID, Name: wl.Name, Address: wl.Address, CreatedAt: wl.CreatedAt})
+	}
+	return writeJSON(w, 200, out)
+}
+
+type balanceResp struct {
+	Address      string `json:"address"`
+	TokenAddress string `json:"token_address,omitempty"`
+	Balance      string `json:"balance"`
+	Decimals     uint8  `json:"decimals"`
+	Symbol       string `json:"symbol"`
+}
+
+func (s *Server) balance(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	q := r.URL.Query()
+	b, err := s.Svc.Balance(r.Context(), q.Get("address"), q.Get("token_address"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, balanceResp{Address: b.Address, TokenAddress: b.Token, Balance: b.Balance.String(), Decimals: b.Decimals, Symbol: b.Symbol})
+}
+
+type createAgentReq struct {
+	Name          string `json:"name"`
+	WalletAddress string `json:"wallet_address"`
+	MFACode       string `json:"mfa_code"`
+}
+type createAgentResp struct {
+	AgentID       string `json:"agent_id"`
+	Name          string `json:"name"`
+	WalletAddress string `json:"wallet_address"`
+	APIKey        string `json:"api_key"`
+}
+
+func (s *Server) createAgent(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	var req createAgentReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	a, key, err := s.Svc.CreateAgent(r.Context(), p, req.Name, req.WalletAddress, req.MFACode)
+	if err != nil {
+		return err
+	}
+	wl, err := s.Svc.Store.WalletByID(r.Context(), a.WalletID)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 201, createAgentResp{AgentID: a.ID, Name: a.Name, WalletAddress: wl.Address, APIKey: key})
+}
+
+type agentJSON struct {
+	AgentID       string     `json:"agent_id"`
+	Name          string     `json:"name"`
+	WalletAddress string     `json:"wallet_address"`
+	KeyPrefix     string     `json:"key_prefix"`
+	CreatedAt     time.Time  `json:"created_at"`
+	LastUsedAt    *time.Time `json:"last_used_at"`
+	RevokedAt     *time.Time `json:"revoked_at"`
+}
+type agentsResp struct {
+	Agents []agentJSON `json:"agents"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func (s *Server) agents(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	list, err := s.Svc.Agents(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	wallets, err := s.Svc.Wallets(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	addr := map[string]string{}
+	for _, wl := range wallets {
+		addr[wl.ID] = wl.Address
+	}
+	out := agentsResp{Agents: []agentJSON{}}
+	for _, a := range list {
+		out.Agents = append(out.Agents, agentJSON{AgentID: a.ID, Name: a.Name, WalletAddress: addr[a.WalletID], KeyPrefix: a.KeyPrefix,
+			CreatedAt: a.CreatedAt, LastUsedAt: timePtr(a.LastUsedAt), RevokedAt: timePtr(a.RevokedAt)})
+	}
+	return writeJSON(w, 200, out)
+}
+
+type mfaReq struct {
+	MFACode string `json:"mfa_code"`
+}
+type revokeResp struct {
+	AgentID string `json:"agent_id"`
+	Revoked bool   `json:"revoked"`
+}
+
+func (s *Server) revokeAgent(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	var req mfaReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	if err := s.Svc.RevokeAgent(r.Context(), p, id, req.MFACode); err != nil {
+		return err
+	}
+	return writeJSON(w, 200, revokeResp{AgentID: id, Revoked: true})
+}
+
+type prepareResp struct {
+	TransactionID  string    `json:"transaction_id"`
+	Status         string    `json:"status"`
+	ExpiresAt      time.Time `json:"expires_at"`
+	ApprovalDigest string    `json:"approval_digest"`
+}
+
+func (s *Server) prepare(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	var req core.PrepareRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	t, err := s.Svc.Prepare(r.Context(), p, &req, r.Header.Get("Idempotency-Key"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 202, prepareResp{TransactionID: t.ID, Status: string(t.Status), ExpiresAt: t.ExpiresAt, ApprovalDigest: "0x" + hex.EncodeToString(t.Digest)})
+}
+
+type authorizeReq struct {
+	TransactionID  string   `json:"transaction_id,omitempty"`
+	TransactionIDs []string `json:"transaction_ids,omitempty"`
+	MFACode        string   `json:"mfa_code"`
+	Decision       string   `json:"decision,omitempty"`
+	Reason         string   `json:"reason,omitempty"`
+}
+type statusResp struct {
+	TransactionID string `json:"transaction_id"`
+	Status        string `json:"status"`
+}
+type authorizeResp struct {
+	TransactionID string       `json:"transaction_id,omitempty"`
+	Status        string       `json:"status,omitempty"`
+	Results       []statusResp `json:"results,omitempty"`
+}
+
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	var req authorizeReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	batch := req.TransactionIDs != nil
+	if batch == (req.TransactionID != "") {
+		return countersign.Errorf(countersign.BadRequest, "give exactly one of transaction_id and transaction_ids")
+	}
+	ids := req.TransactionIDs
+	if !batch {
+		ids = []string{req.TransactionID}
+	}
+	txs, err := s.Svc.Authorize(r.Context(), p, ids, req.MFACode, core.Decision(req.Decision), req.Reason)
+	if err != nil {
+		return err
+	}
+	if !batch {
+		return writeJSON(w, 200, authorizeResp{TransactionID: txs[0].ID, Status: string(txs[0].Status)})
+	}
+	out := authorizeResp{Results: []statusResp{}}
+	for _, t := range txs {
+		out.Results = append(out.Results, statusResp{TransactionID: t.ID, Status: string(t.Status)})
+	}
+	return writeJSON(w, 200, out)
+}
+
+// MaxWait bounds a long poll.
+const MaxWait = 60 * time.Second
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	q := r.URL.Query()
+	var wait time.Duration
+	if ws := q.Get("wait"); ws != "" {
+		d, err := time.ParseDuration(ws)
+		if err != nil {
+			n, nerr := strconv.Atoi(ws)
+			if nerr != nil {
+				return countersign.Errorf(countersign.BadRequest, "wait must be a duration such as 30s")
+			}
+			d = time.Duration(n) * time.Second
+		}
+		if d < 0 || d > MaxWait {
+			return countersign.Errorf(countersign.BadRequest, "wait must be between 0s and %s", MaxWait)
+		}
+		wait = d
+	}
+	t, err := s.Svc.Status(r.Context(), p, q.Get("transaction_id"), wait)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, core.View(t))
+}
+
+type txIDReq struct {
+	TransactionID string `json:"transaction_id"`
+}
+type executeResp struct {
+	TransactionID string `json:"transaction_id"`
+	TxHash        string `json:"tx_hash"`
+	Status        string `json:"status"`
+}
+
+func (s *Server) execute(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	var req txIDReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	t, err := s.Svc.Execute(r.Context(), p, req.TransactionID)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 201, executeResp{TransactionID: t.ID, TxHash: t.TxHash, Status: string(t.Status)})
+}
+
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	var req txIDReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	t, err := s.Svc.Cancel(r.Context(), p, req.TransactionID)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, statusResp{TransactionID: t.ID, Status: string(t.Status)})
+}
+
+type txListResp struct {
+	Transactions []core.TxView `json:"transactions"`
+	NextBefore   *time.Time    `json:"next_before"`
+}
+
+func (s *Server) transactions(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	q := r.URL.Query()
+	f := countersign.TxFilter{Status: countersign.Status(q.Get("status")), AgentID: q.Get("agent_id"), Limit: 100}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return countersign.Errorf(countersign.BadRequest, "limit must be 1 to 1000")
+		}
+		f.Limit = n
+	}
+	if b := q.Get("before"); b != "" {
+		t, err := time.Parse(time.RFC3339Nano, b)
+		if err != nil {
+			return countersign.Errorf(countersign.BadRequest, "before must be an RFC 3339 time")
+		}
+		f.Before = t
+	}
+	list, err := s.Svc.Transactions(r.Context(), p, f)
+	if err != nil {
+		return err
+	}
+	out := txListResp{Transactions: []core.TxView{}}
+	for _, t := range list {
+		out.Transactions = append(out.Transactions, core.View(t))
+	}
+	if len(list) == f.Limit {
+		out.NextBefore = &list[len(list)-1].CreatedAt
+	}
+	return writeJSON(w, 200, out)
+}
+
+type spendBase struct {
+	Password string `json:"password"`
+	MFACode  string `json:"mfa_code"`
+	Address  string `json:"address"`
+}
+type transferReq struct {
+	spendBase
+	ToAddress string `json:"to_address"`
+	Amount    string `json:"amount"`
+}
+type transferERC20Req struct {
+	transferReq
+	TokenAddress string `json:"token_address"`
+}
+type contractCallReq struct {
+	spendBase
+	ContractAddress string      `json:"contract_address"`
+	ContractABI     json.RawMessage     `json:"contract_abi"`
+	FunctionName    string      `json:"function_name"`
+	FunctionArgs    json.RawMessage     `json:"function_args,omitempty"`
+	Value           string      `json:"value,omitempty"`
+	Memo            string      `json:"memo,omitempty"`
+}
+type spendResp struct {
+	TxHash        string `json:"tx_hash"`
+	TransactionID string `json:"transaction_id"`
+	Status        string `json:"status"`
+}
+
+func (s *Server) spend(w http.ResponseWriter, r *http.Request, p *core.Principal, base spendBase, req *core.PrepareRequest) error {
+	t, err := s.Svc.UserSpend(r.Context(), p, base.Password, base.MFACode, base.Address, req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 201, spendResp{TxHash: t.TxHash, TransactionID: t.ID, Status: string(t.Status)})
+}
+
+func (s *Server) transfer(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	var req transferReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	return s.spend(w, r, p, req.spendBase, &core.PrepareRequest{Type: "native", ToAddress: req.ToAddress, Amount: req.Amount})
+}
+
+func (s *Server) transferERC20(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	var req transferERC20Req
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	return s.spend(w, r, p, req.spendBase, &core.PrepareRequest{Type: "erc20", ToAddress: req.ToAddress, Amount: req.Amount, TokenAddress: req.TokenAddress})
+}
+
+func (s *Server) contractCall(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	var req contractCallReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	return s.spend(w, r, p, req.spendBase, &core.PrepareRequest{Type: "contract_call", ContractAddress: req.ContractAddress,
+		ContractABI: []byte(req.ContractABI), FunctionName: req.FunctionName, FunctionArgs: []byte(req.FunctionArgs), Value: req.Value, Memo: req.Memo})
+}
+
+type auditJSON struct {
+	Seq      int64     `json:"seq"`
+	At       time.Time `json:"at"`
+	Actor    string    `json:"actor"`
+	Action   string    `json:"action"`
+	Subject  string    `json:"subject"`
+	Details  json.RawMessage   `json:"details"`
+	PrevHash string    `json:"prev_hash"`
+	Hash     string    `json:"hash"`
+}
+type auditResp struct {
+	Entries []auditJSON `json:"entries"`
+}
+
+func (s *Server) auditLog(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	q := r.URL.Query()
+	after, limit := int64(0), 100
+	if a := q.Get("after"); a != "" {
+		n, err := strconv.ParseInt(a, 10, 64)
+		if err != nil || n < 0 {
+			return countersign.Errorf(countersign.BadRequest, "after must be a sequence number")
+		}
+		after = n
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return countersign.Errorf(countersign.BadRequest, "limit must be 1 to 1000")
+		}
+		limit = n
+	}
+	list, err := s.Svc.AuditLog(r.Context(), p.User.ID, after, limit)
+	if err != nil {
+		return err
+	}
+	out := auditResp{Entries: []auditJSON{}}
+	for _, e := range list {
+		out.Entries = append(out.Entries, auditJSON{Seq: e.Seq, At: e.At, Actor: e.Actor, Action: e.Action, Subject: e.Subject,
+			Details: json.RawMessage(e.Details), PrevHash: hex.EncodeToString(e.PrevHash), Hash: hex.EncodeToString(e.Hash)})
+	}
+	return writeJSON(w, 200, out)
+}
+
+type devInfoResp struct {
+	ChainID          int64  `json:"chain_id"`
+	FaucetAddress    string `json:"faucet_address"`
+	TestTokenAddress string `json:"test_token_address"`
+	CounterAddress   string `json:"counter_address"`
+}
+
+func (s *Server) devInfo(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	f, t, c := s.Dev.Info()
+	return writeJSON(w, 200, devInfoResp{ChainID: s.Svc.ChainID.Int64(), FaucetAddress: f, TestTokenAddress: t, CounterAddress: c})
+}
+
+type faucetReq struct {
+	Address string `json:"address"`
+	Amount  string `json:"amount"`
+	Token   string `json:"token,omitempty"`
+}
+type faucetResp struct {
+	TxHash string `json:"tx_hash"`
+}
+
+// MaxFaucet bounds one faucet request: 1000 ETH or 1000 TEST.
+var maxFaucet, _ = countersign.ParseAmount("max", "1000000000000000000000")
+
+func (s *Server) devFaucet(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req faucetReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	addr, err := core.ParseAddress("address", req.Address)
+	if err != nil {
+		return err
+	}
+	amount, err := countersign.ParseAmount("amount", req.Amount)
+	if err != nil {
+		return err
+	}
+	if amount.Cmp(maxFaucet) > 0 {
+		return countersign.Errorf(countersign.BadRequest, "amount must be at most %s base units", maxFaucet)
+	}
+	var hash string
+	switch req.Token {
+	case "":
+		hash, err = s.Dev.Fund(r.Context(), addr.Hex(), amount)
+	case "TEST":
+		hash, err = s.Dev.Mint(r.Context(), addr.Hex(), amount)
+	default:
+		return countersign.Errorf(countersign.BadRequest, "token must be omitted (ETH) or \"TEST\"")
+	}
+	if err != nil {
+		return countersign.Wrap(countersign.ChainError, err, "faucet transaction failed")
+	}
+	return writeJSON(w, 200, faucetResp{TxHash: hash})
+}
+
+type jwksResp struct {
+	Keys []map[string]string `json:"keys"`
+}
+
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, err := w.Write(s.Svc.Tokens.JWKS())
+	return err
+}
+
+func (s *Server) openAPI(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	w.Header().Set("Content-Type", "application/json")
+	_, err := w.Write(s.openapi)
+	return err
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	return writeJSON(w, 200, okResp{Status: "ok"})
+}
+
+type readyResp struct {
+	Status      string `json:"status"`
+	ChainID     int64  `json:"chain_id"`
+	BlockNumber uint64 `json:"block_number"`
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	if err := s.Svc.Store.Ping(r.Context()); err != nil {
+		return countersign.Wrap(countersign.Internal, err, "database is not ready")
+	}
+	n, err := s.Svc.Chain.BlockNumber(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, readyResp{Status: "ready", ChainID: s.Svc.ChainID.Int64(), BlockNumber: n})
+}

@@ -1,0 +1,185 @@
+// Package http serves countersign's REST API: one route table in which each
+// route declares who may call it, one error renderer, strict JSON decoding,
+// request ids, metrics, Server-Sent Events and a generated OpenAPI document.
+package http
+
+import (
+	"context"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/core"
+)
+
+// DevChain is the development chain's faucet, present only when the
+// embedded chain runs.
+type DevChain interface {
+	Info() (faucet, token, counter string)
+	Fund(ctx context.Context, address string, wei *big.Int) (txHash string, err error)
+	Mint(ctx context.Context, address string, units *big.Int) (txHash string, err error)
+}
+
+// Server is the HTTP API over a core.Service.
+type Server struct {
+	Svc      *core.Service
+	Log      *slog.Logger
+	Dev      DevChain // nil unless the embedded chain runs
+	Registry *prometheus.Registry
+	Version  string
+
+	metrics struct {
+		requests *prometheus.CounterVec
+		latency  *prometheus.HistogramVec
+	}
+	openapi []byte
+}
+
+// Access says who may call a route.
+type Access int
+
+const (
+	Anonymous   Access = iota // no credentials
+	User                      // a user session token
+	UserMFA                   // a user session token, and the user has MFA set up
+	Agent                     // an agent API key
+	UserOrAgent               // either
+)
+
+func (a Access) String() string {
+	return [...]string{"anonymous", "user", "user with MFA", "agent", "user or agent"}[a]
+}
+
+type handlerFunc func(s *Server, w http.ResponseWriter, r *http.Request, p *core.Principal) error
+
+// Route is one entry of the route table.
+type Route struct {
+	Method  string
+	Path    string
+	Access  Access
+	Summary string
+	Status  int      // success status
+	Req     any      // request body shape (nil: none)
+	Resp    any      // response body shape
+	Query   []string // query parameters
+	DevOnly bool     // exists only on the embedded chain
+	h       handlerFunc
+}
+
+// NewServer builds the server and registers its metrics on reg.
+func NewServer(svc *core.Service, log *slog.Logger, dev DevChain, reg *prometheus.Registry) *Server {
+	s := &Server{Svc: svc, Log: log, Dev: dev, Registry: reg}
+	s.metrics.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "countersign_http_requests_total", Help: "HTTP requests by route and status.",
+	}, []string{"route", "code"})
+	s.metrics.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "countersign_http_request_duration_seconds", Help: "HTTP request latency by route.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	}, []string{"route"})
+	reg.MustRegister(s.metrics.requests, s.metrics.latency, &txCollector{svc: svc})
+	s.openapi = buildOpenAPI(Routes())
+	return s
+}
+
+// txCollector reports transactions by status from the store at scrape time.
+type txCollector struct{ svc *core.Service }
+
+var txDesc = prometheus.NewDesc("countersign_transactions", "Transactions by status.", []string{"status"}, nil)
+
+func (c *txCollector) Describe(ch chan<- *prometheus.Desc) { ch <- txDesc }
+
+func (c *txCollector) Collect(ch chan<- prometheus.Metric) {
+	counts, err := c.svc.Store.CountTransactionsByStatus(context.Background())
+	if err != nil {
+		return
+	}
+	for _, st := range countersign.Statuses {
+		ch <- prometheus.MustNewConstMetric(txDesc, prometheus.GaugeValue, float64(counts[st]), string(st))
+	}
+}
+
+// Handler returns the HTTP handler for every route.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range Routes() {
+		if rt.DevOnly && s.Dev == nil {
+			continue // 404 when the embedded chain does not run
+		}
+		pattern := rt.Method + " " + rt.Path
+		mux.Handle(pattern, s.wrap(pattern, s.guard(rt)))
+	}
+	mux.Handle("GET /metrics", s.wrap("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{})))
+	mux.Handle("/", s.wrap("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, s.Log, countersign.Errorf(countersign.NotFound, "no route %s %s", r.Method, r.URL.Path))
+	})))
+	return mux
+}
+
+// guard authenticates the caller as the route's Access requires, then runs
+// the handler and renders its error.
+func (s *Server) guard(rt Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.authenticate(r, rt.Access)
+		if err == nil {
+			err = rt.h(s, w, r, p)
+		}
+		if err != nil {
+			writeError(w, r, s.Log, err)
+		}
+	})
+}
+
+func (s *Server) authenticate(r *http.Request, a Access) (*core.Principal, error) {
+	if a == Anonymous {
+		return nil, nil
+	}
+	bearer := ""
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+			return nil, countersign.Errorf(countersign.Unauthorized, "Authorization must be \"Bearer <token>\"")
+		}
+		bearer = strings.TrimSpace(tok)
+	}
+	apiKey := r.Header.Get("X-API-KEY")
+	if bearer != "" && apiKey != "" {
+		return nil, countersign.Errorf(countersign.BadRequest, "send either a session token or an API key, not both")
+	}
+	if apiKey == "" && strings.HasPrefix(bearer, "csk_") {
+		apiKey, bearer = bearer, "" // agents may send their key as a bearer token
+	}
+	ctx := r.Context()
+	switch {
+	case bearer != "":
+		if a == Agent {
+			return nil, countersign.Errorf(countersign.Forbidden, "this route is for agents: send X-API-KEY")
+		}
+		p, err := s.Svc.AuthenticateUser(ctx, bearer)
+		if err != nil {
+			return nil, err
+		}
+		if a == UserMFA && !p.User.MFAEnabled {
+			return nil, countersign.Errorf(countersign.MFARequired, "MFA is not set up: call POST /api/setup_mfa first")
+		}
+		return p, nil
+	case apiKey != "":
+		p, err := s.Svc.AuthenticateAgent(ctx, apiKey)
+		if err != nil {
+			return nil, err
+		}
+		if a == User || a == UserMFA {
+			return nil, countersign.Errorf(countersign.Forbidden, "this route needs a user session, not an agent key")
+		}
+		return p, nil
+	default:
+		if a == Agent {
+			return nil, countersign.Errorf(countersign.Unauthorized, "X-API-KEY header is required")
+		}
+		return nil, countersign.Errorf(countersign.Unauthorized, "Authorization: Bearer <token> is required")
+	}
+}
