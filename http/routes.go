@@ -483,12 +483,12 @@ type transferERC20Req struct {
 }
 type contractCallReq struct {
 	spendBase
-	ContractAddress string      `json:"contract_address"`
-	ContractABI     json.RawMessage     `json:"contract_abi"`
-	FunctionName    string      `json:"function_name"`
-	FunctionArgs    json.RawMessage     `json:"function_args,omitempty"`
-	Value           string      `json:"value,omitempty"`
-	Memo            string      `json:"memo,omitempty"`
+	ContractAddress string          `json:"contract_address"`
+	ContractABI     json.RawMessage `json:"contract_abi"`
+	FunctionName    string          `json:"function_name"`
+	FunctionArgs    json.RawMessage `json:"function_args,omitempty"`
+	Value           string          `json:"value,omitempty"`
+	Memo            string          `json:"memo,omitempty"`
 }
 type spendResp struct {
 	TxHash        string `json:"tx_hash"`
@@ -530,14 +530,14 @@ func (s *Server) contractCall(w http.ResponseWriter, r *http.Request, p *core.Pr
 }
 
 type auditJSON struct {
-	Seq      int64     `json:"seq"`
-	At       time.Time `json:"at"`
-	Actor    string    `json:"actor"`
-	Action   string    `json:"action"`
-	Subject  string    `json:"subject"`
-	Details  json.RawMessage   `json:"details"`
-	PrevHash string    `json:"prev_hash"`
-	Hash     string    `json:"hash"`
+	Seq      int64           `json:"seq"`
+	At       time.Time       `json:"at"`
+	Actor    string          `json:"actor"`
+	Action   string          `json:"action"`
+	Subject  string          `json:"subject"`
+	Details  json.RawMessage `json:"details"`
+	PrevHash string          `json:"prev_hash"`
+	Hash     string          `json:"hash"`
 }
 type auditResp struct {
 	Entries []auditJSON `json:"entries"`
