@@ -1,0 +1,133 @@
+package http
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/core"
+)
+
+func TestDecodeJSON(t *testing.T) {
+	type req struct {
+		Name   string   `json:"name"`
+		Amount string   `json:"amount"`
+		IDs    []string `json:"ids,omitempty"`
+	}
+	tests := map[string]struct {
+		body, detail string
+	}{
+		"ok/object":           {body: `{"name":"a","amount":"1"}`},
+		"ok/trailing space":   {body: "{\"name\":\"a\"}\n  "},
+		"fail/empty":          {body: ``, detail: "body is required"},
+		"fail/spaces":         {body: `   `, detail: "body is required"},
+		"fail/malformed":      {body: `{"name":`, detail: "malformed JSON"},
+		"fail/syntax":         {body: `{"name" "a"}`, detail: "malformed JSON at byte"},
+		"fail/unknown field":  {body: `{"nme":"a"}`, detail: `unknown field "nme"`},
+		"fail/number amount":  {body: `{"amount":1}`, detail: `field "amount" must be a string`},
+		"fail/array":          {body: `[1,2]`, detail: "must be a JSON object"},
+		"fail/two objects":    {body: `{"name":"a"}{"name":"b"}`, detail: "single JSON object"},
+		"fail/ids not array":  {body: `{"ids":"x"}`, detail: `field "ids" must be an array`},
+		"fail/null bytes ids": {body: `{"ids":[1]}`, detail: `must be a string`},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			var r req
+			err := DecodeJSON([]byte(tt.body), &r)
+			if tt.detail == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if countersign.ErrorCode(err) != countersign.BadRequest || !strings.Contains(countersign.ErrorDetail(err), tt.detail) {
+				t.Fatalf("err = %v, want detail containing %q", err, tt.detail)
+			}
+		})
+	}
+}
+
+// FuzzDecodePrepare fuzzes the decoder of the largest request body: it
+// must return a BadRequest or a value that re-encodes, never panic.
+func FuzzDecodePrepare(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"native","to_address":"0x000000000000000000000000000000000000dEaD","amount":"1","memo":"x"}`,
+		`{"type":"contract_call","contract_abi":[{"type":"function","name":"f","inputs":[]}],"function_args":[1,"a",{"b":[]}]}`,
+		`{"amount":1}`, `[]`, `{`, `{"type":"\u0000"}`, `{"memo":"\ud800"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var req core.PrepareRequest
+		if err := DecodeJSON(b, &req); err != nil {
+			if countersign.ErrorCode(err) != countersign.BadRequest {
+				t.Fatalf("non-BadRequest error %v", err)
+			}
+			return
+		}
+		if _, err := json.Marshal(req); err != nil {
+			t.Fatalf("decoded value does not re-encode: %v", err)
+		}
+	})
+}
+
+func TestOpenAPICoversEveryRoute(t *testing.T) {
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.Unmarshal(buildOpenAPI(Routes()), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.OpenAPI != "3.1.0" {
+		t.Fatalf("openapi %q", doc.OpenAPI)
+	}
+	n := 0
+	for _, rt := range Routes() {
+		op, ok := doc.Paths[rt.Path][strings.ToLower(rt.Method)]
+		if !ok {
+			t.Errorf("%s %s is not in the OpenAPI document", rt.Method, rt.Path)
+			continue
+		}
+		if !strings.Contains(string(op), `"x-access": "`+rt.Access.String()+`"`) && !strings.Contains(string(op), `"x-access":"`+rt.Access.String()+`"`) {
+			t.Errorf("%s %s: access not documented", rt.Method, rt.Path)
+		}
+		n++
+	}
+	// and nothing documented that does not exist
+	total := 0
+	for p, ops := range doc.Paths {
+		if p != "/metrics" {
+			total += len(ops)
+		}
+	}
+	if total != n {
+		t.Errorf("document has %d operations, route table %d", total, n)
+	}
+}
+
+func TestRouteTable(t *testing.T) {
+	seen := map[string]bool{}
+	for _, rt := range Routes() {
+		k := rt.Method + " " + rt.Path
+		if seen[k] {
+			t.Errorf("%s twice", k)
+		}
+		seen[k] = true
+		if rt.h == nil || rt.Summary == "" || rt.Status == 0 {
+			t.Errorf("%s: incomplete route entry", k)
+		}
+		if strings.HasPrefix(rt.Path, "/api/") && rt.Access == Anonymous && !map[string]bool{"/api/register": true, "/api/login": true, "/api/dev/info": true}[rt.Path] {
+			t.Errorf("%s is anonymous", k)
+		}
+	}
+	for code := range map[countersign.Code]bool{countersign.BadRequest: true, countersign.Unauthorized: true, countersign.MFARequired: true,
+		countersign.MFAInvalid: true, countersign.MFALocked: true, countersign.Forbidden: true, countersign.NotFound: true,
+		countersign.Conflict: true, countersign.NotAuthorized: true, countersign.RateLimit: true, countersign.BadPassword: true,
+		countersign.InsufficientFunds: true, countersign.ChainError: true, countersign.Internal: true} {
+		if statusOf[code] == 0 {
+			t.Errorf("code %s has no HTTP status", code)
+		}
+	}
+}

@@ -1,0 +1,77 @@
+package countersign_test
+
+import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/countersign/countersign"
+
+// allowed lists, per package, the project packages it may import. The root
+// holds the domain and imports only the standard library; adapters import
+// the domain (and value packages), never each other; only cmd/ wires.
+var allowed = map[string][]string{
+	"":                {},
+	"auth":            {""},
+	"keys/envelope":   {""},
+	"contracts":       {},
+	"core":            {"", "auth", "contracts"},
+	"store/sqlite":    {""},
+	"chain/evm":       {""},
+	"chain/sim":       {"contracts"},
+	"signer/local":    {""},
+	"http":            {"", "core"},
+	"cmd/countersign": {"*"},
+}
+
+func TestImportRules(t *testing.T) {
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && path != "." || d.Name() == "node_modules" || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		pkg := filepath.ToSlash(filepath.Dir(path))
+		if pkg == "." {
+			pkg = ""
+		}
+		rules, ok := allowed[pkg]
+		if !ok {
+			t.Errorf("package %q has no import rule: add it to layout_test.go", pkg)
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		for _, imp := range f.Imports {
+			p := strings.Trim(imp.Path.Value, `"`)
+			if pkg == "" && strings.Contains(strings.Split(p, "/")[0], ".") {
+				t.Errorf("%s: the domain package imports %s (stdlib only)", path, p)
+			}
+			if p != module && !strings.HasPrefix(p, module+"/") {
+				continue
+			}
+			dep := strings.TrimPrefix(strings.TrimPrefix(p, module), "/")
+			ok := false
+			for _, r := range rules {
+				ok = ok || r == "*" || r == dep
+			}
+			if !ok {
+				t.Errorf("%s imports %s, which package %q may not", path, p, pkg)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
