@@ -19,6 +19,7 @@ var allowed = map[string][]string{
 	"auth":            {""},
 	"keys/envelope":   {""},
 	"contracts":       {},
+	"store/storetest": {""},
 	"core":            {"", "auth", "contracts"},
 	"store/sqlite":    {""},
 	"chain/evm":       {""},

@@ -12,6 +12,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/countersign/countersign/auth"
+	"github.com/countersign/countersign/contracts"
 	cshttp "github.com/countersign/countersign/http"
 )
 
@@ -369,4 +370,34 @@ func TestOpsEndpoints(t *testing.T) {
 	}
 	e.do("GET", "/api/nope", anon, nil).refused(t, 404, "NOT_FOUND")
 	e.do("GET", "/api/dev/info", anon, nil).must(t, 200)
+}
+
+func TestExecuteRefusalsKeepTheApproval(t *testing.T) {
+	e := newEnv(t)
+	u, wallet, _, key := setup(t, e) // the wallet holds 100 ETH
+	agent := apiKey(key)
+	// more than the wallet holds: refused before signing, nothing broadcast
+	id := e.do("POST", "/api/prepare_transaction", agent, map[string]string{"type": "native", "to_address": randomAddress(), "amount": ether(1000).String()}).must(t, 202).str("transaction_id")
+	e.do("POST", "/api/authorize_transaction", bearer(u.token), map[string]string{"transaction_id": id, "mfa_code": e.code(u)}).must(t, 200)
+	r := e.do("POST", "/api/execute_transaction", agent, map[string]string{"transaction_id": id})
+	if r.status != 422 || r.code() != "INSUFFICIENT_FUNDS" {
+		t.Fatalf("got %s", r.raw)
+	}
+	if s := e.do("GET", "/api/transaction_status?transaction_id="+id, agent, nil).must(t, 200).str("status"); s != "authorized" {
+		t.Fatalf("status %s after a refused execute", s)
+	}
+	// after funding, the same approval executes
+	e.do("POST", "/api/dev/faucet", bearer(u.token), map[string]string{"address": wallet, "amount": ether(1000).String()}).must(t, 200)
+	e.do("POST", "/api/execute_transaction", agent, map[string]string{"transaction_id": id}).must(t, 201)
+	e.waitStatus(agent, id, "confirmed")
+
+	// a call that would revert is refused with the revert reason
+	info := e.do("GET", "/api/dev/info", anon, nil).must(t, 200)
+	id = e.do("POST", "/api/prepare_transaction", agent, map[string]any{"type": "contract_call", "contract_address": info.str("counter_address"),
+		"contract_abi": contracts.MustLoad("Counter").ABIJSON, "function_name": "alwaysReverts"}).must(t, 202).str("transaction_id")
+	e.do("POST", "/api/authorize_transaction", bearer(u.token), map[string]string{"transaction_id": id, "mfa_code": e.code(u)}).must(t, 200)
+	r = e.do("POST", "/api/execute_transaction", agent, map[string]string{"transaction_id": id})
+	if r.status != 502 || r.code() != "CHAIN_ERROR" || !strings.Contains(r.raw, "always reverts") {
+		t.Fatalf("got %s", r.raw)
+	}
 }

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs or builds what the test suite needs when it is missing, and
+# prints the environment for it (GETH_BIN=...). Tool builds are cached under
+# the user cache directory, so only the first run on a machine pays for them.
+set -euo pipefail
+
+GETH_VERSION=v1.16.9
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/countersign"
+mkdir -p "$cache"
+
+log() { printf 'ensure-tools: %s\n' "$*" >&2; }
+
+# oathtool: an independent TOTP implementation the tests compare against.
+if ! command -v oathtool >/dev/null 2>&1; then
+  log "installing oathtool (Debian package)"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq oathtool >&2
+fi
+
+# geth --dev: the real node of the end-to-end test over JSON-RPC.
+geth="$cache/geth-$GETH_VERSION/geth"
+if [ ! -x "$geth" ]; then
+  log "building geth $GETH_VERSION (first run only, a few minutes)"
+  mkdir -p "$cache/geth-$GETH_VERSION"
+  GOBIN="$cache/geth-$GETH_VERSION" GOFLAGS=-buildvcs=false go install "github.com/ethereum/go-ethereum/cmd/geth@$GETH_VERSION" >&2
+fi
+echo "GETH_BIN=$geth"
