@@ -1,0 +1,101 @@
+package main
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/countersign/countersign/auth"
+)
+
+// cpuTime is the process's user+system CPU time: server and client share
+// the process, so per-op figures include both sides of each request.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func reportCPU(b *testing.B, start time.Duration, requestsPerOp int) {
+	per := float64(cpuTime()-start) / float64(b.N) / 1e6
+	b.ReportMetric(per, "cpu-ms/op")
+	b.ReportMetric(per/float64(requestsPerOp), "cpu-ms/request")
+}
+
+func longSessions(c *Config) { c.TokenTTL = 100000 * time.Hour; c.PendingTTL = 100000 * time.Hour }
+
+// BenchmarkPrepareApproveExecute is one countersigned spend over HTTP on the
+// embedded chain: prepare (agent), authorize with a TOTP code (human),
+// execute (agent: sign, store, broadcast), and the receipt confirmed.
+func BenchmarkPrepareApproveExecute(b *testing.B) {
+	e := newEnv(b, longSessions)
+	u := e.newUser(true)
+	wallet := e.createWallet(u)
+	e.do("POST", "/api/dev/faucet", bearer(u.token), map[string]string{"address": wallet, "amount": ether(1000).String()}).must(b, 200)
+	_, key := e.createAgent(u, wallet)
+	agent := apiKey(key)
+	to := randomAddress()
+	b.ResetTimer()
+	start := cpuTime()
+	for b.Loop() {
+		id := e.do("POST", "/api/prepare_transaction", agent, map[string]string{"type": "native", "to_address": to, "amount": "1"}).must(b, 202).str("transaction_id")
+		e.do("POST", "/api/authorize_transaction", bearer(u.token), map[string]string{"transaction_id": id, "mfa_code": e.code(u)}).must(b, 200)
+		e.do("POST", "/api/execute_transaction", agent, map[string]string{"transaction_id": id}).must(b, 201)
+		e.waitStatus(agent, id, "confirmed")
+	}
+	b.StopTimer()
+	reportCPU(b, start, 4)
+}
+
+// BenchmarkTransactionStatus is the authenticated read path: API key
+// lookup, the row, and the JSON view.
+func BenchmarkTransactionStatus(b *testing.B) {
+	e := newEnv(b, longSessions)
+	_, _, _, key := setupB(b, e)
+	agent := apiKey(key)
+	id := e.do("POST", "/api/prepare_transaction", agent, map[string]string{"type": "native", "to_address": randomAddress(), "amount": "1"}).must(b, 202).str("transaction_id")
+	path := "/api/transaction_status?transaction_id=" + id
+	b.ResetTimer()
+	start := cpuTime()
+	for b.Loop() {
+		e.do("GET", path, agent, nil).must(b, 200)
+	}
+	b.StopTimer()
+	reportCPU(b, start, 1)
+}
+
+// BenchmarkTransactionStatusParallel is the read path under concurrent
+// clients (GOMAXPROCS of them).
+func BenchmarkTransactionStatusParallel(b *testing.B) {
+	e := newEnv(b, longSessions)
+	_, _, _, key := setupB(b, e)
+	agent := apiKey(key)
+	id := e.do("POST", "/api/prepare_transaction", agent, map[string]string{"type": "native", "to_address": randomAddress(), "amount": "1"}).must(b, 202).str("transaction_id")
+	path := "/api/transaction_status?transaction_id=" + id
+	b.ResetTimer()
+	start := cpuTime()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			e.do("GET", path, agent, nil).must(b, 200)
+		}
+	})
+	b.StopTimer()
+	reportCPU(b, start, 1)
+}
+
+// BenchmarkPasswordHash is the deliberate cost of Argon2id at the default
+// parameters, paid by register, login and the password re-checks.
+func BenchmarkPasswordHash(b *testing.B) {
+	for b.Loop() {
+		if _, err := auth.HashPassword("correct horse battery staple", auth.DefaultArgon2); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func setupB(b *testing.B, e *env) (*user, string, string, string) {
+	u := e.newUser(true)
+	wallet := e.createWallet(u)
+	agentID, key := e.createAgent(u, wallet)
+	return u, wallet, agentID, key
+}
