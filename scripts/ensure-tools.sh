@@ -25,4 +25,12 @@ if [ ! -x "$geth" ]; then
   mkdir -p "$cache/geth-$GETH_VERSION"
   GOBIN="$cache/geth-$GETH_VERSION" GOFLAGS=-buildvcs=false go install "github.com/ethereum/go-ethereum/cmd/geth@$GETH_VERSION" >&2
 fi
+# staticcheck: the linter the test command runs.
+STATICCHECK_VERSION=v0.8.2
+staticcheck="$cache/staticcheck-$STATICCHECK_VERSION/staticcheck"
+if [ ! -x "$staticcheck" ]; then
+  log "building staticcheck $STATICCHECK_VERSION (first run only)"
+  GOBIN="$cache/staticcheck-$STATICCHECK_VERSION" GOFLAGS=-buildvcs=false go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" >&2
+fi
 echo "GETH_BIN=$geth"
+echo "STATICCHECK_BIN=$staticcheck"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README's second command and CI run it.
 # Installs or builds what the tests need when it is missing (oathtool, geth
-# --dev), then checks formatting, vets, and runs every test with the race
+# --dev, staticcheck), then checks formatting, vets, lints, and runs every test with the race
 # detector. With CI set, a test that cannot find its server fails instead of
 # skipping.
 set -euo pipefail
@@ -17,4 +17,5 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 go vet ./...
+"$STATICCHECK_BIN" ./...
 go test -race -count=1 "$@" ./...

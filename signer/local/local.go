@@ -77,12 +77,15 @@ func (s *Signer) SignTx(_ context.Context, w *countersign.Wallet, u *countersign
 	return b, tx.Hash().Hex(), nil
 }
 
-// zero overwrites the private scalar. big.Int keeps its words in a slice we
-// can reach through Bits.
+// zero overwrites the private scalar once the key is no longer needed.
+// big.Int keeps its words in a slice we can reach through Bits. The key is
+// go-ethereum's secp256k1, not a standard-library curve, so there is no
+// internal precomputed state that modifying D could invalidate.
 func zero(k *ecdsa.PrivateKey) {
+	//lint:ignore SA1019 go-ethereum's secp256k1 keys only exist as D; zeroing it is the point
 	if k == nil || k.D == nil {
 		return
 	}
-	b := k.D.Bits()
-	clear(b)
+	//lint:ignore SA1019 see above
+	clear(k.D.Bits())
 }
