@@ -60,7 +60,7 @@ func TestFormatUnits(t *testing.T) {
 func TestStateMachine(t *testing.T) {
 	allowed := map[[2]Status]bool{
 		{StatusPending, StatusAuthorized}: true, {StatusPending, StatusRejected}: true, {StatusPending, StatusExpired}: true,
-		{StatusPending, StatusCancelled}: true, {StatusAuthorized, StatusSubmitted}: true, {StatusAuthorized, StatusFailed}: true,
+		{StatusPending, StatusCancelled}: true, {StatusAuthorized, StatusSubmitted}: true, {StatusAuthorized, StatusFailed}: true, {StatusAuthorized, StatusSigned}: true,
 		{StatusSubmitted, StatusConfirmed}: true, {StatusSubmitted, StatusFailed}: true,
 	}
 	for _, from := range Statuses {
@@ -70,7 +70,7 @@ func TestStateMachine(t *testing.T) {
 			}
 		}
 	}
-	for _, s := range []Status{StatusRejected, StatusExpired, StatusCancelled, StatusConfirmed, StatusFailed} {
+	for _, s := range []Status{StatusRejected, StatusExpired, StatusCancelled, StatusConfirmed, StatusFailed, StatusSigned} {
 		if !s.Final() {
 			t.Errorf("%s should be final", s)
 		}

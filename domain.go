@@ -2,6 +2,7 @@ package countersign
 
 import (
 	"context"
+	"encoding/json"
 	"math/big"
 	"time"
 )
@@ -207,6 +208,16 @@ type Signer interface {
 	// SignTx signs tx with the wallet's key and returns the raw signed
 	// transaction and its hash.
 	SignTx(ctx context.Context, w *Wallet, tx *UnsignedTx) (raw []byte, hash string, err error)
+	// SignHash signs a 32-byte digest (an EIP-191 or EIP-712 hash the
+	// caller computed) and returns r ‖ s ‖ v with v in {27, 28}.
+	SignHash(ctx context.Context, w *Wallet, hash []byte) ([]byte, error)
+}
+
+// RawRPC is implemented by chains that can forward a read-only JSON-RPC
+// call verbatim (the agents' Ethereum JSON-RPC endpoint uses it). It
+// returns the node's result, or an error carrying the node's JSON-RPC code.
+type RawRPC interface {
+	CallRaw(ctx context.Context, method string, params []json.RawMessage) (json.RawMessage, error)
 }
 
 // Sealer encrypts small secrets at rest with a per-record data key under a

@@ -16,18 +16,19 @@ const (
 	StatusSubmitted  Status = "submitted"
 	StatusConfirmed  Status = "confirmed"
 	StatusFailed     Status = "failed"
+	StatusSigned     Status = "signed" // message requests: the signature is ready
 )
 
 // Statuses lists every status, in lifecycle order.
 var Statuses = []Status{
 	StatusPending, StatusAuthorized, StatusRejected, StatusExpired,
-	StatusCancelled, StatusSubmitted, StatusConfirmed, StatusFailed,
+	StatusCancelled, StatusSubmitted, StatusConfirmed, StatusFailed, StatusSigned,
 }
 
 // transitions is the whole state machine: a move not listed here is refused.
 var transitions = map[Status][]Status{
 	StatusPending:    {StatusAuthorized, StatusRejected, StatusExpired, StatusCancelled},
-	StatusAuthorized: {StatusSubmitted, StatusFailed},
+	StatusAuthorized: {StatusSubmitted, StatusFailed, StatusSigned},
 	StatusSubmitted:  {StatusConfirmed, StatusFailed},
 }
 
@@ -61,7 +62,13 @@ const (
 	TxNative       TxType = "native"
 	TxERC20        TxType = "erc20"
 	TxContractCall TxType = "contract_call"
+	TxPersonalSign TxType = "personal_sign" // EIP-191 message signature
+	TxTypedData    TxType = "typed_data"    // EIP-712 typed data signature
 )
+
+// IsMessage reports whether the request is for a signature, not a
+// transaction on chain.
+func (t TxType) IsMessage() bool { return t == TxPersonalSign || t == TxTypedData }
 
 // Transaction is a spend request and, once executed, the on-chain
 // transaction that fulfils it. Amounts are base units as decimal strings of
@@ -84,6 +91,7 @@ type Transaction struct {
 	FunctionArgs    string // JSON array as sent
 	Value           string // wei sent along a contract call
 	Memo            string
+	Message         string // personal_sign: 0x-hex bytes; typed_data: the EIP-712 JSON
 
 	// What gets signed, derived from the fields above at prepare time.
 	TxTo    string
@@ -102,6 +110,7 @@ type Transaction struct {
 	RawTx       []byte
 	TxHash      string
 	BlockNumber *uint64
+	Signature   []byte // message requests, once signed
 	Error       string
 
 	IdempotencyKey string

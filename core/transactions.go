@@ -13,6 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/google/uuid"
 
@@ -30,6 +31,8 @@ type PrepareRequest struct {
 	FunctionName    string          `json:"function_name,omitempty"`
 	FunctionArgs    json.RawMessage `json:"function_args,omitempty"`
 	Value           string          `json:"value,omitempty"`
+	Data            string          `json:"data,omitempty"`    // contract_call: raw 0x calldata instead of an ABI
+	Message         json.RawMessage `json:"message,omitempty"` // personal_sign: a string; typed_data: an EIP-712 object
 	Memo            string          `json:"memo,omitempty"`
 }
 
@@ -54,6 +57,8 @@ type TxView struct {
 	Value           string    `json:"value,omitempty"`
 	Data            string    `json:"data,omitempty"`
 	Memo            string    `json:"memo"`
+	Message         any       `json:"message,omitempty"`
+	Signature       *string   `json:"signature,omitempty"`
 	Digest          string    `json:"approval_digest"`
 	Reason          string    `json:"reason,omitempty"`
 	TxHash          *string   `json:"tx_hash"`
@@ -88,6 +93,16 @@ func View(t *countersign.Transaction) TxView {
 		e := t.Error
 		v.Error = &e
 	}
+	switch t.Type {
+	case countersign.TxTypedData:
+		v.Message = json.RawMessage(t.Message)
+	case countersign.TxPersonalSign:
+		v.Message = t.Message
+	}
+	if len(t.Signature) > 0 {
+		sig := "0x" + hex.EncodeToString(t.Signature)
+		v.Signature = &sig
+	}
 	return v
 }
 
@@ -107,7 +122,7 @@ func Digest(t *countersign.Transaction) []byte {
 	binary.BigEndian.PutUint64(id[:], uint64(t.ChainID))
 	put([]byte("countersign approval v1"))
 	put(id[:])
-	for _, f := range []string{string(t.Type), t.From, t.To, t.Amount, t.TokenAddress, t.ContractAddress, t.FunctionName, t.FunctionArgs, t.Value, t.Memo, t.TxTo, t.TxValue} {
+	for _, f := range []string{string(t.Type), t.From, t.To, t.Amount, t.TokenAddress, t.ContractAddress, t.FunctionName, t.FunctionArgs, t.Value, t.Memo, t.TxTo, t.TxValue, t.Message} {
 		put([]byte(f))
 	}
 	put(t.TxData)
@@ -145,7 +160,22 @@ func (s *Service) buildSpend(ctx context.Context, w *countersign.Wallet, req *Pr
 		Type: countersign.TxType(req.Type), From: w.Address, Memo: req.Memo}
 	abiSet := len(bytes.TrimSpace(req.ContractABI)) > 0 && string(bytes.TrimSpace(req.ContractABI)) != "null"
 	argsSet := len(bytes.TrimSpace(req.FunctionArgs)) > 0 && string(bytes.TrimSpace(req.FunctionArgs)) != "null"
+	msgSet := len(bytes.TrimSpace(req.Message)) > 0 && string(bytes.TrimSpace(req.Message)) != "null"
+	if t.Type != countersign.TxContractCall && req.Data != "" {
+		return nil, countersign.Errorf(countersign.BadRequest, "data is only used for contract_call transactions")
+	}
+	if !t.Type.IsMessage() && msgSet {
+		return nil, countersign.Errorf(countersign.BadRequest, "message is only used for personal_sign and typed_data requests")
+	}
 	switch t.Type {
+	case countersign.TxPersonalSign, countersign.TxTypedData:
+		if err := notUsed(req.Type, map[string]bool{"to_address": req.ToAddress != "", "amount": req.Amount != "", "token_address": req.TokenAddress != "",
+			"contract_address": req.ContractAddress != "", "contract_abi": abiSet, "function_name": req.FunctionName != "", "function_args": argsSet, "value": req.Value != ""}); err != nil {
+			return nil, err
+		}
+		if err := s.buildMessage(t, req.Message); err != nil {
+			return nil, err
+		}
 	case countersign.TxNative:
 		if err := notUsed(req.Type, map[string]bool{"token_address": req.TokenAddress != "", "contract_address": req.ContractAddress != "",
 			"contract_abi": abiSet, "function_name": req.FunctionName != "", "function_args": argsSet, "value": req.Value != ""}); err != nil {
@@ -201,26 +231,39 @@ func (s *Service) buildSpend(ctx context.Context, w *countersign.Wallet, req *Pr
 				return nil, err
 			}
 		}
-		a, compactABI, err := ParseABI(req.ContractABI)
-		if err != nil {
-			return nil, err
-		}
-		var nargs []json.RawMessage
-		if argsSet {
-			if err := json.Unmarshal(req.FunctionArgs, &nargs); err != nil {
-				return nil, countersign.Errorf(countersign.BadRequest, "function_args must be a JSON array")
+		var data []byte
+		var compactABI, sig string
+		if req.Data != "" {
+			// Raw calldata (eth_sendTransaction): nothing to decode it with,
+			// so the human sees the selector and the bytes.
+			if abiSet || req.FunctionName != "" || argsSet {
+				return nil, countersign.Errorf(countersign.BadRequest, "give either data or contract_abi with function_name, not both")
 			}
-		}
-		m, err := FindMethod(a, req.FunctionName, len(nargs))
-		if err != nil {
-			return nil, err
-		}
-		if value.Sign() > 0 && !m.IsPayable() {
-			return nil, countersign.Errorf(countersign.BadRequest, "function %s is not payable: value must be 0", m.Sig)
-		}
-		data, err := EncodeCall(m, req.FunctionArgs)
-		if err != nil {
-			return nil, err
+			if data, err = hexutil.Decode(req.Data); err != nil {
+				return nil, countersign.Errorf(countersign.BadRequest, "data must be 0x-prefixed hex: %v", err)
+			}
+		} else {
+			a, abiJSON, err := ParseABI(req.ContractABI)
+			if err != nil {
+				return nil, err
+			}
+			var nargs []json.RawMessage
+			if argsSet {
+				if err := json.Unmarshal(req.FunctionArgs, &nargs); err != nil {
+					return nil, countersign.Errorf(countersign.BadRequest, "function_args must be a JSON array")
+				}
+			}
+			m, err := FindMethod(a, req.FunctionName, len(nargs))
+			if err != nil {
+				return nil, err
+			}
+			if value.Sign() > 0 && !m.IsPayable() {
+				return nil, countersign.Errorf(countersign.BadRequest, "function %s is not payable: value must be 0", m.Sig)
+			}
+			if data, err = EncodeCall(m, req.FunctionArgs); err != nil {
+				return nil, err
+			}
+			compactABI, sig = abiJSON, m.Sig
 		}
 		code, err := s.Chain.CodeAt(ctx, contract.Hex())
 		if err != nil {
@@ -229,19 +272,22 @@ func (s *Service) buildSpend(ctx context.Context, w *countersign.Wallet, req *Pr
 		if len(code) == 0 {
 			return nil, countersign.Errorf(countersign.BadRequest, "contract_address %s has no contract code on chain %s", contract.Hex(), s.ChainID)
 		}
-		args := "[]"
+		args := ""
+		if compactABI != "" {
+			args = "[]"
+		}
 		if argsSet {
 			var c bytes.Buffer
 			_ = json.Compact(&c, req.FunctionArgs)
 			args = c.String()
 		}
 		t.To, t.Amount, t.Value, t.ContractAddress = contract.Hex(), value.String(), value.String(), contract.Hex()
-		t.ContractABI, t.FunctionName, t.FunctionArgs = compactABI, m.Sig, args
+		t.ContractABI, t.FunctionName, t.FunctionArgs = compactABI, sig, args
 		t.TxTo, t.TxValue, t.TxData = contract.Hex(), value.String(), data
 	case "":
-		return nil, countersign.Errorf(countersign.BadRequest, "type is required: native, erc20 or contract_call")
+		return nil, countersign.Errorf(countersign.BadRequest, "type is required: native, erc20, contract_call, personal_sign or typed_data")
 	default:
-		return nil, countersign.Errorf(countersign.BadRequest, "type must be native, erc20 or contract_call, not %q", truncate(req.Type, 32))
+		return nil, countersign.Errorf(countersign.BadRequest, "type must be native, erc20, contract_call, personal_sign or typed_data, not %q", truncate(req.Type, 32))
 	}
 	t.Digest = Digest(t)
 	return t, nil
@@ -569,7 +615,7 @@ func notAuthorized(t *countersign.Transaction) error {
 }
 
 func (s *Service) execute(ctx context.Context, actor string, t *countersign.Transaction) (*countersign.Transaction, error) {
-	if t.TxHash != "" {
+	if t.TxHash != "" || len(t.Signature) > 0 {
 		return t, nil
 	}
 	if t.Status != countersign.StatusAuthorized {
@@ -582,6 +628,9 @@ func (s *Service) execute(ctx context.Context, actor string, t *countersign.Tran
 	w, err := s.Store.WalletByID(ctx, t.WalletID)
 	if err != nil {
 		return nil, err
+	}
+	if t.Type.IsMessage() {
+		return s.signMessage(ctx, actor, w, t)
 	}
 	value, _ := new(big.Int).SetString(t.TxValue, 10)
 	msg := countersign.CallMsg{From: t.From, To: t.TxTo, Value: value, Data: t.TxData}

@@ -5,6 +5,7 @@ package evm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -36,13 +37,48 @@ type Client interface {
 
 // Chain adapts a Client to countersign.Chain.
 type Chain struct {
-	c Client
+	c   Client
+	rpc *rpc.Client // for verbatim read calls; nil if c has none
 }
 
-var _ countersign.Chain = (*Chain)(nil)
+var (
+	_ countersign.Chain  = (*Chain)(nil)
+	_ countersign.RawRPC = (*Chain)(nil)
+)
 
-// New returns a Chain over c.
-func New(c Client) *Chain { return &Chain{c: c} }
+// New returns a Chain over c. If c exposes its JSON-RPC client (as
+// ethclient.Client does with Client(), and chain/sim with RPC()), read
+// calls can also be forwarded verbatim (CallRaw).
+func New(c Client) *Chain {
+	ch := &Chain{c: c}
+	switch x := c.(type) {
+	case interface{ RPC() *rpc.Client }:
+		ch.rpc = x.RPC() // may be nil: CallRaw then refuses
+	case interface{ Client() *rpc.Client }:
+		ch.rpc = x.Client()
+	}
+	return ch
+}
+
+// CallRaw forwards a JSON-RPC call to the node and returns its result
+// verbatim. Node errors keep their JSON-RPC code and data.
+func (c *Chain) CallRaw(ctx context.Context, method string, params []json.RawMessage) (json.RawMessage, error) {
+	if c.rpc == nil {
+		return nil, countersign.Errorf(countersign.ChainError, "this chain adapter cannot forward %s", method)
+	}
+	args := make([]any, len(params))
+	for i, p := range params {
+		args[i] = p
+	}
+	var out json.RawMessage
+	if err := c.rpc.CallContext(ctx, &out, method, args...); err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = json.RawMessage("null")
+	}
+	return out, nil
+}
 
 // Dial connects to an EVM JSON-RPC endpoint (http, https, ws or ipc).
 func Dial(ctx context.Context, url string) (*Chain, func(), error) {

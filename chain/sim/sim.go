@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"math/big"
+	"reflect"
 	"sync"
 	"time"
 
@@ -19,8 +20,10 @@ import (
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/eth/ethconfig"
+	"github.com/ethereum/go-ethereum/ethclient"
 	"github.com/ethereum/go-ethereum/ethclient/simulated"
 	"github.com/ethereum/go-ethereum/node"
+	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/countersign/countersign/contracts"
 )
@@ -48,6 +51,23 @@ type Client struct {
 	backend *simulated.Backend
 }
 
+// RPC returns the in-process JSON-RPC client of the simulated node, so
+// read calls can be forwarded verbatim. go-ethereum wraps it in an
+// unexported struct whose embedded *ethclient.Client field shadows the
+// Client() method, hence the reflection; the e2e tests fail if a
+// go-ethereum upgrade changes that shape.
+func (c *Client) RPC() *rpc.Client {
+	f := reflect.ValueOf(c.Client).FieldByName("Client")
+	if !f.IsValid() {
+		return nil
+	}
+	ec, ok := f.Interface().(*ethclient.Client)
+	if !ok || ec == nil {
+		return nil
+	}
+	return ec.Client()
+}
+
 // SendTransaction sends tx and mines a block containing it.
 func (c *Client) SendTransaction(ctx context.Context, tx *types.Transaction) error {
 	c.mu.Lock()
@@ -56,6 +76,12 @@ func (c *Client) SendTransaction(ctx context.Context, tx *types.Transaction) err
 		return err
 	}
 	c.backend.Commit()
+	// The pool resets to the new head on a background goroutine, so a send
+	// right after this one could be checked against the old state (a stale
+	// balance or nonce). Rollback syncs the pool with the head; it then
+	// clears the pool, which is empty because every send is mined at once
+	// under c.mu.
+	c.backend.Rollback()
 	return nil
 }
 

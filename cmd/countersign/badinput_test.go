@@ -55,7 +55,7 @@ func TestBadInput(t *testing.T) {
 		"agents/no name":             {"POST", "/api/agents", user, `{"name":"","wallet_address":"` + wallet + `","mfa_code":"000000"}`, 400, "BAD_REQUEST", "name is required", ""},
 		"revoke/not a uuid":          {"DELETE", "/api/agents/zzz", user, `{"mfa_code":"000000"}`, 404, "NOT_FOUND", "agent", ""},
 		"prepare/no type":            {"POST", "/api/prepare_transaction", agent, `{"to_address":"` + to + `","amount":"1"}`, 400, "BAD_REQUEST", "type is required", ""},
-		"prepare/unknown type":       {"POST", "/api/prepare_transaction", agent, `{"type":"swap"}`, 400, "BAD_REQUEST", "native, erc20 or contract_call", ""},
+		"prepare/unknown type":       {"POST", "/api/prepare_transaction", agent, `{"type":"swap"}`, 400, "BAD_REQUEST", "native, erc20, contract_call", ""},
 		"prepare/negative":           {"POST", "/api/prepare_transaction", agent, `{"type":"native","to_address":"` + to + `","amount":"-1"}`, 400, "BAD_REQUEST", "negative", ""},
 		"prepare/fraction":           {"POST", "/api/prepare_transaction", agent, `{"type":"native","to_address":"` + to + `","amount":"0.5"}`, 400, "BAD_REQUEST", "no decimals", ""},
 		"prepare/number amount":      {"POST", "/api/prepare_transaction", agent, `{"type":"native","to_address":"` + to + `","amount":1}`, 400, "BAD_REQUEST", `"amount" must be a string`, ""},

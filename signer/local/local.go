@@ -43,22 +43,51 @@ func (s *Signer) NewKey(_ context.Context, walletID string) (string, []byte, err
 	return crypto.PubkeyToAddress(key.PublicKey).Hex(), sealed, nil
 }
 
-// SignTx signs an EIP-1559 transaction with the wallet's key. It refuses a
-// key that does not match the wallet's recorded address.
-func (s *Signer) SignTx(_ context.Context, w *countersign.Wallet, u *countersign.UnsignedTx) ([]byte, string, error) {
+// open unseals the wallet's key and checks it matches the wallet's
+// address. The caller must zero the key.
+func (s *Signer) open(w *countersign.Wallet) (*ecdsa.PrivateKey, error) {
 	raw, err := s.sealer.Open(recordID(w.ID), w.KeySealed)
 	if err != nil {
-		return nil, "", countersign.Wrap(countersign.Internal, err, "wallet key cannot be opened")
+		return nil, countersign.Wrap(countersign.Internal, err, "wallet key cannot be opened")
 	}
 	key, err := crypto.ToECDSA(raw)
 	clear(raw)
 	if err != nil {
-		return nil, "", countersign.Wrap(countersign.Internal, err, "wallet key is invalid")
+		return nil, countersign.Wrap(countersign.Internal, err, "wallet key is invalid")
+	}
+	if crypto.PubkeyToAddress(key.PublicKey) != common.HexToAddress(w.Address) {
+		zero(key)
+		return nil, countersign.Errorf(countersign.Internal, "wallet key does not match its address")
+	}
+	return key, nil
+}
+
+// SignHash signs a 32-byte digest and returns r ‖ s ‖ v with v = 27 or 28,
+// the form personal_sign and eth_signTypedData_v4 return.
+func (s *Signer) SignHash(_ context.Context, w *countersign.Wallet, hash []byte) ([]byte, error) {
+	if len(hash) != 32 {
+		return nil, countersign.Errorf(countersign.Internal, "digest must be 32 bytes")
+	}
+	key, err := s.open(w)
+	if err != nil {
+		return nil, err
 	}
 	defer zero(key)
-	if crypto.PubkeyToAddress(key.PublicKey) != common.HexToAddress(w.Address) {
-		return nil, "", countersign.Errorf(countersign.Internal, "wallet key does not match its address")
+	sig, err := crypto.Sign(hash, key)
+	if err != nil {
+		return nil, err
 	}
+	sig[64] += 27
+	return sig, nil
+}
+
+// SignTx signs an EIP-1559 transaction with the wallet's key.
+func (s *Signer) SignTx(_ context.Context, w *countersign.Wallet, u *countersign.UnsignedTx) ([]byte, string, error) {
+	key, err := s.open(w)
+	if err != nil {
+		return nil, "", err
+	}
+	defer zero(key)
 	to := common.HexToAddress(u.To)
 	value := u.Value
 	if value == nil {

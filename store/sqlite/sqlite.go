@@ -320,7 +320,7 @@ func (s *Store) TouchAgent(ctx context.Context, id string, at time.Time) error {
 const txCols = `id, owner_id, agent_id, wallet_id, chain_id, type, from_address, to_address, amount, token_address,
  contract_address, contract_abi, function_name, function_args, value, memo, tx_to, tx_value, tx_data, digest,
  approved_digest, decided_by, decided_at, reason, status, nonce, raw_tx, tx_hash, block_number, error,
- idempotency_key, request_hash, expires_at, created_at, updated_at`
+ idempotency_key, request_hash, expires_at, created_at, updated_at, message, signature`
 
 func scanTx(row interface{ Scan(...any) error }) (*countersign.Transaction, error) {
 	var t countersign.Transaction
@@ -329,7 +329,7 @@ func scanTx(row interface{ Scan(...any) error }) (*countersign.Transaction, erro
 	if err := row.Scan(&t.ID, &t.OwnerID, &t.AgentID, &t.WalletID, &t.ChainID, &t.Type, &t.From, &t.To, &t.Amount, &t.TokenAddress,
 		&t.ContractAddress, &t.ContractABI, &t.FunctionName, &t.FunctionArgs, &t.Value, &t.Memo, &t.TxTo, &t.TxValue, &t.TxData, &t.Digest,
 		&t.ApprovedDigest, &t.DecidedBy, &decided, &t.Reason, &t.Status, &nonce, &t.RawTx, &t.TxHash, &block, &t.Error,
-		&t.IdempotencyKey, &t.RequestHash, &expires, &created, &updated); err != nil {
+		&t.IdempotencyKey, &t.RequestHash, &expires, &created, &updated, &t.Message, &t.Signature); err != nil {
 		return nil, err
 	}
 	if nonce.Valid {
@@ -352,11 +352,11 @@ func nullU64(p *uint64) any {
 }
 
 func (s *Store) CreateTransaction(ctx context.Context, t *countersign.Transaction) error {
-	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO transactions (`+txCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO transactions (`+txCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		t.ID, t.OwnerID, t.AgentID, t.WalletID, t.ChainID, t.Type, t.From, t.To, t.Amount, t.TokenAddress,
 		t.ContractAddress, t.ContractABI, t.FunctionName, t.FunctionArgs, t.Value, t.Memo, t.TxTo, t.TxValue, t.TxData, t.Digest,
 		t.ApprovedDigest, t.DecidedBy, ts(t.DecidedAt), t.Reason, t.Status, nullU64(t.Nonce), t.RawTx, t.TxHash, nullU64(t.BlockNumber), t.Error,
-		t.IdempotencyKey, t.RequestHash, ts(t.ExpiresAt), ts(t.CreatedAt), ts(t.UpdatedAt))
+		t.IdempotencyKey, t.RequestHash, ts(t.ExpiresAt), ts(t.CreatedAt), ts(t.UpdatedAt), t.Message, t.Signature)
 	return conflict(err, "a transaction with this Idempotency-Key already exists")
 }
 
@@ -376,8 +376,8 @@ func (s *Store) TransactionByIdempotencyKey(ctx context.Context, agentID, key st
 // record and the status. The fields an approval binds to never change.
 func (s *Store) UpdateTransaction(ctx context.Context, t *countersign.Transaction) error {
 	res, err := s.writer(ctx).ExecContext(ctx, `UPDATE transactions SET approved_digest=?, decided_by=?, decided_at=?, reason=?, status=?,
- nonce=?, raw_tx=?, tx_hash=?, block_number=?, error=?, updated_at=? WHERE id=?`,
-		t.ApprovedDigest, t.DecidedBy, ts(t.DecidedAt), t.Reason, t.Status, nullU64(t.Nonce), t.RawTx, t.TxHash, nullU64(t.BlockNumber), t.Error, ts(t.UpdatedAt), t.ID)
+ nonce=?, raw_tx=?, tx_hash=?, block_number=?, error=?, updated_at=?, signature=? WHERE id=?`,
+		t.ApprovedDigest, t.DecidedBy, ts(t.DecidedAt), t.Reason, t.Status, nullU64(t.Nonce), t.RawTx, t.TxHash, nullU64(t.BlockNumber), t.Error, ts(t.UpdatedAt), t.Signature, t.ID)
 	return mustAffect(res, err, "transaction")
 }
 
