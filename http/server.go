@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -32,6 +33,13 @@ type Server struct {
 	Dev      DevChain // nil unless the embedded chain runs
 	Registry *prometheus.Registry
 	Version  string
+
+	// ApprovalWait is how long eth_sendTransaction, personal_sign and
+	// eth_signTypedData_v4 on /eth wait for the human before answering
+	// with the transaction_id to poll (default 2 minutes).
+	ApprovalWait time.Duration
+	// MCP serves the Model Context Protocol at /mcp when set.
+	MCP http.Handler
 
 	metrics struct {
 		requests *prometheus.CounterVec
@@ -73,7 +81,7 @@ type Route struct {
 
 // NewServer builds the server and registers its metrics on reg.
 func NewServer(svc *core.Service, log *slog.Logger, dev DevChain, reg *prometheus.Registry) *Server {
-	s := &Server{Svc: svc, Log: log, Dev: dev, Registry: reg}
+	s := &Server{Svc: svc, Log: log, Dev: dev, Registry: reg, ApprovalWait: 2 * time.Minute}
 	s.metrics.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "countersign_http_requests_total", Help: "HTTP requests by route and status.",
 	}, []string{"route", "code"})

@@ -106,6 +106,9 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (a *App, err erro
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv := cshttp.NewServer(svc, log, dev, reg)
+	if cfg.ApprovalWait > 0 {
+		srv.ApprovalWait = cfg.ApprovalWait
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

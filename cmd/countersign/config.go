@@ -28,6 +28,7 @@ type Config struct {
 	MFALockout    time.Duration
 	MFAMaxFail    int
 	PollInterval  time.Duration
+	ApprovalWait  time.Duration
 	Argon2        auth.Argon2Params
 
 	Clock countersign.Clock // tests inject one; nil is the wall clock
@@ -66,6 +67,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.DurationVar(&c.PendingTTL, "pending-ttl", 0, "approval window of a prepared transaction (env PENDING_TTL, default 24h)")
 	fs.DurationVar(&c.MFALockout, "mfa-lockout", 0, "lockout after too many wrong MFA codes (env MFA_LOCKOUT, default 15m)")
 	fs.DurationVar(&c.PollInterval, "poll-interval", 0, "receipt tracker period (env POLL_INTERVAL, default 1s; 100ms on the embedded chain)")
+	fs.DurationVar(&c.ApprovalWait, "approval-wait", 0, "how long /eth signing calls wait for a human (env ETH_RPC_APPROVAL_WAIT, default 2m)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -79,7 +81,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	for _, d := range []struct {
 		dst  *time.Duration
 		name string
-	}{{&c.PendingTTL, "PENDING_TTL"}, {&c.MFALockout, "MFA_LOCKOUT"}, {&c.PollInterval, "POLL_INTERVAL"}} {
+	}{{&c.PendingTTL, "PENDING_TTL"}, {&c.MFALockout, "MFA_LOCKOUT"}, {&c.PollInterval, "POLL_INTERVAL"}, {&c.ApprovalWait, "ETH_RPC_APPROVAL_WAIT"}} {
 		if *d.dst == 0 && env(d.name) != "" {
 			if *d.dst, err = time.ParseDuration(env(d.name)); err != nil || *d.dst <= 0 {
 				return nil, fmt.Errorf("%s must be a positive duration such as 30m", d.name)

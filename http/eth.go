@@ -1,0 +1,357 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/core"
+)
+
+// The agents' Ethereum JSON-RPC endpoint (POST /eth): existing tooling
+// (ethers, viem, web3.py) points at it as its provider with the agent's API
+// key. Reads go to the chain verbatim; everything that spends or signs
+// becomes a pending approval a human must countersign.
+
+// ethReadMethods are forwarded to the node unchanged.
+var ethReadMethods = map[string]bool{
+	"eth_chainId": true, "eth_blockNumber": true, "eth_getBalance": true, "eth_call": true, "eth_estimateGas": true,
+	"eth_getTransactionReceipt": true, "eth_getTransactionByHash": true, "eth_gasPrice": true, "eth_feeHistory": true,
+	"eth_maxPriorityFeePerGas": true, "eth_getTransactionCount": true, "eth_getCode": true, "net_version": true,
+	// ethers reads the latest block for fee data and confirmations.
+	"eth_getBlockByNumber": true, "eth_getBlockByHash": true,
+}
+
+// JSON-RPC error codes: the standard ones, EIP-1193's provider errors, and
+// -32002 for "a human has not decided yet".
+const (
+	rpcParseError     = -32700
+	rpcInvalidRequest = -32600
+	rpcMethodNotFound = -32601
+	rpcInvalidParams  = -32602
+	rpcInternal       = -32603
+	rpcServerError    = -32000 // node-style: insufficient funds, chain errors
+	rpcPending        = -32002 // still waiting for the human: poll transaction_id
+	rpcUserRejected   = 4001   // EIP-1193: the human rejected (or let it expire)
+	rpcUnauthorized   = 4100   // EIP-1193: not this agent's account
+)
+
+// MaxBatch bounds a JSON-RPC batch.
+const MaxBatch = 100
+
+type rpcRequest struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id,omitempty"`
+	Method  string          `json:"method"`
+	Params  json.RawMessage `json:"params,omitempty"`
+}
+
+type rpcError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Data    any    `json:"data,omitempty"`
+}
+
+func (e *rpcError) Error() string { return e.Message }
+
+type rpcResponse struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Result  json.RawMessage `json:"result,omitempty"`
+	Error   *rpcError       `json:"error,omitempty"`
+}
+
+func (s *Server) eth(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		var batch []json.RawMessage
+		if err := json.Unmarshal(trimmed, &batch); err != nil {
+			return writeJSON(w, 200, rpcResponse{JSONRPC: "2.0", ID: json.RawMessage("null"), Error: &rpcError{Code: rpcParseError, Message: "parse error"}})
+		}
+		if len(batch) == 0 || len(batch) > MaxBatch {
+			return writeJSON(w, 200, rpcResponse{JSONRPC: "2.0", ID: json.RawMessage("null"),
+				Error: &rpcError{Code: rpcInvalidRequest, Message: fmt.Sprintf("a batch holds 1 to %d requests", MaxBatch)}})
+		}
+		out := make([]rpcResponse, 0, len(batch))
+		for _, raw := range batch {
+			if resp, ok := s.ethOne(r.Context(), p, raw); ok {
+				out = append(out, resp)
+			}
+		}
+		if len(out) == 0 {
+			w.WriteHeader(http.StatusNoContent) // a batch of notifications
+			return nil
+		}
+		return writeJSON(w, 200, out)
+	}
+	resp, ok := s.ethOne(r.Context(), p, trimmed)
+	if !ok {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	return writeJSON(w, 200, resp)
+}
+
+// ethOne answers one request; ok is false for a notification (no id).
+func (s *Server) ethOne(ctx context.Context, p *core.Principal, raw json.RawMessage) (rpcResponse, bool) {
+	var req rpcRequest
+	resp := rpcResponse{JSONRPC: "2.0", ID: json.RawMessage("null")}
+	if err := json.Unmarshal(raw, &req); err != nil {
+		if json.Valid(raw) {
+			resp.Error = &rpcError{Code: rpcInvalidRequest, Message: "invalid request: " + strings.TrimPrefix(err.Error(), "json: ")}
+		} else {
+			resp.Error = &rpcError{Code: rpcParseError, Message: "parse error"}
+		}
+		return resp, true
+	}
+	if req.ID != nil {
+		resp.ID = req.ID
+	}
+	if req.JSONRPC != "2.0" || req.Method == "" {
+		resp.Error = &rpcError{Code: rpcInvalidRequest, Message: `invalid request: need "jsonrpc":"2.0" and a method`}
+		return resp, true
+	}
+	result, err := s.ethCall(ctx, p, req.Method, req.Params)
+	s.Log.InfoContext(ctx, "eth rpc", "method", req.Method, "agent_id", p.Agent.ID, "ok", err == nil)
+	if req.ID == nil {
+		return resp, false
+	}
+	if err != nil {
+		resp.Error = toRPCError(err)
+		return resp, true
+	}
+	resp.Result = result
+	return resp, true
+}
+
+// toRPCError maps countersign and node errors to JSON-RPC errors.
+func toRPCError(err error) *rpcError {
+	if re, ok := err.(*rpcError); ok {
+		return re
+	}
+	// errors from the node keep their code and data (e.g. a revert, code 3)
+	if ce, ok := err.(interface{ ErrorCode() int }); ok {
+		e := &rpcError{Code: ce.ErrorCode(), Message: err.Error()}
+		if de, ok := err.(interface{ ErrorData() any }); ok {
+			e.Data = de.ErrorData()
+		}
+		return e
+	}
+	detail := countersign.ErrorDetail(err)
+	switch countersign.ErrorCode(err) {
+	case countersign.BadRequest:
+		return &rpcError{Code: rpcInvalidParams, Message: detail}
+	case countersign.InsufficientFunds, countersign.ChainError:
+		return &rpcError{Code: rpcServerError, Message: detail, Data: map[string]string{"code": string(countersign.ErrorCode(err))}}
+	case countersign.Internal:
+		return &rpcError{Code: rpcInternal, Message: "internal error"}
+	default:
+		return &rpcError{Code: rpcServerError, Message: detail, Data: map[string]string{"code": string(countersign.ErrorCode(err))}}
+	}
+}
+
+func params(raw json.RawMessage) ([]json.RawMessage, error) {
+	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+		return nil, nil
+	}
+	var ps []json.RawMessage
+	if err := json.Unmarshal(raw, &ps); err != nil {
+		return nil, &rpcError{Code: rpcInvalidParams, Message: "params must be an array"}
+	}
+	return ps, nil
+}
+
+func (s *Server) ethCall(ctx context.Context, p *core.Principal, method string, rawParams json.RawMessage) (json.RawMessage, error) {
+	ps, err := params(rawParams)
+	if err != nil {
+		return nil, err
+	}
+	if ethReadMethods[method] {
+		rr, ok := s.Svc.Chain.(countersign.RawRPC)
+		if !ok {
+			return nil, &rpcError{Code: rpcInternal, Message: "this chain adapter cannot forward reads"}
+		}
+		return rr.CallRaw(ctx, method, ps)
+	}
+	wallet, err := s.Svc.Store.WalletByID(ctx, p.Agent.WalletID)
+	if err != nil {
+		return nil, err
+	}
+	switch method {
+	case "eth_accounts", "eth_requestAccounts":
+		return json.Marshal([]string{wallet.Address})
+	case "eth_sendTransaction":
+		return s.ethSendTransaction(ctx, p, wallet, ps)
+	case "personal_sign":
+		if len(ps) < 2 {
+			return nil, &rpcError{Code: rpcInvalidParams, Message: "personal_sign takes [message, address]"}
+		}
+		var msg, addr string
+		if json.Unmarshal(ps[0], &msg) != nil || json.Unmarshal(ps[1], &addr) != nil {
+			return nil, &rpcError{Code: rpcInvalidParams, Message: "personal_sign takes [message, address] as strings"}
+		}
+		if err := sameAccount(addr, wallet.Address); err != nil {
+			return nil, err
+		}
+		return s.requestAndWait(ctx, p, &core.PrepareRequest{Type: string(countersign.TxPersonalSign), Message: ps[0], Memo: "personal_sign via JSON-RPC"})
+	case "eth_signTypedData_v4":
+		if len(ps) < 2 {
+			return nil, &rpcError{Code: rpcInvalidParams, Message: "eth_signTypedData_v4 takes [address, typedData]"}
+		}
+		var addr string
+		if json.Unmarshal(ps[0], &addr) != nil {
+			return nil, &rpcError{Code: rpcInvalidParams, Message: "eth_signTypedData_v4 takes [address, typedData]"}
+		}
+		if err := sameAccount(addr, wallet.Address); err != nil {
+			return nil, err
+		}
+		return s.requestAndWait(ctx, p, &core.PrepareRequest{Type: string(countersign.TxTypedData), Message: ps[1], Memo: "eth_signTypedData_v4 via JSON-RPC"})
+	case "eth_sign":
+		return nil, &rpcError{Code: rpcMethodNotFound, Message: "eth_sign is refused: it signs raw hashes a human cannot check; use personal_sign or eth_signTypedData_v4"}
+	default:
+		return nil, &rpcError{Code: rpcMethodNotFound, Message: fmt.Sprintf("method %s is not available on countersign's agent endpoint", truncateStr(method, 64))}
+	}
+}
+
+func truncateStr(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func sameAccount(addr, wallet string) error {
+	if !strings.EqualFold(addr, wallet) {
+		return &rpcError{Code: rpcUnauthorized, Message: "this API key can only use account " + wallet}
+	}
+	return nil
+}
+
+// ethTx is the transaction object of eth_sendTransaction. Gas, fee and
+// nonce fields are accepted and ignored: the server estimates gas, picks
+// fees and allocates the nonce when it executes the approved request.
+type ethTx struct {
+	From                 string          `json:"from"`
+	To                   *string         `json:"to"`
+	Value                string          `json:"value"`
+	Data                 string          `json:"data"`
+	Input                string          `json:"input"`
+	ChainID              string          `json:"chainId"`
+	Gas                  json.RawMessage `json:"gas"`
+	GasPrice             json.RawMessage `json:"gasPrice"`
+	MaxFeePerGas         json.RawMessage `json:"maxFeePerGas"`
+	MaxPriorityFeePerGas json.RawMessage `json:"maxPriorityFeePerGas"`
+	Nonce                json.RawMessage `json:"nonce"`
+	Type                 json.RawMessage `json:"type"`
+	AccessList           json.RawMessage `json:"accessList"`
+}
+
+func hexQuantity(field, s string) (*big.Int, error) {
+	if s == "" {
+		return new(big.Int), nil
+	}
+	h, ok := strings.CutPrefix(strings.ToLower(s), "0x")
+	if !ok || h == "" || len(h) > 64 {
+		return nil, &rpcError{Code: rpcInvalidParams, Message: field + " must be a 0x-hex quantity"}
+	}
+	v, ok := new(big.Int).SetString(h, 16)
+	if !ok {
+		return nil, &rpcError{Code: rpcInvalidParams, Message: field + " must be a 0x-hex quantity"}
+	}
+	return v, nil
+}
+
+func (s *Server) ethSendTransaction(ctx context.Context, p *core.Principal, wallet *countersign.Wallet, ps []json.RawMessage) (json.RawMessage, error) {
+	if len(ps) != 1 {
+		return nil, &rpcError{Code: rpcInvalidParams, Message: "eth_sendTransaction takes one transaction object"}
+	}
+	var tx ethTx
+	dec := json.NewDecoder(bytes.NewReader(ps[0]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&tx); err != nil {
+		return nil, &rpcError{Code: rpcInvalidParams, Message: "invalid transaction object: " + strings.TrimPrefix(err.Error(), "json: ")}
+	}
+	if tx.From != "" {
+		if err := sameAccount(tx.From, wallet.Address); err != nil {
+			return nil, err
+		}
+	}
+	if tx.To == nil || *tx.To == "" {
+		return nil, &rpcError{Code: rpcInvalidParams, Message: "contract creation is not supported: give a to address"}
+	}
+	if tx.ChainID != "" {
+		id, err := hexQuantity("chainId", tx.ChainID)
+		if err != nil {
+			return nil, err
+		}
+		if id.Cmp(s.Svc.ChainID) != 0 {
+			return nil, &rpcError{Code: rpcInvalidParams, Message: fmt.Sprintf("chainId %s does not match this chain (%s)", id, s.Svc.ChainID)}
+		}
+	}
+	value, err := hexQuantity("value", tx.Value)
+	if err != nil {
+		return nil, err
+	}
+	data := tx.Data
+	if data == "" {
+		data = tx.Input
+	} else if tx.Input != "" && !strings.EqualFold(tx.Input, tx.Data) {
+		return nil, &rpcError{Code: rpcInvalidParams, Message: "data and input differ"}
+	}
+	req := &core.PrepareRequest{Memo: "eth_sendTransaction via JSON-RPC"}
+	if data == "" || data == "0x" {
+		req.Type, req.ToAddress, req.Amount = string(countersign.TxNative), *tx.To, value.String()
+	} else {
+		req.Type, req.ContractAddress, req.Data = string(countersign.TxContractCall), *tx.To, data
+		if value.Sign() > 0 {
+			req.Value = value.String()
+		}
+	}
+	return s.requestAndWait(ctx, p, req)
+}
+
+// requestAndWait prepares a request, waits up to ApprovalWait for the
+// human, and on approval executes it: the transaction hash, or the
+// signature for message requests.
+func (s *Server) requestAndWait(ctx context.Context, p *core.Principal, req *core.PrepareRequest) (json.RawMessage, error) {
+	t, err := s.Svc.Prepare(ctx, p, req, "")
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(s.ApprovalWait)
+	for t.Status == countersign.StatusPending {
+		left := time.Until(deadline)
+		if left <= 0 || ctx.Err() != nil {
+			return nil, &rpcError{Code: rpcPending, Message: "waiting for a human to approve: poll GET /api/transaction_status?transaction_id=" + t.ID + " and then call execute_transaction",
+				Data: map[string]string{"transaction_id": t.ID, "status": string(t.Status)}}
+		}
+		if left > MaxWait {
+			left = MaxWait
+		}
+		if t, err = s.Svc.Status(ctx, p, t.ID, left); err != nil {
+			return nil, err
+		}
+	}
+	if t.Status != countersign.StatusAuthorized {
+		return nil, &rpcError{Code: rpcUserRejected, Message: "the request was " + string(t.Status) + " by countersign",
+			Data: map[string]string{"transaction_id": t.ID, "status": string(t.Status), "reason": t.Reason}}
+	}
+	t, err = s.Svc.Execute(ctx, p, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	if t.Type.IsMessage() {
+		return json.Marshal(fmt.Sprintf("0x%x", t.Signature))
+	}
+	return json.Marshal(t.TxHash)
+}
