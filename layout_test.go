@@ -26,6 +26,7 @@ var allowed = map[string][]string{
 	"chain/sim":       {"contracts"},
 	"signer/local":    {""},
 	"http":            {"", "core"},
+	"mcp":             {"", "core"},
 	"cmd/countersign": {"*"},
 }
 

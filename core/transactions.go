@@ -516,11 +516,13 @@ func (s *Service) Authorize(ctx context.Context, p *Principal, ids []string, cod
 	return out, nil
 }
 
-// Status returns a transaction the caller may see. With wait > 0 it blocks
-// until the status changes from what it was on entry, or wait passes.
+// Status returns a transaction the caller may see. With wait > 0, while
+// the transaction is pending (a human decides) or submitted (the chain
+// decides), it blocks until the status changes or wait passes. In any other
+// status it answers at once: nothing changes it but the caller.
 func (s *Service) Status(ctx context.Context, p *Principal, id string, wait time.Duration) (*countersign.Transaction, error) {
 	t, err := s.load(ctx, p, id)
-	if err != nil || wait <= 0 || t.Status.Final() {
+	if err != nil || wait <= 0 || (t.Status != countersign.StatusPending && t.Status != countersign.StatusSubmitted) {
 		return t, err
 	}
 	wake, stop := s.Broker.Subscribe(t.OwnerID)

@@ -390,3 +390,17 @@ func (l *loginLimiter) succeed(user string) {
 	delete(l.users, strings.ToLower(user))
 	l.mu.Unlock()
 }
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying the authenticated caller, for handlers
+// (such as the MCP server) that receive only a request.
+func WithPrincipal(ctx context.Context, p *Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the caller WithPrincipal stored, or nil.
+func PrincipalFrom(ctx context.Context) *Principal {
+	p, _ := ctx.Value(principalKey{}).(*Principal)
+	return p
+}

@@ -355,3 +355,13 @@ func (s *Server) requestAndWait(ctx context.Context, p *core.Principal, req *cor
 	}
 	return json.Marshal(t.TxHash)
 }
+
+// mcp hands the request to the MCP handler with the authenticated agent in
+// its context; the tools act as that agent and nobody else.
+func (s *Server) mcp(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	if s.MCP == nil {
+		return countersign.Errorf(countersign.NotFound, "MCP is not enabled on this server")
+	}
+	s.MCP.ServeHTTP(w, r.WithContext(core.WithPrincipal(r.Context(), p)))
+	return nil
+}

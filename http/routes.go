@@ -42,6 +42,7 @@ func Routes() []Route {
 		{Method: "GET", Path: "/api/dev/info", Access: Anonymous, Summary: "Development chain: chain id, faucet and TEST token", Status: 200, Resp: devInfoResp{}, DevOnly: true, h: (*Server).devInfo},
 		{Method: "POST", Path: "/api/dev/faucet", Access: UserOrAgent, Summary: "Development chain: fund an address with ETH or TEST", Status: 200, Req: faucetReq{}, Resp: faucetResp{}, DevOnly: true, h: (*Server).devFaucet},
 		{Method: "POST", Path: "/eth", Access: Agent, Summary: "Ethereum JSON-RPC for agents (ethers, viem): reads forwarded, spends and signatures need a human approval", Status: 200, Req: rpcRequest{}, Resp: rpcResponse{}, h: (*Server).eth},
+		{Method: "POST", Path: "/mcp", Access: Agent, Summary: "Model Context Protocol (Streamable HTTP, stateless): the countersigned flow as tools", Status: 200, Req: rpcRequest{}, Resp: map[string]any{}, h: (*Server).mcp},
 		{Method: "GET", Path: "/.well-known/jwks.json", Access: Anonymous, Summary: "Public keys of session tokens", Status: 200, Resp: jwksResp{}, h: (*Server).jwks},
 		{Method: "GET", Path: "/openapi.json", Access: Anonymous, Summary: "This document", Status: 200, Resp: map[string]any{}, h: (*Server).openAPI},
 		{Method: "GET", Path: "/healthz", Access: Anonymous, Summary: "Liveness", Status: 200, Resp: okResp{}, h: (*Server).healthz},

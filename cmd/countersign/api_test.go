@@ -133,6 +133,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"POST", "/api/contract_call", map[string]any{"password": testPassword, "mfa_code": "123456", "address": wallet, "contract_address": wallet, "contract_abi": "[]", "function_name": "f"}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
 		{"GET", "/api/audit", nil, forAll(ok, ok, "403 FORBIDDEN")},
 		{"POST", "/api/dev/faucet", map[string]string{"address": randomAddress(), "amount": "1"}, forAll(ok, ok, ok)},
+		{"POST", "/mcp", map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, forAll("403 FORBIDDEN", "403 FORBIDDEN", "skip")},
 		{"POST", "/eth", map[string]any{"jsonrpc": "2.0", "id": 1, "method": "eth_accounts"}, forAll("403 FORBIDDEN", "403 FORBIDDEN", ok)},
 		{"POST", "/api/logout", nil, forAll(ok, ok, "403 FORBIDDEN")}, // last: it ends sessions
 	}

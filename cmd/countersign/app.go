@@ -21,6 +21,7 @@ import (
 	"github.com/countersign/countersign/core"
 	cshttp "github.com/countersign/countersign/http"
 	"github.com/countersign/countersign/keys/envelope"
+	csmcp "github.com/countersign/countersign/mcp"
 	"github.com/countersign/countersign/signer/local"
 	"github.com/countersign/countersign/store/sqlite"
 )
@@ -109,6 +110,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (a *App, err erro
 	if cfg.ApprovalWait > 0 {
 		srv.ApprovalWait = cfg.ApprovalWait
 	}
+	srv.MCP = csmcp.Handler(svc)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

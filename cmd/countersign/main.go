@@ -19,6 +19,8 @@ import (
 
 	"github.com/countersign/countersign/core"
 	cshttp "github.com/countersign/countersign/http"
+	csmcp "github.com/countersign/countersign/mcp"
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 var version = "dev"
@@ -39,6 +41,7 @@ const usage = `countersign — a wallet server for AI agents in which a human co
 Usage:
   countersign serve [flags]        run the server (no flags: embedded defaults)
   countersign audit verify [flags] verify the hash chains of the audit log
+  countersign mcp                  MCP server on stdio for an agent (env COUNTERSIGN_API_KEY, COUNTERSIGN_URL)
   countersign version              print the version
   countersign help                 this text
 
@@ -58,6 +61,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return errors.New(`usage: countersign audit verify [--data-dir DIR] [--db PATH]`)
 		}
 		return auditVerify(ctx, args[2:], getenv, stdout, stderr)
+	case "mcp":
+		// stdio MCP server for MCP hosts: forwards to a running server.
+		url := getenv("COUNTERSIGN_URL")
+		if url == "" {
+			url = "http://127.0.0.1:8555"
+		}
+		return csmcp.Proxy(ctx, url, getenv("COUNTERSIGN_API_KEY"), &sdk.StdioTransport{})
 	case "version", "--version":
 		fmt.Fprintln(stdout, "countersign", version)
 		return nil
