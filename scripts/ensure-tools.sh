@@ -18,6 +18,26 @@ if ! command -v oathtool >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq oathtool >&2
 fi
 
+# node and python3 run the examples; npm installs their packages (ethers,
+# the MCP SDK) into examples/node_modules, again when package.json changes.
+for tool in node python3; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    log "installing $tool (Debian package)"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq >&2
+    case $tool in
+      node) DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >&2 ;;
+      python3) DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3 >&2 ;;
+    esac
+  fi
+done
+stamp=examples/node_modules/.countersign-stamp
+if [ ! -f "$stamp" ] || [ examples/package.json -nt "$stamp" ]; then
+  log "installing the examples' npm packages"
+  (cd examples && npm install --no-audit --no-fund --silent >&2)
+  touch "$stamp"
+fi
+
 # geth --dev: the real node of the end-to-end test over JSON-RPC.
 geth="$cache/geth-$GETH_VERSION/geth"
 if [ ! -x "$geth" ]; then
