@@ -96,8 +96,8 @@ func mcpFlow(t *testing.T, e *env, s *sdk.ClientSession, u *user, wallet string)
 		t.Fatalf("bad input: %s", toolText(res))
 	}
 	res2, err := s.CallTool(context.Background(), &sdk.CallToolParams{Name: "prepare_transaction", Arguments: map[string]any{"type": 5, "bogus": true}})
-	if err == nil && !res2.IsError {
-		t.Fatalf("wrongly typed arguments accepted: %s", toolText(res2))
+	if err != nil || !res2.IsError || !strings.Contains(toolText(res2), "type") {
+		t.Fatalf("wrongly typed arguments: want a tool error, got %v %+v", err, res2)
 	}
 	lst, _ := callTool(t, s, "list_transactions", map[string]any{"status": "confirmed"})
 	if n := len(lst["transactions"].([]any)); n != 1 {
