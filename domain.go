@@ -14,6 +14,7 @@ type User struct {
 	PasswordHash string // PHC-format Argon2id; never leaves the server
 
 	MFASealed      []byte // TOTP secret sealed under the key-encryption key
+	MFAPending     []byte // a new secret being enrolled (web UI), sealed, until confirmed
 	MFAEnabled     bool
 	MFALastStep    int64 // highest accepted TOTP step: each code works once
 	MFAFailures    int
@@ -73,6 +74,17 @@ type Event struct {
 	Subject   string
 	Payload   string // JSON
 	CreatedAt time.Time
+}
+
+// WebSession is a browser session of the approval UI: a cookie token
+// (stored as its SHA-256) and the CSRF token its forms must carry. It is
+// separate from API session tokens.
+type WebSession struct {
+	TokenHash []byte
+	UserID    string
+	CSRF      string
+	CreatedAt time.Time
+	ExpiresAt time.Time
 }
 
 // SigningKey is an asymmetric key that signs session tokens. The private
@@ -143,6 +155,16 @@ type Store interface {
 
 	RevokeToken(ctx context.Context, jti string, expires time.Time) error
 	TokenRevoked(ctx context.Context, jti string) (bool, error)
+
+	CreateWebSession(ctx context.Context, s *WebSession) error
+	// WebSession returns an unexpired session by token hash.
+	WebSession(ctx context.Context, tokenHash []byte, now time.Time) (*WebSession, error)
+	DeleteWebSession(ctx context.Context, tokenHash []byte) error
+
+	// SetRecoveryCodes replaces the user's recovery codes (hashes).
+	SetRecoveryCodes(ctx context.Context, userID string, hashes [][]byte) error
+	// UseRecoveryCode marks a code used; NotFound if unknown or used.
+	UseRecoveryCode(ctx context.Context, userID string, hash []byte, at time.Time) error
 
 	SigningKeys(ctx context.Context) ([]*SigningKey, error)
 	AddSigningKey(ctx context.Context, k *SigningKey) error

@@ -25,7 +25,8 @@ var allowed = map[string][]string{
 	"chain/evm":       {""},
 	"chain/sim":       {"contracts"},
 	"signer/local":    {""},
-	"http":            {"", "core"},
+	"http":            {"", "core", "web"},
+	"web":             {},
 	"mcp":             {"", "core"},
 	"cmd/countersign": {"*"},
 }

@@ -133,4 +133,5 @@ type TxFilter struct {
 	Status  Status
 	Limit   int
 	Before  time.Time // for paging: only transactions created before this
+	After   time.Time // only transactions created at or after this
 }

@@ -83,23 +83,23 @@ var (
 	dummyHash string
 )
 
-// Login checks a username and password and issues a session token.
-// Failures are rate limited per username and per client address.
-func (s *Service) Login(ctx context.Context, username, password, clientAddr string) (token string, exp time.Time, err error) {
+// checkLogin verifies a username and password. Failures are rate limited
+// per username and per client address and audited.
+func (s *Service) checkLogin(ctx context.Context, username, password, clientAddr string) (*countersign.User, error) {
 	now := s.Clock.Now()
 	if wait := s.logins.blocked(username, clientAddr, now); wait > 0 {
-		return "", time.Time{}, &countersign.Error{Code: countersign.RateLimit, RetryAfter: int(wait.Seconds()) + 1,
+		return nil, &countersign.Error{Code: countersign.RateLimit, RetryAfter: int(wait.Seconds()) + 1,
 			Detail: "too many failed logins; try again later"}
 	}
 	u, err := s.Store.UserByName(ctx, username)
 	if err != nil && countersign.ErrorCode(err) != countersign.NotFound {
-		return "", time.Time{}, err
+		return nil, err
 	}
 	ok := false
 	if u != nil {
 		ok, err = auth.VerifyPassword(password, u.PasswordHash)
 		if err != nil {
-			return "", time.Time{}, err
+			return nil, err
 		}
 	} else {
 		dummyOnce.Do(func() { dummyHash, _ = auth.HashPassword("countersign-dummy-password", s.Config.Argon2) })
@@ -114,11 +114,20 @@ func (s *Service) Login(ctx context.Context, username, password, clientAddr stri
 		if err := s.inTx(ctx, func(ctx context.Context) error {
 			return s.audit(ctx, owner, "anonymous", "login.failure", username, map[string]string{"client": clientAddr})
 		}); err != nil {
-			return "", time.Time{}, err
+			return nil, err
 		}
-		return "", time.Time{}, countersign.Errorf(countersign.Unauthorized, "invalid username or password")
+		return nil, countersign.Errorf(countersign.Unauthorized, "invalid username or password")
 	}
 	s.logins.succeed(username)
+	return u, nil
+}
+
+// Login checks a username and password and issues an API session token.
+func (s *Service) Login(ctx context.Context, username, password, clientAddr string) (token string, exp time.Time, err error) {
+	u, err := s.checkLogin(ctx, username, password, clientAddr)
+	if err != nil {
+		return "", time.Time{}, err
+	}
 	token, jti, exp, err := s.Tokens.Issue(u.ID, u.Username)
 	if err != nil {
 		return "", time.Time{}, err

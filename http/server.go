@@ -5,10 +5,12 @@ package http
 
 import (
 	"context"
+	"html/template"
 	"log/slog"
 	"math/big"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign/web"
 )
 
 // DevChain is the development chain's faucet, present only when the
@@ -40,6 +43,11 @@ type Server struct {
 	ApprovalWait time.Duration
 	// MCP serves the Model Context Protocol at /mcp when set.
 	MCP http.Handler
+	// Explorer is a block explorer's base URL; the UI links tx/<hash> to it.
+	Explorer string
+
+	tmplOnce sync.Once
+	tmpl     *template.Template
 
 	metrics struct {
 		requests *prometheus.CounterVec
@@ -121,6 +129,15 @@ func (s *Server) Handler() http.Handler {
 		pattern := rt.Method + " " + rt.Path
 		mux.Handle(pattern, s.wrap(pattern, s.guard(rt)))
 	}
+	for _, rt := range UIRoutes() {
+		pattern := rt.Method + " " + rt.Path
+		mux.Handle(pattern, s.wrap(pattern, s.uiGuard(rt)))
+	}
+	static := http.FileServerFS(web.Static())
+	mux.Handle("GET /static/", s.wrap("GET /static/", http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		static.ServeHTTP(w, r)
+	}))))
 	mux.Handle("GET /metrics", s.wrap("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{})))
 	mux.Handle("/", s.wrap("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.Log, countersign.Errorf(countersign.NotFound, "no route %s %s", r.Method, r.URL.Path))

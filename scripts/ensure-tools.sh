@@ -31,6 +31,15 @@ for tool in node python3; do
     esac
   fi
 done
+# Chromium: the browser of the web UI tests (Debian's package; chromedp
+# drives it headless).
+if ! command -v chromium >/dev/null 2>&1; then
+  log "installing chromium (Debian package, first run only)"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >&2
+fi
+
 stamp=examples/node_modules/.countersign-stamp
 if [ ! -f "$stamp" ] || [ examples/package.json -nt "$stamp" ]; then
   log "installing the examples' npm packages"

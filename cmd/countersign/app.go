@@ -111,6 +111,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (a *App, err erro
 		srv.ApprovalWait = cfg.ApprovalWait
 	}
 	srv.MCP = csmcp.Handler(svc)
+	srv.Explorer = cfg.Explorer
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -1,6 +1,12 @@
 package main
 
 import (
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -99,3 +105,44 @@ func setupB(b *testing.B, e *env) (*user, string, string, string) {
 	agentID, key := e.createAgent(u, wallet)
 	return u, wallet, agentID, key
 }
+
+// BenchmarkInbox1000Pending renders the approval inbox (first page of 50,
+// newest first) for a user with 1,000 pending requests, as the browser
+// gets it: cookie session, store query, agent names, amounts, template.
+func BenchmarkInbox1000Pending(b *testing.B) {
+	e := newEnv(b, longSessions)
+	u, _, _, key := setupB(b, e)
+	for i := range 1000 {
+		e.clock.Advance(time.Millisecond)
+		e.do("POST", "/api/prepare_transaction", apiKey(key), map[string]string{"type": "native", "to_address": randomAddress(),
+			"amount": "1000000000000000", "memo": "request " + itoaB(i)}).must(b, 202)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	page := func(path string) string {
+		r, err := c.Get(e.url + path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer r.Body.Close()
+		body, _ := io.ReadAll(r.Body)
+		return string(body)
+	}
+	login := page("/login")
+	m := csrfRE.FindStringSubmatch(login)
+	if _, err := c.PostForm(e.url+"/login", url.Values{"csrf": {m[1]}, "username": {u.name}, "password": {u.password}}); err != nil {
+		b.Fatal(err)
+	}
+	if body := page("/inbox"); strings.Count(body, `class="txrow"`) != 50 || !strings.Contains(body, "request 999") {
+		b.Fatalf("inbox did not render 50 rows, newest first")
+	}
+	b.ResetTimer()
+	start := cpuTime()
+	for b.Loop() {
+		page("/inbox")
+	}
+	b.StopTimer()
+	reportCPU(b, start, 1)
+}
+
+func itoaB(i int) string { return strconv.Itoa(i) }

@@ -29,6 +29,7 @@ type Config struct {
 	MFAMaxFail    int
 	PollInterval  time.Duration
 	ApprovalWait  time.Duration
+	Explorer      string
 	Argon2        auth.Argon2Params
 
 	Clock countersign.Clock // tests inject one; nil is the wall clock
@@ -67,6 +68,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.DurationVar(&c.PendingTTL, "pending-ttl", 0, "approval window of a prepared transaction (env PENDING_TTL, default 24h)")
 	fs.DurationVar(&c.MFALockout, "mfa-lockout", 0, "lockout after too many wrong MFA codes (env MFA_LOCKOUT, default 15m)")
 	fs.DurationVar(&c.PollInterval, "poll-interval", 0, "receipt tracker period (env POLL_INTERVAL, default 1s; 100ms on the embedded chain)")
+	fs.StringVar(&c.Explorer, "explorer", env("EXPLORER_URL"), "block explorer base URL for links in the UI, e.g. https://basescan.org (env EXPLORER_URL)")
 	fs.DurationVar(&c.ApprovalWait, "approval-wait", 0, "how long /eth signing calls wait for a human (env ETH_RPC_APPROVAL_WAIT, default 2m)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err

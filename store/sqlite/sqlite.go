@@ -165,13 +165,13 @@ func b2i(b bool) int {
 
 // ---- users
 
-const userCols = `id, username, password_hash, mfa_sealed, mfa_enabled, mfa_last_step, mfa_failures, mfa_locked_until, created_at`
+const userCols = `id, username, password_hash, mfa_sealed, mfa_enabled, mfa_last_step, mfa_failures, mfa_locked_until, created_at, mfa_pending`
 
 func scanUser(row interface{ Scan(...any) error }) (*countersign.User, error) {
 	var u countersign.User
 	var enabled int
 	var locked, created int64
-	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.MFASealed, &enabled, &u.MFALastStep, &u.MFAFailures, &locked, &created); err != nil {
+	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.MFASealed, &enabled, &u.MFALastStep, &u.MFAFailures, &locked, &created, &u.MFAPending); err != nil {
 		return nil, err
 	}
 	u.MFAEnabled = enabled == 1
@@ -181,8 +181,8 @@ func scanUser(row interface{ Scan(...any) error }) (*countersign.User, error) {
 }
 
 func (s *Store) CreateUser(ctx context.Context, u *countersign.User) error {
-	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO users (`+userCols+`) VALUES (?,?,?,?,?,?,?,?,?)`,
-		u.ID, u.Username, u.PasswordHash, u.MFASealed, b2i(u.MFAEnabled), u.MFALastStep, u.MFAFailures, ts(u.MFALockedUntil), ts(u.CreatedAt))
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO users (`+userCols+`) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+		u.ID, u.Username, u.PasswordHash, u.MFASealed, b2i(u.MFAEnabled), u.MFALastStep, u.MFAFailures, ts(u.MFALockedUntil), ts(u.CreatedAt), u.MFAPending)
 	return conflict(err, "username is taken")
 }
 
@@ -197,8 +197,8 @@ func (s *Store) UserByName(ctx context.Context, name string) (*countersign.User,
 }
 
 func (s *Store) UpdateUserMFA(ctx context.Context, u *countersign.User) error {
-	res, err := s.writer(ctx).ExecContext(ctx, `UPDATE users SET mfa_sealed=?, mfa_enabled=?, mfa_last_step=?, mfa_failures=?, mfa_locked_until=? WHERE id=?`,
-		u.MFASealed, b2i(u.MFAEnabled), u.MFALastStep, u.MFAFailures, ts(u.MFALockedUntil), u.ID)
+	res, err := s.writer(ctx).ExecContext(ctx, `UPDATE users SET mfa_sealed=?, mfa_enabled=?, mfa_last_step=?, mfa_failures=?, mfa_locked_until=?, mfa_pending=? WHERE id=?`,
+		u.MFASealed, b2i(u.MFAEnabled), u.MFALastStep, u.MFAFailures, ts(u.MFALockedUntil), u.MFAPending, u.ID)
 	return mustAffect(res, err, "user")
 }
 
@@ -396,6 +396,10 @@ func (s *Store) Transactions(ctx context.Context, f countersign.TxFilter) ([]*co
 		q += ` AND created_at < ?`
 		args = append(args, ts(f.Before))
 	}
+	if !f.After.IsZero() {
+		q += ` AND created_at >= ?`
+		args = append(args, ts(f.After))
+	}
 	limit := f.Limit
 	if limit <= 0 || limit > 1000 {
 		limit = 100
@@ -530,6 +534,51 @@ func (s *Store) LastEventID(ctx context.Context, owner string) (int64, error) {
 	var n sql.NullInt64
 	err := s.reader(ctx).QueryRowContext(ctx, `SELECT MAX(id) FROM events WHERE owner_id = ?`, owner).Scan(&n)
 	return n.Int64, err
+}
+
+// ---- web sessions and recovery codes
+
+func (s *Store) CreateWebSession(ctx context.Context, w *countersign.WebSession) error {
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO web_sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES (?,?,?,?,?)`,
+		w.TokenHash, w.UserID, w.CSRF, ts(w.CreatedAt), ts(w.ExpiresAt))
+	if err != nil {
+		return err
+	}
+	_, err = s.writer(ctx).ExecContext(ctx, `DELETE FROM web_sessions WHERE expires_at < ?`, ts(w.CreatedAt))
+	return err
+}
+
+func (s *Store) WebSession(ctx context.Context, h []byte, now time.Time) (*countersign.WebSession, error) {
+	var w countersign.WebSession
+	var created, expires int64
+	err := s.reader(ctx).QueryRowContext(ctx, `SELECT token_hash, user_id, csrf, created_at, expires_at FROM web_sessions WHERE token_hash = ? AND expires_at > ?`, h, ts(now)).
+		Scan(&w.TokenHash, &w.UserID, &w.CSRF, &created, &expires)
+	w.CreatedAt, w.ExpiresAt = fromTS(created), fromTS(expires)
+	return &w, notFound("session", err)
+}
+
+func (s *Store) DeleteWebSession(ctx context.Context, h []byte) error {
+	_, err := s.writer(ctx).ExecContext(ctx, `DELETE FROM web_sessions WHERE token_hash = ?`, h)
+	return err
+}
+
+func (s *Store) SetRecoveryCodes(ctx context.Context, userID string, hashes [][]byte) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		if _, err := s.writer(ctx).ExecContext(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, userID); err != nil {
+			return err
+		}
+		for _, h := range hashes {
+			if _, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO recovery_codes (user_id, code_hash) VALUES (?, ?)`, userID, h); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Store) UseRecoveryCode(ctx context.Context, userID string, h []byte, at time.Time) error {
+	res, err := s.writer(ctx).ExecContext(ctx, `UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_hash = ? AND used_at = 0`, ts(at), userID, h)
+	return mustAffect(res, err, "recovery code")
 }
 
 // ---- tokens and keys
