@@ -243,7 +243,7 @@ func TestTokens(t *testing.T) {
 	}
 	parts := strings.Split(tok, ".")
 	hdr, _ := base64.RawURLEncoding.DecodeString(parts[0])
-	if !strings.Contains(string(hdr), `"kid":"`+k.KID+`"`) || !strings.Contains(string(hdr), `"alg":"EdDSA"`) {
+	if !strings.Contains(string(hdr), `"kid":"`+k.KID+`"`) || !strings.Contains(string(hdr), `"alg":"ES256"`) {
 		t.Fatalf("header %s", hdr)
 	}
 
@@ -261,11 +261,13 @@ func TestTokens(t *testing.T) {
 		}
 		return s
 	}
-	_, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
-	pub := k.Private.Public().(ed25519.PublicKey)
+	other, _ := NewTokenKey()
+	pub, _ := k.Private.PublicKey.Bytes()
+	_, edPriv, _ := ed25519.GenerateKey(rand.Reader)
 	noneTok := sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, k.KID, claims())
-	// algorithm switching: HMAC keyed with the public key bytes
-	hsTok := sign(jwt.SigningMethodHS256, []byte(pub), k.KID, claims())
+	// algorithm switching: HMAC keyed with the public key bytes, or EdDSA
+	hsTok := sign(jwt.SigningMethodHS256, pub, k.KID, claims())
+	edTok := sign(jwt.SigningMethodEdDSA, edPriv, k.KID, claims())
 	expired := claims()
 	expired["exp"] = now.Add(-time.Hour).Unix()
 	wrongAud := claims()
@@ -273,14 +275,15 @@ func TestTokens(t *testing.T) {
 	tests := map[string]string{
 		"fail/alg none":          noneTok,
 		"fail/alg switch HS256":  hsTok,
-		"fail/unknown kid":       sign(jwt.SigningMethodEdDSA, k.Private, "nope", claims()),
-		"fail/no kid":            sign(jwt.SigningMethodEdDSA, k.Private, "", claims()),
-		"fail/other key":         sign(jwt.SigningMethodEdDSA, otherPriv, k.KID, claims()),
-		"fail/expired":           sign(jwt.SigningMethodEdDSA, k.Private, k.KID, expired),
-		"fail/wrong audience":    sign(jwt.SigningMethodEdDSA, k.Private, k.KID, wrongAud),
+		"fail/alg switch EdDSA":  edTok,
+		"fail/unknown kid":       sign(jwt.SigningMethodES256, k.Private, "nope", claims()),
+		"fail/no kid":            sign(jwt.SigningMethodES256, k.Private, "", claims()),
+		"fail/other key":         sign(jwt.SigningMethodES256, other.Private, k.KID, claims()),
+		"fail/expired":           sign(jwt.SigningMethodES256, k.Private, k.KID, expired),
+		"fail/wrong audience":    sign(jwt.SigningMethodES256, k.Private, k.KID, wrongAud),
 		"fail/tampered payload":  parts[0] + "." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"user-2"}`)) + "." + parts[2],
 		"fail/garbage":           "not.a.token",
-		"ok/control: valid sign": sign(jwt.SigningMethodEdDSA, k.Private, k.KID, claims()),
+		"ok/control: valid sign": sign(jwt.SigningMethodES256, k.Private, k.KID, claims()),
 	}
 	for name, tok := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -306,11 +309,12 @@ func TestJWKS(t *testing.T) {
 	if err := json.Unmarshal(tk.JWKS(), &set); err != nil {
 		t.Fatal(err)
 	}
-	if len(set.Keys) != 1 || set.Keys[0]["kid"] != k.KID || set.Keys[0]["kty"] != "OKP" || set.Keys[0]["crv"] != "Ed25519" {
+	if len(set.Keys) != 1 || set.Keys[0]["kid"] != k.KID || set.Keys[0]["kty"] != "EC" || set.Keys[0]["crv"] != "P-256" || set.Keys[0]["alg"] != "ES256" {
 		t.Fatalf("jwks %v", set)
 	}
 	x, _ := base64.RawURLEncoding.DecodeString(set.Keys[0]["x"])
-	if !hmac.Equal(x, k.Private.Public().(ed25519.PublicKey)) {
+	pub, _ := k.Private.PublicKey.Bytes()
+	if !hmac.Equal(x, pub[1:33]) {
 		t.Fatal("jwks x is not the public key")
 	}
 	if strings.Contains(string(tk.JWKS()), `"d"`) {
@@ -334,5 +338,23 @@ func TestAPIKeys(t *testing.T) {
 		if LooksLikeAPIKey(bad) {
 			t.Errorf("accepted %q", bad)
 		}
+	}
+}
+
+// RFC 7638 §3.1's example is RSA; for EC the thumbprint is the SHA-256 of
+// the canonical {"crv","kty","x","y"} JSON. Check ours against a key whose
+// JWK we build by hand, and that ParseTokenKey round-trips.
+func TestKeyIDThumbprint(t *testing.T) {
+	k, _ := NewTokenKey()
+	pub, _ := k.Private.PublicKey.Bytes()
+	canonical := `{"crv":"P-256","kty":"EC","x":"` + base64.RawURLEncoding.EncodeToString(pub[1:33]) + `","y":"` + base64.RawURLEncoding.EncodeToString(pub[33:]) + `"}`
+	h := sha256.Sum256([]byte(canonical))
+	if k.KID != base64.RawURLEncoding.EncodeToString(h[:]) {
+		t.Fatal("kid is not the RFC 7638 thumbprint")
+	}
+	scalar, _ := k.Scalar()
+	k2, err := ParseTokenKey(scalar)
+	if err != nil || k2.KID != k.KID {
+		t.Fatalf("round trip: %v", err)
 	}
 }

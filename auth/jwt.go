@@ -1,7 +1,8 @@
 package auth
 
 import (
-	"crypto/ed25519"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -16,27 +17,57 @@ import (
 // Issuer is the iss claim of session tokens.
 const Issuer = "countersign"
 
-// TokenKey is one Ed25519 signing key with its key id.
+// TokenKey is one ECDSA P-256 signing key with its key id. ES256 is used
+// because it is what cloud providers accept for OIDC (AWS takes RS256 or
+// ES256), so one JWKS serves session tokens and minted OIDC tokens alike.
 type TokenKey struct {
 	KID     string
-	Private ed25519.PrivateKey
+	Private *ecdsa.PrivateKey
 }
 
-// NewTokenKey generates an Ed25519 key whose kid is derived from its public
-// key (RFC 7638-style thumbprint, truncated).
+// NewTokenKey generates a P-256 key whose kid is its RFC 7638 thumbprint.
 func NewTokenKey() (TokenKey, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return TokenKey{}, err
 	}
-	return TokenKey{KID: KeyIDFor(priv.Public().(ed25519.PublicKey)), Private: priv}, nil
+	return TokenKey{KID: KeyIDFor(&priv.PublicKey), Private: priv}, nil
 }
 
-// KeyIDFor returns the kid of an Ed25519 public key.
-func KeyIDFor(pub ed25519.PublicKey) string {
-	jwk := fmt.Sprintf(`{"crv":"Ed25519","kty":"OKP","x":"%s"}`, base64.RawURLEncoding.EncodeToString(pub))
-	h := sha256.Sum256([]byte(jwk))
-	return base64.RawURLEncoding.EncodeToString(h[:12])
+// ParseTokenKey rebuilds a key from its 32-byte private scalar.
+func ParseTokenKey(scalar []byte) (TokenKey, error) {
+	priv, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), scalar)
+	if err != nil {
+		return TokenKey{}, err
+	}
+	return TokenKey{KID: KeyIDFor(&priv.PublicKey), Private: priv}, nil
+}
+
+// Scalar returns the private scalar, for sealing.
+func (k TokenKey) Scalar() ([]byte, error) { return k.Private.Bytes() }
+
+// ecJWK is the public JWK of a P-256 key.
+type ecJWK struct {
+	Kty string `json:"kty"`
+	Crv string `json:"crv"`
+	X   string `json:"x"`
+	Y   string `json:"y"`
+	Kid string `json:"kid,omitempty"`
+	Alg string `json:"alg,omitempty"`
+	Use string `json:"use,omitempty"`
+}
+
+func publicJWK(pub *ecdsa.PublicKey) ecJWK {
+	b, _ := pub.Bytes() // 0x04 ‖ X ‖ Y
+	return ecJWK{Kty: "EC", Crv: "P-256", X: base64.RawURLEncoding.EncodeToString(b[1:33]), Y: base64.RawURLEncoding.EncodeToString(b[33:65])}
+}
+
+// KeyIDFor returns the RFC 7638 JWK thumbprint of a P-256 public key.
+func KeyIDFor(pub *ecdsa.PublicKey) string {
+	j := publicJWK(pub)
+	canonical := fmt.Sprintf(`{"crv":"P-256","kty":"EC","x":"%s","y":"%s"}`, j.X, j.Y)
+	h := sha256.Sum256([]byte(canonical))
+	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
 // Claims are the claims of a user session token.
@@ -45,21 +76,32 @@ type Claims struct {
 	jwt.RegisteredClaims
 }
 
-// Tokens issues and verifies session JWTs signed with EdDSA. The newest key
+// Tokens issues and verifies session JWTs signed with ES256. The newest key
 // signs; every key it holds verifies, so keys can rotate with overlap.
 type Tokens struct {
-	keys []TokenKey // keys[0] signs
-	ttl  time.Duration
-	now  func() time.Time
+	keys     []TokenKey // keys[0] signs
+	ttl      time.Duration
+	now      func() time.Time
+	audience string
 }
 
-// NewTokens returns a Tokens that signs with keys[0].
+// NewTokens returns a Tokens for user sessions (audience "countersign")
+// that signs with keys[0].
 func NewTokens(keys []TokenKey, ttl time.Duration, now func() time.Time) (*Tokens, error) {
+	return NewTokensFor(Issuer, keys, ttl, now)
+}
+
+// NewTokensFor is NewTokens for another audience, so a token of one kind
+// (say an omni_account session) is never accepted as another.
+func NewTokensFor(audience string, keys []TokenKey, ttl time.Duration, now func() time.Time) (*Tokens, error) {
 	if len(keys) == 0 {
 		return nil, errors.New("auth: no token signing key")
 	}
-	return &Tokens{keys: keys, ttl: ttl, now: now}, nil
+	return &Tokens{keys: keys, ttl: ttl, now: now, audience: audience}, nil
 }
+
+// Keys returns the keys, newest (signing) first.
+func (t *Tokens) Keys() []TokenKey { return t.keys }
 
 // TTL returns the lifetime of issued tokens.
 func (t *Tokens) TTL() time.Duration { return t.ttl }
@@ -78,14 +120,14 @@ func (t *Tokens) Issue(userID, username string) (token, jti string, exp time.Tim
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    Issuer,
 			Subject:   userID,
-			Audience:  jwt.ClaimStrings{Issuer},
+			Audience:  jwt.ClaimStrings{t.audience},
 			IssuedAt:  jwt.NewNumericDate(now),
 			NotBefore: jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(exp),
 			ID:        jti,
 		},
 	}
-	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
+	tok := jwt.NewWithClaims(jwt.SigningMethodES256, c)
 	tok.Header["kid"] = t.keys[0].KID
 	token, err = tok.SignedString(t.keys[0].Private)
 	return token, jti, exp, err
@@ -94,7 +136,7 @@ func (t *Tokens) Issue(userID, username string) (token, jti string, exp time.Tim
 // ErrToken is returned for any token that does not verify.
 var ErrToken = errors.New("auth: invalid or expired token")
 
-// Verify checks the signature (EdDSA only: "none" and algorithm switching
+// Verify checks the signature (ES256 only: "none" and algorithm switching
 // are refused), the kid, issuer, audience and time claims.
 func (t *Tokens) Verify(token string) (*Claims, error) {
 	var c Claims
@@ -102,14 +144,14 @@ func (t *Tokens) Verify(token string) (*Claims, error) {
 		kid, _ := tok.Header["kid"].(string)
 		for _, k := range t.keys {
 			if k.KID == kid {
-				return k.Private.Public(), nil
+				return &k.Private.PublicKey, nil
 			}
 		}
 		return nil, ErrToken
 	},
-		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithValidMethods([]string{jwt.SigningMethodES256.Alg()}),
 		jwt.WithIssuer(Issuer),
-		jwt.WithAudience(Issuer),
+		jwt.WithAudience(t.audience),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithTimeFunc(t.now),
@@ -123,21 +165,24 @@ func (t *Tokens) Verify(token string) (*Claims, error) {
 
 // JWKS returns the public keys as a JSON Web Key Set.
 func (t *Tokens) JWKS() []byte {
-	type jwk struct {
-		Kty string `json:"kty"`
-		Crv string `json:"crv"`
-		X   string `json:"x"`
-		Kid string `json:"kid"`
-		Alg string `json:"alg"`
-		Use string `json:"use"`
-	}
-	set := struct {
-		Keys []jwk `json:"keys"`
-	}{Keys: []jwk{}}
-	for _, k := range t.keys {
-		pub := k.Private.Public().(ed25519.PublicKey)
-		set.Keys = append(set.Keys, jwk{Kty: "OKP", Crv: "Ed25519", X: base64.RawURLEncoding.EncodeToString(pub), Kid: k.KID, Alg: "EdDSA", Use: "sig"})
-	}
-	b, _ := json.Marshal(set)
+	b, _ := json.Marshal(JWKS(t.keys))
 	return b
+}
+
+// JWKSet is a JSON Web Key Set of public keys.
+type JWKSet struct {
+	Keys []ecJWK `json:"keys"`
+}
+
+// JWKS builds the public key set of keys.
+func JWKS(keys ...[]TokenKey) JWKSet {
+	set := JWKSet{Keys: []ecJWK{}}
+	for _, ks := range keys {
+		for _, k := range ks {
+			j := publicJWK(&k.Private.PublicKey)
+			j.Kid, j.Alg, j.Use = k.KID, "ES256", "sig"
+			set.Keys = append(set.Keys, j)
+		}
+	}
+	return set
 }

@@ -6,7 +6,6 @@ package core
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"log/slog"
 	"math/big"
@@ -114,38 +113,62 @@ func New(ctx context.Context, st countersign.Store, ch countersign.Chain, sg cou
 // tokenKeys loads the session signing keys, creating the first one. Keys
 // live in the store, sealed, so every replica signs and verifies alike.
 func (s *Service) tokenKeys(ctx context.Context) ([]auth.TokenKey, error) {
-	stored, err := s.Store.SigningKeys(ctx)
-	if err != nil {
+	return s.signingKeys(ctx, "ES256")
+}
+
+// signingKeys loads the sealed keys of one kind (alg), newest first,
+// creating the first one.
+func (s *Service) signingKeys(ctx context.Context, alg string) ([]auth.TokenKey, error) {
+	load := func() ([]auth.TokenKey, error) {
+		stored, err := s.Store.SigningKeys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var keys []auth.TokenKey
+		for _, sk := range stored {
+			if sk.Alg != alg {
+				continue // other kinds, and keys of an older format
+			}
+			scalar, err := s.Sealer.Open("signing-key:"+sk.KID, sk.Sealed)
+			if err != nil {
+				return nil, err
+			}
+			k, err := auth.ParseTokenKey(scalar)
+			clear(scalar)
+			if err != nil {
+				return nil, err
+			}
+			keys = append(keys, k)
+		}
+		return keys, nil
+	}
+	keys, err := load()
+	if err != nil || len(keys) > 0 {
+		return keys, err
+	}
+	if _, err := s.addSigningKey(ctx, alg); err != nil && countersign.ErrorCode(err) != countersign.Conflict {
 		return nil, err
 	}
-	if len(stored) == 0 {
-		k, err := auth.NewTokenKey()
-		if err != nil {
-			return nil, err
-		}
-		sealed, err := s.Sealer.Seal("signing-key:"+k.KID, k.Private.Seed())
-		if err != nil {
-			return nil, err
-		}
-		err = s.Store.AddSigningKey(ctx, &countersign.SigningKey{KID: k.KID, Alg: "EdDSA", Sealed: sealed,
-			Public: k.Private.Public().(ed25519.PublicKey), CreatedAt: s.Clock.Now()})
-		if err != nil && countersign.ErrorCode(err) != countersign.Conflict {
-			return nil, err
-		}
-		if stored, err = s.Store.SigningKeys(ctx); err != nil {
-			return nil, err
-		}
+	return load()
+}
+
+// addSigningKey creates, seals and stores a new key of kind alg.
+func (s *Service) addSigningKey(ctx context.Context, alg string) (auth.TokenKey, error) {
+	k, err := auth.NewTokenKey()
+	if err != nil {
+		return k, err
 	}
-	var keys []auth.TokenKey
-	for _, sk := range stored {
-		seed, err := s.Sealer.Open("signing-key:"+sk.KID, sk.Sealed)
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, auth.TokenKey{KID: sk.KID, Private: ed25519.NewKeyFromSeed(seed)})
-		clear(seed)
+	scalar, err := k.Scalar()
+	if err != nil {
+		return k, err
 	}
-	return keys, nil
+	sealed, err := s.Sealer.Seal("signing-key:"+k.KID, scalar)
+	clear(scalar)
+	if err != nil {
+		return k, err
+	}
+	pub, _ := k.Private.PublicKey.Bytes()
+	return k, s.Store.AddSigningKey(ctx, &countersign.SigningKey{KID: k.KID, Alg: alg, Sealed: sealed, Public: pub, CreatedAt: s.Clock.Now()})
 }
 
 // Run runs the background workers (receipt tracker, expiry sweeper) until

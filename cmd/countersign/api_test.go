@@ -349,7 +349,7 @@ func TestOpsEndpoints(t *testing.T) {
 	}
 	jw := e.do("GET", "/.well-known/jwks.json", anon, nil).must(t, 200)
 	keys := jw.body["keys"].([]any)
-	if len(keys) != 1 || keys[0].(map[string]any)["kid"] == "" || keys[0].(map[string]any)["alg"] != "EdDSA" {
+	if len(keys) != 1 || keys[0].(map[string]any)["kid"] == "" || keys[0].(map[string]any)["alg"] != "ES256" {
 		t.Fatalf("jwks: %s", jw.raw)
 	}
 	u, _, _, key := setup(t, e)
