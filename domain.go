@@ -235,6 +235,19 @@ type Signer interface {
 	SignHash(ctx context.Context, w *Wallet, hash []byte) ([]byte, error)
 }
 
+// DerivedSigner derives one EVM key per omni_account from a master secret
+// and signs with it (DEVELOPMENT ONLY until a TEE backs it). Both the
+// in-process signer (signer/derived) and the client of a separate signer
+// process (signer/remote) implement it, with the same behaviour.
+type DerivedSigner interface {
+	// DeriveAddress returns the EIP-55 address of omni's key.
+	DeriveAddress(ctx context.Context, omni string) (string, error)
+	// SignMessage signs an EIP-191 personal message: r ‖ s ‖ v, v = 27/28.
+	SignMessage(ctx context.Context, omni string, message []byte) ([]byte, error)
+	// SignTypedData signs EIP-712 typed data (JSON).
+	SignTypedData(ctx context.Context, omni string, typedData []byte) ([]byte, error)
+}
+
 // RawRPC is implemented by chains that can forward a read-only JSON-RPC
 // call verbatim (the agents' Ethereum JSON-RPC endpoint uses it). It
 // returns the node's result, or an error carrying the node's JSON-RPC code.

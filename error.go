@@ -30,6 +30,7 @@ const (
 	ChainError        Code = "CHAIN_ERROR"
 	TooLarge          Code = "TOO_LARGE"
 	UnsupportedMedia  Code = "UNSUPPORTED_MEDIA_TYPE"
+	SignerDisabled    Code = "SIGNER_DISABLED" // the derived-key signer is not configured
 	Internal          Code = "INTERNAL"
 )
 

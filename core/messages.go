@@ -38,7 +38,7 @@ func ParsePersonalMessage(s string) ([]byte, error) {
 }
 
 // ParseTypedData parses and hashes EIP-712 typed data, refusing data for
-// another chain than chainID.
+// another chain than chainID (chainID < 0: any chain).
 func ParseTypedData(raw []byte, chainID int64) (apitypes.TypedData, []byte, error) {
 	var td apitypes.TypedData
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -48,7 +48,7 @@ func ParseTypedData(raw []byte, chainID int64) (apitypes.TypedData, []byte, erro
 	if td.PrimaryType == "" || len(td.Types) == 0 {
 		return td, nil, countersign.Errorf(countersign.BadRequest, "typed data needs types and primaryType")
 	}
-	if td.Domain.ChainId != nil && (*big.Int)(td.Domain.ChainId).Int64() != chainID {
+	if chainID >= 0 && td.Domain.ChainId != nil && (*big.Int)(td.Domain.ChainId).Int64() != chainID {
 		return td, nil, countersign.Errorf(countersign.BadRequest, "typed data is for chain %s, this wallet is on chain %d", (*big.Int)(td.Domain.ChainId), chainID)
 	}
 	hash, _, err := apitypes.TypedDataAndHash(td)

@@ -27,6 +27,7 @@ var statusOf = map[countersign.Code]int{
 	countersign.ChainError:        http.StatusBadGateway,
 	countersign.TooLarge:          http.StatusRequestEntityTooLarge,
 	countersign.UnsupportedMedia:  http.StatusUnsupportedMediaType,
+	countersign.SignerDisabled:    http.StatusServiceUnavailable,
 	countersign.Internal:          http.StatusInternalServerError,
 }
 

@@ -38,6 +38,8 @@ func buildOpenAPI(routes []Route) []byte {
 			op["security"] = []any{map[string]any{"apiKey": []any{}}}
 		case UserOrAgent:
 			op["security"] = []any{map[string]any{"bearer": []any{}}, map[string]any{"apiKey": []any{}}}
+		case Service:
+			op["security"] = []any{map[string]any{"serviceToken": []any{}}}
 		}
 		var params []any
 		for _, q := range rt.Query {
@@ -71,8 +73,9 @@ func buildOpenAPI(routes []Route) []byte {
 		"components": map[string]any{
 			"schemas": schemas,
 			"securitySchemes": map[string]any{
-				"bearer": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-				"apiKey": map[string]any{"type": "apiKey", "in": "header", "name": "X-API-KEY"},
+				"bearer":       map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+				"apiKey":       map[string]any{"type": "apiKey", "in": "header", "name": "X-API-KEY"},
+				"serviceToken": map[string]any{"type": "http", "scheme": "bearer", "description": "SIGNER_TOKEN, for the derived-key signer routes"},
 			},
 		},
 	}

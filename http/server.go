@@ -5,6 +5,7 @@ package http
 
 import (
 	"context"
+	"crypto/subtle"
 	"html/template"
 	"log/slog"
 	"math/big"
@@ -45,6 +46,10 @@ type Server struct {
 	MCP http.Handler
 	// Explorer is a block explorer's base URL; the UI links tx/<hash> to it.
 	Explorer string
+	// Derived is the derived-key signer behind /dev/*; nil disables them
+	// (503). ServiceToken is the bearer token those routes require.
+	Derived      countersign.DerivedSigner
+	ServiceToken string
 
 	tmplOnce sync.Once
 	tmpl     *template.Template
@@ -65,10 +70,11 @@ const (
 	UserMFA                   // a user session token, and the user has MFA set up
 	Agent                     // an agent API key
 	UserOrAgent               // either
+	Service                   // a service credential (SIGNER_TOKEN), for the derived-key signer
 )
 
 func (a Access) String() string {
-	return [...]string{"anonymous", "user", "user with MFA", "agent", "user or agent"}[a]
+	return [...]string{"anonymous", "user", "user with MFA", "agent", "user or agent", "service"}[a]
 }
 
 type handlerFunc func(s *Server, w http.ResponseWriter, r *http.Request, p *core.Principal) error
@@ -119,6 +125,44 @@ func (c *txCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// checkService admits the holder of the service credential. The signer must
+// be enabled first: without it the routes answer 503 whoever calls.
+func (s *Server) checkService(r *http.Request) error {
+	if s.Derived == nil {
+		return countersign.Errorf(countersign.SignerDisabled, "signer_disabled: the derived-key signer is not enabled (set DEV_KEY_SERVICE_MASTER_SECRET, or SIGNER_URL)")
+	}
+	scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if s.ServiceToken == "" || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(tok), []byte(s.ServiceToken)) != 1 {
+		return countersign.Errorf(countersign.Unauthorized, "the signer routes need the service credential: Authorization: Bearer <SIGNER_TOKEN>")
+	}
+	return nil
+}
+
+// SignerHandler serves only the derived-key signer routes (and /healthz):
+// the separate `countersign signer` process, the future TEE boundary.
+func (s *Server) SignerHandler() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range Routes() {
+		if rt.Access == Service || rt.Path == "/healthz" {
+			pattern := rt.Method + " " + rt.Path
+			mux.Handle(pattern, s.wrap(pattern, s.guard(rt)))
+		}
+	}
+	mux.Handle("/", s.wrap("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, s.Log, countersign.Errorf(countersign.NotFound, "no route %s %s", r.Method, r.URL.Path))
+	})))
+	return mux
+}
+
+// NewSignerServer is a Server for SignerHandler only.
+func NewSignerServer(d countersign.DerivedSigner, token string, log *slog.Logger, reg *prometheus.Registry) *Server {
+	s := &Server{Log: log, Derived: d, ServiceToken: token, Registry: reg}
+	s.metrics.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "countersign_signer_requests_total", Help: "Signer requests."}, []string{"route", "code"})
+	s.metrics.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "countersign_signer_request_duration_seconds", Help: "Signer latency."}, []string{"route"})
+	reg.MustRegister(s.metrics.requests, s.metrics.latency)
+	return s
+}
+
 // Handler returns the HTTP handler for every route.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -162,6 +206,9 @@ func (s *Server) guard(rt Route) http.Handler {
 func (s *Server) authenticate(r *http.Request, a Access) (*core.Principal, error) {
 	if a == Anonymous {
 		return nil, nil
+	}
+	if a == Service {
+		return nil, s.checkService(r)
 	}
 	bearer := ""
 	if h := r.Header.Get("Authorization"); h != "" {

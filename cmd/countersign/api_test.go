@@ -77,7 +77,7 @@ func TestConcurrentExecuteBroadcastsOnce(t *testing.T) {
 // TestAuthorizationMatrix calls every non-anonymous route as each kind of
 // caller that must not act on the owner's resources.
 func TestAuthorizationMatrix(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, withSigner)
 	owner, wallet, agentID, key := setup(t, e)
 	pending := e.do("POST", "/api/prepare_transaction", apiKey(key), map[string]string{"type": "native", "to_address": randomAddress(), "amount": "1"}).must(t, 202).str("transaction_id")
 	authorized := e.do("POST", "/api/prepare_transaction", apiKey(key), map[string]string{"type": "native", "to_address": randomAddress(), "amount": "2"}).must(t, 202).str("transaction_id")
@@ -135,6 +135,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"POST", "/api/dev/faucet", map[string]string{"address": randomAddress(), "amount": "1"}, forAll(ok, ok, ok)},
 		{"POST", "/mcp", map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, forAll("403 FORBIDDEN", "403 FORBIDDEN", "skip")},
 		{"POST", "/eth", map[string]any{"jsonrpc": "2.0", "id": 1, "method": "eth_accounts"}, forAll("403 FORBIDDEN", "403 FORBIDDEN", ok)},
+		{"POST", "/dev/derive-address", map[string]string{"omni_account": strings.Repeat("a", 64)}, forAll("401 UNAUTHORIZED", "401 UNAUTHORIZED", "401 UNAUTHORIZED")},
+		{"POST", "/dev/sign-message", map[string]string{"omni_account": strings.Repeat("a", 64), "message_hex": "0x00"}, forAll("401 UNAUTHORIZED", "401 UNAUTHORIZED", "401 UNAUTHORIZED")},
+		{"POST", "/dev/sign-typed-data", map[string]string{"omni_account": strings.Repeat("a", 64)}, forAll("401 UNAUTHORIZED", "401 UNAUTHORIZED", "401 UNAUTHORIZED")},
 		{"POST", "/api/logout", nil, forAll(ok, ok, "403 FORBIDDEN")}, // last: it ends sessions
 	}
 	covered := map[string]bool{}

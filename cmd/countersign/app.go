@@ -22,7 +22,9 @@ import (
 	cshttp "github.com/countersign/countersign/http"
 	"github.com/countersign/countersign/keys/envelope"
 	csmcp "github.com/countersign/countersign/mcp"
+	"github.com/countersign/countersign/signer/derived"
 	"github.com/countersign/countersign/signer/local"
+	"github.com/countersign/countersign/signer/remote"
 	"github.com/countersign/countersign/store/sqlite"
 )
 
@@ -110,6 +112,10 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (a *App, err erro
 	if cfg.ApprovalWait > 0 {
 		srv.ApprovalWait = cfg.ApprovalWait
 	}
+	if srv.Derived, err = derivedSigner(cfg, log); err != nil {
+		return nil, err
+	}
+	srv.ServiceToken = cfg.SignerToken
 	srv.MCP = csmcp.Handler(svc)
 	srv.Explorer = cfg.Explorer
 
@@ -169,6 +175,29 @@ func (a *App) closeAll() error {
 	}
 	a.closers = nil
 	return errors.Join(errs...)
+}
+
+// derivedSigner picks the derived-key signer: a separate process when
+// SIGNER_URL is set, in-process when DEV_KEY_SERVICE_MASTER_SECRET is, none
+// otherwise. A signer without a service credential is refused: an
+// unauthenticated signing oracle is not acceptable even in development.
+func derivedSigner(cfg *Config, log *slog.Logger) (countersign.DerivedSigner, error) {
+	if cfg.SignerURL == "" && cfg.SignerSecret == "" {
+		return nil, nil
+	}
+	if len(cfg.SignerToken) < 16 {
+		return nil, errors.New("the derived-key signer needs SIGNER_TOKEN (at least 16 characters): its /dev routes must not be open")
+	}
+	if cfg.SignerURL != "" {
+		log.Info("derived-key signer: remote", "url", redactURL(cfg.SignerURL))
+		return remote.New(cfg.SignerURL, cfg.SignerToken), nil
+	}
+	d, err := derived.New(cfg.SignerSecret)
+	if err != nil {
+		return nil, err
+	}
+	log.Warn("derived-key signer: IN-PROCESS, DEVELOPMENT ONLY — every user key derives from DEV_KEY_SERVICE_MASTER_SECRET; replace with a TEE")
+	return d, nil
 }
 
 // redactURL drops credentials and query (API keys often live there).

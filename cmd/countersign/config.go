@@ -30,6 +30,9 @@ type Config struct {
 	PollInterval  time.Duration
 	ApprovalWait  time.Duration
 	Explorer      string
+	SignerSecret  string // DEV_KEY_SERVICE_MASTER_SECRET
+	SignerToken   string // SIGNER_TOKEN
+	SignerURL     string // SIGNER_URL
 	Argon2        auth.Argon2Params
 
 	Clock countersign.Clock // tests inject one; nil is the wall clock
@@ -70,12 +73,14 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.DurationVar(&c.PollInterval, "poll-interval", 0, "receipt tracker period (env POLL_INTERVAL, default 1s; 100ms on the embedded chain)")
 	fs.StringVar(&c.Explorer, "explorer", env("EXPLORER_URL"), "block explorer base URL for links in the UI, e.g. https://basescan.org (env EXPLORER_URL)")
 	fs.DurationVar(&c.ApprovalWait, "approval-wait", 0, "how long /eth signing calls wait for a human (env ETH_RPC_APPROVAL_WAIT, default 2m)")
+	fs.StringVar(&c.SignerURL, "signer-url", env("SIGNER_URL"), "a separate derived-key signer (countersign signer) to use instead of the in-process one (env SIGNER_URL)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
+	c.SignerSecret, c.SignerToken = env("DEV_KEY_SERVICE_MASTER_SECRET"), env("SIGNER_TOKEN")
 	var err error
 	if c.TokenTTL, err = envSeconds(env("JWT_ACCESS_TOKEN_EXPIRES"), 1800); err != nil {
 		return nil, fmt.Errorf("JWT_ACCESS_TOKEN_EXPIRES: %w", err)

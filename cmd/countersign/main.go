@@ -12,10 +12,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/countersign/countersign/core"
 	cshttp "github.com/countersign/countersign/http"
@@ -41,6 +46,7 @@ const usage = `countersign — a wallet server for AI agents in which a human co
 Usage:
   countersign serve [flags]        run the server (no flags: embedded defaults)
   countersign audit verify [flags] verify the hash chains of the audit log
+  countersign signer [--addr A]    the derived-key signer alone (DEV ONLY; env DEV_KEY_SERVICE_MASTER_SECRET, SIGNER_TOKEN)
   countersign mcp                  MCP server on stdio for an agent (env COUNTERSIGN_API_KEY, COUNTERSIGN_URL)
   countersign version              print the version
   countersign help                 this text
@@ -61,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return errors.New(`usage: countersign audit verify [--data-dir DIR] [--db PATH]`)
 		}
 		return auditVerify(ctx, args[2:], getenv, stdout, stderr)
+	case "signer":
+		return signerCmd(ctx, args[1:], getenv, stderr)
 	case "mcp":
 		// stdio MCP server for MCP hosts: forwards to a running server.
 		url := getenv("COUNTERSIGN_URL")
@@ -135,5 +143,45 @@ func auditVerify(ctx context.Context, args []string, getenv func(string) string,
 		return fmt.Errorf("audit chain BROKEN after %d good entries: %w", n, err)
 	}
 	fmt.Fprintf(stdout, "audit chain OK: %d entries verified\n", n)
+	return nil
+}
+
+// signerCmd runs the derived-key signer as its own process: only the /dev/*
+// routes, the boundary a TEE worker will take over (same wire shape).
+func signerCmd(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("signer", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8556", "listen address")
+	format := fs.String("log-format", "text", "text or json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := newLogger(*format, "info", stderr)
+	if err != nil {
+		return err
+	}
+	if getenv("DEV_KEY_SERVICE_MASTER_SECRET") == "" {
+		return errors.New("DEV_KEY_SERVICE_MASTER_SECRET is not set: the signer refuses to start without its master secret")
+	}
+	d, err := derivedSigner(&Config{SignerSecret: getenv("DEV_KEY_SERVICE_MASTER_SECRET"), SignerToken: getenv("SIGNER_TOKEN")}, log)
+	if err != nil {
+		return err
+	}
+	srv := cshttp.NewSignerServer(d, getenv("SIGNER_TOKEN"), log, prometheus.NewRegistry())
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv.SignerHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+	}()
+	log.Info("countersign signer is serving (DEV ONLY)", "url", "http://"+ln.Addr().String())
+	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
 	return nil
 }

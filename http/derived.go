@@ -1,0 +1,102 @@
+package http
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/core"
+)
+
+// The derived-key signer routes (DEVELOPMENT ONLY until a TEE backs them):
+// a service holding SIGNER_TOKEN asks for an omni_account's address or
+// signature. Each signing request is logged with the omni_account and the
+// hash of what was signed, never a secret.
+
+type omniReq struct {
+	OmniAccount string `json:"omni_account"`
+}
+
+type addressResp struct {
+	Address string `json:"address"`
+}
+
+type signMessageReq struct {
+	OmniAccount string `json:"omni_account"`
+	MessageHex  string `json:"message_hex"`
+}
+
+type signTypedReq struct {
+	OmniAccount string          `json:"omni_account"`
+	TypedData   json.RawMessage `json:"typed_data"`
+}
+
+type signatureResp struct {
+	Signature string `json:"signature"`
+}
+
+func checkOmni(omni string) error {
+	if !countersign.ValidOmniAccount(omni) {
+		return countersign.Errorf(countersign.BadRequest, "omni_account must be 64 lowercase hex digits")
+	}
+	return nil
+}
+
+func (s *Server) deriveAddress(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req omniReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if err := checkOmni(req.OmniAccount); err != nil {
+		return err
+	}
+	a, err := s.Derived.DeriveAddress(r.Context(), req.OmniAccount)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, addressResp{Address: a})
+}
+
+func (s *Server) signMessageDerived(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req signMessageReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if err := checkOmni(req.OmniAccount); err != nil {
+		return err
+	}
+	msg, err := hexutil.Decode(req.MessageHex)
+	if err != nil && req.MessageHex != "0x" {
+		return countersign.Errorf(countersign.BadRequest, "message_hex must be 0x-prefixed hex")
+	}
+	sig, err := s.Derived.SignMessage(r.Context(), req.OmniAccount, msg)
+	if err != nil {
+		return err
+	}
+	s.Log.InfoContext(r.Context(), "derived signature", "kind", "eip191", "omni_account", req.OmniAccount, "message_hash", hex.EncodeToString(crypto.Keccak256(msg)))
+	return writeJSON(w, 200, signatureResp{Signature: hexutil.Encode(sig)})
+}
+
+func (s *Server) signTypedDerived(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req signTypedReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if err := checkOmni(req.OmniAccount); err != nil {
+		return err
+	}
+	_, hash, err := core.ParseTypedData(req.TypedData, -1)
+	if err != nil {
+		return err
+	}
+	sig, err := s.Derived.SignTypedData(r.Context(), req.OmniAccount, req.TypedData)
+	if err != nil {
+		return err
+	}
+	s.Log.InfoContext(r.Context(), "derived signature", "kind", "eip712", "omni_account", req.OmniAccount, "message_hash", hex.EncodeToString(hash))
+	return writeJSON(w, 200, signatureResp{Signature: hexutil.Encode(sig)})
+}
