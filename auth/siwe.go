@@ -39,6 +39,8 @@ var (
 	schemeRE    = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*$`)
 	authorityRE = regexp.MustCompile(`^(?:[A-Za-z0-9\-._~%!$&'()*+,;=:]+@)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]+)(?::[0-9]+)?$`)
 	requestIDRE = regexp.MustCompile(`^[A-Za-z0-9\-._~%!$&'()*+,;=:@/?]*$`)
+	// RFC 3339 date-time, strictly (Go's parser also takes a 1-digit hour).
+	dateTimeRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$`)
 )
 
 // ErrSIWE is wrapped by every parse and validation error.
@@ -57,7 +59,7 @@ func validURI(s string) bool {
 // impossible dates.
 func parseSIWETime(field, s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
+	if err != nil || !dateTimeRE.MatchString(s) {
 		return time.Time{}, siweErr("%s is not an RFC 3339 date-time: %q", field, s)
 	}
 	return t, nil
@@ -162,6 +164,9 @@ func ParseSIWE(msg string) (*SIWE, error) {
 		return nil, siweErr("first line must end with %q", strings.TrimSpace(siweHeader))
 	}
 	if scheme, rest, found := strings.Cut(head, "://"); found {
+		if scheme == "" {
+			return nil, siweErr("empty scheme before ://")
+		}
 		m.Scheme, head = scheme, rest
 	}
 	m.Domain = head
