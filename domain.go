@@ -87,6 +87,26 @@ type WebSession struct {
 	ExpiresAt time.Time
 }
 
+// SIWERequest is an issued Sign-In with Ethereum challenge.
+type SIWERequest struct {
+	ID        string
+	Address   string
+	Message   string
+	Nonce     string
+	ExpiresAt time.Time
+	UsedAt    time.Time
+}
+
+// EmailCode is a one-time login code sent by email, stored as a hash.
+type EmailCode struct {
+	Email     string
+	CodeHash  []byte
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	Attempts  int
+	UsedAt    time.Time
+}
+
 // SigningKey is an asymmetric key that signs session tokens. The private
 // half is sealed; the public half is served at /.well-known/jwks.json.
 type SigningKey struct {
@@ -165,6 +185,25 @@ type Store interface {
 	SetRecoveryCodes(ctx context.Context, userID string, hashes [][]byte) error
 	// UseRecoveryCode marks a code used; NotFound if unknown or used.
 	UseRecoveryCode(ctx context.Context, userID string, hash []byte, at time.Time) error
+
+	// LinkIdentity records that an identity belongs to omni; Conflict if
+	// the identity is already linked.
+	LinkIdentity(ctx context.Context, typ, value, omni string, at time.Time) error
+	// LinkedOmni returns the omni_account an identity is linked to.
+	LinkedOmni(ctx context.Context, typ, value string) (string, error)
+
+	CreateSIWERequest(ctx context.Context, r *SIWERequest) error
+	// TakeSIWERequest marks a request used and returns it; NotFound if it
+	// does not exist or was used: each nonce works once.
+	TakeSIWERequest(ctx context.Context, id string, at time.Time) (*SIWERequest, error)
+
+	AddEmailCode(ctx context.Context, c *EmailCode) error
+	// EmailCodesSince counts codes sent to email since t (rate limit).
+	EmailCodesSince(ctx context.Context, email string, t time.Time) (int, error)
+	// LatestEmailCode returns the newest unused, unexpired code for email.
+	LatestEmailCode(ctx context.Context, email string, now time.Time) (*EmailCode, error)
+	// UpdateEmailCode writes attempts and used_at.
+	UpdateEmailCode(ctx context.Context, c *EmailCode) error
 
 	SigningKeys(ctx context.Context) ([]*SigningKey, error)
 	AddSigningKey(ctx context.Context, k *SigningKey) error

@@ -25,8 +25,12 @@ var allowed = map[string][]string{
 	"chain/evm":       {""},
 	"chain/sim":       {"contracts"},
 	"signer/local":    {""},
+	"signer/derived":  {"", "core"},
+	"signer/remote":   {""},
 	"http":            {"", "core", "web"},
 	"web":             {},
+	"mailer":          {},
+	"oidc":            {"core"},
 	"mcp":             {"", "core"},
 	"cmd/countersign": {"*"},
 }

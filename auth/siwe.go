@@ -299,4 +299,3 @@ func RecoverSIWE(msg string, sig []byte) (common.Address, error) {
 	}
 	return crypto.PubkeyToAddress(*pub), nil
 }
-

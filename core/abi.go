@@ -308,3 +308,14 @@ func toInt(t abi.Type, v any, path string) (reflect.Value, error) {
 		return reflect.ValueOf(n), nil
 	}
 }
+
+// erc1271ABI is the contract-wallet signature check of ERC-1271.
+var erc1271ABI = mustABI(`[{"type":"function","name":"isValidSignature","stateMutability":"view","inputs":[{"name":"hash","type":"bytes32"},{"name":"signature","type":"bytes"}],"outputs":[{"name":"magic","type":"bytes4"}]}]`)
+
+func mustABI(s string) abi.ABI {
+	a, err := abi.JSON(strings.NewReader(s))
+	if err != nil {
+		panic(err)
+	}
+	return a
+}

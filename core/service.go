@@ -27,6 +27,7 @@ type Config struct {
 	LoginWindow    time.Duration // (default 15 min)
 	PollInterval   time.Duration // receipt tracker and expiry sweeper period (default 1 s)
 	MFAIssuer      string        // issuer in otpauth URIs (default "countersign")
+	Omni           OmniConfig
 }
 
 func (c *Config) defaults() {
@@ -60,6 +61,7 @@ func (c *Config) defaults() {
 	if c.MFAIssuer == "" {
 		c.MFAIssuer = "countersign"
 	}
+	c.Omni.defaults()
 }
 
 // Service is the application: every use case is a method on it.
@@ -75,6 +77,10 @@ type Service struct {
 
 	Tokens *auth.Tokens
 	Broker *Broker
+	Omni   OmniConfig
+
+	Mailer   Mailer          // email login codes; nil disables email login
+	IDTokens IDTokenVerifier // OIDC login; nil disables it
 
 	logins *loginLimiter
 	wake   chan struct{} // nudges the receipt tracker after a broadcast
@@ -94,6 +100,12 @@ func New(ctx context.Context, st countersign.Store, ch countersign.Chain, sg cou
 	s := &Service{Store: st, Chain: ch, Signer: sg, Sealer: se, Clock: clock, Log: log, Config: cfg,
 		Broker: NewBroker(), wake: make(chan struct{}, 1)}
 	s.logins = newLoginLimiter(cfg.LoginFailures, cfg.LoginIPFails, cfg.LoginWindow)
+	s.Omni = cfg.Omni
+	if s.Omni.OIDCIssuer != "" {
+		if err := CheckIssuerURL(s.Omni.OIDCIssuer); err != nil {
+			return nil, err
+		}
+	}
 	id, err := ch.ChainID(ctx)
 	if err != nil {
 		return nil, err

@@ -40,6 +40,8 @@ func buildOpenAPI(routes []Route) []byte {
 			op["security"] = []any{map[string]any{"bearer": []any{}}, map[string]any{"apiKey": []any{}}}
 		case Service:
 			op["security"] = []any{map[string]any{"serviceToken": []any{}}}
+		case Omni:
+			op["security"] = []any{map[string]any{"omniSession": []any{}}}
 		}
 		var params []any
 		for _, q := range rt.Query {
@@ -75,6 +77,7 @@ func buildOpenAPI(routes []Route) []byte {
 			"securitySchemes": map[string]any{
 				"bearer":       map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
 				"apiKey":       map[string]any{"type": "apiKey", "in": "header", "name": "X-API-KEY"},
+				"omniSession":  map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "session_jwt from /v1/auth/…"},
 				"serviceToken": map[string]any{"type": "http", "scheme": "bearer", "description": "SIGNER_TOKEN, for the derived-key signer routes"},
 			},
 		},

@@ -46,6 +46,14 @@ func Routes() []Route {
 		{Method: "POST", Path: "/dev/derive-address", Access: Service, Summary: "DEV ONLY: the EVM address derived for an omni_account", Status: 200, Req: omniReq{}, Resp: addressResp{}, h: (*Server).deriveAddress},
 		{Method: "POST", Path: "/dev/sign-message", Access: Service, Summary: "DEV ONLY: EIP-191 signature by an omni_account's derived key", Status: 200, Req: signMessageReq{}, Resp: signatureResp{}, h: (*Server).signMessageDerived},
 		{Method: "POST", Path: "/dev/sign-typed-data", Access: Service, Summary: "DEV ONLY: EIP-712 signature by an omni_account's derived key", Status: 200, Req: signTypedReq{}, Resp: signatureResp{}, h: (*Server).signTypedDerived},
+		{Method: "POST", Path: "/v1/auth/wallet/start", Access: Anonymous, Summary: "Sign-In with Ethereum: get an EIP-4361 message to sign", Status: 200, Req: siweStartReq{}, Resp: siweStartResp{}, h: (*Server).siweStart},
+		{Method: "POST", Path: "/v1/auth/wallet/verify", Access: Anonymous, Summary: "Sign-In with Ethereum: a signed message → an omni session", Status: 200, Req: siweVerifyReq{}, Resp: sessionResp{}, h: (*Server).siweVerify},
+		{Method: "POST", Path: "/v1/auth/email/start", Access: Anonymous, Summary: "Email login: send a one-time code", Status: 202, Req: emailStartReq{}, Resp: okResp{}, h: (*Server).emailStart},
+		{Method: "POST", Path: "/v1/auth/email/verify", Access: Anonymous, Summary: "Email login: the code → an omni session", Status: 200, Req: emailVerifyReq{}, Resp: sessionResp{}, h: (*Server).emailVerify},
+		{Method: "POST", Path: "/v1/auth/oidc/verify", Access: Anonymous, Summary: "OIDC login: an ID token from the configured issuer → an omni session", Status: 200, Req: oidcLoginReq{}, Resp: sessionResp{}, h: (*Server).oidcLogin},
+		{Method: "POST", Path: "/v1/wallet/link", Access: Omni, Summary: "Link another identity (proven) to the session's omni_account", Status: 200, Req: linkReq{}, Resp: linkResp{}, h: (*Server).link},
+		{Method: "POST", Path: "/v1/mint-oidc-jwt", Access: Omni, Summary: "Mint an OIDC JWT for cloud role assumption (AWS AssumeRoleWithWebIdentity)", Status: 200, Resp: mintResp{}, h: (*Server).mintOIDC},
+		{Method: "GET", Path: "/.well-known/openid-configuration", Access: Anonymous, Summary: "OIDC discovery document of the token issuer", Status: 200, Resp: discoveryResp{}, h: (*Server).openIDConfiguration},
 		{Method: "GET", Path: "/.well-known/jwks.json", Access: Anonymous, Summary: "Public keys of session tokens", Status: 200, Resp: jwksResp{}, h: (*Server).jwks},
 		{Method: "GET", Path: "/openapi.json", Access: Anonymous, Summary: "This document", Status: 200, Resp: map[string]any{}, h: (*Server).openAPI},
 		{Method: "GET", Path: "/healthz", Access: Anonymous, Summary: "Liveness", Status: 200, Resp: okResp{}, h: (*Server).healthz},
@@ -637,10 +645,12 @@ type jwksResp struct {
 }
 
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
-	w.Header().Set("Content-Type", "application/json")
+	set, err := s.Svc.JWKS(r.Context())
+	if err != nil {
+		return err
+	}
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	_, err := w.Write(s.Svc.Tokens.JWKS())
-	return err
+	return writeJSON(w, 200, set)
 }
 
 func (s *Server) openAPI(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {

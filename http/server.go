@@ -71,10 +71,11 @@ const (
 	Agent                     // an agent API key
 	UserOrAgent               // either
 	Service                   // a service credential (SIGNER_TOKEN), for the derived-key signer
+	Omni                      // an omni_account session (session_jwt from /v1/auth/…)
 )
 
 func (a Access) String() string {
-	return [...]string{"anonymous", "user", "user with MFA", "agent", "user or agent", "service"}[a]
+	return [...]string{"anonymous", "user", "user with MFA", "agent", "user or agent", "service", "omni session"}[a]
 }
 
 type handlerFunc func(s *Server, w http.ResponseWriter, r *http.Request, p *core.Principal) error
@@ -193,7 +194,13 @@ func (s *Server) Handler() http.Handler {
 // the handler and renders its error.
 func (s *Server) guard(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.authenticate(r, rt.Access)
+		var p *core.Principal
+		var err error
+		if rt.Access == Omni {
+			r, err = s.authenticateOmni(r)
+		} else {
+			p, err = s.authenticate(r, rt.Access)
+		}
 		if err == nil {
 			err = rt.h(s, w, r, p)
 		}

@@ -138,6 +138,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"POST", "/dev/derive-address", map[string]string{"omni_account": strings.Repeat("a", 64)}, forAll("401 UNAUTHORIZED", "401 UNAUTHORIZED", "401 UNAUTHORIZED")},
 		{"POST", "/dev/sign-message", map[string]string{"omni_account": strings.Repeat("a", 64), "message_hex": "0x00"}, forAll("401 UNAUTHORIZED", "401 UNAUTHORIZED", "401 UNAUTHORIZED")},
 		{"POST", "/dev/sign-typed-data", map[string]string{"omni_account": strings.Repeat("a", 64)}, forAll("401 UNAUTHORIZED", "401 UNAUTHORIZED", "401 UNAUTHORIZED")},
+		{"POST", "/v1/wallet/link", map[string]string{"identity_type": "email", "identity_value": "x@example.com", "code": "123456"}, forAll("401 UNAUTHORIZED", "401 UNAUTHORIZED", "401 UNAUTHORIZED")},
+		{"POST", "/v1/mint-oidc-jwt", nil, forAll("401 UNAUTHORIZED", "401 UNAUTHORIZED", "401 UNAUTHORIZED")},
 		{"POST", "/api/logout", nil, forAll(ok, ok, "403 FORBIDDEN")}, // last: it ends sessions
 	}
 	covered := map[string]bool{}

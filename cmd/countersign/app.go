@@ -21,7 +21,9 @@ import (
 	"github.com/countersign/countersign/core"
 	cshttp "github.com/countersign/countersign/http"
 	"github.com/countersign/countersign/keys/envelope"
+	"github.com/countersign/countersign/mailer"
 	csmcp "github.com/countersign/countersign/mcp"
+	oidcverify "github.com/countersign/countersign/oidc"
 	"github.com/countersign/countersign/signer/derived"
 	"github.com/countersign/countersign/signer/local"
 	"github.com/countersign/countersign/signer/remote"
@@ -99,12 +101,21 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (a *App, err erro
 
 	svc, err := core.New(ctx, st, ch, local.New(sealer), sealer, cfg.Clock, log, core.Config{
 		Argon2: cfg.Argon2, TokenTTL: cfg.TokenTTL, PendingTTL: cfg.PendingTTL,
-		MFALockout: cfg.MFALockout, MFAMaxFailures: cfg.MFAMaxFail, PollInterval: cfg.PollInterval,
+		MFALockout: cfg.MFALockout, MFAMaxFailures: cfg.MFAMaxFail, PollInterval: cfg.PollInterval, Omni: cfg.Omni,
 	})
 	if err != nil {
 		return nil, err
 	}
 	a.Svc = svc
+	if cfg.SMTPAddr != "" {
+		svc.Mailer = &mailer.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword}
+	}
+	if cfg.OIDCLoginIss != "" {
+		if cfg.OIDCLoginAud == "" {
+			return nil, errors.New("OIDC_LOGIN_ISSUER needs OIDC_LOGIN_CLIENT_ID (the aud its ID tokens carry)")
+		}
+		svc.IDTokens = oidcverify.New(cfg.OIDCLoginIss, cfg.OIDCLoginAud, cfg.OIDCLoginHTTP)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

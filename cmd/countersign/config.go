@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"time"
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/auth"
+	"github.com/countersign/countersign/core"
 )
 
 // Config is everything serve needs, from flags and environment variables
@@ -33,6 +35,14 @@ type Config struct {
 	SignerSecret  string // DEV_KEY_SERVICE_MASTER_SECRET
 	SignerToken   string // SIGNER_TOKEN
 	SignerURL     string // SIGNER_URL
+	Omni          core.OmniConfig
+	SMTPAddr      string
+	SMTPFrom      string
+	SMTPUser      string
+	SMTPPassword  string
+	OIDCLoginIss  string
+	OIDCLoginAud  string
+	OIDCLoginHTTP *http.Client // tests: a client that trusts their TLS issuer
 	Argon2        auth.Argon2Params
 
 	Clock countersign.Clock // tests inject one; nil is the wall clock
@@ -81,6 +91,12 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
 	c.SignerSecret, c.SignerToken = env("DEV_KEY_SERVICE_MASTER_SECRET"), env("SIGNER_TOKEN")
+	c.Omni = core.OmniConfig{ClientID: env("OMNI_CLIENT_ID"), PublicURL: env("PUBLIC_URL"), OIDCIssuer: env("OIDC_ISSUER"), OIDCAudience: env("OIDC_AUDIENCE")}
+	if c.Omni.PublicURL == "" {
+		c.Omni.PublicURL = "http://" + c.Addr
+	}
+	c.SMTPAddr, c.SMTPFrom, c.SMTPUser, c.SMTPPassword = env("SMTP_ADDR"), or(env("SMTP_FROM"), "countersign@localhost"), env("SMTP_USERNAME"), env("SMTP_PASSWORD")
+	c.OIDCLoginIss, c.OIDCLoginAud = env("OIDC_LOGIN_ISSUER"), env("OIDC_LOGIN_CLIENT_ID")
 	var err error
 	if c.TokenTTL, err = envSeconds(env("JWT_ACCESS_TOKEN_EXPIRES"), 1800); err != nil {
 		return nil, fmt.Errorf("JWT_ACCESS_TOKEN_EXPIRES: %w", err)

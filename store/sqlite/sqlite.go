@@ -581,6 +581,72 @@ func (s *Store) UseRecoveryCode(ctx context.Context, userID string, h []byte, at
 	return mustAffect(res, err, "recovery code")
 }
 
+// ---- identities
+
+func (s *Store) LinkIdentity(ctx context.Context, typ, value, omni string, at time.Time) error {
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO identity_links (identity_type, identity_value, omni_account, created_at) VALUES (?,?,?,?)`, typ, value, omni, ts(at))
+	return conflict(err, "this identity is already linked to an account")
+}
+
+func (s *Store) LinkedOmni(ctx context.Context, typ, value string) (string, error) {
+	var omni string
+	err := s.reader(ctx).QueryRowContext(ctx, `SELECT omni_account FROM identity_links WHERE identity_type = ? AND identity_value = ?`, typ, value).Scan(&omni)
+	return omni, notFound("identity", err)
+}
+
+func (s *Store) CreateSIWERequest(ctx context.Context, r *countersign.SIWERequest) error {
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO siwe_requests (id, address, message, nonce, expires_at) VALUES (?,?,?,?,?)`, r.ID, r.Address, r.Message, r.Nonce, ts(r.ExpiresAt))
+	return err
+}
+
+func (s *Store) TakeSIWERequest(ctx context.Context, id string, at time.Time) (*countersign.SIWERequest, error) {
+	var r countersign.SIWERequest
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		var exp, used int64
+		err := s.writer(ctx).QueryRowContext(ctx, `SELECT id, address, message, nonce, expires_at, used_at FROM siwe_requests WHERE id = ?`, id).
+			Scan(&r.ID, &r.Address, &r.Message, &r.Nonce, &exp, &used)
+		if err != nil {
+			return notFound("sign-in request", err)
+		}
+		if used != 0 {
+			return countersign.Errorf(countersign.NotFound, "sign-in request was already used")
+		}
+		r.ExpiresAt = fromTS(exp)
+		_, err = s.writer(ctx).ExecContext(ctx, `UPDATE siwe_requests SET used_at = ? WHERE id = ?`, ts(at), id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+func (s *Store) AddEmailCode(ctx context.Context, c *countersign.EmailCode) error {
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO email_codes (email, code_hash, created_at, expires_at) VALUES (?,?,?,?)`, c.Email, c.CodeHash, ts(c.CreatedAt), ts(c.ExpiresAt))
+	return err
+}
+
+func (s *Store) EmailCodesSince(ctx context.Context, email string, t time.Time) (int, error) {
+	var n int
+	err := s.reader(ctx).QueryRowContext(ctx, `SELECT COUNT(*) FROM email_codes WHERE email = ? AND created_at >= ?`, email, ts(t)).Scan(&n)
+	return n, err
+}
+
+func (s *Store) LatestEmailCode(ctx context.Context, email string, now time.Time) (*countersign.EmailCode, error) {
+	var c countersign.EmailCode
+	var created, exp, used int64
+	err := s.reader(ctx).QueryRowContext(ctx, `SELECT email, code_hash, created_at, expires_at, attempts, used_at FROM email_codes
+ WHERE email = ? AND used_at = 0 AND expires_at > ? ORDER BY created_at DESC LIMIT 1`, email, ts(now)).
+		Scan(&c.Email, &c.CodeHash, &created, &exp, &c.Attempts, &used)
+	c.CreatedAt, c.ExpiresAt, c.UsedAt = fromTS(created), fromTS(exp), fromTS(used)
+	return &c, notFound("login code", err)
+}
+
+func (s *Store) UpdateEmailCode(ctx context.Context, c *countersign.EmailCode) error {
+	res, err := s.writer(ctx).ExecContext(ctx, `UPDATE email_codes SET attempts = ?, used_at = ? WHERE email = ? AND code_hash = ?`, c.Attempts, ts(c.UsedAt), c.Email, c.CodeHash)
+	return mustAffect(res, err, "login code")
+}
+
 // ---- tokens and keys
 
 func (s *Store) RevokeToken(ctx context.Context, jti string, exp time.Time) error {

@@ -1,0 +1,47 @@
+// Package oidc verifies ID tokens from a configured OpenID Connect issuer
+// (discovery and JWKS with coreos/go-oidc) for OIDC login (core.IDTokenVerifier).
+package oidc
+
+import (
+	"context"
+	"net/http"
+
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/countersign/countersign/core"
+)
+
+// Verifier checks ID tokens of one issuer for one client id (aud).
+type Verifier struct {
+	issuer, clientID string
+	client           *http.Client
+	provider         *gooidc.Provider
+}
+
+var _ core.IDTokenVerifier = (*Verifier)(nil)
+
+// New discovers the issuer lazily, on the first login, so the server
+// starts even when the issuer is briefly unreachable.
+func New(issuer, clientID string, client *http.Client) *Verifier {
+	if client == nil {
+		client = http.DefaultClient
+	}
+	return &Verifier{issuer: issuer, clientID: clientID, client: client}
+}
+
+// Verify checks signature (via the issuer's JWKS), iss, aud and exp.
+func (v *Verifier) Verify(ctx context.Context, raw string) (*core.VerifiedIDToken, error) {
+	ctx = gooidc.ClientContext(ctx, v.client)
+	if v.provider == nil {
+		p, err := gooidc.NewProvider(ctx, v.issuer)
+		if err != nil {
+			return nil, err
+		}
+		v.provider = p
+	}
+	tok, err := v.provider.Verifier(&gooidc.Config{ClientID: v.clientID}).Verify(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	return &core.VerifiedIDToken{Issuer: tok.Issuer, Subject: tok.Subject, Nonce: tok.Nonce}, nil
+}
