@@ -30,6 +30,7 @@ var allowed = map[string][]string{
 	"http":            {"", "core", "web"},
 	"web":             {},
 	"mailer":          {},
+	"cloud/aws":       {},
 	"oidc":            {"core"},
 	"mcp":             {"", "core"},
 	"cmd/countersign": {"*"},

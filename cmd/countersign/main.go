@@ -46,6 +46,8 @@ const usage = `countersign — a wallet server for AI agents in which a human co
 Usage:
   countersign serve [flags]        run the server (no flags: embedded defaults)
   countersign audit verify [flags] verify the hash chains of the audit log
+  countersign login --email E | --oidc-token T [--role-arn ARN]
+                                   sign in, link the derived wallet, SIWE, mint an OIDC JWT (and AWS credentials)
   countersign signer [--addr A]    the derived-key signer alone (DEV ONLY; env DEV_KEY_SERVICE_MASTER_SECRET, SIGNER_TOKEN)
   countersign mcp                  MCP server on stdio for an agent (env COUNTERSIGN_API_KEY, COUNTERSIGN_URL)
   countersign version              print the version
@@ -67,6 +69,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return errors.New(`usage: countersign audit verify [--data-dir DIR] [--db PATH]`)
 		}
 		return auditVerify(ctx, args[2:], getenv, stdout, stderr)
+	case "login":
+		return loginCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "signer":
 		return signerCmd(ctx, args[1:], getenv, stderr)
 	case "mcp":
