@@ -146,3 +146,20 @@ func Deploy(ctx context.Context, b Backend, key *ecdsa.PrivateKey, name string) 
 	}
 	return r.ContractAddress, nil
 }
+
+// DeployWith deploys the named contract with constructor arguments.
+func DeployWith(ctx context.Context, b Backend, key *ecdsa.PrivateKey, name string, args ...any) (common.Address, error) {
+	a, err := Load(name)
+	if err != nil {
+		return common.Address{}, err
+	}
+	packed, err := a.ABI.Pack("", args...)
+	if err != nil {
+		return common.Address{}, err
+	}
+	r, err := Send(ctx, b, key, nil, nil, append(append([]byte{}, a.Bytecode...), packed...))
+	if err != nil {
+		return common.Address{}, fmt.Errorf("deploy %s: %w", name, err)
+	}
+	return r.ContractAddress, nil
+}

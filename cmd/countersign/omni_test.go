@@ -25,6 +25,7 @@ import (
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/auth"
+	"github.com/countersign/countersign/contracts"
 )
 
 const testIssuer = "https://issuer.countersign.test"
@@ -423,4 +424,28 @@ func TestOIDCLogin(t *testing.T) {
 	}
 	e.do("POST", "/v1/auth/oidc/verify", anon, map[string]string{"id_token": idToken("countersign-client", "n0nce-1"), "nonce": "other"}).refused(t, 401, "UNAUTHORIZED")
 	e.do("POST", "/v1/auth/oidc/verify", anon, map[string]string{"id_token": idToken("another-client", "n"), "nonce": "n"}).refused(t, 401, "UNAUTHORIZED")
+}
+
+// TestSIWEContractWallet: a contract wallet (ERC-1271) signs in through
+// its owner's signature, checked by eth_call on the chain.
+func TestSIWEContractWallet(t *testing.T) {
+	e := newEnv(t)
+	owner, _ := crypto.GenerateKey()
+	deployer, _ := crypto.GenerateKey()
+	if _, err := e.app.Dev.Fund(context.Background(), crypto.PubkeyToAddress(deployer.PublicKey), ether(1)); err != nil {
+		t.Fatal(err)
+	}
+	wallet, err := contracts.DeployWith(context.Background(), e.app.Dev.Client(), deployer, "SmartWallet", crypto.PubkeyToAddress(owner.PublicKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := e.do("POST", "/v1/auth/wallet/start", anon, map[string]any{"address": wallet.Hex(), "chain_id": 1337}).must(t, 200)
+	v := e.do("POST", "/v1/auth/wallet/verify", anon, map[string]string{"request_id": st.str("request_id"), "signature": siweSign(t, owner, st.str("siwe_message"))}).must(t, 200)
+	if v.str("wallet_address") != wallet.Hex() {
+		t.Fatalf("contract wallet: %s", v.raw)
+	}
+	// someone else's signature does not satisfy the contract
+	other, _ := crypto.GenerateKey()
+	st = e.do("POST", "/v1/auth/wallet/start", anon, map[string]any{"address": wallet.Hex(), "chain_id": 1337}).must(t, 200)
+	e.do("POST", "/v1/auth/wallet/verify", anon, map[string]string{"request_id": st.str("request_id"), "signature": siweSign(t, other, st.str("siwe_message"))}).refused(t, 401, "UNAUTHORIZED")
 }
