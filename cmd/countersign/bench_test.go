@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -146,3 +147,38 @@ func BenchmarkInbox1000Pending(b *testing.B) {
 }
 
 func itoaB(i int) string { return strconv.Itoa(i) }
+
+// BenchmarkDevSignMessage is /dev/sign-message end to end: service
+// credential, HKDF derivation, secp256k1 signature, JSON.
+func BenchmarkDevSignMessage(b *testing.B) {
+	e := newEnv(b, withSigner)
+	omni := strings.Repeat("ab", 32)
+	body := map[string]string{"omni_account": omni, "message_hex": "0x68656c6c6f"}
+	b.ResetTimer()
+	start := cpuTime()
+	for b.Loop() {
+		e.do("POST", "/dev/sign-message", bearer(testSignerToken), body).must(b, 200)
+	}
+	b.StopTimer()
+	reportCPU(b, start, 1)
+}
+
+// BenchmarkDevDeriveAddress is /dev/derive-address end to end for one
+// omni_account (cached after the first call) and for a new one each time.
+func BenchmarkDevDeriveAddress(b *testing.B) {
+	e := newEnv(b, withSigner)
+	b.Run("cached", func(b *testing.B) {
+		body := map[string]string{"omni_account": strings.Repeat("cd", 32)}
+		for b.Loop() {
+			e.do("POST", "/dev/derive-address", bearer(testSignerToken), body).must(b, 200)
+		}
+	})
+	b.Run("uncached", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			i++
+			omni := fmt.Sprintf("%064x", i)
+			e.do("POST", "/dev/derive-address", bearer(testSignerToken), map[string]string{"omni_account": omni}).must(b, 200)
+		}
+	})
+}
