@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -408,7 +409,7 @@ func TestOIDCLogin(t *testing.T) {
 	}))
 	defer ts.Close()
 	issuer = ts.URL
-	e := newEnv(t, func(c *Config) {
+	e := newEnv(t, withSigner, withOIDCIssuer, func(c *Config) {
 		c.OIDCLoginIss, c.OIDCLoginAud, c.OIDCLoginHTTP = issuer, "countersign-client", ts.Client()
 	})
 	idToken := func(aud, nonce string) string {
@@ -424,6 +425,18 @@ func TestOIDCLogin(t *testing.T) {
 	}
 	e.do("POST", "/v1/auth/oidc/verify", anon, map[string]string{"id_token": idToken("countersign-client", "n0nce-1"), "nonce": "other"}).refused(t, 401, "UNAUTHORIZED")
 	e.do("POST", "/v1/auth/oidc/verify", anon, map[string]string{"id_token": idToken("another-client", "n"), "nonce": "n"}).refused(t, 401, "UNAUTHORIZED")
+
+	// the CLI flow with an ID token instead of an email code
+	var out, errb bytes.Buffer
+	env := map[string]string{"COUNTERSIGN_URL": e.url, "SIGNER_TOKEN": testSignerToken}
+	if err := run(context.Background(), []string{"login", "--oidc-token", idToken("countersign-client", "cli-nonce"), "--nonce", "cli-nonce"},
+		func(k string) string { return env[k] }, &out, &errb); err != nil {
+		t.Fatalf("login --oidc-token: %v\n%s", err, errb.String())
+	}
+	var tokens map[string]any
+	if json.Unmarshal(out.Bytes(), &tokens); tokens["omni_account"] != r.str("omni_account") || tokens["oidc_jwt"] == "" {
+		t.Fatalf("login --oidc-token: %s", out.String())
+	}
 }
 
 // TestSIWEContractWallet: a contract wallet (ERC-1271) signs in through
