@@ -18,6 +18,7 @@ var allowed = map[string][]string{
 	"":                {},
 	"auth":            {""},
 	"keys/envelope":   {""},
+	"keys/hd":         {},
 	"contracts":       {},
 	"store/storetest": {""},
 	"core":            {"", "auth", "contracts"},
