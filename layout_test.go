@@ -19,6 +19,7 @@ var allowed = map[string][]string{
 	"auth":            {""},
 	"keys/envelope":   {""},
 	"keys/hd":         {},
+	"keys/keystore":   {},
 	"contracts":       {},
 	"store/storetest": {""},
 	"core":            {"", "auth", "contracts"},

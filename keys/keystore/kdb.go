@@ -1,0 +1,194 @@
+// Package keystore holds encrypted key envelopes: the v1-kdb format of
+// seed 001 (Argon2id + XChaCha20-Poly1305, docs/keystore-format.md) and Web3
+// Secret Storage v3 (the JSON keystores of geth, MetaMask and ethers).
+package keystore
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// Magic starts every v1-kdb file.
+const Magic = "v1-kdb"
+
+const (
+	formatVersion = 1
+	saltLen       = 32
+	headerLen     = 6 + 1 + saltLen + 4 + 4 + 1 + chacha20poly1305.NonceSizeX + 4 // 76
+	maxMeta       = 64 << 10
+	maxSecret     = 1 << 10
+)
+
+// Params are Argon2id's cost parameters.
+type Params struct {
+	Time      uint32
+	MemoryKiB uint32
+	Threads   uint8
+}
+
+// DefaultParams are seed 001's defaults: ARGON_TIME=4, ARGON_MEMORY_MB=256,
+// ARGON_PARALLELISM=2.
+var DefaultParams = Params{Time: 4, MemoryKiB: 256 << 10, Threads: 2}
+
+// Bounds on parameters read from a file: a planted file must not make the
+// reader spend minutes or gigabytes before the password check fails.
+const (
+	MaxTime      = 16
+	MaxMemoryKiB = 1 << 20 // 1 GiB
+	MinMemoryKiB = 8 << 10 // 8 MiB
+	MaxThreads   = 16
+)
+
+var (
+	// ErrMalformed: not a v1-kdb file, or parameters out of bounds.
+	ErrMalformed = errors.New("keystore: not a valid v1-kdb file")
+	// ErrDecrypt: wrong password, or the file was altered.
+	ErrDecrypt = errors.New("keystore: wrong password or damaged file")
+)
+
+// Check validates parameters against the bounds.
+func (p Params) Check() error {
+	if p.Time < 1 || p.Time > MaxTime || p.MemoryKiB < MinMemoryKiB || p.MemoryKiB > MaxMemoryKiB || p.Threads < 1 || p.Threads > MaxThreads {
+		return fmt.Errorf("%w: Argon2id parameters t=%d m=%dKiB p=%d are out of bounds", ErrMalformed, p.Time, p.MemoryKiB, p.Threads)
+	}
+	return nil
+}
+
+// Encrypt seals secret (a seed or a private key) with a key derived from
+// password. meta (JSON, readable without the password) and the whole header
+// are authenticated: changing any byte makes Decrypt fail.
+func Encrypt(secret, password, meta []byte, p Params) ([]byte, error) {
+	if err := p.Check(); err != nil {
+		return nil, err
+	}
+	if len(secret) == 0 || len(secret) > maxSecret || len(meta) > maxMeta {
+		return nil, errors.New("keystore: secret or metadata size out of range")
+	}
+	h := make([]byte, headerLen)
+	copy(h, Magic)
+	h[6] = formatVersion
+	if _, err := rand.Read(h[7 : 7+saltLen]); err != nil {
+		return nil, err
+	}
+	binary.BigEndian.PutUint32(h[39:], p.Time)
+	binary.BigEndian.PutUint32(h[43:], p.MemoryKiB)
+	h[47] = p.Threads
+	if _, err := rand.Read(h[48:72]); err != nil {
+		return nil, err
+	}
+	binary.BigEndian.PutUint32(h[72:], uint32(len(meta)))
+	key := argon2.IDKey(password, h[7:7+saltLen], p.Time, p.MemoryKiB, p.Threads, chacha20poly1305.KeySize)
+	defer clear(key)
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		return nil, err
+	}
+	ad := append(append([]byte(nil), h...), meta...)
+	out := append(ad, aead.Seal(nil, h[48:72], secret, ad)...)
+	return out, nil
+}
+
+// Header is what a v1-kdb file says without the password.
+type Header struct {
+	Params Params
+	Meta   []byte
+}
+
+// ReadHeader parses and bounds-checks a file's header and metadata.
+func ReadHeader(b []byte) (*Header, error) {
+	if len(b) < headerLen || string(b[:6]) != Magic {
+		return nil, ErrMalformed
+	}
+	if b[6] != formatVersion {
+		return nil, fmt.Errorf("%w: format version %d is not supported", ErrMalformed, b[6])
+	}
+	p := Params{Time: binary.BigEndian.Uint32(b[39:]), MemoryKiB: binary.BigEndian.Uint32(b[43:]), Threads: b[47]}
+	if err := p.Check(); err != nil {
+		return nil, err
+	}
+	m := int(binary.BigEndian.Uint32(b[72:]))
+	if m > maxMeta || len(b) < headerLen+m+chacha20poly1305.Overhead+1 || len(b) > headerLen+m+maxSecret+chacha20poly1305.Overhead {
+		return nil, ErrMalformed
+	}
+	return &Header{Params: p, Meta: b[headerLen : headerLen+m]}, nil
+}
+
+// Decrypt opens a v1-kdb file. The caller should clear the secret.
+func Decrypt(b, password []byte) (secret, meta []byte, err error) {
+	h, err := ReadHeader(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	key := argon2.IDKey(password, b[7:7+saltLen], h.Params.Time, h.Params.MemoryKiB, h.Params.Threads, chacha20poly1305.KeySize)
+	defer clear(key)
+	aead, err := chacha20poly1305.NewX(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	adLen := headerLen + len(h.Meta)
+	secret, err = aead.Open(nil, b[48:72], b[adLen:], b[:adLen])
+	if err != nil {
+		return nil, nil, ErrDecrypt
+	}
+	return secret, bytes.Clone(h.Meta), nil
+}
+
+// WriteFile writes a v1-kdb file atomically and durably: a temp file in
+// the same directory (0600; the directory 0700), fsync, a read-back that
+// must decrypt with password, rename, and an fsync of the directory.
+func WriteFile(path string, blob, password []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*.kdb")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // a no-op after the rename
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(blob); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	back, err := os.ReadFile(tmp)
+	if err != nil {
+		return err
+	}
+	secret, _, err := Decrypt(back, password)
+	if err != nil {
+		return fmt.Errorf("keystore: the written file does not decrypt: %w", err)
+	}
+	clear(secret)
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
