@@ -5,5 +5,5 @@ import { ethers } from "ethers";
 
 const ours = await ethers.Wallet.fromEncryptedJson(process.env.KEYSTORE, process.env.PASSWORD);
 const fresh = ethers.Wallet.createRandom();
-const theirs = await fresh.encrypt(process.env.PASSWORD, { scrypt: { N: 1 << 12 } });
+const theirs = await ethers.encryptKeystoreJson({ address: fresh.address, privateKey: fresh.privateKey }, process.env.PASSWORD, { scrypt: { N: 1 << 12 } });
 console.log(JSON.stringify({ ourAddress: ours.address, theirs, theirAddress: fresh.address, theirKey: fresh.privateKey }));
