@@ -448,12 +448,7 @@ func (s *Service) OIDCKeys(ctx context.Context) ([]auth.TokenKey, error) {
 		if sk.Alg != oidcAlg || (len(keys) > 0 && now.Sub(sk.CreatedAt) >= 2*s.Omni.OIDCRotation) {
 			continue
 		}
-		scalar, err := s.Sealer.Open("signing-key:"+sk.KID, sk.Sealed)
-		if err != nil {
-			return nil, err
-		}
-		k, err := auth.ParseTokenKey(scalar)
-		clear(scalar)
+		k, err := s.openSigningKey(sk)
 		if err != nil {
 			return nil, err
 		}

@@ -141,12 +141,7 @@ func (s *Service) signingKeys(ctx context.Context, alg string) ([]auth.TokenKey,
 			if sk.Alg != alg {
 				continue // other kinds, and keys of an older format
 			}
-			scalar, err := s.Sealer.Open("signing-key:"+sk.KID, sk.Sealed)
-			if err != nil {
-				return nil, err
-			}
-			k, err := auth.ParseTokenKey(scalar)
-			clear(scalar)
+			k, err := s.openSigningKey(sk)
 			if err != nil {
 				return nil, err
 			}
@@ -162,6 +157,16 @@ func (s *Service) signingKeys(ctx context.Context, alg string) ([]auth.TokenKey,
 		return nil, err
 	}
 	return load()
+}
+
+// openSigningKey unseals a stored signing key.
+func (s *Service) openSigningKey(sk *countersign.SigningKey) (auth.TokenKey, error) {
+	scalar, err := s.Sealer.Open("signing-key:"+sk.KID, sk.Sealed)
+	if err != nil {
+		return auth.TokenKey{}, err
+	}
+	defer clear(scalar)
+	return auth.ParseTokenKey(scalar)
 }
 
 // addSigningKey creates, seals and stores a new key of kind alg.

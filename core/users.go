@@ -217,15 +217,7 @@ type MFAEnrolment struct {
 // SetupMFA creates (or, with a current code, replaces) the user's TOTP
 // secret. It is usable at once.
 func (s *Service) SetupMFA(ctx context.Context, p *Principal, currentCode string) (*MFAEnrolment, error) {
-	if p.User.MFAEnabled {
-		if currentCode == "" {
-			return nil, countersign.Errorf(countersign.MFARequired, "MFA is already set up: send mfa_code from the current secret to replace it")
-		}
-		if err := s.VerifyMFA(ctx, p.User.ID, currentCode); err != nil {
-			return nil, err
-		}
-	}
-	secret, err := auth.NewTOTPSecret()
+	secret, err := s.newMFASecret(ctx, p, currentCode, "send mfa_code from the current secret to replace it")
 	if err != nil {
 		return nil, err
 	}
@@ -255,6 +247,21 @@ func (s *Service) SetupMFA(ctx context.Context, p *Principal, currentCode string
 		return nil, err
 	}
 	return &MFAEnrolment{URI: uri, Secret: auth.EncodeSecret(secret), QRPNGBase64: base64.StdEncoding.EncodeToString(png)}, nil
+}
+
+// newMFASecret returns a fresh TOTP secret for p, after checking a code of
+// the current secret when MFA is already on: replacing a secret needs the
+// old one. hint tells the caller how to send that code.
+func (s *Service) newMFASecret(ctx context.Context, p *Principal, currentCode, hint string) ([]byte, error) {
+	if p.User.MFAEnabled {
+		if currentCode == "" {
+			return nil, countersign.Errorf(countersign.MFARequired, "MFA is already set up: %s", hint)
+		}
+		if err := s.VerifyMFA(ctx, p.User.ID, currentCode); err != nil {
+			return nil, err
+		}
+	}
+	return auth.NewTOTPSecret()
 }
 
 // VerifyMFA checks a TOTP code for userID. A code is accepted once; wrong

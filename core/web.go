@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/base32"
 	"encoding/base64"
 	"strings"
@@ -81,27 +80,11 @@ func (s *Service) WebLogout(ctx context.Context, p *Principal, tok string) error
 	})
 }
 
-// CheckCSRF compares a form's token with the session's in constant time.
-func CheckCSRF(ws *countersign.WebSession, formToken string) error {
-	if ws == nil || formToken == "" || subtle.ConstantTimeCompare([]byte(ws.CSRF), []byte(formToken)) != 1 {
-		return countersign.Errorf(countersign.Forbidden, "the form's CSRF token is missing or wrong: reload the page and try again")
-	}
-	return nil
-}
-
 // BeginMFA starts an enrolment in the web UI: a new secret that becomes
 // active only once ConfirmMFA sees a code from it. Replacing an active
 // secret needs a code from it first.
 func (s *Service) BeginMFA(ctx context.Context, p *Principal, currentCode string) (*MFAEnrolment, error) {
-	if p.User.MFAEnabled {
-		if currentCode == "" {
-			return nil, countersign.Errorf(countersign.MFARequired, "MFA is already set up: enter a code from your current authenticator to replace it")
-		}
-		if err := s.VerifyMFA(ctx, p.User.ID, currentCode); err != nil {
-			return nil, err
-		}
-	}
-	secret, err := auth.NewTOTPSecret()
+	secret, err := s.newMFASecret(ctx, p, currentCode, "enter a code from your current authenticator to replace it")
 	if err != nil {
 		return nil, err
 	}
