@@ -205,6 +205,15 @@ type Store interface {
 	// UpdateEmailCode writes attempts and used_at.
 	UpdateEmailCode(ctx context.Context, c *EmailCode) error
 
+	// KeyStore blobs in the database (the "store" adapter) and the
+	// daemon's derived accounts.
+	PutKeyBlob(ctx context.Context, walletID string, blob []byte) error
+	KeyBlob(ctx context.Context, walletID string) ([]byte, error)
+	KeyBlobIDs(ctx context.Context) ([]string, error)
+	CreateDaemonAccount(ctx context.Context, a *DaemonAccount) error
+	DaemonAccount(ctx context.Context, id string) (*DaemonAccount, error)
+	DaemonAccounts(ctx context.Context, walletID string) ([]*DaemonAccount, error)
+
 	SigningKeys(ctx context.Context) ([]*SigningKey, error)
 	AddSigningKey(ctx context.Context, k *SigningKey) error
 
@@ -285,6 +294,33 @@ type DerivedSigner interface {
 	SignMessage(ctx context.Context, omni string, message []byte) ([]byte, error)
 	// SignTypedData signs EIP-712 typed data (JSON).
 	SignTypedData(ctx context.Context, omni string, typedData []byte) ([]byte, error)
+}
+
+// KeyStore holds the daemon's encrypted wallet files (v1-kdb bytes) by
+// wallet id. Adapters: keys/keystore.Dir (one .kdb per wallet, the
+// default) and the database store (for replicas).
+type KeyStore interface {
+	// Put stores blob for walletID, atomically. verify is called on the
+	// bytes read back from the new copy before it replaces anything; its
+	// error aborts the write.
+	Put(ctx context.Context, walletID string, blob []byte, verify func(readBack []byte) error) error
+	// Get returns the blob; NotFound if there is none.
+	Get(ctx context.Context, walletID string) ([]byte, error)
+	// List returns every wallet id.
+	List(ctx context.Context) ([]string, error)
+}
+
+// DaemonAccount is an address derived from (or imported into) a daemon
+// wallet.
+type DaemonAccount struct {
+	ID         string
+	WalletID   string
+	Curve      string // ed25519 | secp256k1
+	Path       string // "" for a single-key wallet
+	Address    string // ait1…
+	PublicKey  []byte
+	EVMAddress string // secp256k1 only
+	CreatedAt  time.Time
 }
 
 // RawRPC is implemented by chains that can forward a read-only JSON-RPC

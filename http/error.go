@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/core"
 )
 
 // statusOf maps every error code to its HTTP status, in one place.
@@ -28,6 +29,7 @@ var statusOf = map[countersign.Code]int{
 	countersign.TooLarge:          http.StatusRequestEntityTooLarge,
 	countersign.UnsupportedMedia:  http.StatusUnsupportedMediaType,
 	countersign.SignerDisabled:    http.StatusServiceUnavailable,
+	core.WalletLocked:             http.StatusLocked,
 	countersign.Internal:          http.StatusInternalServerError,
 }
 

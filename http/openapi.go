@@ -42,6 +42,8 @@ func buildOpenAPI(routes []Route) []byte {
 			op["security"] = []any{map[string]any{"serviceToken": []any{}}}
 		case Omni:
 			op["security"] = []any{map[string]any{"omniSession": []any{}}}
+		case Daemon:
+			op["security"] = []any{map[string]any{}, map[string]any{"walletToken": []any{}}}
 		}
 		var params []any
 		for _, q := range rt.Query {
@@ -77,6 +79,7 @@ func buildOpenAPI(routes []Route) []byte {
 			"securitySchemes": map[string]any{
 				"bearer":       map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
 				"apiKey":       map[string]any{"type": "apiKey", "in": "header", "name": "X-API-KEY"},
+				"walletToken":  map[string]any{"type": "apiKey", "in": "header", "name": "X-Auth-Token", "description": "WALLET_TOKEN, when set; otherwise loopback only"},
 				"omniSession":  map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "session_jwt from /v1/auth/…"},
 				"serviceToken": map[string]any{"type": "http", "scheme": "bearer", "description": "SIGNER_TOKEN, for the derived-key signer routes"},
 			},

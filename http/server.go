@@ -50,6 +50,10 @@ type Server struct {
 	// (503). ServiceToken is the bearer token those routes require.
 	Derived      countersign.DerivedSigner
 	ServiceToken string
+	// Daemon is the local wallet daemon behind /v1/wallet…; WalletToken,
+	// when set, is the X-Auth-Token its routes require.
+	Daemon      *core.Daemon
+	WalletToken string
 
 	tmplOnce sync.Once
 	tmpl     *template.Template
@@ -72,10 +76,11 @@ const (
 	UserOrAgent               // either
 	Service                   // a service credential (SIGNER_TOKEN), for the derived-key signer
 	Omni                      // an omni_account session (session_jwt from /v1/auth/…)
+	Daemon                    // the local wallet daemon: loopback, or X-Auth-Token when WALLET_TOKEN is set
 )
 
 func (a Access) String() string {
-	return [...]string{"anonymous", "user", "user with MFA", "agent", "user or agent", "service", "omni session"}[a]
+	return [...]string{"anonymous", "user", "user with MFA", "agent", "user or agent", "service", "omni session", "wallet daemon"}[a]
 }
 
 type handlerFunc func(s *Server, w http.ResponseWriter, r *http.Request, p *core.Principal) error
@@ -216,6 +221,9 @@ func (s *Server) authenticate(r *http.Request, a Access) (*core.Principal, error
 	}
 	if a == Service {
 		return nil, s.checkService(r)
+	}
+	if a == Daemon {
+		return nil, s.checkDaemon(r)
 	}
 	bearer := ""
 	if h := r.Header.Get("Authorization"); h != "" {

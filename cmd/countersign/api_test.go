@@ -172,7 +172,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}
 	// every protected route is in the matrix
 	for _, rt := range cshttp.Routes() {
-		if rt.Access != cshttp.Anonymous && !covered[rt.Method+" "+rt.Path] {
+		// the daemon's routes have their own rule (loopback or X-Auth-Token):
+		// TestWalletDaemonAuth walks each of them
+		if rt.Access != cshttp.Anonymous && rt.Access != cshttp.Daemon && !covered[rt.Method+" "+rt.Path] {
 			t.Errorf("route %s %s is missing from the authorization matrix", rt.Method, rt.Path)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -21,6 +22,7 @@ import (
 	"github.com/countersign/countersign/core"
 	cshttp "github.com/countersign/countersign/http"
 	"github.com/countersign/countersign/keys/envelope"
+	"github.com/countersign/countersign/keys/keystore"
 	"github.com/countersign/countersign/mailer"
 	csmcp "github.com/countersign/countersign/mcp"
 	oidcverify "github.com/countersign/countersign/oidc"
@@ -52,8 +54,9 @@ func openStore(ctx context.Context, cfg *Config) (countersign.Store, error) {
 }
 
 // Start builds everything from cfg and starts serving.
-func Start(ctx context.Context, cfg *Config, log *slog.Logger) (a *App, err error) {
-	a = &App{Log: log, done: make(chan struct{})}
+func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err error) {
+	// a, not the named result: "return nil, err" must not lose what to close.
+	a := &App{Log: log, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			a.closeAll()
@@ -127,6 +130,17 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (a *App, err erro
 		return nil, err
 	}
 	srv.ServiceToken = cfg.SignerToken
+	var ks countersign.KeyStore
+	switch cfg.KeystoreKind {
+	case "", "dir":
+		ks = keystore.Dir{Path: cfg.KeystoreDir}
+	case "store":
+		ks = keystore.DB{Store: st}
+	default:
+		return nil, fmt.Errorf("KEYSTORE must be dir or store, not %q", cfg.KeystoreKind)
+	}
+	srv.Daemon = core.NewDaemon(svc, ks, core.DaemonConfig{UnlockTTL: cfg.UnlockTTL, Argon2: cfg.DaemonArgon})
+	srv.WalletToken = cfg.WalletToken
 	srv.MCP = csmcp.Handler(svc)
 	srv.Explorer = cfg.Explorer
 
@@ -135,6 +149,10 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (a *App, err erro
 		return nil, err
 	}
 	if host, _, _ := net.SplitHostPort(ln.Addr().String()); !net.ParseIP(host).IsLoopback() {
+		if cfg.WalletToken == "" {
+			ln.Close()
+			return nil, errors.New("refusing to listen on a non-loopback address without WALLET_TOKEN: the wallet daemon's routes would be open")
+		}
 		log.Warn("listening on a non-loopback address: put TLS in front of countersign", "addr", ln.Addr().String())
 	}
 	a.URL = "http://" + ln.Addr().String()
@@ -145,7 +163,24 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (a *App, err erro
 	a.cancel = cancel
 	go func() {
 		defer close(a.done)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { // zero unlocked daemon wallets when their TTL passes, and all at shutdown
+			defer wg.Done()
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-runCtx.Done():
+					_, _ = srv.Daemon.Lock(context.WithoutCancel(runCtx), "")
+					return
+				case <-t.C:
+					srv.Daemon.Sweep()
+				}
+			}
+		}()
 		svc.Run(runCtx)
+		wg.Wait()
 	}()
 	go func() {
 		if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

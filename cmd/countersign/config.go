@@ -13,6 +13,7 @@ import (
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/auth"
 	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign/keys/keystore"
 )
 
 // Config is everything serve needs, from flags and environment variables
@@ -43,6 +44,11 @@ type Config struct {
 	OIDCLoginIss  string
 	OIDCLoginAud  string
 	OIDCLoginHTTP *http.Client // tests: a client that trusts their TLS issuer
+	KeystoreKind  string       // dir (default) | store
+	KeystoreDir   string
+	UnlockTTL     time.Duration
+	DaemonArgon   keystore.Params
+	WalletToken   string
 	Argon2        auth.Argon2Params
 
 	Clock countersign.Clock // tests inject one; nil is the wall clock
@@ -97,6 +103,34 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	}
 	c.SMTPAddr, c.SMTPFrom, c.SMTPUser, c.SMTPPassword = env("SMTP_ADDR"), or(env("SMTP_FROM"), "countersign@localhost"), env("SMTP_USERNAME"), env("SMTP_PASSWORD")
 	c.OIDCLoginIss, c.OIDCLoginAud = env("OIDC_LOGIN_ISSUER"), env("OIDC_LOGIN_CLIENT_ID")
+	c.KeystoreKind, c.KeystoreDir, c.WalletToken = or(env("KEYSTORE"), "dir"), env("KEYSTORE_DIR"), env("WALLET_TOKEN")
+	if v := env("UNLOCK_TTL_SEC"); v != "" {
+		var err error
+		if c.UnlockTTL, err = envSeconds(v, 120); err != nil {
+			return nil, fmt.Errorf("UNLOCK_TTL_SEC: %w", err)
+		}
+	}
+	c.DaemonArgon = keystore.DefaultParams
+	for _, a := range []struct {
+		name string
+		set  func(int)
+		max  int
+	}{
+		{"ARGON_TIME", func(n int) { c.DaemonArgon.Time = uint32(n) }, keystore.MaxTime},
+		{"ARGON_MEMORY_MB", func(n int) { c.DaemonArgon.MemoryKiB = uint32(n) << 10 }, keystore.MaxMemoryKiB >> 10},
+		{"ARGON_PARALLELISM", func(n int) { c.DaemonArgon.Threads = uint8(n) }, keystore.MaxThreads},
+	} {
+		if v := env(a.name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > a.max {
+				return nil, fmt.Errorf("%s must be an integer from 1 to %d", a.name, a.max)
+			}
+			a.set(n)
+		}
+	}
+	if err := c.DaemonArgon.Check(); err != nil {
+		return nil, err
+	}
 	var err error
 	if c.TokenTTL, err = envSeconds(env("JWT_ACCESS_TOKEN_EXPIRES"), 1800); err != nil {
 		return nil, fmt.Errorf("JWT_ACCESS_TOKEN_EXPIRES: %w", err)
@@ -157,6 +191,9 @@ func (c *Config) defaults() error {
 	}
 	if c.Argon2.Time == 0 {
 		c.Argon2 = auth.DefaultArgon2
+	}
+	if c.KeystoreDir == "" {
+		c.KeystoreDir = filepath.Join(c.DataDir, "keystore")
 	}
 	if c.PollInterval == 0 && c.ChainURL == "" {
 		c.PollInterval = 100 * time.Millisecond

@@ -647,6 +647,60 @@ func (s *Store) UpdateEmailCode(ctx context.Context, c *countersign.EmailCode) e
 	return mustAffect(res, err, "login code")
 }
 
+// ---- daemon key blobs and accounts
+
+func (s *Store) PutKeyBlob(ctx context.Context, id string, blob []byte) error {
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO key_blobs (wallet_id, blob, updated_at) VALUES (?,?,?)
+ ON CONFLICT (wallet_id) DO UPDATE SET blob = excluded.blob, updated_at = excluded.updated_at`, id, blob, ts(time.Now()))
+	return err
+}
+
+func (s *Store) KeyBlob(ctx context.Context, id string) ([]byte, error) {
+	var b []byte
+	err := s.reader(ctx).QueryRowContext(ctx, `SELECT blob FROM key_blobs WHERE wallet_id = ?`, id).Scan(&b)
+	return b, notFound("wallet", err)
+}
+
+func (s *Store) KeyBlobIDs(ctx context.Context) ([]string, error) {
+	rows, err := s.reader(ctx).QueryContext(ctx, `SELECT wallet_id FROM key_blobs ORDER BY wallet_id`)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, func(r interface{ Scan(...any) error }) (string, error) {
+		var id string
+		return id, r.Scan(&id)
+	})
+}
+
+const daemonAccountCols = `id, wallet_id, curve, path, address, public_key, evm_address, created_at`
+
+func scanDaemonAccount(r interface{ Scan(...any) error }) (*countersign.DaemonAccount, error) {
+	var a countersign.DaemonAccount
+	var at int64
+	err := r.Scan(&a.ID, &a.WalletID, &a.Curve, &a.Path, &a.Address, &a.PublicKey, &a.EVMAddress, &at)
+	a.CreatedAt = fromTS(at)
+	return &a, err
+}
+
+func (s *Store) CreateDaemonAccount(ctx context.Context, a *countersign.DaemonAccount) error {
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO daemon_accounts (`+daemonAccountCols+`) VALUES (?,?,?,?,?,?,?,?)`,
+		a.ID, a.WalletID, a.Curve, a.Path, a.Address, a.PublicKey, a.EVMAddress, ts(a.CreatedAt))
+	return conflict(err, "this account is already derived")
+}
+
+func (s *Store) DaemonAccount(ctx context.Context, id string) (*countersign.DaemonAccount, error) {
+	a, err := scanDaemonAccount(s.reader(ctx).QueryRowContext(ctx, `SELECT `+daemonAccountCols+` FROM daemon_accounts WHERE id = ?`, id))
+	return a, notFound("account", err)
+}
+
+func (s *Store) DaemonAccounts(ctx context.Context, walletID string) ([]*countersign.DaemonAccount, error) {
+	rows, err := s.reader(ctx).QueryContext(ctx, `SELECT `+daemonAccountCols+` FROM daemon_accounts WHERE wallet_id = ? ORDER BY created_at, id`, walletID)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanDaemonAccount)
+}
+
 // ---- tokens and keys
 
 func (s *Store) RevokeToken(ctx context.Context, jti string, exp time.Time) error {

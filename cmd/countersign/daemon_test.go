@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/accounts"
+	"github.com/ethereum/go-ethereum/crypto"
+
+	cshttp "github.com/countersign/countersign/http"
+	"github.com/countersign/countersign/keys/keystore"
+)
+
+func fastDaemon(c *Config) { c.DaemonArgon = keystore.Params{Time: 1, MemoryKiB: 8 << 10, Threads: 1} }
+
+func TestWalletDaemon(t *testing.T) {
+	for _, kind := range []string{"dir", "store"} {
+		t.Run(kind, func(t *testing.T) {
+			var dir string
+			e := newEnv(t, fastDaemon, func(c *Config) { c.KeystoreKind = kind; dir = c.DataDir })
+			op := anon // local operator: loopback, no token set
+
+			r := e.do("POST", "/v1/wallet/create", op, map[string]any{"name": "main", "password": "pw-123", "mnemonic_len": 12, "show_mnemonic": true}).must(t, 201)
+			id, mnemonic := r.str("wallet_id"), r.str("mnemonic")
+			if len(strings.Fields(mnemonic)) != 12 {
+				t.Fatalf("mnemonic %q", mnemonic)
+			}
+			if r := e.do("POST", "/v1/wallet/create", op, map[string]any{"name": "x", "password": "pw-123"}).must(t, 201); r.str("mnemonic") != "" {
+				t.Fatal("mnemonic shown without show_mnemonic")
+			}
+			e.do("POST", "/v1/account/derive", op, map[string]string{"wallet_id": id}).refused(t, 423, "WALLET_LOCKED")
+			e.do("POST", "/v1/wallet/unlock", op, map[string]string{"wallet_id": id, "password": "wrong"}).refused(t, 403, "BAD_PASSWORD")
+			e.do("POST", "/v1/wallet/unlock", op, map[string]string{"wallet_id": id, "password": "pw-123"}).must(t, 200)
+
+			ed := e.do("POST", "/v1/account/derive", op, map[string]string{"wallet_id": id}).must(t, 201)
+			if !strings.HasPrefix(ed.str("address"), "ait1") || ed.str("path") != "m/44'/12345'/0'/0'/0'" || ed.str("curve") != "ed25519" {
+				t.Fatalf("ed25519 account: %s", ed.raw)
+			}
+			sk := e.do("POST", "/v1/account/derive", op, map[string]string{"wallet_id": id, "curve": "secp256k1"}).must(t, 201)
+			if !strings.HasPrefix(sk.str("evm_address"), "0x") || sk.str("path") != "m/44'/12345'/0'/0/0" {
+				t.Fatalf("secp256k1 account: %s", sk.raw)
+			}
+			e.do("POST", "/v1/account/derive", op, map[string]string{"wallet_id": id, "curve": "ed25519", "path": "m/44'/12345'/0'/0/0"}).refused(t, 400, "BAD_REQUEST")
+			if a := e.do("GET", "/v1/address/"+ed.str("account_id"), op, nil).must(t, 200); a.str("address") != ed.str("address") {
+				t.Fatalf("address: %s", a.raw)
+			}
+			if l := e.do("GET", "/v1/accounts?wallet_id="+id, op, nil).must(t, 200); len(l.body["accounts"].([]any)) != 2 {
+				t.Fatalf("accounts: %s", l.raw)
+			}
+
+			// signatures verify: ed25519 plain, secp256k1 EIP-191
+			msg := []byte("job 42 done")
+			s := e.do("POST", "/v1/sign/message", op, map[string]string{"account_id": ed.str("account_id"), "message_base64": base64.StdEncoding.EncodeToString(msg)}).must(t, 200)
+			sig, _ := base64.StdEncoding.DecodeString(s.str("signature_base64"))
+			pub, _ := hex.DecodeString(s.str("public_key_hex"))
+			if s.str("algo") != "ed25519" || !ed25519.Verify(pub, msg, sig) {
+				t.Fatalf("ed25519 signature: %s", s.raw)
+			}
+			s = e.do("POST", "/v1/sign/message", op, map[string]string{"account_id": sk.str("account_id"), "message_base64": base64.StdEncoding.EncodeToString(msg)}).must(t, 200)
+			sig, _ = base64.StdEncoding.DecodeString(s.str("signature_base64"))
+			sig[64] -= 27
+			if p, err := crypto.SigToPub(accounts.TextHash(msg), sig); err != nil || crypto.PubkeyToAddress(*p).Hex() != sk.str("evm_address") {
+				t.Fatalf("secp256k1 signature does not recover to %s", sk.str("evm_address"))
+			}
+
+			// the unlock expires with the injected clock; lock is immediate
+			e.clock.Advance(121 * time.Second)
+			e.do("POST", "/v1/sign/message", op, map[string]string{"account_id": ed.str("account_id"), "message_base64": "aGk="}).refused(t, 423, "WALLET_LOCKED")
+			e.do("POST", "/v1/wallet/unlock", op, map[string]string{"wallet_id": id, "password": "pw-123"}).must(t, 200)
+			if l := e.do("POST", "/v1/wallet/lock", op, nil).must(t, 200); l.body["locked"].(float64) != 1 {
+				t.Fatalf("lock: %s", l.raw)
+			}
+			e.do("POST", "/v1/sign/message", op, map[string]string{"account_id": ed.str("account_id"), "message_base64": "aGk="}).refused(t, 423, "WALLET_LOCKED")
+
+			// the BIP-44 vector through the API: "abandon ×11 about" at m/44'/60'/0'/0/0
+			im := e.do("POST", "/v1/wallet/import-mnemonic", op, map[string]string{"name": "vec", "password": "pw-123",
+				"mnemonic": "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"}).must(t, 201)
+			e.do("POST", "/v1/wallet/unlock", op, map[string]string{"wallet_id": im.str("wallet_id"), "password": "pw-123"}).must(t, 200)
+			v := e.do("POST", "/v1/account/derive", op, map[string]string{"wallet_id": im.str("wallet_id"), "curve": "secp256k1", "path": "m/44'/60'/0'/0/0"}).must(t, 201)
+			if v.str("evm_address") != "0x9858EfFD232B4033E47d90003D41EC34EcaEda94" {
+				t.Fatalf("BIP-44 vector: %s", v.raw)
+			}
+			// a raw key
+			k := e.do("POST", "/v1/wallet/import-key", op, map[string]string{"name": "raw", "password": "pw-123", "curve": "secp256k1",
+				"private_key_hex": "1ab42cc412b618bdea3a599e3c9bae199ebf030895b039e9db1e30dafb12b727"}).must(t, 201)
+			if a := e.do("GET", "/v1/address/"+k.str("account_id"), op, nil).must(t, 200); a.str("evm_address") != "0x9858EfFD232B4033E47d90003D41EC34EcaEda94" {
+				t.Fatalf("imported key: %s", a.raw)
+			}
+			e.do("POST", "/v1/wallet/import-key", op, map[string]string{"name": "raw", "password": "pw-123", "curve": "p256", "private_key_hex": strings.Repeat("11", 32)}).refused(t, 400, "BAD_REQUEST")
+
+			// listing never shows secrets
+			w := e.do("GET", "/v1/wallets", op, nil).must(t, 200)
+			if len(w.body["wallets"].([]any)) != 4 || strings.Contains(w.raw, strings.Fields(mnemonic)[0]+" ") {
+				t.Fatalf("wallets: %s", w.raw)
+			}
+			if kind == "dir" {
+				// files: 0600 in a 0700 directory; a tampered file is refused
+				p := filepath.Join(dir, "keystore", id+".kdb")
+				fi, err := os.Stat(p)
+				di, _ := os.Stat(filepath.Dir(p))
+				if err != nil || fi.Mode().Perm() != 0o600 || di.Mode().Perm() != 0o700 {
+					t.Fatalf("file modes: %v %v %v", err, fi, di)
+				}
+				b, _ := os.ReadFile(p)
+				b[len(b)-5] ^= 1
+				os.WriteFile(p, b, 0o600)
+				e.do("POST", "/v1/wallet/unlock", op, map[string]string{"wallet_id": id, "password": "pw-123"}).refused(t, 403, "BAD_PASSWORD")
+			}
+			if strings.Contains(e.logs.String(), mnemonic) || strings.Contains(e.logs.String(), "pw-123") {
+				t.Fatal("a secret reached the log")
+			}
+		})
+	}
+}
+
+func TestWalletDaemonAuth(t *testing.T) {
+	e := newEnv(t, fastDaemon, func(c *Config) { c.WalletToken = "daemon-token-0123456789" })
+	e.do("GET", "/v1/wallets", anon, nil).refused(t, 401, "UNAUTHORIZED")
+	e.do("GET", "/v1/wallets", anon, nil, "X-Auth-Token", "nope").refused(t, 401, "UNAUTHORIZED")
+	e.do("GET", "/v1/wallets", anon, nil, "X-Auth-Token", "daemon-token-0123456789").must(t, 200)
+	// agents never reach the daemon, even with the token
+	_, _, _, key := setup(t, e)
+	e.do("POST", "/v1/sign/message", apiKey(key), map[string]string{"account_id": "x", "message_base64": "aGk="}, "X-Auth-Token", "daemon-token-0123456789").refused(t, 403, "FORBIDDEN")
+
+	// every daemon route: refused without the token, and to agents with it
+	n := 0
+	for _, rt := range cshttp.Routes() {
+		if rt.Access != cshttp.Daemon {
+			continue
+		}
+		path := strings.Replace(rt.Path, "{account_id}", "x", 1)
+		var body any
+		if rt.Method == "POST" {
+			body = map[string]string{}
+		}
+		e.do(rt.Method, path, anon, body).refused(t, 401, "UNAUTHORIZED")
+		e.do(rt.Method, path, apiKey(key), body, "X-Auth-Token", "daemon-token-0123456789").refused(t, 403, "FORBIDDEN")
+		n++
+	}
+	if n != 10 {
+		t.Fatalf("%d daemon routes", n)
+	}
+
+	// no token: refuses to listen beyond loopback
+	cfg := &Config{Addr: "0.0.0.0:0", DataDir: t.TempDir(), Clock: e.clock}
+	cfg.defaults()
+	log, _ := newLogger("json", "error", &syncBuffer{})
+	if _, err := Start(context.Background(), cfg, log); err == nil || !strings.Contains(err.Error(), "WALLET_TOKEN") {
+		t.Fatalf("non-loopback without a token: %v", err)
+	}
+}

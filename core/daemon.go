@@ -1,0 +1,445 @@
+package core
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum/accounts"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/google/uuid"
+
+	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/keys/hd"
+	"github.com/countersign/countersign/keys/keystore"
+)
+
+// The local wallet daemon (seed 001): HD and single-key wallets in v1-kdb
+// files, unlocked into memory for a while, accounts derived on several
+// curves, messages signed. It acts as the operator: agents never reach it
+// (they go through the countersigned flow).
+
+// WalletLocked is the seed's error code for a wallet that must be unlocked.
+const WalletLocked countersign.Code = "WALLET_LOCKED"
+
+// Curves.
+const (
+	CurveEd25519   = "ed25519"
+	CurveSecp256k1 = "secp256k1"
+)
+
+// DaemonConfig configures the daemon.
+type DaemonConfig struct {
+	UnlockTTL time.Duration   // default 120 s (UNLOCK_TTL_SEC)
+	Argon2    keystore.Params // default keystore.DefaultParams
+}
+
+// walletMeta is the readable metadata of a .kdb file.
+type walletMeta struct {
+	WalletID  string    `json:"wallet_id"`
+	Name      string    `json:"name"`
+	Kind      string    `json:"kind"` // "hd" (secret = BIP-39 seed) | "key" (secret = private key)
+	Curve     string    `json:"curve,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+type unlocked struct {
+	secret  []byte
+	kind    string
+	curve   string
+	expires time.Time
+}
+
+// Daemon is the wallet daemon's service.
+type Daemon struct {
+	svc  *Service
+	keys countersign.KeyStore
+	cfg  DaemonConfig
+
+	mu       sync.Mutex
+	unlocked map[string]*unlocked
+}
+
+// NewDaemon returns the daemon over a key store.
+func NewDaemon(svc *Service, ks countersign.KeyStore, cfg DaemonConfig) *Daemon {
+	if cfg.UnlockTTL == 0 {
+		cfg.UnlockTTL = 120 * time.Second
+	}
+	if cfg.Argon2.Time == 0 {
+		cfg.Argon2 = keystore.DefaultParams
+	}
+	return &Daemon{svc: svc, keys: ks, cfg: cfg, unlocked: map[string]*unlocked{}}
+}
+
+// DaemonOwner owns the daemon's audit chain.
+const DaemonOwner = "daemon"
+
+func (d *Daemon) audit(ctx context.Context, action, subject string, details any) error {
+	return d.svc.inTx(ctx, func(ctx context.Context) error {
+		return d.svc.audit(ctx, DaemonOwner, "operator", action, subject, details)
+	})
+}
+
+// store encrypts and writes a new wallet.
+func (d *Daemon) store(ctx context.Context, name, kind, curve string, secret []byte, password string) (string, error) {
+	if err := checkDaemonPassword(password); err != nil {
+		return "", err
+	}
+	name = strings.TrimSpace(name)
+	if name == "" || len(name) > 64 {
+		return "", countersign.Errorf(countersign.BadRequest, "name is required (at most 64 characters)")
+	}
+	m := walletMeta{WalletID: uuid.NewString(), Name: name, Kind: kind, Curve: curve, CreatedAt: d.svc.Clock.Now().UTC()}
+	meta, _ := json.Marshal(m)
+	blob, err := keystore.Encrypt(secret, []byte(password), meta, d.cfg.Argon2)
+	if err != nil {
+		return "", err
+	}
+	verify := func(back []byte) error {
+		s, _, err := keystore.Decrypt(back, []byte(password))
+		clear(s)
+		return err
+	}
+	if err := d.keys.Put(ctx, m.WalletID, blob, verify); err != nil {
+		return "", err
+	}
+	return m.WalletID, d.audit(ctx, "daemon.wallet.create", m.WalletID, map[string]string{"name": name, "kind": kind})
+}
+
+func checkDaemonPassword(pw string) error {
+	if pw == "" || len(pw) > 1024 {
+		return countersign.Errorf(countersign.BadRequest, "password is required")
+	}
+	return nil
+}
+
+// CreateWallet makes an HD wallet from a new mnemonic of 12 or 24 words and
+// returns the mnemonic (to show once, if asked).
+func (d *Daemon) CreateWallet(ctx context.Context, name, password string, words int) (id, mnemonic string, err error) {
+	if words == 0 {
+		words = 24
+	}
+	if mnemonic, err = hd.NewMnemonic(words); err != nil {
+		return "", "", countersign.Errorf(countersign.BadRequest, "mnemonic_len must be 12 or 24")
+	}
+	seed, err := hd.Seed(mnemonic, "")
+	if err != nil {
+		return "", "", err
+	}
+	defer clear(seed)
+	id, err = d.store(ctx, name, "hd", "", seed, password)
+	return id, mnemonic, err
+}
+
+// ImportMnemonic makes an HD wallet from a BIP-39 mnemonic and passphrase.
+func (d *Daemon) ImportMnemonic(ctx context.Context, name, password, mnemonic, passphrase string) (string, error) {
+	seed, err := hd.Seed(mnemonic, passphrase)
+	if err != nil {
+		return "", countersign.Errorf(countersign.BadRequest, "%v", err)
+	}
+	defer clear(seed)
+	return d.store(ctx, name, "hd", "", seed, password)
+}
+
+// ImportKey makes a single-key wallet and its one account.
+func (d *Daemon) ImportKey(ctx context.Context, name, password, curve, keyHex string) (string, *countersign.DaemonAccount, error) {
+	key, err := hex.DecodeString(strings.TrimPrefix(keyHex, "0x"))
+	if err != nil || len(key) != 32 {
+		return "", nil, countersign.Errorf(countersign.BadRequest, "private_key_hex must be 32 bytes of hex")
+	}
+	defer clear(key)
+	if _, err := publicKey(curve, key); err != nil {
+		return "", nil, err
+	}
+	id, err := d.store(ctx, name, "key", curve, key, password)
+	if err != nil {
+		return "", nil, err
+	}
+	a, err := d.addAccount(ctx, id, curve, "", key)
+	return id, a, err
+}
+
+func publicKey(curve string, priv []byte) ([]byte, error) {
+	switch curve {
+	case CurveEd25519:
+		return ed25519.NewKeyFromSeed(priv).Public().(ed25519.PublicKey), nil
+	case CurveSecp256k1:
+		k, err := crypto.ToECDSA(priv)
+		if err != nil {
+			return nil, countersign.Errorf(countersign.BadRequest, "not a valid secp256k1 private key")
+		}
+		return crypto.CompressPubkey(&k.PublicKey), nil
+	default:
+		return nil, countersign.Errorf(countersign.BadRequest, "curve must be ed25519 or secp256k1")
+	}
+}
+
+func (d *Daemon) addAccount(ctx context.Context, walletID, curve, path string, priv []byte) (*countersign.DaemonAccount, error) {
+	pub, err := publicKey(curve, priv)
+	if err != nil {
+		return nil, err
+	}
+	addr, err := hd.Address(pub)
+	if err != nil {
+		return nil, err
+	}
+	a := &countersign.DaemonAccount{ID: uuid.NewString(), WalletID: walletID, Curve: curve, Path: path, Address: addr, PublicKey: pub, CreatedAt: d.svc.Clock.Now().UTC()}
+	if curve == CurveSecp256k1 {
+		k, _ := crypto.ToECDSA(priv)
+		a.EVMAddress = crypto.PubkeyToAddress(k.PublicKey).Hex()
+	}
+	if err := d.svc.Store.CreateDaemonAccount(ctx, a); err != nil {
+		return nil, err
+	}
+	return a, d.audit(ctx, "daemon.account.derive", a.ID, map[string]string{"wallet_id": walletID, "curve": curve, "path": path, "address": a.Address})
+}
+
+// Unlock decrypts a wallet into memory until the TTL passes.
+func (d *Daemon) Unlock(ctx context.Context, walletID, password string) (time.Time, error) {
+	blob, err := d.keys.Get(ctx, walletID)
+	if err != nil {
+		return time.Time{}, err
+	}
+	secret, meta, err := keystore.Decrypt(blob, []byte(password))
+	if err != nil {
+		if err == keystore.ErrDecrypt {
+			_ = d.audit(ctx, "daemon.unlock.failure", walletID, map[string]string{})
+			return time.Time{}, countersign.Errorf(countersign.BadPassword, "wrong password (or the wallet file was altered)")
+		}
+		return time.Time{}, countersign.Wrap(countersign.Internal, err, "the wallet file is unreadable")
+	}
+	var m walletMeta
+	if err := json.Unmarshal(meta, &m); err != nil || m.WalletID != walletID {
+		clear(secret)
+		return time.Time{}, countersign.Errorf(countersign.Internal, "the wallet file belongs to another wallet")
+	}
+	exp := d.svc.Clock.Now().Add(d.cfg.UnlockTTL)
+	d.mu.Lock()
+	if old := d.unlocked[walletID]; old != nil {
+		clear(old.secret)
+	}
+	d.unlocked[walletID] = &unlocked{secret: secret, kind: m.Kind, curve: m.Curve, expires: exp}
+	d.mu.Unlock()
+	return exp, d.audit(ctx, "daemon.unlock", walletID, map[string]string{"until": exp.UTC().Format(time.RFC3339)})
+}
+
+// Lock zeroes and forgets one wallet's secret, or every wallet's when
+// walletID is empty. It returns how many were locked.
+func (d *Daemon) Lock(ctx context.Context, walletID string) (int, error) {
+	d.mu.Lock()
+	n := 0
+	for id, u := range d.unlocked {
+		if walletID == "" || id == walletID {
+			clear(u.secret)
+			delete(d.unlocked, id)
+			n++
+		}
+	}
+	d.mu.Unlock()
+	return n, d.audit(ctx, "daemon.lock", walletID, map[string]int{"locked": n})
+}
+
+// Sweep zeroes every wallet whose TTL has passed.
+func (d *Daemon) Sweep() {
+	now := d.svc.Clock.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id, u := range d.unlocked {
+		if !now.Before(u.expires) {
+			clear(u.secret)
+			delete(d.unlocked, id)
+		}
+	}
+}
+
+// withSecret runs fn with an unlocked wallet's secret, under the lock so a
+// concurrent Lock cannot zero it mid-use.
+func (d *Daemon) withSecret(walletID string, fn func(u *unlocked) error) error {
+	d.Sweep()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	u := d.unlocked[walletID]
+	if u == nil {
+		return countersign.Errorf(WalletLocked, "wallet %s is locked: POST /v1/wallet/unlock first", walletID)
+	}
+	return fn(u)
+}
+
+// Derive derives an account of an unlocked HD wallet.
+func (d *Daemon) Derive(ctx context.Context, walletID, curve, path string) (*countersign.DaemonAccount, error) {
+	if curve == "" {
+		curve = CurveEd25519
+	}
+	if path == "" {
+		path = map[string]string{CurveEd25519: hd.DefaultEd25519Path, CurveSecp256k1: hd.DefaultSecp256k1Path}[curve]
+	}
+	p, err := hd.ParsePath(path)
+	if err != nil {
+		return nil, countersign.Errorf(countersign.BadRequest, "%v", err)
+	}
+	var priv []byte
+	err = d.withSecret(walletID, func(u *unlocked) error {
+		if u.kind != "hd" {
+			return countersign.Errorf(countersign.BadRequest, "a single-key wallet has one account and derives none")
+		}
+		switch curve {
+		case CurveEd25519:
+			m, err := hd.NewEd25519Master(u.secret)
+			if err != nil {
+				return err
+			}
+			k, err := m.Derive(p)
+			if err != nil {
+				return countersign.Errorf(countersign.BadRequest, "%v", err)
+			}
+			priv = k.Seed
+		case CurveSecp256k1:
+			m, err := hd.NewMaster(u.secret)
+			if err != nil {
+				return err
+			}
+			k, err := m.Derive(p)
+			if err != nil {
+				return countersign.Errorf(countersign.BadRequest, "%v", err)
+			}
+			priv = k.PrivateKey()
+		default:
+			return countersign.Errorf(countersign.BadRequest, "curve must be ed25519 or secp256k1")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer clear(priv)
+	return d.addAccount(ctx, walletID, curve, p.String(), priv)
+}
+
+// accountKey re-derives an account's private key from its unlocked wallet.
+func (d *Daemon) accountKey(a *countersign.DaemonAccount) ([]byte, error) {
+	var priv []byte
+	err := d.withSecret(a.WalletID, func(u *unlocked) error {
+		if u.kind == "key" {
+			priv = append([]byte(nil), u.secret...)
+			return nil
+		}
+		p, err := hd.ParsePath(a.Path)
+		if err != nil {
+			return err
+		}
+		if a.Curve == CurveEd25519 {
+			m, _ := hd.NewEd25519Master(u.secret)
+			k, err := m.Derive(p)
+			if err != nil {
+				return err
+			}
+			priv = k.Seed
+			return nil
+		}
+		m, _ := hd.NewMaster(u.secret)
+		k, err := m.Derive(p)
+		if err != nil {
+			return err
+		}
+		priv = k.PrivateKey()
+		return nil
+	})
+	return priv, err
+}
+
+// SignedMessage is a signature with what verifies it.
+type SignedMessage struct {
+	Signature []byte
+	PublicKey []byte
+	Algo      string // "ed25519" or "secp256k1-eip191"
+}
+
+// SignMessage signs with an account: ed25519 signs the bytes; secp256k1
+// signs EIP-191 personal_sign (65 bytes, v = 27/28).
+func (d *Daemon) SignMessage(ctx context.Context, accountID string, msg []byte) (*SignedMessage, error) {
+	if len(msg) > MaxMessage {
+		return nil, countersign.Errorf(countersign.BadRequest, "message larger than %d KiB", MaxMessage>>10)
+	}
+	a, err := d.svc.Store.DaemonAccount(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	priv, err := d.accountKey(a)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(priv)
+	out := &SignedMessage{PublicKey: a.PublicKey}
+	switch a.Curve {
+	case CurveEd25519:
+		k := ed25519.NewKeyFromSeed(priv)
+		out.Signature, out.Algo = ed25519.Sign(k, msg), "ed25519"
+		clear(k)
+	default:
+		k, err := crypto.ToECDSA(priv)
+		if err != nil {
+			return nil, err
+		}
+		sig, err := crypto.Sign(accounts.TextHash(msg), k)
+		if err != nil {
+			return nil, err
+		}
+		sig[64] += 27
+		out.Signature, out.Algo = sig, "secp256k1-eip191"
+	}
+	hash := crypto.Keccak256(msg)
+	return out, d.audit(ctx, "daemon.sign.message", a.ID, map[string]string{"algo": out.Algo, "message_hash": hex.EncodeToString(hash)})
+}
+
+// WalletInfo is a wallet as listed (never secrets).
+type WalletInfo struct {
+	WalletID  string    `json:"wallet_id"`
+	Name      string    `json:"name"`
+	Kind      string    `json:"kind"`
+	Curve     string    `json:"curve,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	Unlocked  bool      `json:"unlocked"`
+}
+
+// Wallets lists the daemon's wallets from their readable metadata.
+func (d *Daemon) Wallets(ctx context.Context) ([]WalletInfo, error) {
+	ids, err := d.keys.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.Sweep()
+	out := []WalletInfo{}
+	for _, id := range ids {
+		blob, err := d.keys.Get(ctx, id)
+		if err != nil {
+			continue
+		}
+		h, err := keystore.ReadHeader(blob)
+		if err != nil {
+			continue
+		}
+		var m walletMeta
+		if json.Unmarshal(h.Meta, &m) != nil {
+			continue
+		}
+		d.mu.Lock()
+		_, open := d.unlocked[id]
+		d.mu.Unlock()
+		out = append(out, WalletInfo{WalletID: id, Name: m.Name, Kind: m.Kind, Curve: m.Curve, CreatedAt: m.CreatedAt, Unlocked: open})
+	}
+	return out, nil
+}
+
+// Accounts lists a wallet's accounts.
+func (d *Daemon) Accounts(ctx context.Context, walletID string) ([]*countersign.DaemonAccount, error) {
+	return d.svc.Store.DaemonAccounts(ctx, walletID)
+}
+
+// Account returns one account.
+func (d *Daemon) Account(ctx context.Context, id string) (*countersign.DaemonAccount, error) {
+	return d.svc.Store.DaemonAccount(ctx, id)
+}

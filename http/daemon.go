@@ -1,0 +1,247 @@
+package http
+
+import (
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/core"
+)
+
+// The local wallet daemon's REST routes (seed 001 §5). They act as the
+// operator: local-only by default, X-Auth-Token when WALLET_TOKEN is set;
+// agent keys are refused (agents go through the countersigned flow).
+
+func (s *Server) checkDaemon(r *http.Request) error {
+	if s.Daemon == nil {
+		return countersign.Errorf(countersign.NotFound, "the wallet daemon is not enabled")
+	}
+	if r.Header.Get("X-API-KEY") != "" || strings.HasPrefix(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "), "csk_") {
+		return countersign.Errorf(countersign.Forbidden, "agent keys cannot use the wallet daemon: agents go through the countersigned flow (/api/prepare_transaction)")
+	}
+	if s.WalletToken != "" {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("X-Auth-Token")), []byte(s.WalletToken)) != 1 {
+			return countersign.Errorf(countersign.Unauthorized, "X-Auth-Token is missing or wrong")
+		}
+		return nil
+	}
+	if ip := net.ParseIP(clientAddr(r)); ip == nil || !ip.IsLoopback() {
+		return countersign.Errorf(countersign.Forbidden, "the wallet daemon answers local clients only (set WALLET_TOKEN to allow others)")
+	}
+	return nil
+}
+
+type daemonCreateReq struct {
+	Name         string `json:"name"`
+	Password     string `json:"password"`
+	MnemonicLen  int    `json:"mnemonic_len,omitempty"`
+	ShowMnemonic bool   `json:"show_mnemonic,omitempty"`
+}
+type daemonCreateResp struct {
+	WalletID string `json:"wallet_id"`
+	Mnemonic string `json:"mnemonic,omitempty"`
+}
+
+func (s *Server) daemonCreate(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req daemonCreateReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	id, m, err := s.Daemon.CreateWallet(r.Context(), req.Name, req.Password, req.MnemonicLen)
+	if err != nil {
+		return err
+	}
+	out := daemonCreateResp{WalletID: id}
+	if req.ShowMnemonic {
+		out.Mnemonic = m // shown this once; never stored in clear
+	}
+	return writeJSON(w, 201, out)
+}
+
+type daemonImportMnemonicReq struct {
+	Name       string `json:"name"`
+	Password   string `json:"password"`
+	Mnemonic   string `json:"mnemonic"`
+	Passphrase string `json:"passphrase,omitempty"`
+}
+
+func (s *Server) daemonImportMnemonic(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req daemonImportMnemonicReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	id, err := s.Daemon.ImportMnemonic(r.Context(), req.Name, req.Password, req.Mnemonic, req.Passphrase)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 201, daemonCreateResp{WalletID: id})
+}
+
+type daemonImportKeyReq struct {
+	Name          string `json:"name"`
+	Password      string `json:"password"`
+	Curve         string `json:"curve"`
+	PrivateKeyHex string `json:"private_key_hex"`
+}
+type daemonImportKeyResp struct {
+	WalletID  string `json:"wallet_id"`
+	AccountID string `json:"account_id"`
+	Address   string `json:"address"`
+}
+
+func (s *Server) daemonImportKey(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req daemonImportKeyReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	id, a, err := s.Daemon.ImportKey(r.Context(), req.Name, req.Password, req.Curve, req.PrivateKeyHex)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 201, daemonImportKeyResp{WalletID: id, AccountID: a.ID, Address: a.Address})
+}
+
+type daemonUnlockReq struct {
+	WalletID string `json:"wallet_id"`
+	Password string `json:"password"`
+}
+type daemonUnlockResp struct {
+	WalletID      string    `json:"wallet_id"`
+	UnlockedUntil time.Time `json:"unlocked_until"`
+}
+
+func (s *Server) daemonUnlock(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req daemonUnlockReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	until, err := s.Daemon.Unlock(r.Context(), req.WalletID, req.Password)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, daemonUnlockResp{WalletID: req.WalletID, UnlockedUntil: until})
+}
+
+type daemonLockReq struct {
+	WalletID string `json:"wallet_id,omitempty"`
+}
+type daemonLockResp struct {
+	Locked int `json:"locked"`
+}
+
+func (s *Server) daemonLock(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req daemonLockReq
+	if err := decodeOptional(r, &req); err != nil {
+		return err
+	}
+	n, err := s.Daemon.Lock(r.Context(), req.WalletID)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, daemonLockResp{Locked: n})
+}
+
+type daemonWalletsResp struct {
+	Wallets []core.WalletInfo `json:"wallets"`
+}
+
+func (s *Server) daemonWallets(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	list, err := s.Daemon.Wallets(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, daemonWalletsResp{Wallets: list})
+}
+
+type daemonDeriveReq struct {
+	WalletID string `json:"wallet_id"`
+	Curve    string `json:"curve,omitempty"`
+	Path     string `json:"path,omitempty"`
+}
+type accountJSON struct {
+	AccountID    string `json:"account_id"`
+	WalletID     string `json:"wallet_id"`
+	Curve        string `json:"curve"`
+	Path         string `json:"path,omitempty"`
+	Address      string `json:"address"`
+	PublicKeyHex string `json:"public_key_hex"`
+	EVMAddress   string `json:"evm_address,omitempty"`
+}
+
+func toAccountJSON(a *countersign.DaemonAccount) accountJSON {
+	return accountJSON{AccountID: a.ID, WalletID: a.WalletID, Curve: a.Curve, Path: a.Path, Address: a.Address,
+		PublicKeyHex: hex.EncodeToString(a.PublicKey), EVMAddress: a.EVMAddress}
+}
+
+func (s *Server) daemonDerive(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req daemonDeriveReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	a, err := s.Daemon.Derive(r.Context(), req.WalletID, req.Curve, req.Path)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 201, toAccountJSON(a))
+}
+
+type accountsResp struct {
+	Accounts []accountJSON `json:"accounts"`
+}
+
+func (s *Server) daemonAccounts(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	list, err := s.Daemon.Accounts(r.Context(), r.URL.Query().Get("wallet_id"))
+	if err != nil {
+		return err
+	}
+	out := accountsResp{Accounts: []accountJSON{}}
+	for _, a := range list {
+		out.Accounts = append(out.Accounts, toAccountJSON(a))
+	}
+	return writeJSON(w, 200, out)
+}
+
+type addressJSON struct {
+	Address    string `json:"address"`
+	Curve      string `json:"curve"`
+	EVMAddress string `json:"evm_address,omitempty"`
+}
+
+func (s *Server) daemonAddress(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	a, err := s.Daemon.Account(r.Context(), r.PathValue("account_id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, addressJSON{Address: a.Address, Curve: a.Curve, EVMAddress: a.EVMAddress})
+}
+
+type signMessageDaemonReq struct {
+	AccountID     string `json:"account_id"`
+	MessageBase64 string `json:"message_base64"`
+}
+type signMessageDaemonResp struct {
+	SignatureBase64 string `json:"signature_base64"`
+	PublicKeyHex    string `json:"public_key_hex"`
+	Algo            string `json:"algo"`
+}
+
+func (s *Server) daemonSignMessage(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req signMessageDaemonReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	msg, err := base64.StdEncoding.DecodeString(req.MessageBase64)
+	if err != nil {
+		return countersign.Errorf(countersign.BadRequest, "message_base64 is not base64")
+	}
+	sm, err := s.Daemon.SignMessage(r.Context(), req.AccountID, msg)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, signMessageDaemonResp{SignatureBase64: base64.StdEncoding.EncodeToString(sm.Signature), PublicKeyHex: hex.EncodeToString(sm.PublicKey), Algo: sm.Algo})
+}
