@@ -5,13 +5,17 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
+	"math/big"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/accounts"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/google/uuid"
+	"golang.org/x/time/rate"
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/keys/hd"
@@ -36,6 +40,8 @@ const (
 type DaemonConfig struct {
 	UnlockTTL time.Duration   // default 120 s (UNLOCK_TTL_SEC)
 	Argon2    keystore.Params // default keystore.DefaultParams
+	SignRate  float64         // signatures per second, process-wide (default 100; SIGN_RATE)
+	SignBurst int             // (default 200; SIGN_BURST)
 }
 
 // walletMeta is the readable metadata of a .kdb file.
@@ -62,6 +68,7 @@ type Daemon struct {
 
 	mu       sync.Mutex
 	unlocked map[string]*unlocked
+	limiter  *rate.Limiter
 }
 
 // NewDaemon returns the daemon over a key store.
@@ -72,8 +79,17 @@ func NewDaemon(svc *Service, ks countersign.KeyStore, cfg DaemonConfig) *Daemon 
 	if cfg.Argon2.Time == 0 {
 		cfg.Argon2 = keystore.DefaultParams
 	}
-	return &Daemon{svc: svc, keys: ks, cfg: cfg, unlocked: map[string]*unlocked{}}
+	if cfg.SignRate == 0 {
+		cfg.SignRate = 100
+	}
+	if cfg.SignBurst == 0 {
+		cfg.SignBurst = 200
+	}
+	return &Daemon{svc: svc, keys: ks, cfg: cfg, unlocked: map[string]*unlocked{}, limiter: rate.NewLimiter(rate.Limit(cfg.SignRate), cfg.SignBurst)}
 }
+
+// Config returns the daemon's configuration (for /about).
+func (d *Daemon) Config() DaemonConfig { return d.cfg }
 
 // DaemonOwner owns the daemon's audit chain.
 const DaemonOwner = "daemon"
@@ -364,6 +380,9 @@ func (d *Daemon) SignMessage(ctx context.Context, accountID string, msg []byte) 
 	if len(msg) > MaxMessage {
 		return nil, countersign.Errorf(countersign.BadRequest, "message larger than %d KiB", MaxMessage>>10)
 	}
+	if err := d.allowSign(); err != nil {
+		return nil, err
+	}
 	a, err := d.svc.Store.DaemonAccount(ctx, accountID)
 	if err != nil {
 		return nil, err
@@ -442,4 +461,95 @@ func (d *Daemon) Accounts(ctx context.Context, walletID string) ([]*countersign.
 // Account returns one account.
 func (d *Daemon) Account(ctx context.Context, id string) (*countersign.DaemonAccount, error) {
 	return d.svc.Store.DaemonAccount(ctx, id)
+}
+
+// SignedTx is a signed transaction.
+type SignedTx struct {
+	Signature []byte
+	PublicKey []byte
+	Algo      string
+	Signed    []byte // the signed transaction (evm), or tx ‖ signature (aitbc_v0)
+	TxHash    string // evm only
+}
+
+// SignTx signs a transaction of the given type with an account:
+//
+//   - "aitbc_v0": Ed25519 over the transaction bytes exactly as given (no
+//     prefix, no hashing); the signed blob is the bytes followed by the
+//     64-byte signature. Ed25519 accounts only.
+//   - "evm": the bytes are an unsigned EIP-2718 transaction (EIP-1559 or
+//     EIP-2930, whose chain id it carries) or a legacy one (signed with
+//     EIP-155 for chainID), encoded as go-ethereum and ethers encode an
+//     unsigned transaction (v, r, s zero). The result is the signed raw
+//     transaction and its hash. Secp256k1 accounts only.
+func (d *Daemon) SignTx(ctx context.Context, accountID string, tx []byte, typ string, chainID *big.Int) (*SignedTx, error) {
+	if len(tx) == 0 || len(tx) > 128<<10 {
+		return nil, countersign.Errorf(countersign.BadRequest, "tx_bytes_base64 must hold 1 byte to 128 KiB")
+	}
+	if err := d.allowSign(); err != nil {
+		return nil, err
+	}
+	a, err := d.svc.Store.DaemonAccount(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	switch typ {
+	case "aitbc_v0":
+		if a.Curve != CurveEd25519 {
+			return nil, countersign.Errorf(countersign.BadRequest, "aitbc_v0 transactions are signed by ed25519 accounts")
+		}
+	case "evm":
+		if a.Curve != CurveSecp256k1 {
+			return nil, countersign.Errorf(countersign.BadRequest, "evm transactions are signed by secp256k1 accounts")
+		}
+	default:
+		return nil, countersign.Errorf(countersign.BadRequest, "type must be aitbc_v0 or evm")
+	}
+	var unsigned types.Transaction
+	if typ == "evm" {
+		if err := unsigned.UnmarshalBinary(tx); err != nil {
+			return nil, countersign.Errorf(countersign.BadRequest, "tx_bytes_base64 is not an EVM transaction: %v", err)
+		}
+	}
+	priv, err := d.accountKey(a)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(priv)
+	out := &SignedTx{PublicKey: a.PublicKey}
+	if typ == "aitbc_v0" {
+		k := ed25519.NewKeyFromSeed(priv)
+		out.Signature, out.Algo = ed25519.Sign(k, tx), "ed25519"
+		clear(k)
+		out.Signed = append(append([]byte(nil), tx...), out.Signature...)
+	} else {
+		k, err := crypto.ToECDSA(priv)
+		if err != nil {
+			return nil, err
+		}
+		signer := types.LatestSignerForChainID(chainID)
+		if unsigned.Type() != types.LegacyTxType {
+			signer = types.LatestSignerForChainID(unsigned.ChainId())
+		}
+		signed, err := types.SignTx(&unsigned, signer, k)
+		if err != nil {
+			return nil, countersign.Errorf(countersign.BadRequest, "cannot sign this transaction: %v", err)
+		}
+		raw, err := signed.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		v, r, s := signed.RawSignatureValues()
+		out.Signature = append(append(common.LeftPadBytes(r.Bytes(), 32), common.LeftPadBytes(s.Bytes(), 32)...), byte(v.Uint64()))
+		out.Algo, out.Signed, out.TxHash = "secp256k1", raw, signed.Hash().Hex()
+	}
+	return out, d.audit(ctx, "daemon.sign.tx", a.ID, map[string]string{"type": typ, "tx_hash": out.TxHash, "bytes_hash": hex.EncodeToString(crypto.Keccak256(tx))})
+}
+
+// allowSign applies the signing rate limit.
+func (d *Daemon) allowSign() error {
+	if d.limiter != nil && !d.limiter.Allow() {
+		return &countersign.Error{Code: countersign.RateLimit, RetryAfter: 1, Detail: "too many signing requests; slow down"}
+	}
+	return nil
 }

@@ -68,6 +68,20 @@ type rpcResponse struct {
 }
 
 func (s *Server) eth(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	return s.serveJSONRPC(w, r, func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+		result, err := s.ethCall(ctx, p, method, params)
+		s.Log.InfoContext(ctx, "eth rpc", "method", method, "agent_id", p.Agent.ID, "ok", err == nil)
+		return result, err
+	})
+}
+
+// rpcMethod answers one JSON-RPC call.
+type rpcMethod func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error)
+
+// serveJSONRPC reads a JSON-RPC 2.0 request or batch (at most MaxBatch),
+// answers each call with call, and writes the response(s). Notifications
+// (no id) get no response.
+func (s *Server) serveJSONRPC(w http.ResponseWriter, r *http.Request, call rpcMethod) error {
 	body, err := readBody(r)
 	if err != nil {
 		return err
@@ -84,7 +98,7 @@ func (s *Server) eth(w http.ResponseWriter, r *http.Request, p *core.Principal) 
 		}
 		out := make([]rpcResponse, 0, len(batch))
 		for _, raw := range batch {
-			if resp, ok := s.ethOne(r.Context(), p, raw); ok {
+			if resp, ok := rpcOne(r.Context(), raw, call); ok {
 				out = append(out, resp)
 			}
 		}
@@ -94,7 +108,7 @@ func (s *Server) eth(w http.ResponseWriter, r *http.Request, p *core.Principal) 
 		}
 		return writeJSON(w, 200, out)
 	}
-	resp, ok := s.ethOne(r.Context(), p, trimmed)
+	resp, ok := rpcOne(r.Context(), trimmed, call)
 	if !ok {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
@@ -102,27 +116,18 @@ func (s *Server) eth(w http.ResponseWriter, r *http.Request, p *core.Principal) 
 	return writeJSON(w, 200, resp)
 }
 
-// ethOne answers one request; ok is false for a notification (no id).
-func (s *Server) ethOne(ctx context.Context, p *core.Principal, raw json.RawMessage) (rpcResponse, bool) {
-	var req rpcRequest
+// rpcOne answers one request; ok is false for a notification (no id).
+func rpcOne(ctx context.Context, raw json.RawMessage, call rpcMethod) (rpcResponse, bool) {
 	resp := rpcResponse{JSONRPC: "2.0", ID: json.RawMessage("null")}
-	if err := json.Unmarshal(raw, &req); err != nil {
-		if json.Valid(raw) {
-			resp.Error = &rpcError{Code: rpcInvalidRequest, Message: "invalid request: " + strings.TrimPrefix(err.Error(), "json: ")}
-		} else {
-			resp.Error = &rpcError{Code: rpcParseError, Message: "parse error"}
-		}
+	req, err := DecodeRPCRequest(raw)
+	if err != nil {
+		resp.Error = err.(*rpcError)
 		return resp, true
 	}
 	if req.ID != nil {
 		resp.ID = req.ID
 	}
-	if req.JSONRPC != "2.0" || req.Method == "" {
-		resp.Error = &rpcError{Code: rpcInvalidRequest, Message: `invalid request: need "jsonrpc":"2.0" and a method`}
-		return resp, true
-	}
-	result, err := s.ethCall(ctx, p, req.Method, req.Params)
-	s.Log.InfoContext(ctx, "eth rpc", "method", req.Method, "agent_id", p.Agent.ID, "ok", err == nil)
+	result, err := call(ctx, req.Method, req.Params)
 	if req.ID == nil {
 		return resp, false
 	}
@@ -132,6 +137,26 @@ func (s *Server) ethOne(ctx context.Context, p *core.Principal, raw json.RawMess
 	}
 	resp.Result = result
 	return resp, true
+}
+
+// DecodeRPCRequest parses one JSON-RPC 2.0 request object. Errors are
+// *rpcError with the standard codes (-32700 parse error, -32600 invalid
+// request). It is a fuzz target.
+func DecodeRPCRequest(raw []byte) (*rpcRequest, error) {
+	var req rpcRequest
+	if err := json.Unmarshal(raw, &req); err != nil {
+		if json.Valid(raw) {
+			return nil, &rpcError{Code: rpcInvalidRequest, Message: "invalid request: " + strings.TrimPrefix(err.Error(), "json: ")}
+		}
+		return nil, &rpcError{Code: rpcParseError, Message: "parse error"}
+	}
+	if req.JSONRPC != "2.0" || req.Method == "" {
+		return nil, &rpcError{Code: rpcInvalidRequest, Message: `invalid request: need "jsonrpc":"2.0" and a method`}
+	}
+	if id := bytes.TrimSpace(req.ID); len(id) > 0 && id[0] != '"' && id[0] != '-' && (id[0] < '0' || id[0] > '9') && string(id) != "null" {
+		return nil, &rpcError{Code: rpcInvalidRequest, Message: "invalid request: id must be a string, a number or null"}
+	}
+	return &req, nil
 }
 
 // toRPCError maps countersign and node errors to JSON-RPC errors.

@@ -132,3 +132,24 @@ func TestRouteTable(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeRPCRequest: the JSON-RPC request decoder of /rpc and /eth
+// returns a request or a standard error, never panics.
+func FuzzDecodeRPCRequest(f *testing.F) {
+	for _, s := range []string{`{"jsonrpc":"2.0","id":1,"method":"wallet_list"}`, `{"jsonrpc":"2.0","method":"x","params":[1,{"a":null}]}`,
+		`{"jsonrpc":"2.0","id":{},"method":"x"}`, `[]`, `{`, `{"jsonrpc":"2.0","id":"a","method":""}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		req, err := DecodeRPCRequest(b)
+		if err != nil {
+			if e, ok := err.(*rpcError); !ok || (e.Code != rpcParseError && e.Code != rpcInvalidRequest) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			return
+		}
+		if req.JSONRPC != "2.0" || req.Method == "" {
+			t.Fatalf("accepted %q", b)
+		}
+	})
+}

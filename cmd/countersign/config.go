@@ -49,6 +49,8 @@ type Config struct {
 	UnlockTTL     time.Duration
 	DaemonArgon   keystore.Params
 	WalletToken   string
+	SignRate      float64
+	SignBurst     int
 	Argon2        auth.Argon2Params
 
 	Clock countersign.Clock // tests inject one; nil is the wall clock
@@ -132,6 +134,16 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		return nil, err
 	}
 	var err error
+	if v := env("SIGN_RATE"); v != "" {
+		if c.SignRate, err = strconv.ParseFloat(v, 64); err != nil || c.SignRate <= 0 {
+			return nil, fmt.Errorf("SIGN_RATE must be a positive number of signatures per second")
+		}
+	}
+	if v := env("SIGN_BURST"); v != "" {
+		if c.SignBurst, err = strconv.Atoi(v); err != nil || c.SignBurst < 1 {
+			return nil, fmt.Errorf("SIGN_BURST must be a positive integer")
+		}
+	}
 	if c.TokenTTL, err = envSeconds(env("JWT_ACCESS_TOKEN_EXPIRES"), 1800); err != nil {
 		return nil, fmt.Errorf("JWT_ACCESS_TOKEN_EXPIRES: %w", err)
 	}

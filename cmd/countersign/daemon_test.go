@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +15,8 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/accounts"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 
 	cshttp "github.com/countersign/countersign/http"
@@ -144,7 +149,7 @@ func TestWalletDaemonAuth(t *testing.T) {
 		e.do(rt.Method, path, apiKey(key), body, "X-Auth-Token", "daemon-token-0123456789").refused(t, 403, "FORBIDDEN")
 		n++
 	}
-	if n != 10 {
+	if n != 13 {
 		t.Fatalf("%d daemon routes", n)
 	}
 
@@ -154,5 +159,129 @@ func TestWalletDaemonAuth(t *testing.T) {
 	log, _ := newLogger("json", "error", &syncBuffer{})
 	if _, err := Start(context.Background(), cfg, log); err == nil || !strings.Contains(err.Error(), "WALLET_TOKEN") {
 		t.Fatalf("non-loopback without a token: %v", err)
+	}
+}
+
+func TestWalletDaemonSignTxAndRPC(t *testing.T) {
+	e := newEnv(t, fastDaemon)
+	op := anon
+	rpc := func(body string) string {
+		return e.do("POST", "/rpc", op, body).must(t, 200).raw
+	}
+	// by name and by position, in a batch
+	out := rpc(`[{"jsonrpc":"2.0","id":1,"method":"wallet_import_mnemonic","params":{"name":"v","password":"pw-123","mnemonic":"abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"}},
+		{"jsonrpc":"2.0","id":2,"method":"wallet_list"}]`)
+	var batch []struct {
+		ID     int
+		Result map[string]any
+		Error  *struct {
+			Code int
+			Data map[string]string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &batch); err != nil || len(batch) != 2 || batch[0].Error != nil {
+		t.Fatalf("batch: %s", out)
+	}
+	id := batch[0].Result["wallet_id"].(string)
+	one := func(body string) (map[string]any, *struct {
+		Code int
+		Data map[string]string
+	}) {
+		var r struct {
+			Result map[string]any
+			Error  *struct {
+				Code int
+				Data map[string]string
+			}
+		}
+		json.Unmarshal([]byte(rpc(body)), &r)
+		return r.Result, r.Error
+	}
+	if _, e1 := one(`{"jsonrpc":"2.0","id":3,"method":"account_derive","params":["` + id + `","secp256k1","m/44'/60'/0'/0/0"]}`); e1 == nil || e1.Code != -32001 || e1.Data["code"] != "WALLET_LOCKED" {
+		t.Fatalf("derive while locked: %+v", e1)
+	}
+	if _, e1 := one(`{"jsonrpc":"2.0","id":4,"method":"wallet_unlock","params":["` + id + `","nope"]}`); e1 == nil || e1.Code != -32002 {
+		t.Fatalf("bad password: %+v", e1)
+	}
+	one(`{"jsonrpc":"2.0","id":5,"method":"wallet_unlock","params":{"wallet_id":"` + id + `","password":"pw-123"}}`)
+	acct, _ := one(`{"jsonrpc":"2.0","id":6,"method":"account_derive","params":["` + id + `","secp256k1","m/44'/60'/0'/0/0"]}`)
+	if acct["evm_address"] != "0x9858EfFD232B4033E47d90003D41EC34EcaEda94" {
+		t.Fatalf("rpc derive: %v", acct)
+	}
+	aid := acct["account_id"].(string)
+	for body, code := range map[string]int{
+		`{"jsonrpc":"2.0","id":7,"method":"nope"}`:                                -32601,
+		`{"jsonrpc":"2.0","id":8,"method":"sign_message","params":{"bogus":1}}`:   -32602,
+		`{"jsonrpc":"2.0","id":9,"method":"address_get","params":["missing-id"]}`: -32004,
+		`{"jsonrpc":"1.0","id":10,"method":"wallet_list"}`:                        -32600,
+	} {
+		if _, e1 := one(body); e1 == nil || e1.Code != code {
+			t.Errorf("%s: %+v, want %d", body, e1, code)
+		}
+	}
+	if r := rpc(`{"jsonrpc":"2.0","id":1,`); !strings.Contains(r, "-32700") {
+		t.Fatalf("parse error: %s", r)
+	}
+
+	// sign_tx evm: an unsigned EIP-1559 transaction in, a signed one out
+	to := common.HexToAddress("0x000000000000000000000000000000000000dEaD")
+	unsigned := types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: 3, GasTipCap: big.NewInt(1), GasFeeCap: big.NewInt(2e9), Gas: 21000, To: &to, Value: big.NewInt(5)})
+	ub, _ := unsigned.MarshalBinary()
+	st, e1 := one(`{"jsonrpc":"2.0","id":11,"method":"sign_tx","params":["` + aid + `","` + base64.StdEncoding.EncodeToString(ub) + `","evm"]}`)
+	if e1 != nil {
+		t.Fatalf("sign_tx: %+v", e1)
+	}
+	raw, _ := base64.StdEncoding.DecodeString(st["signed_tx_base64"].(string))
+	var signed types.Transaction
+	if err := signed.UnmarshalBinary(raw); err != nil {
+		t.Fatal(err)
+	}
+	from, err := types.Sender(types.LatestSignerForChainID(big.NewInt(1337)), &signed)
+	if err != nil || from.Hex() != "0x9858EfFD232B4033E47d90003D41EC34EcaEda94" || signed.Hash().Hex() != st["tx_hash"] || signed.Nonce() != 3 {
+		t.Fatalf("signed tx: from %s, %v", from.Hex(), err)
+	}
+	// REST sign/tx aitbc_v0 with an ed25519 account: Ed25519 over the bytes
+	ed := e.do("POST", "/v1/account/derive", op, map[string]string{"wallet_id": id}).must(t, 201)
+	txb := []byte("aitbc transfer 1")
+	r := e.do("POST", "/v1/sign/tx", op, map[string]string{"account_id": ed.str("account_id"), "tx_bytes_base64": base64.StdEncoding.EncodeToString(txb), "type": "aitbc_v0"}).must(t, 200)
+	sig, _ := base64.StdEncoding.DecodeString(r.str("signature_base64"))
+	pub, _ := hex.DecodeString(r.str("public_key_hex"))
+	blob, _ := base64.StdEncoding.DecodeString(r.str("signed_tx_base64"))
+	if !ed25519.Verify(pub, txb, sig) || !bytes.Equal(blob, append(append([]byte{}, txb...), sig...)) {
+		t.Fatalf("aitbc_v0: %s", r.raw)
+	}
+	e.do("POST", "/v1/sign/tx", op, map[string]string{"account_id": ed.str("account_id"), "tx_bytes_base64": base64.StdEncoding.EncodeToString(ub), "type": "evm"}).refused(t, 400, "BAD_REQUEST")
+	e.do("POST", "/v1/sign/tx", op, map[string]string{"account_id": aid, "tx_bytes_base64": "AAAA", "type": "evm"}).refused(t, 400, "BAD_REQUEST")
+
+	// ethers recovers the daemon's EIP-191 signature
+	node := needTool(t, "node")
+	msg := "daemon says hi"
+	s := e.do("POST", "/v1/sign/message", op, map[string]string{"account_id": aid, "message_base64": base64.StdEncoding.EncodeToString([]byte(msg))}).must(t, 200)
+	sb, _ := base64.StdEncoding.DecodeString(s.str("signature_base64"))
+	chk := runExample(t, e, "unused", []string{"MESSAGE=" + msg, "SIGNATURE=0x" + hex.EncodeToString(sb)}, node, "checks/verify_message.mjs")
+	if !strings.Contains(string(chk), "0x9858EfFD232B4033E47d90003D41EC34EcaEda94") {
+		t.Fatalf("ethers: %s", chk)
+	}
+
+	// /about names the algorithms and versions
+	ab := e.do("GET", "/about", op, nil).must(t, 200).raw
+	for _, want := range []string{"Argon2id", "XChaCha20-Poly1305", "SLIP-10", "github.com/ethereum/go-ethereum"} {
+		if !strings.Contains(ab, want) {
+			t.Errorf("/about lacks %q", want)
+		}
+	}
+}
+
+func TestWalletDaemonSignRateLimit(t *testing.T) {
+	e := newEnv(t, fastDaemon, func(c *Config) { c.SignRate, c.SignBurst = 1, 3 })
+	w := e.do("POST", "/v1/wallet/import-key", anon, map[string]string{"name": "k", "password": "pw", "curve": "ed25519", "private_key_hex": strings.Repeat("07", 32)}).must(t, 201)
+	e.do("POST", "/v1/wallet/unlock", anon, map[string]string{"wallet_id": w.str("wallet_id"), "password": "pw"}).must(t, 200)
+	body := map[string]string{"account_id": w.str("account_id"), "message_base64": "aGk="}
+	for range 3 {
+		e.do("POST", "/v1/sign/message", anon, body).must(t, 200)
+	}
+	r := e.do("POST", "/v1/sign/message", anon, body).refused(t, 429, "RATE_LIMIT")
+	if r.header.Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
 	}
 }

@@ -1,0 +1,252 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign/keys/hd"
+)
+
+// The daemon's sign/tx and /about routes, and its JSON-RPC mirror at /rpc
+// (seed 001 §6): the same service calls as the REST routes, with the
+// seed's method names, params by name (an object) or by position (an
+// array, in the seed's order), batches, and application error codes.
+
+type signTxReq struct {
+	AccountID     string `json:"account_id"`
+	TxBytesBase64 string `json:"tx_bytes_base64"`
+	Type          string `json:"type"`
+}
+type signTxResp struct {
+	SignatureBase64 string `json:"signature_base64"`
+	PublicKeyHex    string `json:"public_key_hex"`
+	Algo            string `json:"algo"`
+	SignedBase64    string `json:"signed_tx_base64"`
+	TxHash          string `json:"tx_hash,omitempty"`
+}
+
+func (s *Server) signTx(ctx context.Context, req signTxReq) (*signTxResp, error) {
+	tx, err := base64.StdEncoding.DecodeString(req.TxBytesBase64)
+	if err != nil {
+		return nil, countersign.Errorf(countersign.BadRequest, "tx_bytes_base64 is not base64")
+	}
+	st, err := s.Daemon.SignTx(ctx, req.AccountID, tx, req.Type, s.Svc.ChainID)
+	if err != nil {
+		return nil, err
+	}
+	return &signTxResp{SignatureBase64: base64.StdEncoding.EncodeToString(st.Signature), PublicKeyHex: hex.EncodeToString(st.PublicKey),
+		Algo: st.Algo, SignedBase64: base64.StdEncoding.EncodeToString(st.Signed), TxHash: st.TxHash}, nil
+}
+
+func (s *Server) daemonSignTx(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req signTxReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	out, err := s.signTx(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, out)
+}
+
+type aboutResp struct {
+	Service    string            `json:"service"`
+	Version    string            `json:"version"`
+	Go         string            `json:"go"`
+	Algorithms map[string]string `json:"algorithms"`
+	Parameters map[string]any    `json:"parameters"`
+	Libraries  map[string]string `json:"libraries"`
+}
+
+// about lists algorithms, parameters and library versions, for audits.
+func (s *Server) about(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	libs := map[string]string{}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			for _, want := range []string{"github.com/ethereum/go-ethereum", "golang.org/x/crypto", "github.com/tyler-smith/go-bip39",
+				"github.com/decred/dcrd/dcrec/secp256k1/v4", "modernc.org/sqlite", "github.com/golang-jwt/jwt/v5"} {
+				if d.Path == want {
+					libs[d.Path] = d.Version
+				}
+			}
+		}
+	}
+	return writeJSON(w, 200, aboutResp{Service: "countersign wallet daemon", Version: s.Version, Go: runtime.Version(),
+		Algorithms: map[string]string{
+			"keystore":           "v1-kdb: Argon2id (RFC 9106) + XChaCha20-Poly1305, header and metadata as associated data",
+			"mnemonic":           "BIP-39 (English, NFKD)",
+			"ed25519":            "SLIP-10, hardened derivation only; RFC 8032 signatures",
+			"secp256k1":          "BIP-32/BIP-44; EIP-191 message signatures; EIP-155/EIP-1559 transactions",
+			"address":            "bech32 (BIP-173) hrp \"ait\" of BLAKE2b-160(public key: 32-byte ed25519, 33-byte compressed secp256k1)",
+			"keys at rest (api)": "per-record data key under the master key, XChaCha20-Poly1305, record id as AAD",
+		},
+		Parameters: map[string]any{"argon2id": s.Daemon.Config().Argon2, "unlock_ttl_seconds": s.Daemon.Config().UnlockTTL.Seconds(),
+			"default_paths": map[string]string{"ed25519": hd.DefaultEd25519Path, "secp256k1": hd.DefaultSecp256k1Path}, "coin_type": hd.CoinType},
+		Libraries: libs})
+}
+
+// rpcParams decodes params by name (object) or by position (array).
+func rpcParams(raw json.RawMessage, names []string, v any) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		raw = []byte("{}")
+	}
+	if raw[0] == '[' {
+		var list []json.RawMessage
+		if err := json.Unmarshal(raw, &list); err != nil || len(list) > len(names) {
+			return &rpcError{Code: rpcInvalidParams, Message: "params: at most " + strings.Join(names, ", ")}
+		}
+		m := map[string]json.RawMessage{}
+		for i, p := range list {
+			m[names[i]] = p
+		}
+		raw, _ = json.Marshal(m)
+	}
+	if err := DecodeJSON(raw, v); err != nil {
+		return &rpcError{Code: rpcInvalidParams, Message: countersign.ErrorDetail(err)}
+	}
+	return nil
+}
+
+// daemonRPCError gives countersign errors the daemon's JSON-RPC codes.
+func daemonRPCError(err error) error {
+	if _, ok := err.(*rpcError); ok {
+		return err
+	}
+	code := map[countersign.Code]int{
+		countersign.BadRequest: rpcInvalidParams, core.WalletLocked: -32001, countersign.BadPassword: -32002,
+		countersign.Forbidden: -32003, countersign.NotFound: -32004, countersign.Conflict: -32009, countersign.RateLimit: -32029,
+	}[countersign.ErrorCode(err)]
+	if code == 0 {
+		code = rpcInternal
+	}
+	return &rpcError{Code: code, Message: countersign.ErrorDetail(err), Data: map[string]string{"code": string(countersign.ErrorCode(err))}}
+}
+
+func jsonOf(v any, err error) (json.RawMessage, error) {
+	if err != nil {
+		return nil, daemonRPCError(err)
+	}
+	b, err := json.Marshal(v)
+	return b, err
+}
+
+func (s *Server) daemonRPC(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	return s.serveJSONRPC(w, r, func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+		d := s.Daemon
+		switch method {
+		case "wallet_create":
+			var p daemonCreateReq
+			if err := rpcParams(params, []string{"name", "password", "mnemonic_len", "show_mnemonic"}, &p); err != nil {
+				return nil, err
+			}
+			id, m, err := d.CreateWallet(ctx, p.Name, p.Password, p.MnemonicLen)
+			out := daemonCreateResp{WalletID: id}
+			if p.ShowMnemonic {
+				out.Mnemonic = m
+			}
+			return jsonOf(out, err)
+		case "wallet_import_mnemonic":
+			var p daemonImportMnemonicReq
+			if err := rpcParams(params, []string{"name", "password", "mnemonic", "passphrase"}, &p); err != nil {
+				return nil, err
+			}
+			id, err := d.ImportMnemonic(ctx, p.Name, p.Password, p.Mnemonic, p.Passphrase)
+			return jsonOf(daemonCreateResp{WalletID: id}, err)
+		case "wallet_import_key":
+			var p daemonImportKeyReq
+			if err := rpcParams(params, []string{"name", "password", "curve", "private_key_hex"}, &p); err != nil {
+				return nil, err
+			}
+			id, a, err := d.ImportKey(ctx, p.Name, p.Password, p.Curve, p.PrivateKeyHex)
+			if err != nil {
+				return nil, daemonRPCError(err)
+			}
+			return jsonOf(daemonImportKeyResp{WalletID: id, AccountID: a.ID, Address: a.Address}, nil)
+		case "wallet_unlock":
+			var p daemonUnlockReq
+			if err := rpcParams(params, []string{"wallet_id", "password"}, &p); err != nil {
+				return nil, err
+			}
+			until, err := d.Unlock(ctx, p.WalletID, p.Password)
+			return jsonOf(daemonUnlockResp{WalletID: p.WalletID, UnlockedUntil: until}, err)
+		case "wallet_lock":
+			var p daemonLockReq
+			if err := rpcParams(params, []string{"wallet_id"}, &p); err != nil {
+				return nil, err
+			}
+			n, err := d.Lock(ctx, p.WalletID)
+			return jsonOf(daemonLockResp{Locked: n}, err)
+		case "wallet_list":
+			list, err := d.Wallets(ctx)
+			return jsonOf(daemonWalletsResp{Wallets: list}, err)
+		case "account_derive":
+			var p daemonDeriveReq
+			if err := rpcParams(params, []string{"wallet_id", "curve", "path"}, &p); err != nil {
+				return nil, err
+			}
+			a, err := d.Derive(ctx, p.WalletID, p.Curve, p.Path)
+			if err != nil {
+				return nil, daemonRPCError(err)
+			}
+			return jsonOf(toAccountJSON(a), nil)
+		case "account_list":
+			var p struct {
+				WalletID string `json:"wallet_id"`
+			}
+			if err := rpcParams(params, []string{"wallet_id"}, &p); err != nil {
+				return nil, err
+			}
+			list, err := d.Accounts(ctx, p.WalletID)
+			out := accountsResp{Accounts: []accountJSON{}}
+			for _, a := range list {
+				out.Accounts = append(out.Accounts, toAccountJSON(a))
+			}
+			return jsonOf(out, err)
+		case "address_get":
+			var p struct {
+				AccountID string `json:"account_id"`
+			}
+			if err := rpcParams(params, []string{"account_id"}, &p); err != nil {
+				return nil, err
+			}
+			a, err := d.Account(ctx, p.AccountID)
+			if err != nil {
+				return nil, daemonRPCError(err)
+			}
+			return jsonOf(addressJSON{Address: a.Address, Curve: a.Curve, EVMAddress: a.EVMAddress}, nil)
+		case "sign_message":
+			var p signMessageDaemonReq
+			if err := rpcParams(params, []string{"account_id", "message_base64"}, &p); err != nil {
+				return nil, err
+			}
+			msg, err := base64.StdEncoding.DecodeString(p.MessageBase64)
+			if err != nil {
+				return nil, &rpcError{Code: rpcInvalidParams, Message: "message_base64 is not base64"}
+			}
+			sm, err := d.SignMessage(ctx, p.AccountID, msg)
+			if err != nil {
+				return nil, daemonRPCError(err)
+			}
+			return jsonOf(signMessageDaemonResp{SignatureBase64: base64.StdEncoding.EncodeToString(sm.Signature), PublicKeyHex: hex.EncodeToString(sm.PublicKey), Algo: sm.Algo}, nil)
+		case "sign_tx":
+			var p signTxReq
+			if err := rpcParams(params, []string{"account_id", "tx_bytes_base64", "type"}, &p); err != nil {
+				return nil, err
+			}
+			return jsonOf(s.signTx(ctx, p))
+		default:
+			return nil, &rpcError{Code: rpcMethodNotFound, Message: "method not found: " + truncateStr(method, 64)}
+		}
+	})
+}
