@@ -119,7 +119,7 @@ func TestRouteTable(t *testing.T) {
 			t.Errorf("%s: incomplete route entry", k)
 		}
 		if (strings.HasPrefix(rt.Path, "/api/") || strings.HasPrefix(rt.Path, "/v1/")) && rt.Access == Anonymous && !map[string]bool{"/api/register": true, "/api/login": true, "/api/dev/info": true,
-			"/v1/auth/wallet/start": true, "/v1/auth/wallet/verify": true, "/v1/auth/email/start": true, "/v1/auth/email/verify": true, "/v1/auth/oidc/verify": true}[rt.Path] {
+			"/v1/auth/wallet/start": true, "/v1/auth/wallet/verify": true, "/v1/verify/receipt": true, "/v1/auth/email/start": true, "/v1/auth/email/verify": true, "/v1/auth/oidc/verify": true}[rt.Path] {
 			t.Errorf("%s is anonymous", k)
 		}
 	}

@@ -65,6 +65,8 @@ func Routes() []Route {
 		{Method: "GET", Path: "/v1/address/{account_id}", Access: Daemon, Summary: "Daemon: an account's address", Status: 200, Resp: addressJSON{}, h: (*Server).daemonAddress},
 		{Method: "POST", Path: "/v1/sign/message", Access: Daemon, Summary: "Daemon: sign a message (ed25519, or secp256k1 EIP-191)", Status: 200, Req: signMessageDaemonReq{}, Resp: signMessageDaemonResp{}, h: (*Server).daemonSignMessage},
 		{Method: "POST", Path: "/v1/sign/tx", Access: Daemon, Summary: "Daemon: sign a transaction (aitbc_v0 with ed25519, evm with secp256k1)", Status: 200, Req: signTxReq{}, Resp: signTxResp{}, h: (*Server).daemonSignTx},
+		{Method: "POST", Path: "/v1/sign/receipt", Access: Daemon, Summary: "Daemon: sign a job receipt's RFC 8785 canonical JSON", Status: 200, Req: signReceiptReq{}, Resp: signReceiptResp{}, h: (*Server).daemonSignReceipt},
+		{Method: "POST", Path: "/v1/verify/receipt", Access: Anonymous, Summary: "Verify a signed job receipt against a public key (no wallet needed)", Status: 200, Req: verifyReceiptReq{}, Resp: verifyReceiptResp{}, h: (*Server).verifyReceipt},
 		{Method: "POST", Path: "/rpc", Access: Daemon, Summary: "Daemon: JSON-RPC 2.0 mirror of the /v1 routes (seed method names, batches)", Status: 200, Req: rpcRequest{}, Resp: rpcResponse{}, h: (*Server).daemonRPC},
 		{Method: "GET", Path: "/about", Access: Daemon, Summary: "Daemon: algorithms, parameters and library versions, for audits", Status: 200, Resp: aboutResp{}, h: (*Server).about},
 		{Method: "GET", Path: "/.well-known/jwks.json", Access: Anonymous, Summary: "Public keys of session tokens", Status: 200, Resp: jwksResp{}, h: (*Server).jwks},

@@ -250,3 +250,63 @@ func (s *Server) daemonRPC(w http.ResponseWriter, r *http.Request, _ *core.Princ
 		}
 	})
 }
+
+type signReceiptReq struct {
+	AccountID string          `json:"account_id"`
+	Payload   json.RawMessage `json:"payload"`
+}
+type signReceiptResp struct {
+	SignatureBase64 string `json:"signature_base64"`
+	PublicKeyHex    string `json:"public_key_hex"`
+	Algo            string `json:"algo"`
+	Canonical       string `json:"canonical"`
+}
+
+func (s *Server) daemonSignReceipt(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req signReceiptReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	rc, err := core.ParseReceipt(req.Payload)
+	if err != nil {
+		return err
+	}
+	sm, canonical, err := s.Daemon.SignReceipt(r.Context(), req.AccountID, rc)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, signReceiptResp{SignatureBase64: base64.StdEncoding.EncodeToString(sm.Signature), PublicKeyHex: hex.EncodeToString(sm.PublicKey), Algo: sm.Algo, Canonical: string(canonical)})
+}
+
+type verifyReceiptReq struct {
+	Payload         json.RawMessage `json:"payload"`
+	SignatureBase64 string          `json:"signature_base64"`
+	PublicKeyHex    string          `json:"public_key_hex"`
+}
+type verifyReceiptResp struct {
+	Valid bool `json:"valid"`
+}
+
+func (s *Server) verifyReceipt(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req verifyReceiptReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	rc, err := core.ParseReceipt(req.Payload)
+	if err != nil {
+		return err
+	}
+	sig, err := base64.StdEncoding.DecodeString(req.SignatureBase64)
+	if err != nil {
+		return countersign.Errorf(countersign.BadRequest, "signature_base64 is not base64")
+	}
+	pub, err := hex.DecodeString(strings.TrimPrefix(req.PublicKeyHex, "0x"))
+	if err != nil || len(pub) == 0 {
+		return countersign.Errorf(countersign.BadRequest, "public_key_hex is not hex")
+	}
+	ok, err := core.VerifyReceipt(rc, sig, pub)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, verifyReceiptResp{Valid: ok})
+}

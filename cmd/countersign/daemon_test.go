@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"math/big"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -149,7 +150,7 @@ func TestWalletDaemonAuth(t *testing.T) {
 		e.do(rt.Method, path, apiKey(key), body, "X-Auth-Token", "daemon-token-0123456789").refused(t, 403, "FORBIDDEN")
 		n++
 	}
-	if n != 13 {
+	if n != 14 {
 		t.Fatalf("%d daemon routes", n)
 	}
 
@@ -283,5 +284,37 @@ func TestWalletDaemonSignRateLimit(t *testing.T) {
 	r := e.do("POST", "/v1/sign/message", anon, body).refused(t, 429, "RATE_LIMIT")
 	if r.header.Get("Retry-After") == "" {
 		t.Fatal("no Retry-After")
+	}
+}
+
+func TestReceipts(t *testing.T) {
+	e := newEnv(t, fastDaemon)
+	w := e.do("POST", "/v1/wallet/import-key", anon, map[string]string{"name": "m", "password": "pw", "curve": "ed25519", "private_key_hex": strings.Repeat("09", 32)}).must(t, 201)
+	k := e.do("POST", "/v1/wallet/import-key", anon, map[string]string{"name": "s", "password": "pw", "curve": "secp256k1", "private_key_hex": strings.Repeat("0a", 32)}).must(t, 201)
+	for _, id := range []string{w.str("wallet_id"), k.str("wallet_id")} {
+		e.do("POST", "/v1/wallet/unlock", anon, map[string]string{"wallet_id": id, "password": "pw"}).must(t, 200)
+	}
+	payload := map[string]any{"ts": 1767225600, "result_hash": "0xabc", "miner_id": "miner-7 \"é\" <ok>\n\t\u0001", "job_id": "job-42"}
+	for _, acct := range []string{w.str("account_id"), k.str("account_id")} {
+		s := e.do("POST", "/v1/sign/receipt", anon, map[string]any{"account_id": acct, "payload": payload}).must(t, 200)
+		want := `{"job_id":"job-42","miner_id":"miner-7 \"é\" <ok>\n\t\u0001","result_hash":"0xabc","ts":1767225600}`
+		if s.str("canonical") != want {
+			t.Fatalf("canonical form:\n%s\nwant\n%s", s.str("canonical"), want)
+		}
+		v := e.do("POST", "/v1/verify/receipt", anon, map[string]any{"payload": payload, "signature_base64": s.str("signature_base64"), "public_key_hex": s.str("public_key_hex")}).must(t, 200)
+		if v.body["valid"] != true {
+			t.Fatalf("receipt does not verify (%s)", s.str("algo"))
+		}
+		tampered := map[string]any{"ts": 1767225601, "result_hash": "0xabc", "miner_id": payload["miner_id"], "job_id": "job-42"}
+		if v := e.do("POST", "/v1/verify/receipt", anon, map[string]any{"payload": tampered, "signature_base64": s.str("signature_base64"), "public_key_hex": s.str("public_key_hex")}).must(t, 200); v.body["valid"] != false {
+			t.Fatal("a tampered receipt verifies")
+		}
+	}
+	e.do("POST", "/v1/sign/receipt", anon, map[string]any{"account_id": w.str("account_id"), "payload": map[string]any{"job_id": "j", "extra": 1}}).refused(t, 400, "BAD_REQUEST")
+	// an independent implementation: JSON.stringify with the keys in order is JCS for these types
+	node := needTool(t, "node")
+	out, err := exec.Command(node, "-e", `process.stdout.write(JSON.stringify({job_id:"job-42",miner_id:"miner-7 \"é\" <ok>\n\t\u0001",result_hash:"0xabc",ts:1767225600}))`).Output()
+	if err != nil || string(out) != `{"job_id":"job-42","miner_id":"miner-7 \"é\" <ok>\n\t\u0001","result_hash":"0xabc","ts":1767225600}` {
+		t.Fatalf("node's canonical form differs: %s %v", out, err)
 	}
 }
