@@ -213,6 +213,15 @@ type Store interface {
 	CreateDaemonAccount(ctx context.Context, a *DaemonAccount) error
 	DaemonAccount(ctx context.Context, id string) (*DaemonAccount, error)
 	DaemonAccounts(ctx context.Context, walletID string) ([]*DaemonAccount, error)
+	DaemonAccountByAddress(ctx context.Context, address string) (*DaemonAccount, error)
+
+	// The mock ledger of seed 001 (stage 1, until a chain is plugged in).
+	LedgerBalance(ctx context.Context, address string) (*big.Int, error)
+	// LedgerMove moves units from → to in the current transaction
+	// (from "" mints); InsufficientFunds if from cannot pay.
+	LedgerMove(ctx context.Context, from, to string, units *big.Int) error
+	AddLedgerTx(ctx context.Context, t *LedgerTx) error
+	LedgerTxByID(ctx context.Context, id string) (*LedgerTx, error)
 
 	SigningKeys(ctx context.Context) ([]*SigningKey, error)
 	AddSigningKey(ctx context.Context, k *SigningKey) error
@@ -321,6 +330,16 @@ type DaemonAccount struct {
 	PublicKey  []byte
 	EVMAddress string // secp256k1 only
 	CreatedAt  time.Time
+}
+
+// LedgerTx is a signed transfer on the mock ledger.
+type LedgerTx struct {
+	ID, From, To, Memo string
+	Units              *big.Int
+	Canonical          string // what the sender signed (RFC 8785 JSON)
+	Signature          []byte
+	PublicKey          []byte
+	CreatedAt          time.Time
 }
 
 // RawRPC is implemented by chains that can forward a read-only JSON-RPC

@@ -6,10 +6,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"math/big"
 	"net/http"
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/core"
@@ -126,6 +128,7 @@ func daemonRPCError(err error) error {
 	code := map[countersign.Code]int{
 		countersign.BadRequest: rpcInvalidParams, core.WalletLocked: -32001, countersign.BadPassword: -32002,
 		countersign.Forbidden: -32003, countersign.NotFound: -32004, countersign.Conflict: -32009, countersign.RateLimit: -32029,
+		countersign.InsufficientFunds: -32010,
 	}[countersign.ErrorCode(err)]
 	if code == 0 {
 		code = rpcInternal
@@ -239,6 +242,28 @@ func (s *Server) daemonRPC(w http.ResponseWriter, r *http.Request, _ *core.Princ
 				return nil, daemonRPCError(err)
 			}
 			return jsonOf(signMessageDaemonResp{SignatureBase64: base64.StdEncoding.EncodeToString(sm.Signature), PublicKeyHex: hex.EncodeToString(sm.PublicKey), Algo: sm.Algo}, nil)
+		case "ledger_getBalance":
+			var p struct {
+				Address string `json:"address"`
+			}
+			if err := rpcParams(params, []string{"address"}, &p); err != nil {
+				return nil, err
+			}
+			b, err := d.LedgerBalance(ctx, p.Address)
+			if err != nil {
+				return nil, daemonRPCError(err)
+			}
+			return jsonOf(ledgerBalance(p.Address, b), nil)
+		case "ledger_transfer":
+			var p ledgerTransferReq
+			if err := rpcParams(params, []string{"from", "to", "amount", "memo"}, &p); err != nil {
+				return nil, err
+			}
+			t, err := d.LedgerTransfer(ctx, p.From, p.To, p.Amount, p.Memo)
+			if err != nil {
+				return nil, daemonRPCError(err)
+			}
+			return jsonOf(ledgerTxJSON(t), nil)
 		case "sign_tx":
 			var p signTxReq
 			if err := rpcParams(params, []string{"account_id", "tx_bytes_base64", "type"}, &p); err != nil {
@@ -309,4 +334,85 @@ func (s *Server) verifyReceipt(w http.ResponseWriter, r *http.Request, _ *core.P
 		return err
 	}
 	return writeJSON(w, 200, verifyReceiptResp{Valid: ok})
+}
+
+type ledgerBalanceResp struct {
+	Address      string `json:"address"`
+	Balance      string `json:"balance"`
+	BalanceUnits string `json:"balance_units"`
+	Decimals     int    `json:"decimals"`
+}
+
+func ledgerBalance(addr string, units *big.Int) ledgerBalanceResp {
+	return ledgerBalanceResp{Address: addr, Balance: core.FormatLedgerAmount(units), BalanceUnits: units.String(), Decimals: core.LedgerDecimals}
+}
+
+func (s *Server) daemonLedgerBalance(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	addr := r.PathValue("address")
+	b, err := s.Daemon.LedgerBalance(r.Context(), addr)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, ledgerBalance(addr, b))
+}
+
+type ledgerTransferReq struct {
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Amount string `json:"amount"`
+	Memo   string `json:"memo,omitempty"`
+}
+type ledgerTxResp struct {
+	TxID            string    `json:"txid"`
+	From            string    `json:"from"`
+	To              string    `json:"to"`
+	Amount          string    `json:"amount"`
+	AmountUnits     string    `json:"amount_units"`
+	Memo            string    `json:"memo"`
+	Signed          string    `json:"signed"`
+	SignatureBase64 string    `json:"signature_base64"`
+	PublicKeyHex    string    `json:"public_key_hex"`
+	CreatedAt       time.Time `json:"created_at"`
+}
+
+func ledgerTxJSON(t *countersign.LedgerTx) ledgerTxResp {
+	return ledgerTxResp{TxID: t.ID, From: t.From, To: t.To, Amount: core.FormatLedgerAmount(t.Units), AmountUnits: t.Units.String(), Memo: t.Memo,
+		Signed: t.Canonical, SignatureBase64: base64.StdEncoding.EncodeToString(t.Signature), PublicKeyHex: hex.EncodeToString(t.PublicKey), CreatedAt: t.CreatedAt}
+}
+
+func (s *Server) daemonLedgerTransfer(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req ledgerTransferReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	t, err := s.Daemon.LedgerTransfer(r.Context(), req.From, req.To, req.Amount, req.Memo)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 201, ledgerTxJSON(t))
+}
+
+func (s *Server) daemonLedgerTx(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	t, err := s.Daemon.LedgerTx(r.Context(), r.PathValue("txid"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, ledgerTxJSON(t))
+}
+
+type ledgerFaucetReq struct {
+	Address string `json:"address"`
+	Amount  string `json:"amount"`
+}
+
+func (s *Server) daemonLedgerFaucet(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req ledgerFaucetReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	b, err := s.Daemon.LedgerFaucet(r.Context(), req.Address, req.Amount)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, ledgerBalance(req.Address, b))
 }

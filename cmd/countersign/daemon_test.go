@@ -150,7 +150,7 @@ func TestWalletDaemonAuth(t *testing.T) {
 		e.do(rt.Method, path, apiKey(key), body, "X-Auth-Token", "daemon-token-0123456789").refused(t, 403, "FORBIDDEN")
 		n++
 	}
-	if n != 14 {
+	if n != 18 {
 		t.Fatalf("%d daemon routes", n)
 	}
 
@@ -316,5 +316,55 @@ func TestReceipts(t *testing.T) {
 	out, err := exec.Command(node, "-e", `process.stdout.write(JSON.stringify({job_id:"job-42",miner_id:"miner-7 \"é\" <ok>\n\t\u0001",result_hash:"0xabc",ts:1767225600}))`).Output()
 	if err != nil || string(out) != `{"job_id":"job-42","miner_id":"miner-7 \"é\" <ok>\n\t\u0001","result_hash":"0xabc","ts":1767225600}` {
 		t.Fatalf("node's canonical form differs: %s %v", out, err)
+	}
+}
+
+func TestMockLedger(t *testing.T) {
+	e := newEnv(t, fastDaemon)
+	w := e.do("POST", "/v1/wallet/import-key", anon, map[string]string{"name": "a", "password": "pw", "curve": "ed25519", "private_key_hex": strings.Repeat("0b", 32)}).must(t, 201)
+	from := w.str("address")
+	other := e.do("POST", "/v1/wallet/import-key", anon, map[string]string{"name": "b", "password": "pw", "curve": "ed25519", "private_key_hex": strings.Repeat("0c", 32)}).must(t, 201)
+	to := other.str("address")
+
+	for amount, ok := range map[string]bool{"1": true, "0.000001": true, "123.456": true, "0": false, "-1": false, "1.0000001": false, "1e3": false, "01": false, "1.": false, ".5": false, "": false} {
+		r := e.do("POST", "/v1/ledger/faucet", anon, map[string]string{"address": from, "amount": amount})
+		if (r.status == 200) != ok {
+			t.Errorf("amount %q: %d %s", amount, r.status, r.raw)
+		}
+	}
+	bal := e.do("GET", "/v1/ledger/balance/"+from, anon, nil).must(t, 200)
+	if bal.str("balance") != "124.456001" || bal.str("balance_units") != "124456001" {
+		t.Fatalf("balance: %s", bal.raw)
+	}
+	body := map[string]string{"from": from, "to": to, "amount": "100.5", "memo": "payout job 42"}
+	e.do("POST", "/v1/ledger/transfer", anon, body).refused(t, 423, "WALLET_LOCKED")
+	e.do("POST", "/v1/wallet/unlock", anon, map[string]string{"wallet_id": w.str("wallet_id"), "password": "pw"}).must(t, 200)
+	tx := e.do("POST", "/v1/ledger/transfer", anon, body).must(t, 201)
+	if e.do("GET", "/v1/ledger/balance/"+from, anon, nil).must(t, 200).str("balance") != "23.956001" ||
+		e.do("GET", "/v1/ledger/balance/"+to, anon, nil).must(t, 200).str("balance") != "100.5" {
+		t.Fatal("balances after the transfer")
+	}
+	// the sender signed exactly what is recorded
+	got := e.do("GET", "/v1/ledger/tx/"+tx.str("txid"), anon, nil).must(t, 200)
+	sig, _ := base64.StdEncoding.DecodeString(got.str("signature_base64"))
+	pub, _ := hex.DecodeString(got.str("public_key_hex"))
+	if !ed25519.Verify(pub, []byte(got.str("signed")), sig) || !strings.Contains(got.str("signed"), `"amount_units":"100500000"`) {
+		t.Fatalf("transfer signature: %s", got.raw)
+	}
+	e.do("POST", "/v1/ledger/transfer", anon, map[string]string{"from": from, "to": to, "amount": "1000"}).refused(t, 422, "INSUFFICIENT_FUNDS")
+	e.do("POST", "/v1/ledger/transfer", anon, map[string]string{"from": to + "x", "to": to, "amount": "1"}).refused(t, 404, "NOT_FOUND")
+	// over JSON-RPC too
+	r := e.do("POST", "/rpc", anon, `{"jsonrpc":"2.0","id":1,"method":"ledger_transfer","params":["`+from+`","`+to+`","0.000001","rpc"]}`).must(t, 200)
+	if !strings.Contains(r.raw, `"amount":"0.000001"`) {
+		t.Fatalf("rpc transfer: %s", r.raw)
+	}
+	r = e.do("POST", "/rpc", anon, `{"jsonrpc":"2.0","id":2,"method":"ledger_getBalance","params":["`+to+`"]}`).must(t, 200)
+	if !strings.Contains(r.raw, `"balance":"100.500001"`) {
+		t.Fatalf("rpc balance: %s", r.raw)
+	}
+	// each transfer is an event in the outbox (for webhooks)
+	evs, _ := e.app.Svc.Store.EventsAfter(context.Background(), "daemon", 0, 10)
+	if len(evs) != 2 || evs[0].Type != "transfer" {
+		t.Fatalf("events: %v", evs)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -699,6 +700,77 @@ func (s *Store) DaemonAccounts(ctx context.Context, walletID string) ([]*counter
 		return nil, err
 	}
 	return collect(rows, scanDaemonAccount)
+}
+
+func (s *Store) DaemonAccountByAddress(ctx context.Context, addr string) (*countersign.DaemonAccount, error) {
+	a, err := scanDaemonAccount(s.reader(ctx).QueryRowContext(ctx, `SELECT `+daemonAccountCols+` FROM daemon_accounts WHERE address = ? ORDER BY created_at LIMIT 1`, addr))
+	return a, notFound("account", err)
+}
+
+// ---- mock ledger
+
+func (s *Store) LedgerBalance(ctx context.Context, addr string) (*big.Int, error) {
+	var u string
+	err := s.reader(ctx).QueryRowContext(ctx, `SELECT units FROM ledger_balances WHERE address = ?`, addr).Scan(&u)
+	if errors.Is(err, sql.ErrNoRows) {
+		return new(big.Int), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	v, ok := new(big.Int).SetString(u, 10)
+	if !ok {
+		return nil, fmt.Errorf("ledger: corrupt balance for %s", addr)
+	}
+	return v, nil
+}
+
+func (s *Store) LedgerMove(ctx context.Context, from, to string, units *big.Int) error {
+	return s.InTx(ctx, func(ctx context.Context) error {
+		if from != "" {
+			bal, err := s.LedgerBalance(ctx, from)
+			if err != nil {
+				return err
+			}
+			if bal.Cmp(units) < 0 {
+				return countersign.Errorf(countersign.InsufficientFunds, "%s holds less than the amount", from)
+			}
+			if err := s.setLedger(ctx, from, new(big.Int).Sub(bal, units)); err != nil {
+				return err
+			}
+		}
+		bal, err := s.LedgerBalance(ctx, to)
+		if err != nil {
+			return err
+		}
+		return s.setLedger(ctx, to, new(big.Int).Add(bal, units))
+	})
+}
+
+func (s *Store) setLedger(ctx context.Context, addr string, v *big.Int) error {
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO ledger_balances (address, units) VALUES (?, ?)
+ ON CONFLICT (address) DO UPDATE SET units = excluded.units`, addr, v.String())
+	return err
+}
+
+func (s *Store) AddLedgerTx(ctx context.Context, t *countersign.LedgerTx) error {
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO ledger_txs (id, from_addr, to_addr, units, memo, canonical, signature, public_key, created_at) VALUES (?,?,?,?,?,?,?,?,?)`,
+		t.ID, t.From, t.To, t.Units.String(), t.Memo, t.Canonical, t.Signature, t.PublicKey, ts(t.CreatedAt))
+	return err
+}
+
+func (s *Store) LedgerTxByID(ctx context.Context, id string) (*countersign.LedgerTx, error) {
+	var t countersign.LedgerTx
+	var units string
+	var at int64
+	err := s.reader(ctx).QueryRowContext(ctx, `SELECT id, from_addr, to_addr, units, memo, canonical, signature, public_key, created_at FROM ledger_txs WHERE id = ?`, id).
+		Scan(&t.ID, &t.From, &t.To, &units, &t.Memo, &t.Canonical, &t.Signature, &t.PublicKey, &at)
+	if err != nil {
+		return nil, notFound("ledger transaction", err)
+	}
+	t.Units, _ = new(big.Int).SetString(units, 10)
+	t.CreatedAt = fromTS(at)
+	return &t, nil
 }
 
 // ---- tokens and keys

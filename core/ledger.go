@@ -1,0 +1,138 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"math/big"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/keys/hd"
+)
+
+// The mock ledger of seed 001 (stage 1, until a chain node is plugged in):
+// balances and transfers in the store, in integer units. Amounts at the edge
+// are decimal strings with LedgerDecimals places ("123.456").
+
+// LedgerDecimals is the number of decimal places of ledger amounts:
+// 1 unit = 10^-6.
+const LedgerDecimals = 6
+
+var unitScale = new(big.Int).Exp(big.NewInt(10), big.NewInt(LedgerDecimals), nil)
+
+// ParseLedgerAmount parses "123.456" into units (123456000). Positive, at
+// most LedgerDecimals decimals, no sign or exponent.
+func ParseLedgerAmount(s string) (*big.Int, error) {
+	bad := countersign.Errorf(countersign.BadRequest, "amount must be a positive decimal with at most %d decimals, like \"123.456\"", LedgerDecimals)
+	whole, frac, _ := strings.Cut(s, ".")
+	if whole == "" || len(whole) > 30 || len(frac) > LedgerDecimals || strings.HasSuffix(s, ".") {
+		return nil, bad
+	}
+	for _, r := range whole + frac {
+		if r < '0' || r > '9' {
+			return nil, bad
+		}
+	}
+	if len(whole) > 1 && whole[0] == '0' {
+		return nil, bad
+	}
+	units, _ := new(big.Int).SetString(whole+frac+strings.Repeat("0", LedgerDecimals-len(frac)), 10)
+	if units.Sign() <= 0 {
+		return nil, bad
+	}
+	return units, nil
+}
+
+// FormatLedgerAmount renders units as a decimal string.
+func FormatLedgerAmount(units *big.Int) string {
+	return countersign.FormatUnits(units, LedgerDecimals)
+}
+
+// LedgerBalance returns an address's balance in units.
+func (d *Daemon) LedgerBalance(ctx context.Context, address string) (*big.Int, error) {
+	if _, err := hd.ParseAddress(address); err != nil {
+		return nil, countersign.Errorf(countersign.BadRequest, "address is not an ait1… address")
+	}
+	return d.svc.Store.LedgerBalance(ctx, address)
+}
+
+// LedgerFaucet credits an address (mock ledger only: there is no chain to
+// pay from).
+func (d *Daemon) LedgerFaucet(ctx context.Context, address, amount string) (*big.Int, error) {
+	if _, err := hd.ParseAddress(address); err != nil {
+		return nil, countersign.Errorf(countersign.BadRequest, "address is not an ait1… address")
+	}
+	units, err := ParseLedgerAmount(amount)
+	if err != nil {
+		return nil, err
+	}
+	err = d.svc.inTx(ctx, func(ctx context.Context) error {
+		if err := d.svc.Store.LedgerMove(ctx, "", address, units); err != nil {
+			return err
+		}
+		return d.svc.audit(ctx, DaemonOwner, "operator", "ledger.faucet", address, map[string]string{"units": units.String()})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d.svc.Store.LedgerBalance(ctx, address)
+}
+
+// LedgerTransfer moves an amount from a local account, which signs the
+// transfer (its RFC 8785 canonical JSON), to any ait address.
+func (d *Daemon) LedgerTransfer(ctx context.Context, from, to, amount, memo string) (*countersign.LedgerTx, error) {
+	if _, err := hd.ParseAddress(to); err != nil {
+		return nil, countersign.Errorf(countersign.BadRequest, "to is not an ait1… address")
+	}
+	if err := checkMemo(memo); err != nil {
+		return nil, err
+	}
+	units, err := ParseLedgerAmount(amount)
+	if err != nil {
+		return nil, err
+	}
+	acct, err := d.svc.Store.DaemonAccountByAddress(ctx, from)
+	if err != nil {
+		return nil, countersign.Errorf(countersign.NotFound, "from must be a local account of this daemon")
+	}
+	t := &countersign.LedgerTx{ID: uuid.NewString(), From: from, To: to, Memo: memo, Units: units, CreatedAt: d.svc.Clock.Now().UTC()}
+	var c bytes.Buffer
+	c.WriteString(`{"amount_units":"` + units.String() + `","from":`)
+	_ = jcsString(&c, from)
+	c.WriteString(`,"id":"` + t.ID + `","memo":`)
+	if err := jcsString(&c, memo); err != nil {
+		return nil, err
+	}
+	c.WriteString(`,"to":`)
+	_ = jcsString(&c, to)
+	c.WriteString(`}`)
+	t.Canonical = c.String()
+	sm, err := d.SignMessage(ctx, acct.ID, c.Bytes()) // locked wallet → WALLET_LOCKED
+	if err != nil {
+		return nil, err
+	}
+	t.Signature, t.PublicKey = sm.Signature, sm.PublicKey
+	err = d.svc.inTx(ctx, func(ctx context.Context) error {
+		if err := d.svc.Store.LedgerMove(ctx, from, to, units); err != nil {
+			return err
+		}
+		if err := d.svc.Store.AddLedgerTx(ctx, t); err != nil {
+			return err
+		}
+		if err := d.svc.audit(ctx, DaemonOwner, "operator", "ledger.transfer", t.ID, map[string]string{"from": from, "to": to, "units": units.String()}); err != nil {
+			return err
+		}
+		return d.svc.emit(ctx, DaemonOwner, "transfer", t.ID, map[string]string{"txid": t.ID, "from": from, "to": to, "amount": FormatLedgerAmount(units), "memo": memo})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// LedgerTx returns a transfer.
+func (d *Daemon) LedgerTx(ctx context.Context, id string) (*countersign.LedgerTx, error) {
+	return d.svc.Store.LedgerTxByID(ctx, id)
+}
