@@ -20,7 +20,6 @@ import (
 // 1 unit = 10^-6.
 const LedgerDecimals = 6
 
-var unitScale = new(big.Int).Exp(big.NewInt(10), big.NewInt(LedgerDecimals), nil)
 
 // ParseLedgerAmount parses "123.456" into units (123456000). Positive, at
 // most LedgerDecimals decimals, no sign or exponent.
