@@ -36,6 +36,13 @@ const (
 	CurveSecp256k1 = "secp256k1"
 )
 
+// DefaultPaths are the derivation paths used when none is given, and
+// CoinType the seed's provisional coin type in them.
+var DefaultPaths = map[string]string{CurveEd25519: hd.DefaultEd25519Path, CurveSecp256k1: hd.DefaultSecp256k1Path}
+
+// CoinType is seed 001's provisional coin type.
+const CoinType = hd.CoinType
+
 // DaemonConfig configures the daemon.
 type DaemonConfig struct {
 	UnlockTTL time.Duration   // default 120 s (UNLOCK_TTL_SEC)
@@ -291,7 +298,7 @@ func (d *Daemon) Derive(ctx context.Context, walletID, curve, path string) (*cou
 		curve = CurveEd25519
 	}
 	if path == "" {
-		path = map[string]string{CurveEd25519: hd.DefaultEd25519Path, CurveSecp256k1: hd.DefaultSecp256k1Path}[curve]
+		path = DefaultPaths[curve]
 	}
 	p, err := hd.ParsePath(path)
 	if err != nil {

@@ -20,7 +20,6 @@ import (
 // 1 unit = 10^-6.
 const LedgerDecimals = 6
 
-
 // ParseLedgerAmount parses "123.456" into units (123456000). Positive, at
 // most LedgerDecimals decimals, no sign or exponent.
 func ParseLedgerAmount(s string) (*big.Int, error) {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/core"
-	"github.com/countersign/countersign/keys/hd"
 )
 
 // The daemon's sign/tx and /about routes, and its JSON-RPC mirror at /rpc
@@ -93,7 +92,7 @@ func (s *Server) about(w http.ResponseWriter, r *http.Request, _ *core.Principal
 			"keys at rest (api)": "per-record data key under the master key, XChaCha20-Poly1305, record id as AAD",
 		},
 		Parameters: map[string]any{"argon2id": s.Daemon.Config().Argon2, "unlock_ttl_seconds": s.Daemon.Config().UnlockTTL.Seconds(),
-			"default_paths": map[string]string{"ed25519": hd.DefaultEd25519Path, "secp256k1": hd.DefaultSecp256k1Path}, "coin_type": hd.CoinType},
+			"default_paths": core.DefaultPaths, "coin_type": core.CoinType},
 		Libraries: libs})
 }
 
