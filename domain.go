@@ -223,6 +223,17 @@ type Store interface {
 	AddLedgerTx(ctx context.Context, t *LedgerTx) error
 	LedgerTxByID(ctx context.Context, id string) (*LedgerTx, error)
 
+	CreateWebhook(ctx context.Context, w *Webhook) error
+	Webhook(ctx context.Context, id string) (*Webhook, error)
+	// WebhooksFor returns the webhooks that see ownerID's events: its own,
+	// and the operator's (owner "daemon"), which see every owner's.
+	WebhooksFor(ctx context.Context, ownerID string) ([]*Webhook, error)
+	AddDelivery(ctx context.Context, d *Delivery) error
+	// DueDeliveries returns pending deliveries whose next attempt is due.
+	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*Delivery, error)
+	UpdateDelivery(ctx context.Context, d *Delivery) error
+	Deliveries(ctx context.Context, webhookID string, limit int) ([]*Delivery, error)
+
 	SigningKeys(ctx context.Context) ([]*SigningKey, error)
 	AddSigningKey(ctx context.Context, k *SigningKey) error
 
@@ -340,6 +351,30 @@ type LedgerTx struct {
 	Signature          []byte
 	PublicKey          []byte
 	CreatedAt          time.Time
+}
+
+// Webhook is a subscriber to events, called with HMAC-signed POSTs.
+type Webhook struct {
+	ID, OwnerID, URL string
+	Events           []string // exact types, or a prefix ending in "*"
+	SecretSealed     []byte
+	CreatedAt        time.Time
+}
+
+// Delivery states.
+const (
+	DeliveryPending   = "pending"
+	DeliveryDelivered = "delivered"
+	DeliveryDead      = "dead" // gave up after the last retry
+)
+
+// Delivery is one event on its way to one webhook, persisted in the same
+// transaction as the event, so nothing is lost across restarts.
+type Delivery struct {
+	ID, WebhookID, EventType, Payload, Status, LastError string
+	EventID                                              int64
+	Attempts, LastStatus                                 int
+	NextAttemptAt, CreatedAt, DeliveredAt                time.Time
 }
 
 // RawRPC is implemented by chains that can forward a read-only JSON-RPC

@@ -32,6 +32,7 @@ var allowed = map[string][]string{
 	"http":            {"", "core", "web"},
 	"web":             {},
 	"mailer":          {},
+	"notify":          {"core"},
 	"cloud/aws":       {},
 	"oidc":            {"core"},
 	"mcp":             {"", "core"},

@@ -95,6 +95,21 @@ func NewDaemon(svc *Service, ks countersign.KeyStore, cfg DaemonConfig) *Daemon 
 	return &Daemon{svc: svc, keys: ks, cfg: cfg, unlocked: map[string]*unlocked{}, limiter: rate.NewLimiter(rate.Limit(cfg.SignRate), cfg.SignBurst)}
 }
 
+// signedEvent audits a signature and emits the "signed" event (webhooks,
+// streams) in one transaction: what was signed is named by its hash only.
+func (d *Daemon) signedEvent(ctx context.Context, a *countersign.DaemonAccount, action string, details map[string]string) error {
+	return d.svc.inTx(ctx, func(ctx context.Context) error {
+		if err := d.svc.audit(ctx, DaemonOwner, "operator", action, a.ID, details); err != nil {
+			return err
+		}
+		payload := map[string]string{"account_id": a.ID, "address": a.Address}
+		for k, v := range details {
+			payload[k] = v
+		}
+		return d.svc.emit(ctx, DaemonOwner, "signed", a.ID, payload)
+	})
+}
+
 // Config returns the daemon's configuration (for /about).
 func (d *Daemon) Config() DaemonConfig { return d.cfg }
 
@@ -417,8 +432,8 @@ func (d *Daemon) SignMessage(ctx context.Context, accountID string, msg []byte) 
 		sig[64] += 27
 		out.Signature, out.Algo = sig, "secp256k1-eip191"
 	}
-	hash := crypto.Keccak256(msg)
-	return out, d.audit(ctx, "daemon.sign.message", a.ID, map[string]string{"algo": out.Algo, "message_hash": hex.EncodeToString(hash)})
+	hash := hex.EncodeToString(crypto.Keccak256(msg))
+	return out, d.signedEvent(ctx, a, "daemon.sign.message", map[string]string{"algo": out.Algo, "message_hash": hash})
 }
 
 // WalletInfo is a wallet as listed (never secrets).
@@ -550,7 +565,7 @@ func (d *Daemon) SignTx(ctx context.Context, accountID string, tx []byte, typ st
 		out.Signature = append(append(common.LeftPadBytes(r.Bytes(), 32), common.LeftPadBytes(s.Bytes(), 32)...), byte(v.Uint64()))
 		out.Algo, out.Signed, out.TxHash = "secp256k1", raw, signed.Hash().Hex()
 	}
-	return out, d.audit(ctx, "daemon.sign.tx", a.ID, map[string]string{"type": typ, "tx_hash": out.TxHash, "bytes_hash": hex.EncodeToString(crypto.Keccak256(tx))})
+	return out, d.signedEvent(ctx, a, "daemon.sign.tx", map[string]string{"type": typ, "tx_hash": out.TxHash, "bytes_hash": hex.EncodeToString(crypto.Keccak256(tx))})
 }
 
 // allowSign applies the signing rate limit.

@@ -75,6 +75,9 @@ func (s *Service) emit(ctx context.Context, owner, typ, subject string, payload 
 	if err := s.Store.AddEvent(ctx, e); err != nil {
 		return err
 	}
+	if err := s.enqueueDeliveries(ctx, e); err != nil {
+		return err
+	}
 	if owners, ok := ctx.Value(notifyKey{}).(*[]string); ok {
 		*owners = append(*owners, owner)
 	}

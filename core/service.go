@@ -79,6 +79,7 @@ type Service struct {
 	Broker *Broker
 	Omni   OmniConfig
 
+	Webhooks WebhookSender   // webhook deliveries; nil leaves them queued
 	Mailer   Mailer          // email login codes; nil disables email login
 	IDTokens IDTokenVerifier // OIDC login; nil disables it
 
@@ -205,6 +206,9 @@ func (s *Service) Run(ctx context.Context) {
 		}
 		if err := s.ExpirePending(ctx); err != nil && ctx.Err() == nil {
 			s.Log.Warn("expiry sweeper", "err", err)
+		}
+		if err := s.DeliverDue(ctx); err != nil && ctx.Err() == nil {
+			s.Log.Warn("webhook deliveries", "err", err)
 		}
 	}
 }

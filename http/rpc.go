@@ -415,3 +415,56 @@ func (s *Server) daemonLedgerFaucet(w http.ResponseWriter, r *http.Request, _ *c
 	}
 	return writeJSON(w, 200, ledgerBalance(req.Address, b))
 }
+
+type webhookReq struct {
+	URL    string   `json:"url"`
+	Events []string `json:"events"`
+}
+type webhookResp struct {
+	WebhookID string   `json:"webhook_id"`
+	URL       string   `json:"url"`
+	Events    []string `json:"events"`
+	Secret    string   `json:"secret"`
+}
+
+func (s *Server) daemonCreateWebhook(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req webhookReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	wh, secret, err := s.Svc.CreateWebhook(r.Context(), core.DaemonOwner, req.URL, req.Events)
+	if err != nil {
+		return err
+	}
+	// The secret is shown once: receivers check X-Countersign-Signature with it.
+	return writeJSON(w, 201, webhookResp{WebhookID: wh.ID, URL: wh.URL, Events: wh.Events, Secret: secret})
+}
+
+type deliveryJSON struct {
+	DeliveryID    string    `json:"delivery_id"`
+	EventID       int64     `json:"event_id"`
+	EventType     string    `json:"event_type"`
+	Status        string    `json:"status"`
+	Attempts      int       `json:"attempts"`
+	LastStatus    int       `json:"last_status,omitempty"`
+	LastError     string    `json:"last_error,omitempty"`
+	NextAttemptAt time.Time `json:"next_attempt_at"`
+	CreatedAt     time.Time `json:"created_at"`
+	DeliveredAt   time.Time `json:"delivered_at,omitzero"`
+}
+type deliveriesResp struct {
+	Deliveries []deliveryJSON `json:"deliveries"`
+}
+
+func (s *Server) daemonDeliveries(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	list, err := s.Svc.Deliveries(r.Context(), core.DaemonOwner, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	out := deliveriesResp{Deliveries: []deliveryJSON{}}
+	for _, d := range list {
+		out.Deliveries = append(out.Deliveries, deliveryJSON{DeliveryID: d.ID, EventID: d.EventID, EventType: d.EventType, Status: d.Status,
+			Attempts: d.Attempts, LastStatus: d.LastStatus, LastError: d.LastError, NextAttemptAt: d.NextAttemptAt, CreatedAt: d.CreatedAt, DeliveredAt: d.DeliveredAt})
+	}
+	return writeJSON(w, 200, out)
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/countersign/countersign/keys/keystore"
 	"github.com/countersign/countersign/mailer"
 	csmcp "github.com/countersign/countersign/mcp"
+	"github.com/countersign/countersign/notify"
 	oidcverify "github.com/countersign/countersign/oidc"
 	"github.com/countersign/countersign/signer/derived"
 	"github.com/countersign/countersign/signer/local"
@@ -110,6 +111,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 		return nil, err
 	}
 	a.Svc = svc
+	svc.Webhooks = notify.New()
 	if cfg.SMTPAddr != "" {
 		svc.Mailer = &mailer.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword}
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -771,6 +772,78 @@ func (s *Store) LedgerTxByID(ctx context.Context, id string) (*countersign.Ledge
 	t.Units, _ = new(big.Int).SetString(units, 10)
 	t.CreatedAt = fromTS(at)
 	return &t, nil
+}
+
+// ---- webhooks
+
+func (s *Store) CreateWebhook(ctx context.Context, w *countersign.Webhook) error {
+	ev, _ := json.Marshal(w.Events)
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO webhooks (id, owner_id, url, events, secret_sealed, created_at) VALUES (?,?,?,?,?,?)`,
+		w.ID, w.OwnerID, w.URL, string(ev), w.SecretSealed, ts(w.CreatedAt))
+	return err
+}
+
+func scanWebhook(r interface{ Scan(...any) error }) (*countersign.Webhook, error) {
+	var w countersign.Webhook
+	var ev string
+	var at int64
+	if err := r.Scan(&w.ID, &w.OwnerID, &w.URL, &ev, &w.SecretSealed, &at); err != nil {
+		return nil, err
+	}
+	_ = json.Unmarshal([]byte(ev), &w.Events)
+	w.CreatedAt = fromTS(at)
+	return &w, nil
+}
+
+func (s *Store) Webhook(ctx context.Context, id string) (*countersign.Webhook, error) {
+	w, err := scanWebhook(s.reader(ctx).QueryRowContext(ctx, `SELECT id, owner_id, url, events, secret_sealed, created_at FROM webhooks WHERE id = ?`, id))
+	return w, notFound("webhook", err)
+}
+
+func (s *Store) WebhooksFor(ctx context.Context, owner string) ([]*countersign.Webhook, error) {
+	rows, err := s.reader(ctx).QueryContext(ctx, `SELECT id, owner_id, url, events, secret_sealed, created_at FROM webhooks WHERE owner_id = ? OR owner_id = 'daemon' ORDER BY created_at`, owner)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanWebhook)
+}
+
+const deliveryCols = `id, webhook_id, event_id, event_type, payload, status, attempts, next_attempt_at, last_status, last_error, created_at, delivered_at`
+
+func scanDelivery(r interface{ Scan(...any) error }) (*countersign.Delivery, error) {
+	var d countersign.Delivery
+	var next, created, delivered int64
+	err := r.Scan(&d.ID, &d.WebhookID, &d.EventID, &d.EventType, &d.Payload, &d.Status, &d.Attempts, &next, &d.LastStatus, &d.LastError, &created, &delivered)
+	d.NextAttemptAt, d.CreatedAt, d.DeliveredAt = fromTS(next), fromTS(created), fromTS(delivered)
+	return &d, err
+}
+
+func (s *Store) AddDelivery(ctx context.Context, d *countersign.Delivery) error {
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO webhook_deliveries (`+deliveryCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+		d.ID, d.WebhookID, d.EventID, d.EventType, d.Payload, d.Status, d.Attempts, ts(d.NextAttemptAt), d.LastStatus, d.LastError, ts(d.CreatedAt), ts(d.DeliveredAt))
+	return err
+}
+
+func (s *Store) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]*countersign.Delivery, error) {
+	rows, err := s.reader(ctx).QueryContext(ctx, `SELECT `+deliveryCols+` FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?`, ts(now), limit)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanDelivery)
+}
+
+func (s *Store) UpdateDelivery(ctx context.Context, d *countersign.Delivery) error {
+	res, err := s.writer(ctx).ExecContext(ctx, `UPDATE webhook_deliveries SET status=?, attempts=?, next_attempt_at=?, last_status=?, last_error=?, delivered_at=? WHERE id=?`,
+		d.Status, d.Attempts, ts(d.NextAttemptAt), d.LastStatus, d.LastError, ts(d.DeliveredAt), d.ID)
+	return mustAffect(res, err, "delivery")
+}
+
+func (s *Store) Deliveries(ctx context.Context, webhookID string, limit int) ([]*countersign.Delivery, error) {
+	rows, err := s.reader(ctx).QueryContext(ctx, `SELECT `+deliveryCols+` FROM webhook_deliveries WHERE webhook_id = ? ORDER BY created_at DESC, id LIMIT ?`, webhookID, limit)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanDelivery)
 }
 
 // ---- tokens and keys

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"crypto/hmac"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/countersign/countersign/core"
+)
+
+// receiver is a webhook endpoint that fails a number of times first.
+type receiver struct {
+	mu       sync.Mutex
+	failures int
+	got      []map[string]any
+	headers  []http.Header
+	bodies   [][]byte
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failures > 0 {
+		r.failures--
+		http.Error(w, "try later", http.StatusServiceUnavailable)
+		return
+	}
+	var m map[string]any
+	json.Unmarshal(body, &m)
+	r.got, r.headers, r.bodies = append(r.got, m), append(r.headers, req.Header.Clone()), append(r.bodies, body)
+}
+
+func (r *receiver) count() int { r.mu.Lock(); defer r.mu.Unlock(); return len(r.got) }
+
+// waitUntil polls cond (the worker runs every 20 ms in tests).
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestWebhooksRetryAndSurviveRestart(t *testing.T) {
+	rcv := &receiver{failures: 2}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	dataDir := t.TempDir()
+	sameData := func(c *Config) { c.DataDir = dataDir }
+
+	e := newEnv(t, fastDaemon, sameData)
+	wh := e.do("POST", "/v1/webhooks", anon, map[string]any{"url": srv.URL + "/hook", "events": []string{"signed", "transaction.*"}}).must(t, 201)
+	secret, _ := hex.DecodeString(wh.str("secret"))
+	e.do("POST", "/v1/webhooks", anon, map[string]any{"url": "ftp://x", "events": []string{"signed"}}).refused(t, 400, "BAD_REQUEST")
+
+	// a signature makes a "signed" event
+	k := e.do("POST", "/v1/wallet/import-key", anon, map[string]string{"name": "k", "password": "pw", "curve": "ed25519", "private_key_hex": strings.Repeat("0d", 32)}).must(t, 201)
+	e.do("POST", "/v1/wallet/unlock", anon, map[string]string{"wallet_id": k.str("wallet_id"), "password": "pw"}).must(t, 200)
+	e.do("POST", "/v1/sign/message", anon, map[string]string{"account_id": k.str("account_id"), "message_base64": "aGk="}).must(t, 200)
+
+	log := func(e *env) []any {
+		return e.do("GET", "/v1/webhooks/"+wh.str("webhook_id")+"/deliveries", anon, nil).must(t, 200).body["deliveries"].([]any)
+	}
+	attempts := func(e *env) float64 { return log(e)[0].(map[string]any)["attempts"].(float64) }
+	waitUntil(t, "the first failed attempt", func() bool { return attempts(e) == 1 })
+	if d := log(e)[0].(map[string]any); d["status"] != "pending" || d["last_status"].(float64) != 503 {
+		t.Fatalf("after one failure: %v", d)
+	}
+	// restart before the retry: the delivery is in the database, not in memory
+	if err := e.app.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e2 := newEnv(t, fastDaemon, sameData)
+	e2.clock.Advance(3 * time.Second) // past the 2 s backoff
+	waitUntil(t, "the second attempt", func() bool { return attempts(e2) == 2 })
+	e2.clock.Advance(5 * time.Second) // past the 4 s backoff
+	waitUntil(t, "delivery", func() bool { return rcv.count() == 1 })
+	waitUntil(t, "the log to say delivered", func() bool { return log(e2)[0].(map[string]any)["status"] == "delivered" })
+
+	// what arrived, and that its signature checks out with the secret
+	rcv.mu.Lock()
+	got, h, body := rcv.got[0], rcv.headers[0], rcv.bodies[0]
+	rcv.mu.Unlock()
+	if got["type"] != "signed" || h.Get("X-Countersign-Event") != "signed" || h.Get("X-Countersign-Delivery") == "" {
+		t.Fatalf("delivery: %v %v", got, h)
+	}
+	want := core.SignDelivery(secret, h.Get("X-Countersign-Timestamp"), body)
+	if !hmac.Equal([]byte(h.Get("X-Countersign-Signature")), []byte(want)) {
+		t.Fatal("the signature does not verify with the webhook secret")
+	}
+	if strings.Contains(string(body), "aGk=") {
+		t.Fatal("the signed message itself was sent, not its hash")
+	}
+}
+
+func TestWebhookDeadLetter(t *testing.T) {
+	rcv := &receiver{failures: 1 << 30}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	e := newEnv(t, fastDaemon)
+	wh := e.do("POST", "/v1/webhooks", anon, map[string]any{"url": srv.URL, "events": []string{"*"}}).must(t, 201)
+	k := e.do("POST", "/v1/wallet/import-key", anon, map[string]string{"name": "k", "password": "pw", "curve": "ed25519", "private_key_hex": strings.Repeat("0e", 32)}).must(t, 201)
+	e.do("POST", "/v1/wallet/unlock", anon, map[string]string{"wallet_id": k.str("wallet_id"), "password": "pw"}).must(t, 200)
+	e.do("POST", "/v1/sign/message", anon, map[string]string{"account_id": k.str("account_id"), "message_base64": "aGk="}).must(t, 200)
+	status := func() (string, float64) {
+		d := e.do("GET", "/v1/webhooks/"+wh.str("webhook_id")+"/deliveries", anon, nil).must(t, 200).body["deliveries"].([]any)[0].(map[string]any)
+		return d["status"].(string), d["attempts"].(float64)
+	}
+	for i := 1; i <= core.MaxDeliveryAttempts; i++ {
+		waitUntil(t, "attempt", func() bool { _, n := status(); return int(n) >= i })
+		e.clock.Advance(2 * time.Hour)
+	}
+	if st, n := status(); st != "dead" || int(n) != core.MaxDeliveryAttempts {
+		t.Fatalf("after %d failures: %s (%v attempts)", core.MaxDeliveryAttempts, st, n)
+	}
+}
