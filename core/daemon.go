@@ -65,6 +65,16 @@ type unlocked struct {
 	kind    string
 	curve   string
 	expires time.Time
+	derived map[string][]byte // account id → private key, while unlocked
+}
+
+// wipe zeroes the seed and every derived key.
+func (u *unlocked) wipe() {
+	clear(u.secret)
+	for id, k := range u.derived {
+		clear(k)
+		delete(u.derived, id)
+	}
 }
 
 // Daemon is the wallet daemon's service.
@@ -258,9 +268,9 @@ func (d *Daemon) Unlock(ctx context.Context, walletID, password string) (time.Ti
 	exp := d.svc.Clock.Now().Add(d.cfg.UnlockTTL)
 	d.mu.Lock()
 	if old := d.unlocked[walletID]; old != nil {
-		clear(old.secret)
+		old.wipe()
 	}
-	d.unlocked[walletID] = &unlocked{secret: secret, kind: m.Kind, curve: m.Curve, expires: exp}
+	d.unlocked[walletID] = &unlocked{secret: secret, kind: m.Kind, curve: m.Curve, expires: exp, derived: map[string][]byte{}}
 	d.mu.Unlock()
 	return exp, d.audit(ctx, "daemon.unlock", walletID, map[string]string{"until": exp.UTC().Format(time.RFC3339)})
 }
@@ -272,7 +282,7 @@ func (d *Daemon) Lock(ctx context.Context, walletID string) (int, error) {
 	n := 0
 	for id, u := range d.unlocked {
 		if walletID == "" || id == walletID {
-			clear(u.secret)
+			u.wipe()
 			delete(d.unlocked, id)
 			n++
 		}
@@ -288,7 +298,7 @@ func (d *Daemon) Sweep() {
 	defer d.mu.Unlock()
 	for id, u := range d.unlocked {
 		if !now.Before(u.expires) {
-			clear(u.secret)
+			u.wipe()
 			delete(d.unlocked, id)
 		}
 	}
@@ -365,6 +375,15 @@ func (d *Daemon) accountKey(a *countersign.DaemonAccount) ([]byte, error) {
 			priv = append([]byte(nil), u.secret...)
 			return nil
 		}
+		if k, ok := u.derived[a.ID]; ok { // derived once per unlock
+			priv = append([]byte(nil), k...)
+			return nil
+		}
+		defer func() {
+			if priv != nil {
+				u.derived[a.ID] = append([]byte(nil), priv...)
+			}
+		}()
 		p, err := hd.ParsePath(a.Path)
 		if err != nil {
 			return err

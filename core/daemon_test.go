@@ -47,8 +47,21 @@ func TestDaemonZeroesSecrets(t *testing.T) {
 	if bytes.Equal(s, make([]byte, len(s))) {
 		t.Fatal("secret is zero while unlocked")
 	}
-	if n, _ := d.Lock(ctx, ""); n != 1 || !bytes.Equal(s, make([]byte, len(s))) {
-		t.Fatal("lock did not zero the secret")
+	a, err := d.Derive(ctx, id, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.SignMessage(ctx, a.ID, []byte("m")); err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	k := d.unlocked[id].derived[a.ID]
+	d.mu.Unlock()
+	if len(k) != 32 {
+		t.Fatal("the derived key is not cached while unlocked")
+	}
+	if n, _ := d.Lock(ctx, ""); n != 1 || !bytes.Equal(s, make([]byte, len(s))) || !bytes.Equal(k, make([]byte, 32)) {
+		t.Fatal("lock did not zero the seed and the derived keys")
 	}
 	s = secretOf()
 	clock.mu.Lock()

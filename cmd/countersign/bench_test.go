@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,7 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/accounts"
+	"github.com/ethereum/go-ethereum/crypto"
+
 	"github.com/countersign/countersign/auth"
+	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign/keys/hd"
 )
 
 // cpuTime is the process's user+system CPU time: server and client share
@@ -181,4 +188,47 @@ func BenchmarkDevDeriveAddress(b *testing.B) {
 			e.do("POST", "/dev/derive-address", bearer(testSignerToken), map[string]string{"omni_account": omni}).must(b, 200)
 		}
 	})
+}
+
+// BenchmarkDaemonSignMessage compares the daemon's HTTP signing path (auth,
+// rate limiter, decoding, key derivation from the unlocked seed, the audit
+// row and the outbox event, JSON) with bare in-process signing of the same
+// message. The target: HTTP keeps at least half the in-process rate.
+func BenchmarkDaemonSignMessage(b *testing.B) {
+	e := newEnv(b, fastDaemon, func(c *Config) { c.SignRate, c.SignBurst = 1e9, 1e9 })
+	id := e.do("POST", "/v1/wallet/import-mnemonic", anon, map[string]string{"name": "b", "password": "pw",
+		"mnemonic": "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"}).must(b, 201).str("wallet_id")
+	e.do("POST", "/v1/wallet/unlock", anon, map[string]string{"wallet_id": id, "password": "pw"}).must(b, 200)
+	msg := []byte("job 42 receipt")
+	for _, curve := range []string{"ed25519", "secp256k1"} {
+		acct := e.do("POST", "/v1/account/derive", anon, map[string]string{"wallet_id": id, "curve": curve}).must(b, 201).str("account_id")
+		seed, _ := hd.Seed("abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about", "")
+		b.Run(curve+"/in-process", func(b *testing.B) {
+			path, _ := hd.ParsePath(core.DefaultPaths[curve])
+			if curve == "ed25519" {
+				m, _ := hd.NewEd25519Master(seed)
+				k, _ := m.Derive(path)
+				priv := k.PrivateKey()
+				for b.Loop() {
+					ed25519.Sign(priv, msg)
+				}
+				return
+			}
+			m, _ := hd.NewMaster(seed)
+			k, _ := m.Derive(path)
+			priv, _ := crypto.ToECDSA(k.PrivateKey())
+			hash := accounts.TextHash(msg)
+			for b.Loop() {
+				if _, err := crypto.Sign(hash, priv); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(curve+"/http", func(b *testing.B) {
+			body := map[string]string{"account_id": acct, "message_base64": base64.StdEncoding.EncodeToString(msg)}
+			for b.Loop() {
+				e.do("POST", "/v1/sign/message", anon, body).must(b, 200)
+			}
+		})
+	}
 }

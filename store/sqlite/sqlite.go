@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -28,8 +29,10 @@ var migrations embed.FS
 
 // Store is a countersign.Store backed by one SQLite file.
 type Store struct {
-	w *sql.DB // one connection: every write transaction
-	r *sql.DB // readers
+	w       *sql.DB  // one connection: every write transaction
+	r       *sql.DB  // readers
+	stmts   sync.Map // stmtKey → *sql.Stmt
+	pending sync.Map // stmtKey → struct{}: seen inside a transaction, to prepare after it
 }
 
 var _ countersign.Store = (*Store)(nil)
@@ -83,8 +86,14 @@ func (s *Store) migrate(ctx context.Context) error {
 	return err
 }
 
-// Close closes both pools.
-func (s *Store) Close() error { return errors.Join(s.r.Close(), s.w.Close()) }
+// Close closes the prepared statements and both pools.
+func (s *Store) Close() error {
+	s.stmts.Range(func(k, v any) bool {
+		v.(*sql.Stmt).Close()
+		return true
+	})
+	return errors.Join(s.r.Close(), s.w.Close())
+}
 
 // Ping checks the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.r.PingContext(ctx) }
@@ -100,17 +109,91 @@ type querier interface {
 // reader returns the transaction in ctx, or the read pool.
 func (s *Store) reader(ctx context.Context) querier {
 	if tx, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
-		return tx
+		return cached{s: s, db: s.w, tx: tx}
 	}
-	return s.r
+	return cached{s: s, db: s.r}
 }
 
 // writer returns the transaction in ctx, or the write connection.
 func (s *Store) writer(ctx context.Context) querier {
 	if tx, ok := ctx.Value(txKey{}).(*sql.Tx); ok {
-		return tx
+		return cached{s: s, db: s.w, tx: tx}
 	}
-	return s.w
+	return cached{s: s, db: s.w}
+}
+
+// cached runs statements through prepared statements kept per pool and
+// query text: SQLite otherwise parses the same SQL on every call, which was
+// a fifth of the daemon's signing path.
+type cached struct {
+	s  *Store
+	db *sql.DB
+	tx *sql.Tx
+}
+
+type stmtKey struct {
+	db *sql.DB
+	q  string
+}
+
+func (c cached) stmt(ctx context.Context, q string) *sql.Stmt {
+	k := stmtKey{c.db, q}
+	if v, ok := c.s.stmts.Load(k); ok {
+		st := v.(*sql.Stmt)
+		if c.tx != nil {
+			return c.tx.StmtContext(ctx, st)
+		}
+		return st
+	}
+	if c.tx != nil {
+		// The writer's only connection is the transaction's: preparing on
+		// the pool now would wait for it forever. Run this one unprepared
+		// and prepare it once the transaction is over.
+		c.s.pending.Store(k, struct{}{})
+		return nil
+	}
+	st, err := c.db.PrepareContext(context.WithoutCancel(ctx), q)
+	if err != nil {
+		return nil
+	}
+	if prev, loaded := c.s.stmts.LoadOrStore(k, st); loaded {
+		st.Close()
+		st = prev.(*sql.Stmt)
+	}
+	if c.tx != nil {
+		return c.tx.StmtContext(ctx, st)
+	}
+	return st
+}
+
+func (c cached) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := c.stmt(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	if c.tx != nil {
+		return c.tx.ExecContext(ctx, q, args...)
+	}
+	return c.db.ExecContext(ctx, q, args...)
+}
+
+func (c cached) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := c.stmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	if c.tx != nil {
+		return c.tx.QueryContext(ctx, q, args...)
+	}
+	return c.db.QueryContext(ctx, q, args...)
+}
+
+func (c cached) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := c.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	if c.tx != nil {
+		return c.tx.QueryRowContext(ctx, q, args...)
+	}
+	return c.db.QueryRowContext(ctx, q, args...)
 }
 
 // InTx runs fn in one immediate (write-locked) transaction. Nested calls
@@ -123,11 +206,30 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) er
 	if err != nil {
 		return err
 	}
+	defer s.preparePending()
 	if err := fn(context.WithValue(ctx, txKey{}, tx)); err != nil {
 		tx.Rollback()
 		return err
 	}
 	return tx.Commit()
+}
+
+// preparePending prepares, outside any transaction, the statements first
+// met inside one.
+func (s *Store) preparePending() {
+	s.pending.Range(func(k, _ any) bool {
+		s.pending.Delete(k)
+		key := k.(stmtKey)
+		if _, ok := s.stmts.Load(key); ok {
+			return true
+		}
+		if st, err := key.db.Prepare(key.q); err == nil {
+			if _, loaded := s.stmts.LoadOrStore(key, st); loaded {
+				st.Close()
+			}
+		}
+		return true
+	})
 }
 
 func ts(t time.Time) int64 {
