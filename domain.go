@@ -172,6 +172,10 @@ type Store interface {
 	AddEvent(ctx context.Context, e *Event) error
 	EventsAfter(ctx context.Context, ownerID string, afterID int64, limit int) ([]*Event, error)
 	LastEventID(ctx context.Context, ownerID string) (int64, error)
+	// AllEventsAfter and LastEventIDAll span every owner (the operator's
+	// local event stream).
+	AllEventsAfter(ctx context.Context, afterID int64, limit int) ([]*Event, error)
+	LastEventIDAll(ctx context.Context) (int64, error)
 
 	RevokeToken(ctx context.Context, jti string, expires time.Time) error
 	TokenRevoked(ctx context.Context, jti string) (bool, error)

@@ -39,14 +39,19 @@ func (b *Broker) Subscribe(owner string) (<-chan struct{}, func()) {
 	}
 }
 
-// Notify wakes owner's listeners.
+// AllOwners subscribes to every owner's events.
+const AllOwners = "*"
+
+// Notify wakes owner's listeners and those of AllOwners.
 func (b *Broker) Notify(owner string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for ch := range b.subs[owner] {
-		select {
-		case ch <- struct{}{}:
-		default: // already has a pending wake-up
+	for _, key := range []string{owner, AllOwners} {
+		for ch := range b.subs[key] {
+			select {
+			case ch <- struct{}{}:
+			default: // already has a pending wake-up
+			}
 		}
 	}
 }

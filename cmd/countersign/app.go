@@ -181,6 +181,15 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 				}
 			}
 		}()
+		if cfg.EventsSocket != "" {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := notify.ServeEventSocket(runCtx, cfg.EventsSocket, svc, log); err != nil {
+					log.Warn("event socket", "path", cfg.EventsSocket, "err", err)
+				}
+			}()
+		}
 		svc.Run(runCtx)
 		wg.Wait()
 	}()

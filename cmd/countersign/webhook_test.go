@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"crypto/hmac"
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -123,5 +127,33 @@ func TestWebhookDeadLetter(t *testing.T) {
 	}
 	if st, n := status(); st != "dead" || int(n) != core.MaxDeliveryAttempts {
 		t.Fatalf("after %d failures: %s (%v attempts)", core.MaxDeliveryAttempts, st, n)
+	}
+}
+
+func TestEventSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "ev.sock")
+	e := newEnv(t, fastDaemon, func(c *Config) { c.EventsSocket = sock })
+	var conn net.Conn
+	waitUntil(t, "the socket", func() bool {
+		var err error
+		conn, err = net.Dial("unix", sock)
+		return err == nil
+	})
+	defer conn.Close()
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode: %v %v", fi, err)
+	}
+	time.Sleep(100 * time.Millisecond) // the stream starts after the current last event
+	k := e.do("POST", "/v1/wallet/import-key", anon, map[string]string{"name": "k", "password": "pw", "curve": "secp256k1", "private_key_hex": strings.Repeat("0f", 32)}).must(t, 201)
+	e.do("POST", "/v1/wallet/unlock", anon, map[string]string{"wallet_id": k.str("wallet_id"), "password": "pw"}).must(t, 200)
+	e.do("POST", "/v1/sign/message", anon, map[string]string{"account_id": k.str("account_id"), "message_base64": "aGk="}).must(t, 200)
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev map[string]any
+	if err := json.Unmarshal([]byte(line), &ev); err != nil || ev["type"] != "signed" || ev["owner"] != "daemon" {
+		t.Fatalf("event line: %s", line)
 	}
 }

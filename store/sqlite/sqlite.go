@@ -948,6 +948,26 @@ func (s *Store) Deliveries(ctx context.Context, webhookID string, limit int) ([]
 	return collect(rows, scanDelivery)
 }
 
+func (s *Store) AllEventsAfter(ctx context.Context, after int64, limit int) ([]*countersign.Event, error) {
+	rows, err := s.reader(ctx).QueryContext(ctx, `SELECT id, owner_id, type, subject, payload, created_at FROM events WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, func(r interface{ Scan(...any) error }) (*countersign.Event, error) {
+		var e countersign.Event
+		var at int64
+		err := r.Scan(&e.ID, &e.OwnerID, &e.Type, &e.Subject, &e.Payload, &at)
+		e.CreatedAt = fromTS(at)
+		return &e, err
+	})
+}
+
+func (s *Store) LastEventIDAll(ctx context.Context) (int64, error) {
+	var n sql.NullInt64
+	err := s.reader(ctx).QueryRowContext(ctx, `SELECT MAX(id) FROM events`).Scan(&n)
+	return n.Int64, err
+}
+
 // ---- tokens and keys
 
 func (s *Store) RevokeToken(ctx context.Context, jti string, exp time.Time) error {
