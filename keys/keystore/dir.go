@@ -3,7 +3,6 @@ package keystore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -28,58 +27,14 @@ func (d Dir) file(id string) (string, error) {
 	return filepath.Join(d.Path, id+".kdb"), nil
 }
 
-// Put writes atomically: temp file (0600), fsync, verify(read-back),
-// rename, directory fsync.
+// Put writes atomically (see writeAtomic): temp file (0600), fsync,
+// verify(read-back), rename, directory fsync.
 func (d Dir) Put(_ context.Context, id string, blob []byte, verify func([]byte) error) error {
 	path, err := d.file(id)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(d.Path, 0o700); err != nil {
-		return err
-	}
-	if err := os.Chmod(d.Path, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(d.Path, ".tmp-*.kdb")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(blob); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	back, err := os.ReadFile(tmp)
-	if err != nil {
-		return err
-	}
-	if verify != nil {
-		if err := verify(back); err != nil {
-			return fmt.Errorf("keystore: the written file does not verify: %w", err)
-		}
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	dir, err := os.Open(d.Path)
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
+	return writeAtomic(path, blob, verify)
 }
 
 // Get reads a wallet's file.

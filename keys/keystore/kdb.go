@@ -141,10 +141,21 @@ func Decrypt(b, password []byte) (secret, meta []byte, err error) {
 	return secret, bytes.Clone(h.Meta), nil
 }
 
-// WriteFile writes a v1-kdb file atomically and durably: a temp file in
-// the same directory (0600; the directory 0700), fsync, a read-back that
-// must decrypt with password, rename, and an fsync of the directory.
+// WriteFile writes a v1-kdb file atomically and durably (see writeAtomic);
+// the read-back must decrypt with password.
 func WriteFile(path string, blob, password []byte) error {
+	return writeAtomic(path, blob, func(back []byte) error {
+		secret, _, err := Decrypt(back, password)
+		clear(secret)
+		return err
+	})
+}
+
+// writeAtomic writes blob to path: a temp file in the same directory
+// (0600; the directory 0700), fsync, verify(read-back) when verify is
+// non-nil, rename, and an fsync of the directory. A blob that fails
+// verification is never renamed into place.
+func writeAtomic(path string, blob []byte, verify func([]byte) error) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -177,11 +188,11 @@ func WriteFile(path string, blob, password []byte) error {
 	if err != nil {
 		return err
 	}
-	secret, _, err := Decrypt(back, password)
-	if err != nil {
-		return fmt.Errorf("keystore: the written file does not decrypt: %w", err)
+	if verify != nil {
+		if err := verify(back); err != nil {
+			return fmt.Errorf("keystore: the written file does not verify: %w", err)
+		}
 	}
-	clear(secret)
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
