@@ -594,3 +594,34 @@ func (d *Daemon) allowSign() error {
 	}
 	return nil
 }
+
+// Export returns an account's key encrypted with exportPassword, so it only
+// leaves encrypted: a Web3 v3 keystore (secp256k1; geth, MetaMask and ethers
+// read it) or a v1-kdb file of the raw key (ed25519). The wallet must be
+// unlocked.
+func (d *Daemon) Export(ctx context.Context, accountID, exportPassword string, scryptN int) (format string, blob []byte, err error) {
+	if len(exportPassword) < 8 {
+		return "", nil, countersign.Errorf(countersign.BadRequest, "export_password must be at least 8 characters")
+	}
+	a, err := d.svc.Store.DaemonAccount(ctx, accountID)
+	if err != nil {
+		return "", nil, err
+	}
+	priv, err := d.accountKey(a)
+	if err != nil {
+		return "", nil, err
+	}
+	defer clear(priv)
+	if a.Curve == CurveSecp256k1 {
+		blob, err = keystore.ExportV3(priv, exportPassword, scryptN, 1)
+		format = "web3-v3"
+	} else {
+		meta, _ := json.Marshal(map[string]string{"kind": "key", "curve": a.Curve, "address": a.Address})
+		blob, err = keystore.Encrypt(priv, []byte(exportPassword), meta, d.cfg.Argon2)
+		format = "v1-kdb"
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	return format, blob, d.audit(ctx, "daemon.export", a.ID, map[string]string{"format": format})
+}

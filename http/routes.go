@@ -73,6 +73,7 @@ func Routes() []Route {
 		{Method: "POST", Path: "/v1/ledger/faucet", Access: Daemon, Summary: "Mock ledger: credit an address (no chain to pay from)", Status: 200, Req: ledgerFaucetReq{}, Resp: ledgerBalanceResp{}, h: (*Server).daemonLedgerFaucet},
 		{Method: "POST", Path: "/v1/webhooks", Access: Daemon, Summary: "Subscribe a URL to events (signed, transfer, transaction.*): HMAC-signed, retried, logged", Status: 201, Req: webhookReq{}, Resp: webhookResp{}, h: (*Server).daemonCreateWebhook},
 		{Method: "GET", Path: "/v1/webhooks/{id}/deliveries", Access: Daemon, Summary: "A webhook's delivery log", Status: 200, Resp: deliveriesResp{}, h: (*Server).daemonDeliveries},
+		{Method: "POST", Path: "/v1/wallet/export", Access: Daemon, Summary: "Daemon: export an account's key, encrypted (v3 keystore for secp256k1, v1-kdb for ed25519)", Status: 200, Req: exportReq{}, Resp: exportResp{}, h: (*Server).daemonExport},
 		{Method: "POST", Path: "/rpc", Access: Daemon, Summary: "Daemon: JSON-RPC 2.0 mirror of the /v1 routes (seed method names, batches)", Status: 200, Req: rpcRequest{}, Resp: rpcResponse{}, h: (*Server).daemonRPC},
 		{Method: "GET", Path: "/about", Access: Daemon, Summary: "Daemon: algorithms, parameters and library versions, for audits", Status: 200, Resp: aboutResp{}, h: (*Server).about},
 		{Method: "GET", Path: "/.well-known/jwks.json", Access: Anonymous, Summary: "Public keys of session tokens", Status: 200, Resp: jwksResp{}, h: (*Server).jwks},

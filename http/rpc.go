@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"math/big"
 	"net/http"
 	"runtime"
@@ -143,8 +144,11 @@ func jsonOf(v any, err error) (json.RawMessage, error) {
 	return b, err
 }
 
-func (s *Server) daemonRPC(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+func (s *Server) daemonRPC(w http.ResponseWriter, r *http.Request, principal *core.Principal) error {
 	return s.serveJSONRPC(w, r, func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
+		if out, ok, err := s.bridgedRPC(ctx, method, params, principal); ok {
+			return out, err
+		}
 		d := s.Daemon
 		switch method {
 		case "wallet_create":
@@ -190,6 +194,9 @@ func (s *Server) daemonRPC(w http.ResponseWriter, r *http.Request, _ *core.Princ
 			n, err := d.Lock(ctx, p.WalletID)
 			return jsonOf(daemonLockResp{Locked: n}, err)
 		case "wallet_list":
+			if err := rpcParams(params, nil, &struct{}{}); err != nil {
+				return nil, err
+			}
 			list, err := d.Wallets(ctx)
 			return jsonOf(daemonWalletsResp{Wallets: list}, err)
 		case "account_derive":
@@ -467,4 +474,104 @@ func (s *Server) daemonDeliveries(w http.ResponseWriter, r *http.Request, _ *cor
 			Attempts: d.Attempts, LastStatus: d.LastStatus, LastError: d.LastError, NextAttemptAt: d.NextAttemptAt, CreatedAt: d.CreatedAt, DeliveredAt: d.DeliveredAt})
 	}
 	return writeJSON(w, 200, out)
+}
+
+type exportReq struct {
+	AccountID      string `json:"account_id"`
+	ExportPassword string `json:"export_password"`
+}
+type exportResp struct {
+	Format string `json:"format"`
+	Blob   string `json:"keystore_base64"`
+}
+
+func (s *Server) daemonExport(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req exportReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	format, blob, err := s.Daemon.Export(r.Context(), req.AccountID, req.ExportPassword, s.ExportScryptN)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, exportResp{Format: format, Blob: base64.StdEncoding.EncodeToString(blob)})
+}
+
+// rpcBridge gives the daemon's remaining routes JSON-RPC method names. A
+// bridged call runs the route's own handler on an in-memory request, so
+// the REST and RPC surfaces cannot drift apart. params names the
+// positional order; a name in the route's path ({txid}) is taken from the
+// params and the rest form the JSON body.
+var rpcBridge = map[string]struct {
+	method, path string
+	params       []string
+}{
+	"sign_receipt":       {"POST", "/v1/sign/receipt", []string{"account_id", "payload"}},
+	"verify_receipt":     {"POST", "/v1/verify/receipt", []string{"payload", "signature_base64", "public_key_hex"}},
+	"ledger_getTx":       {"GET", "/v1/ledger/tx/{txid}", []string{"txid"}},
+	"ledger_faucet":      {"POST", "/v1/ledger/faucet", []string{"address", "amount"}},
+	"webhook_create":     {"POST", "/v1/webhooks", []string{"url", "events"}},
+	"webhook_deliveries": {"GET", "/v1/webhooks/{id}/deliveries", []string{"id"}},
+	"wallet_export":      {"POST", "/v1/wallet/export", []string{"account_id", "export_password"}},
+	"about":              {"GET", "/about", nil},
+}
+
+// memResponse is the ResponseWriter of a bridged call.
+type memResponse struct {
+	h      http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (m *memResponse) Header() http.Header         { return m.h }
+func (m *memResponse) WriteHeader(code int)        { m.status = code }
+func (m *memResponse) Write(b []byte) (int, error) { return m.body.Write(b) }
+
+func (s *Server) bridgedRPC(ctx context.Context, method string, params json.RawMessage, p *core.Principal) (json.RawMessage, bool, error) {
+	b, ok := rpcBridge[method]
+	if !ok {
+		return nil, false, nil
+	}
+	var h func(*Server, http.ResponseWriter, *http.Request, *core.Principal) error
+	for _, rt := range Routes() {
+		if rt.Method == b.method && rt.Path == b.path {
+			h = rt.h
+		}
+	}
+	args := map[string]json.RawMessage{}
+	if err := rpcParams(params, b.params, &args); err != nil {
+		return nil, true, err
+	}
+	bad := &rpcError{Code: rpcInvalidParams, Message: "params: " + strings.Join(b.params, ", ")}
+	pathValues := map[string]string{}
+	for _, name := range b.params {
+		if !strings.Contains(b.path, "{"+name+"}") {
+			continue
+		}
+		var str string
+		if json.Unmarshal(args[name], &str) != nil || str == "" {
+			return nil, true, &rpcError{Code: rpcInvalidParams, Message: name + " must be a non-empty string"}
+		}
+		pathValues[name] = str
+		delete(args, name)
+	}
+	var body io.Reader = http.NoBody
+	if b.method == "POST" {
+		raw, _ := json.Marshal(args)
+		body = bytes.NewReader(raw)
+	} else if len(args) > 0 {
+		return nil, true, bad
+	}
+	req, err := http.NewRequestWithContext(ctx, b.method, b.path, body)
+	if err != nil {
+		return nil, true, bad
+	}
+	for k, v := range pathValues {
+		req.SetPathValue(k, v)
+	}
+	res := &memResponse{h: http.Header{}, status: 200}
+	if err := h(s, res, req, p); err != nil {
+		return nil, true, daemonRPCError(err)
+	}
+	return json.RawMessage(bytes.TrimSpace(res.body.Bytes())), true, nil
 }

@@ -52,8 +52,9 @@ type Server struct {
 	ServiceToken string
 	// Daemon is the local wallet daemon behind /v1/wallet…; WalletToken,
 	// when set, is the X-Auth-Token its routes require.
-	Daemon      *core.Daemon
-	WalletToken string
+	Daemon        *core.Daemon
+	WalletToken   string
+	ExportScryptN int // scrypt N of exported v3 keystores (default 2^18, geth's standard)
 
 	tmplOnce sync.Once
 	tmpl     *template.Template
@@ -101,7 +102,7 @@ type Route struct {
 
 // NewServer builds the server and registers its metrics on reg.
 func NewServer(svc *core.Service, log *slog.Logger, dev DevChain, reg *prometheus.Registry) *Server {
-	s := &Server{Svc: svc, Log: log, Dev: dev, Registry: reg, ApprovalWait: 2 * time.Minute}
+	s := &Server{Svc: svc, Log: log, Dev: dev, Registry: reg, ApprovalWait: 2 * time.Minute, ExportScryptN: 1 << 18}
 	s.metrics.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "countersign_http_requests_total", Help: "HTTP requests by route and status.",
 	}, []string{"route", "code"})

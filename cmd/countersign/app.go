@@ -143,6 +143,9 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 	}
 	srv.Daemon = core.NewDaemon(svc, ks, core.DaemonConfig{UnlockTTL: cfg.UnlockTTL, Argon2: cfg.DaemonArgon, SignRate: cfg.SignRate, SignBurst: cfg.SignBurst})
 	srv.WalletToken = cfg.WalletToken
+	if cfg.ExportScryptN != 0 {
+		srv.ExportScryptN = cfg.ExportScryptN
+	}
 	srv.MCP = csmcp.Handler(svc)
 	srv.Explorer = cfg.Explorer
 

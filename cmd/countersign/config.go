@@ -49,6 +49,7 @@ type Config struct {
 	UnlockTTL     time.Duration
 	DaemonArgon   keystore.Params
 	WalletToken   string
+	ExportScryptN int    // scrypt N of exported v3 keystores; 0 is geth's standard 2^18
 	EventsSocket  string // "" disables; default DATA_DIR/events.sock
 	SignRate      float64
 	SignBurst     int

@@ -141,6 +141,7 @@ func loginCmd(ctx context.Context, args []string, getenv func(string) string, st
 // apiClient is a small JSON client for the CLI.
 type apiClient struct {
 	base, bearer string
+	authToken    string // X-Auth-Token for the wallet daemon
 	http         *http.Client
 }
 
@@ -160,8 +161,16 @@ func (c *apiClient) post(ctx context.Context, path string, in, out any) error {
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	return c.do(req, out)
+}
+
+func (c *apiClient) do(req *http.Request, out any) error {
+	path := req.URL.Path
 	if c.bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+c.bearer)
+	}
+	if c.authToken != "" {
+		req.Header.Set("X-Auth-Token", c.authToken)
 	}
 	res, err := c.http.Do(req)
 	if err != nil {
@@ -174,9 +183,9 @@ func (c *apiClient) post(ctx context.Context, path string, in, out any) error {
 			Error struct{ Code, Detail string } `json:"error"`
 		}
 		if json.Unmarshal(raw, &e) == nil && e.Error.Code != "" {
-			return fmt.Errorf("%s %s: %s: %s", "POST", path, e.Error.Code, e.Error.Detail)
+			return fmt.Errorf("%s %s: %s: %s", req.Method, path, e.Error.Code, e.Error.Detail)
 		}
-		return fmt.Errorf("POST %s: HTTP %d", path, res.StatusCode)
+		return fmt.Errorf("%s %s: HTTP %d", req.Method, path, res.StatusCode)
 	}
 	if out != nil {
 		return json.Unmarshal(raw, out)

@@ -46,6 +46,8 @@ const usage = `countersign — a wallet server for AI agents in which a human co
 Usage:
   countersign serve [flags]        run the server (no flags: embedded defaults)
   countersign audit verify [flags] verify the hash chains of the audit log
+  countersign wallet create|import|list|unlock|derive|export   the local wallet daemon (COUNTERSIGN_URL, WALLET_TOKEN)
+  countersign sign message --account ID --text T              sign with a daemon account
   countersign login --email E | --oidc-token T [--role-arn ARN]
                                    sign in, link the derived wallet, SIWE, mint an OIDC JWT (and AWS credentials)
   countersign signer [--addr A]    the derived-key signer alone (DEV ONLY; env DEV_KEY_SERVICE_MASTER_SECRET, SIGNER_TOKEN)
@@ -69,6 +71,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return errors.New(`usage: countersign audit verify [--data-dir DIR] [--db PATH]`)
 		}
 		return auditVerify(ctx, args[2:], getenv, stdout, stderr)
+	case "wallet":
+		return walletCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "sign":
+		return signCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "login":
 		return loginCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "signer":
