@@ -25,13 +25,31 @@ type User struct {
 
 // Wallet is one secp256k1 key held by the server for its owner.
 type Wallet struct {
-	ID        string
-	OwnerID   string
-	Name      string
-	Address   string // EIP-55
-	KeySealed []byte // private key sealed with the wallet id as associated data
+	ID      string
+	OwnerID string
+	Name    string
+	Address string // EIP-55
+	// KeyFormat says where the key is and what KeySealed holds:
+	// WalletKeyKDB, or WalletKeySealed for rows from before the keystore.
+	KeyFormat string
+	// KeySealed is sealed under the KEK with the wallet id as associated
+	// data: the unlock secret of the wallet's keystore file (WalletKeyKDB),
+	// or the private key itself (WalletKeySealed).
+	KeySealed []byte
 	CreatedAt time.Time
 }
+
+// Wallet key formats.
+const (
+	// WalletKeyKDB: the key is a v1-kdb file in the KeyStore (the daemon's
+	// format and port), encrypted under a random 32-byte secret that the
+	// server holds sealed in the wallet row, so an authorised execution can
+	// open it without a human typing a password.
+	WalletKeyKDB = "kdb"
+	// WalletKeySealed: the key itself sealed in the row (older rows);
+	// such keys are moved into the KeyStore when the server starts.
+	WalletKeySealed = "sealed"
+)
 
 // Agent is a machine principal that may prepare and execute transactions for
 // one wallet of its owner. Only the SHA-256 of its API key is stored.
@@ -138,6 +156,11 @@ type Store interface {
 	WalletByID(ctx context.Context, id string) (*Wallet, error)
 	WalletByAddress(ctx context.Context, address string) (*Wallet, error)
 	WalletsByOwner(ctx context.Context, ownerID string) ([]*Wallet, error)
+	// WalletsByKeyFormat lists every wallet whose key is in format.
+	WalletsByKeyFormat(ctx context.Context, format string) ([]*Wallet, error)
+	// SwapWalletKey sets a wallet's key format and sealed bytes if its
+	// format is still from; Conflict otherwise.
+	SwapWalletKey(ctx context.Context, id, from, to string, sealed []byte) error
 
 	CreateAgent(ctx context.Context, a *Agent) error
 	AgentByID(ctx context.Context, id string) (*Agent, error)
@@ -296,9 +319,10 @@ type UnsignedTx struct {
 // Signer creates and uses wallet keys. Implementations must never return
 // or log key material; keys leave it only sealed.
 type Signer interface {
-	// NewKey creates a key for walletID and returns its address and the
-	// key sealed for storage, bound to walletID.
-	NewKey(ctx context.Context, walletID string) (address string, sealed []byte, err error)
+	// NewKey creates a key for walletID and returns its address, the
+	// format it is kept in (a WalletKey… constant) and the sealed bytes the
+	// wallet row keeps for it, bound to walletID.
+	NewKey(ctx context.Context, walletID string) (address, format string, sealed []byte, err error)
 	// SignTx signs tx with the wallet's key and returns the raw signed
 	// transaction and its hash.
 	SignTx(ctx context.Context, w *Wallet, tx *UnsignedTx) (raw []byte, hash string, err error)

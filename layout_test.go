@@ -26,7 +26,7 @@ var allowed = map[string][]string{
 	"store/sqlite":    {""},
 	"chain/evm":       {""},
 	"chain/sim":       {"contracts"},
-	"signer/local":    {""},
+	"signer/local":    {"", "keys/keystore"},
 	"signer/derived":  {"", "core"},
 	"signer/remote":   {""},
 	"http":            {"", "core", "web"},

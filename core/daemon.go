@@ -52,6 +52,10 @@ type DaemonConfig struct {
 }
 
 // walletMeta is the readable metadata of a .kdb file.
+// apiWalletKind marks the keystore files of API wallets (signer/local),
+// which the daemon neither lists nor unlocks.
+const apiWalletKind = "api"
+
 type walletMeta struct {
 	WalletID  string    `json:"wallet_id"`
 	Name      string    `json:"name"`
@@ -251,6 +255,12 @@ func (d *Daemon) Unlock(ctx context.Context, walletID, password string) (time.Ti
 	blob, err := d.keys.Get(ctx, walletID)
 	if err != nil {
 		return time.Time{}, err
+	}
+	if h, err := keystore.ReadHeader(blob); err == nil {
+		var m walletMeta
+		if json.Unmarshal(h.Meta, &m) == nil && m.Kind == apiWalletKind {
+			return time.Time{}, countersign.Errorf(countersign.NotFound, "wallet not found")
+		}
 	}
 	secret, meta, err := keystore.Decrypt(blob, []byte(password))
 	if err != nil {
@@ -483,8 +493,8 @@ func (d *Daemon) Wallets(ctx context.Context) ([]WalletInfo, error) {
 			continue
 		}
 		var m walletMeta
-		if json.Unmarshal(h.Meta, &m) != nil {
-			continue
+		if json.Unmarshal(h.Meta, &m) != nil || m.Kind == apiWalletKind {
+			continue // API wallets share the keystore but are not the operator's
 		}
 		d.mu.Lock()
 		_, open := d.unlocked[id]

@@ -32,7 +32,7 @@ func (s *Service) CreateWallet(ctx context.Context, p *Principal, password, name
 		name = fmt.Sprintf("wallet %d", len(existing)+1)
 	}
 	w := &countersign.Wallet{ID: uuid.NewString(), OwnerID: p.User.ID, Name: name, CreatedAt: s.Clock.Now().UTC()}
-	w.Address, w.KeySealed, err = s.Signer.NewKey(ctx, w.ID)
+	w.Address, w.KeyFormat, w.KeySealed, err = s.Signer.NewKey(ctx, w.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -185,4 +185,44 @@ func (s *Service) erc20Call(ctx context.Context, token common.Address, method st
 		return nil, countersign.Errorf(countersign.ChainError, "token %s returned an invalid %s()", token.Hex(), method)
 	}
 	return vals, nil
+}
+
+// keyMigrator is a Signer that can move legacy sealed keys into the
+// keystore (signer/local).
+type keyMigrator interface {
+	MigrateKey(ctx context.Context, w *countersign.Wallet) (format string, sealed []byte, err error)
+}
+
+// MigrateWalletKeys moves every wallet whose key is still sealed in its
+// row into the keystore, so all keys share one model. Each move writes
+// and verifies the keystore file first and then swaps the row (only if it
+// is still in the old format) with an audit entry; a run cut short leaves
+// the rest for the next start. It returns how many wallets moved.
+func (s *Service) MigrateWalletKeys(ctx context.Context) (int, error) {
+	m, ok := s.Signer.(keyMigrator)
+	if !ok {
+		return 0, nil
+	}
+	list, err := s.Store.WalletsByKeyFormat(ctx, countersign.WalletKeySealed)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, w := range list {
+		format, sealed, err := m.MigrateKey(ctx, w)
+		if err != nil {
+			return n, fmt.Errorf("move the key of wallet %s into the keystore: %w", w.ID, err)
+		}
+		err = s.inTx(ctx, func(ctx context.Context) error {
+			if err := s.Store.SwapWalletKey(ctx, w.ID, countersign.WalletKeySealed, format, sealed); err != nil {
+				return err
+			}
+			return s.audit(ctx, w.OwnerID, SystemOwner, "wallet.key.migrate", w.ID, map[string]string{"address": w.Address, "format": format})
+		})
+		if err != nil {
+			return n, fmt.Errorf("move the key of wallet %s into the keystore: %w", w.ID, err)
+		}
+		n++
+	}
+	return n, nil
 }

@@ -103,7 +103,18 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 		ch = c
 	}
 
-	svc, err := core.New(ctx, st, ch, local.New(sealer), sealer, cfg.Clock, log, core.Config{
+	// One key model: API wallets and daemon wallets are v1-kdb files in the
+	// same KeyStore.
+	var ks countersign.KeyStore
+	switch cfg.KeystoreKind {
+	case "", "dir":
+		ks = keystore.Dir{Path: cfg.KeystoreDir}
+	case "store":
+		ks = keystore.DB{Store: st}
+	default:
+		return nil, fmt.Errorf("KEYSTORE must be dir or store, not %q", cfg.KeystoreKind)
+	}
+	svc, err := core.New(ctx, st, ch, local.New(sealer, ks), sealer, cfg.Clock, log, core.Config{
 		Argon2: cfg.Argon2, TokenTTL: cfg.TokenTTL, PendingTTL: cfg.PendingTTL,
 		MFALockout: cfg.MFALockout, MFAMaxFailures: cfg.MFAMaxFail, PollInterval: cfg.PollInterval, Omni: cfg.Omni,
 	})
@@ -111,6 +122,11 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 		return nil, err
 	}
 	a.Svc = svc
+	if n, err := svc.MigrateWalletKeys(ctx); err != nil {
+		return nil, err
+	} else if n > 0 {
+		log.Info("moved wallet keys into the keystore", "wallets", n, "keystore", or(cfg.KeystoreKind, "dir"))
+	}
 	svc.Webhooks = notify.New()
 	if cfg.SMTPAddr != "" {
 		svc.Mailer = &mailer.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword}
@@ -132,15 +148,6 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 		return nil, err
 	}
 	srv.ServiceToken = cfg.SignerToken
-	var ks countersign.KeyStore
-	switch cfg.KeystoreKind {
-	case "", "dir":
-		ks = keystore.Dir{Path: cfg.KeystoreDir}
-	case "store":
-		ks = keystore.DB{Store: st}
-	default:
-		return nil, fmt.Errorf("KEYSTORE must be dir or store, not %q", cfg.KeystoreKind)
-	}
 	srv.Daemon = core.NewDaemon(svc, ks, core.DaemonConfig{UnlockTTL: cfg.UnlockTTL, Argon2: cfg.DaemonArgon, SignRate: cfg.SignRate, SignBurst: cfg.SignBurst})
 	srv.WalletToken = cfg.WalletToken
 	if cfg.ExportScryptN != 0 {

@@ -1,11 +1,18 @@
-// Package local implements countersign.Signer with keys held in the store,
-// sealed under the key-encryption key and opened only for the moment of
-// signing.
+// Package local implements countersign.Signer with keys held by this
+// server: each wallet's key is a v1-kdb file in the KeyStore (the same
+// format and port as the wallet daemon's, so the dir and store adapters
+// hold both), encrypted under a random 32-byte unlock secret that the
+// wallet row keeps sealed under the key-encryption key. A key is opened
+// only for the moment of signing.
 package local
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
 	"math/big"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -13,42 +20,148 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/keys/keystore"
 )
 
-// Signer signs with sealed secp256k1 keys.
+// Params are the Argon2id parameters of API wallet files: the lowest the
+// format allows. The "password" is 32 random bytes, not something a human
+// chose, so a costlier KDF would add time to every signature and no
+// strength (a guess is 2^256 tries either way).
+var Params = keystore.Params{Time: 1, MemoryKiB: keystore.MinMemoryKiB, Threads: 1}
+
+// Signer signs with the secp256k1 keys of API wallets.
 type Signer struct {
 	sealer countersign.Sealer
+	keys   countersign.KeyStore
 }
 
 var _ countersign.Signer = (*Signer)(nil)
 
-// New returns a Signer that seals and opens keys with sealer.
-func New(sealer countersign.Sealer) *Signer { return &Signer{sealer: sealer} }
+// New returns a Signer that keeps keys in keys and seals their unlock
+// secrets with sealer.
+func New(sealer countersign.Sealer, keys countersign.KeyStore) *Signer {
+	return &Signer{sealer: sealer, keys: keys}
+}
 
-func recordID(walletID string) string { return "wallet:" + walletID }
+// keyRecord is the associated data of a legacy sealed key; secretRecord
+// that of a keystore file's unlock secret. They differ, so one cannot be
+// passed off as the other.
+func keyRecord(walletID string) string    { return "wallet:" + walletID }
+func secretRecord(walletID string) string { return "wallet-kdb-secret:" + walletID }
 
-// NewKey generates a secp256k1 key, sealed and bound to walletID.
-func (s *Signer) NewKey(_ context.Context, walletID string) (string, []byte, error) {
+// fileMeta is the public metadata of an API wallet's file. Kind "api"
+// keeps it out of the daemon's wallets.
+type fileMeta struct {
+	WalletID string `json:"wallet_id"`
+	Kind     string `json:"kind"`
+	Curve    string `json:"curve"`
+	Address  string `json:"address"`
+}
+
+// KindAPI is the metadata kind of API wallet files.
+const KindAPI = "api"
+
+// NewKey generates a secp256k1 key, writes it to the keystore and returns
+// its address and sealed unlock secret, bound to walletID.
+func (s *Signer) NewKey(ctx context.Context, walletID string) (string, string, []byte, error) {
 	key, err := crypto.GenerateKey()
+	if err != nil {
+		return "", "", nil, err
+	}
+	defer zero(key)
+	raw := crypto.FromECDSA(key)
+	defer clear(raw)
+	addr := crypto.PubkeyToAddress(key.PublicKey).Hex()
+	sealed, err := s.store(ctx, walletID, addr, raw)
+	if err != nil {
+		return "", "", nil, err
+	}
+	return addr, countersign.WalletKeyKDB, sealed, nil
+}
+
+// store writes raw as walletID's keystore file under a fresh unlock secret
+// (the write is verified by decrypting what was written) and returns the
+// secret sealed.
+func (s *Signer) store(ctx context.Context, walletID, addr string, raw []byte) ([]byte, error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, err
+	}
+	defer clear(secret)
+	meta, _ := json.Marshal(fileMeta{WalletID: walletID, Kind: KindAPI, Curve: "secp256k1", Address: addr})
+	blob, err := keystore.Encrypt(raw, secret, meta, Params)
+	if err != nil {
+		return nil, err
+	}
+	err = s.keys.Put(ctx, walletID, blob, func(back []byte) error {
+		got, _, err := keystore.Decrypt(back, secret)
+		defer clear(got)
+		if err == nil && !bytes.Equal(got, raw) {
+			err = errors.New("keystore file read back differs")
+		}
+		return err
+	})
+	if err != nil {
+		return nil, countersign.Wrap(countersign.Internal, err, "cannot write the wallet's keystore file")
+	}
+	return s.sealer.Seal(secretRecord(walletID), secret)
+}
+
+// MigrateKey moves a legacy wallet's sealed key into the keystore and
+// returns the new format and sealed unlock secret for its row. Writing the
+// file again is harmless, so a migration cut short is simply redone.
+func (s *Signer) MigrateKey(ctx context.Context, w *countersign.Wallet) (string, []byte, error) {
+	if w.KeyFormat != countersign.WalletKeySealed {
+		return "", nil, countersign.Errorf(countersign.Conflict, "wallet %s is already in the keystore", w.ID)
+	}
+	key, err := s.open(ctx, w)
 	if err != nil {
 		return "", nil, err
 	}
 	defer zero(key)
 	raw := crypto.FromECDSA(key)
 	defer clear(raw)
-	sealed, err := s.sealer.Seal(recordID(walletID), raw)
+	sealed, err := s.store(ctx, w.ID, w.Address, raw)
 	if err != nil {
 		return "", nil, err
 	}
-	return crypto.PubkeyToAddress(key.PublicKey).Hex(), sealed, nil
+	return countersign.WalletKeyKDB, sealed, nil
 }
 
-// open unseals the wallet's key and checks it matches the wallet's
-// address. The caller must zero the key.
-func (s *Signer) open(w *countersign.Wallet) (*ecdsa.PrivateKey, error) {
-	raw, err := s.sealer.Open(recordID(w.ID), w.KeySealed)
-	if err != nil {
-		return nil, countersign.Wrap(countersign.Internal, err, "wallet key cannot be opened")
+// open returns the wallet's key, checked against the wallet's address.
+// The caller must zero it.
+func (s *Signer) open(ctx context.Context, w *countersign.Wallet) (*ecdsa.PrivateKey, error) {
+	var raw []byte
+	switch w.KeyFormat {
+	case countersign.WalletKeyKDB:
+		secret, err := s.sealer.Open(secretRecord(w.ID), w.KeySealed)
+		if err != nil {
+			return nil, countersign.Wrap(countersign.Internal, err, "wallet key cannot be opened")
+		}
+		blob, err := s.keys.Get(ctx, w.ID)
+		if err != nil {
+			clear(secret)
+			return nil, countersign.Wrap(countersign.Internal, err, "wallet keystore file is missing")
+		}
+		var meta []byte
+		raw, meta, err = keystore.Decrypt(blob, secret)
+		clear(secret)
+		if err != nil {
+			return nil, countersign.Wrap(countersign.Internal, err, "wallet keystore file cannot be opened")
+		}
+		var m fileMeta
+		if json.Unmarshal(meta, &m) != nil || m.WalletID != w.ID || m.Kind != KindAPI {
+			clear(raw)
+			return nil, countersign.Errorf(countersign.Internal, "wallet keystore file belongs to another wallet")
+		}
+	case countersign.WalletKeySealed:
+		var err error
+		raw, err = s.sealer.Open(keyRecord(w.ID), w.KeySealed)
+		if err != nil {
+			return nil, countersign.Wrap(countersign.Internal, err, "wallet key cannot be opened")
+		}
+	default:
+		return nil, countersign.Errorf(countersign.Internal, "wallet key format %q is unknown", w.KeyFormat)
 	}
 	key, err := crypto.ToECDSA(raw)
 	clear(raw)
@@ -64,11 +177,11 @@ func (s *Signer) open(w *countersign.Wallet) (*ecdsa.PrivateKey, error) {
 
 // SignHash signs a 32-byte digest and returns r ‖ s ‖ v with v = 27 or 28,
 // the form personal_sign and eth_signTypedData_v4 return.
-func (s *Signer) SignHash(_ context.Context, w *countersign.Wallet, hash []byte) ([]byte, error) {
+func (s *Signer) SignHash(ctx context.Context, w *countersign.Wallet, hash []byte) ([]byte, error) {
 	if len(hash) != 32 {
 		return nil, countersign.Errorf(countersign.Internal, "digest must be 32 bytes")
 	}
-	key, err := s.open(w)
+	key, err := s.open(ctx, w)
 	if err != nil {
 		return nil, err
 	}
@@ -82,8 +195,8 @@ func (s *Signer) SignHash(_ context.Context, w *countersign.Wallet, hash []byte)
 }
 
 // SignTx signs an EIP-1559 transaction with the wallet's key.
-func (s *Signer) SignTx(_ context.Context, w *countersign.Wallet, u *countersign.UnsignedTx) ([]byte, string, error) {
-	key, err := s.open(w)
+func (s *Signer) SignTx(ctx context.Context, w *countersign.Wallet, u *countersign.UnsignedTx) ([]byte, string, error) {
+	key, err := s.open(ctx, w)
 	if err != nil {
 		return nil, "", err
 	}

@@ -322,12 +322,12 @@ func mustAffect(res sql.Result, err error, what string) error {
 
 // ---- wallets
 
-const walletCols = `id, owner_id, name, address, key_sealed, created_at`
+const walletCols = `id, owner_id, name, address, key_format, key_sealed, created_at`
 
 func scanWallet(row interface{ Scan(...any) error }) (*countersign.Wallet, error) {
 	var w countersign.Wallet
 	var created int64
-	if err := row.Scan(&w.ID, &w.OwnerID, &w.Name, &w.Address, &w.KeySealed, &created); err != nil {
+	if err := row.Scan(&w.ID, &w.OwnerID, &w.Name, &w.Address, &w.KeyFormat, &w.KeySealed, &created); err != nil {
 		return nil, err
 	}
 	w.CreatedAt = fromTS(created)
@@ -335,9 +335,30 @@ func scanWallet(row interface{ Scan(...any) error }) (*countersign.Wallet, error
 }
 
 func (s *Store) CreateWallet(ctx context.Context, w *countersign.Wallet) error {
-	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO wallets (`+walletCols+`) VALUES (?,?,?,?,?,?)`,
-		w.ID, w.OwnerID, w.Name, w.Address, w.KeySealed, ts(w.CreatedAt))
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO wallets (`+walletCols+`) VALUES (?,?,?,?,?,?,?)`,
+		w.ID, w.OwnerID, w.Name, w.Address, w.KeyFormat, w.KeySealed, ts(w.CreatedAt))
 	return conflict(err, "wallet already exists")
+}
+
+func (s *Store) WalletsByKeyFormat(ctx context.Context, format string) ([]*countersign.Wallet, error) {
+	rows, err := s.reader(ctx).QueryContext(ctx, `SELECT `+walletCols+` FROM wallets WHERE key_format = ? ORDER BY created_at, id`, format)
+	if err != nil {
+		return nil, err
+	}
+	return collect(rows, scanWallet)
+}
+
+func (s *Store) SwapWalletKey(ctx context.Context, id, from, to string, sealed []byte) error {
+	res, err := s.writer(ctx).ExecContext(ctx, `UPDATE wallets SET key_format = ?, key_sealed = ? WHERE id = ? AND key_format = ?`, to, sealed, id, from)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return countersign.Errorf(countersign.Conflict, "wallet %s is not in key format %s", id, from)
+	}
+	return nil
 }
 
 func (s *Store) WalletByID(ctx context.Context, id string) (*countersign.Wallet, error) {

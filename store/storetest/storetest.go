@@ -64,7 +64,7 @@ func testUsers(t *testing.T, s countersign.Store) {
 
 func testWalletsAgents(t *testing.T, s countersign.Store) {
 	s.CreateUser(ctx, user("u1"))
-	w := &countersign.Wallet{ID: "w1", OwnerID: "u1", Name: "main", Address: "0xAbC", KeySealed: []byte{9}, CreatedAt: time.Now().UTC()}
+	w := &countersign.Wallet{ID: "w1", OwnerID: "u1", Name: "main", Address: "0xAbC", KeyFormat: countersign.WalletKeySealed, KeySealed: []byte{9}, CreatedAt: time.Now().UTC()}
 	if err := s.CreateWallet(ctx, w); err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +76,22 @@ func testWalletsAgents(t *testing.T, s countersign.Store) {
 	}
 	if list, _ := s.WalletsByOwner(ctx, "u1"); len(list) != 1 {
 		t.Fatalf("WalletsByOwner: %d", len(list))
+	}
+	// moving a key into the keystore: only from the format it is in
+	if list, _ := s.WalletsByKeyFormat(ctx, countersign.WalletKeySealed); len(list) != 1 || list[0].ID != "w1" {
+		t.Fatalf("WalletsByKeyFormat(sealed): %v", list)
+	}
+	if err := s.SwapWalletKey(ctx, "w1", countersign.WalletKeySealed, countersign.WalletKeyKDB, []byte{7, 7}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SwapWalletKey(ctx, "w1", countersign.WalletKeySealed, countersign.WalletKeyKDB, []byte{8}); code(err) != countersign.Conflict {
+		t.Fatalf("second swap from a format the row left: %v", err)
+	}
+	if got, _ := s.WalletByID(ctx, "w1"); got.KeyFormat != countersign.WalletKeyKDB || !bytes.Equal(got.KeySealed, []byte{7, 7}) {
+		t.Fatalf("after swap: %+v", got)
+	}
+	if list, _ := s.WalletsByKeyFormat(ctx, countersign.WalletKeySealed); len(list) != 0 {
+		t.Fatalf("WalletsByKeyFormat(sealed) after the swap: %d", len(list))
 	}
 	a := &countersign.Agent{ID: "a1", OwnerID: "u1", Name: "bot", WalletID: "w1", KeyHash: []byte("hash"), KeyPrefix: "csk_ab", CreatedAt: time.Now().UTC()}
 	if err := s.CreateAgent(ctx, a); err != nil {
