@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
@@ -69,16 +70,42 @@ type unlocked struct {
 	kind    string
 	curve   string
 	expires time.Time
-	derived map[string][]byte // account id → private key, while unlocked
+
+	// mu guards keys and the wiping of everything: signers hold it for
+	// reading while they use a key, wipe holds it for writing, so a key is
+	// never zeroed mid-signature. (Lock order: Daemon.mu, then this.)
+	mu    sync.RWMutex
+	keys  map[string]*accountKey // account id → key, derived once per unlock
+	wiped bool
 }
 
-// wipe zeroes the seed and every derived key.
-func (u *unlocked) wipe() {
-	clear(u.secret)
-	for id, k := range u.derived {
-		clear(k)
-		delete(u.derived, id)
+// accountKey is an account's private key, ready to sign with: the raw
+// bytes (for export), and the parsed form so a signature costs no key
+// setup (an ed25519 expansion or a secp256k1 public-key multiplication).
+type accountKey struct {
+	raw []byte
+	ed  ed25519.PrivateKey
+	ec  *ecdsa.PrivateKey
+}
+
+func (k *accountKey) wipe() {
+	clear(k.raw)
+	clear(k.ed)
+	if k.ec != nil {
+		zeroECDSA(k.ec)
 	}
+}
+
+// wipe zeroes the seed and every derived key. The caller holds Daemon.mu.
+func (u *unlocked) wipe() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	clear(u.secret)
+	for id, k := range u.keys {
+		k.wipe()
+		delete(u.keys, id)
+	}
+	u.wiped = true
 }
 
 // Daemon is the wallet daemon's service.
@@ -90,6 +117,8 @@ type Daemon struct {
 	mu       sync.Mutex
 	unlocked map[string]*unlocked
 	limiter  *rate.Limiter
+	accounts sync.Map // account id → *countersign.DaemonAccount (rows never change)
+	commits  *groupCommit
 }
 
 // NewDaemon returns the daemon over a key store.
@@ -106,13 +135,21 @@ func NewDaemon(svc *Service, ks countersign.KeyStore, cfg DaemonConfig) *Daemon 
 	if cfg.SignBurst == 0 {
 		cfg.SignBurst = 200
 	}
-	return &Daemon{svc: svc, keys: ks, cfg: cfg, unlocked: map[string]*unlocked{}, limiter: rate.NewLimiter(rate.Limit(cfg.SignRate), cfg.SignBurst)}
+	return &Daemon{svc: svc, keys: ks, cfg: cfg, unlocked: map[string]*unlocked{}, limiter: rate.NewLimiter(rate.Limit(cfg.SignRate), cfg.SignBurst),
+		commits: newGroupCommit(svc, 64)}
 }
 
+// Close stops the daemon's commit worker once every signature waiting on
+// it is recorded. Call it after the HTTP server has stopped and before the
+// store closes.
+func (d *Daemon) Close() { d.commits.close() }
+
 // signedEvent audits a signature and emits the "signed" event (webhooks,
-// streams) in one transaction: what was signed is named by its hash only.
+// streams) in one transaction — shared with concurrent signatures (group
+// commit) — and returns once it has committed: what was signed is named by
+// its hash only.
 func (d *Daemon) signedEvent(ctx context.Context, a *countersign.DaemonAccount, action string, details map[string]string) error {
-	return d.svc.inTx(ctx, func(ctx context.Context) error {
+	return d.commits.do(ctx, func(ctx context.Context) error {
 		if err := d.svc.audit(ctx, DaemonOwner, "operator", action, a.ID, details); err != nil {
 			return err
 		}
@@ -280,7 +317,7 @@ func (d *Daemon) Unlock(ctx context.Context, walletID, password string) (time.Ti
 	if old := d.unlocked[walletID]; old != nil {
 		old.wipe()
 	}
-	d.unlocked[walletID] = &unlocked{secret: secret, kind: m.Kind, curve: m.Curve, expires: exp, derived: map[string][]byte{}}
+	d.unlocked[walletID] = &unlocked{secret: secret, kind: m.Kind, curve: m.Curve, expires: exp, keys: map[string]*accountKey{}}
 	d.mu.Unlock()
 	return exp, d.audit(ctx, "daemon.unlock", walletID, map[string]string{"until": exp.UTC().Format(time.RFC3339)})
 }
@@ -377,45 +414,107 @@ func (d *Daemon) Derive(ctx context.Context, walletID, curve, path string) (*cou
 	return d.addAccount(ctx, walletID, curve, p.String(), priv)
 }
 
-// accountKey re-derives an account's private key from its unlocked wallet.
-func (d *Daemon) accountKey(a *countersign.DaemonAccount) ([]byte, error) {
-	var priv []byte
-	err := d.withSecret(a.WalletID, func(u *unlocked) error {
-		if u.kind == "key" {
-			priv = append([]byte(nil), u.secret...)
-			return nil
+// account returns an account's row, from memory after the first read.
+func (d *Daemon) account(ctx context.Context, id string) (*countersign.DaemonAccount, error) {
+	if a, ok := d.accounts.Load(id); ok {
+		return a.(*countersign.DaemonAccount), nil
+	}
+	a, err := d.svc.Store.DaemonAccount(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	d.accounts.Store(id, a)
+	return a, nil
+}
+
+// withKey runs fn with the account's key while its wallet is unlocked,
+// deriving and parsing the key on first use. fn must not keep the key.
+func (d *Daemon) withKey(a *countersign.DaemonAccount, fn func(k *accountKey) error) error {
+	d.Sweep()
+	d.mu.Lock()
+	u := d.unlocked[a.WalletID]
+	d.mu.Unlock()
+	locked := countersign.Errorf(WalletLocked, "wallet %s is locked: POST /v1/wallet/unlock first", a.WalletID)
+	if u == nil {
+		return locked
+	}
+	u.mu.RLock()
+	if u.wiped {
+		u.mu.RUnlock()
+		return locked
+	}
+	k := u.keys[a.ID]
+	if k == nil {
+		u.mu.RUnlock()
+		u.mu.Lock()
+		if u.wiped {
+			u.mu.Unlock()
+			return locked
 		}
-		if k, ok := u.derived[a.ID]; ok { // derived once per unlock
-			priv = append([]byte(nil), k...)
-			return nil
-		}
-		defer func() {
-			if priv != nil {
-				u.derived[a.ID] = append([]byte(nil), priv...)
+		if k = u.keys[a.ID]; k == nil {
+			var err error
+			if k, err = deriveAccountKey(u, a); err != nil {
+				u.mu.Unlock()
+				return err
 			}
-		}()
+			u.keys[a.ID] = k
+		}
+		u.mu.Unlock()
+		return d.withKey(a, fn) // again under the read lock (it may have been wiped meanwhile)
+	}
+	defer u.mu.RUnlock()
+	return fn(k)
+}
+
+// deriveAccountKey derives (HD) or takes (single key) an account's key
+// from an unlocked wallet's secret.
+func deriveAccountKey(u *unlocked, a *countersign.DaemonAccount) (*accountKey, error) {
+	var raw []byte
+	if u.kind == "key" {
+		raw = append([]byte(nil), u.secret...)
+	} else {
 		p, err := hd.ParsePath(a.Path)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if a.Curve == CurveEd25519 {
 			m, _ := hd.NewEd25519Master(u.secret)
 			k, err := m.Derive(p)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			priv = k.Seed
-			return nil
+			raw = k.Seed
+		} else {
+			m, _ := hd.NewMaster(u.secret)
+			k, err := m.Derive(p)
+			if err != nil {
+				return nil, err
+			}
+			raw = k.PrivateKey()
 		}
-		m, _ := hd.NewMaster(u.secret)
-		k, err := m.Derive(p)
-		if err != nil {
-			return err
-		}
-		priv = k.PrivateKey()
-		return nil
-	})
-	return priv, err
+	}
+	k := &accountKey{raw: raw}
+	if a.Curve == CurveEd25519 {
+		k.ed = ed25519.NewKeyFromSeed(raw)
+		return k, nil
+	}
+	ec, err := crypto.ToECDSA(raw)
+	if err != nil {
+		clear(raw)
+		return nil, err
+	}
+	k.ec = ec
+	return k, nil
+}
+
+// zeroECDSA overwrites a secp256k1 private scalar (go-ethereum keys only
+// exist as D; zeroing it is the point).
+func zeroECDSA(k *ecdsa.PrivateKey) {
+	//lint:ignore SA1019 see above
+	if k.D != nil {
+		//lint:ignore SA1019 see above
+		clear(k.D.Bits())
+	}
 }
 
 // SignedMessage is a signature with what verifies it.
@@ -434,32 +533,26 @@ func (d *Daemon) SignMessage(ctx context.Context, accountID string, msg []byte) 
 	if err := d.allowSign(); err != nil {
 		return nil, err
 	}
-	a, err := d.svc.Store.DaemonAccount(ctx, accountID)
+	a, err := d.account(ctx, accountID)
 	if err != nil {
 		return nil, err
 	}
-	priv, err := d.accountKey(a)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(priv)
 	out := &SignedMessage{PublicKey: a.PublicKey}
-	switch a.Curve {
-	case CurveEd25519:
-		k := ed25519.NewKeyFromSeed(priv)
-		out.Signature, out.Algo = ed25519.Sign(k, msg), "ed25519"
-		clear(k)
-	default:
-		k, err := crypto.ToECDSA(priv)
-		if err != nil {
-			return nil, err
+	err = d.withKey(a, func(k *accountKey) error {
+		if a.Curve == CurveEd25519 {
+			out.Signature, out.Algo = ed25519.Sign(k.ed, msg), "ed25519"
+			return nil
 		}
-		sig, err := crypto.Sign(accounts.TextHash(msg), k)
+		sig, err := crypto.Sign(accounts.TextHash(msg), k.ec)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		sig[64] += 27
 		out.Signature, out.Algo = sig, "secp256k1-eip191"
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	hash := hex.EncodeToString(crypto.Keccak256(msg))
 	return out, d.signedEvent(ctx, a, "daemon.sign.message", map[string]string{"algo": out.Algo, "message_hash": hash})
@@ -511,7 +604,7 @@ func (d *Daemon) Accounts(ctx context.Context, walletID string) ([]*countersign.
 
 // Account returns one account.
 func (d *Daemon) Account(ctx context.Context, id string) (*countersign.DaemonAccount, error) {
-	return d.svc.Store.DaemonAccount(ctx, id)
+	return d.account(ctx, id)
 }
 
 // SignedTx is a signed transaction.
@@ -540,7 +633,7 @@ func (d *Daemon) SignTx(ctx context.Context, accountID string, tx []byte, typ st
 	if err := d.allowSign(); err != nil {
 		return nil, err
 	}
-	a, err := d.svc.Store.DaemonAccount(ctx, accountID)
+	a, err := d.account(ctx, accountID)
 	if err != nil {
 		return nil, err
 	}
@@ -562,37 +655,32 @@ func (d *Daemon) SignTx(ctx context.Context, accountID string, tx []byte, typ st
 			return nil, countersign.Errorf(countersign.BadRequest, "tx_bytes_base64 is not an EVM transaction: %v", err)
 		}
 	}
-	priv, err := d.accountKey(a)
-	if err != nil {
-		return nil, err
-	}
-	defer clear(priv)
 	out := &SignedTx{PublicKey: a.PublicKey}
-	if typ == "aitbc_v0" {
-		k := ed25519.NewKeyFromSeed(priv)
-		out.Signature, out.Algo = ed25519.Sign(k, tx), "ed25519"
-		clear(k)
-		out.Signed = append(append([]byte(nil), tx...), out.Signature...)
-	} else {
-		k, err := crypto.ToECDSA(priv)
-		if err != nil {
-			return nil, err
+	err = d.withKey(a, func(k *accountKey) error {
+		if typ == "aitbc_v0" {
+			out.Signature, out.Algo = ed25519.Sign(k.ed, tx), "ed25519"
+			out.Signed = append(append([]byte(nil), tx...), out.Signature...)
+			return nil
 		}
 		signer := types.LatestSignerForChainID(chainID)
 		if unsigned.Type() != types.LegacyTxType {
 			signer = types.LatestSignerForChainID(unsigned.ChainId())
 		}
-		signed, err := types.SignTx(&unsigned, signer, k)
+		signed, err := types.SignTx(&unsigned, signer, k.ec)
 		if err != nil {
-			return nil, countersign.Errorf(countersign.BadRequest, "cannot sign this transaction: %v", err)
+			return countersign.Errorf(countersign.BadRequest, "cannot sign this transaction: %v", err)
 		}
 		raw, err := signed.MarshalBinary()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		v, r, s := signed.RawSignatureValues()
 		out.Signature = append(append(common.LeftPadBytes(r.Bytes(), 32), common.LeftPadBytes(s.Bytes(), 32)...), byte(v.Uint64()))
 		out.Algo, out.Signed, out.TxHash = "secp256k1", raw, signed.Hash().Hex()
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, d.signedEvent(ctx, a, "daemon.sign.tx", map[string]string{"type": typ, "tx_hash": out.TxHash, "bytes_hash": hex.EncodeToString(crypto.Keccak256(tx))})
 }
@@ -613,23 +701,21 @@ func (d *Daemon) Export(ctx context.Context, accountID, exportPassword string, s
 	if len(exportPassword) < 8 {
 		return "", nil, countersign.Errorf(countersign.BadRequest, "export_password must be at least 8 characters")
 	}
-	a, err := d.svc.Store.DaemonAccount(ctx, accountID)
+	a, err := d.account(ctx, accountID)
 	if err != nil {
 		return "", nil, err
 	}
-	priv, err := d.accountKey(a)
-	if err != nil {
-		return "", nil, err
-	}
-	defer clear(priv)
-	if a.Curve == CurveSecp256k1 {
-		blob, err = keystore.ExportV3(priv, exportPassword, scryptN, 1)
-		format = "web3-v3"
-	} else {
+	err = d.withKey(a, func(k *accountKey) (err error) {
+		if a.Curve == CurveSecp256k1 {
+			blob, err = keystore.ExportV3(k.raw, exportPassword, scryptN, 1)
+			format = "web3-v3"
+			return err
+		}
 		meta, _ := json.Marshal(map[string]string{"kind": "key", "curve": a.Curve, "address": a.Address})
-		blob, err = keystore.Encrypt(priv, []byte(exportPassword), meta, d.cfg.Argon2)
+		blob, err = keystore.Encrypt(k.raw, []byte(exportPassword), meta, d.cfg.Argon2)
 		format = "v1-kdb"
-	}
+		return err
+	})
 	if err != nil {
 		return "", nil, err
 	}

@@ -3,11 +3,14 @@ package core
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"math/big"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/keys/keystore"
 	"github.com/countersign/countersign/store/sqlite"
 )
@@ -54,14 +57,26 @@ func TestDaemonZeroesSecrets(t *testing.T) {
 	if _, err := d.SignMessage(ctx, a.ID, []byte("m")); err != nil {
 		t.Fatal(err)
 	}
-	d.mu.Lock()
-	k := d.unlocked[id].derived[a.ID]
-	d.mu.Unlock()
-	if len(k) != 32 {
-		t.Fatal("the derived key is not cached while unlocked")
+	ec, err := d.Derive(ctx, id, CurveSecp256k1, "")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if n, _ := d.Lock(ctx, ""); n != 1 || !bytes.Equal(s, make([]byte, len(s))) || !bytes.Equal(k, make([]byte, 32)) {
+	if _, err := d.SignMessage(ctx, ec.ID, []byte("m")); err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	k, kec := d.unlocked[id].keys[a.ID], d.unlocked[id].keys[ec.ID]
+	d.mu.Unlock()
+	if k == nil || len(k.raw) != 32 || len(k.ed) != 64 || kec == nil || kec.ec == nil || zeroWords(kec.ec.D.Bits()) {
+		t.Fatal("the derived keys are not cached while unlocked")
+	}
+	edKey := k.ed
+	if n, _ := d.Lock(ctx, ""); n != 1 || !bytes.Equal(s, make([]byte, len(s))) || !bytes.Equal(k.raw, make([]byte, 32)) ||
+		!bytes.Equal(edKey, make([]byte, 64)) || !zeroWords(kec.ec.D.Bits()) || !bytes.Equal(kec.raw, make([]byte, 32)) {
 		t.Fatal("lock did not zero the seed and the derived keys")
+	}
+	if _, err := d.SignMessage(ctx, a.ID, []byte("m")); countersign.ErrorCode(err) != WalletLocked {
+		t.Fatalf("signed after lock: %v", err)
 	}
 	s = secretOf()
 	clock.mu.Lock()
@@ -74,4 +89,207 @@ func TestDaemonZeroesSecrets(t *testing.T) {
 	if _, err := d.Derive(ctx, id, "", ""); err == nil {
 		t.Fatal("derived from an expired unlock")
 	}
+}
+
+func newTestDaemon(t *testing.T) (*Daemon, context.Context) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "d.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	svc := &Service{Store: st, Clock: &fixedClock{t: time.Unix(1_800_000_000, 0)}, Broker: NewBroker()}
+	d := NewDaemon(svc, keystore.Dir{Path: filepath.Join(t.TempDir(), "ks")}, DaemonConfig{UnlockTTL: time.Hour,
+		Argon2: keystore.Params{Time: 1, MemoryKiB: 8 << 10, Threads: 1}, SignRate: 1e9, SignBurst: 1e9})
+	t.Cleanup(d.Close)
+	return d, ctx
+}
+
+// Concurrent signatures share commits, and every one of them is in the
+// audit chain and the outbox exactly once, with the chain intact.
+func TestDaemonGroupCommit(t *testing.T) {
+	d, ctx := newTestDaemon(t)
+	id, _, err := d.CreateWallet(ctx, "w", "pw", 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Unlock(ctx, id, "pw")
+	a, err := d.Derive(ctx, id, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, each = 16, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				_, err := d.SignMessage(ctx, a.ID, []byte{byte(w), byte(i)})
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := d.svc.Store.AuditEntries(ctx, DaemonOwner, 0, 10_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signs := 0
+	for _, e := range entries {
+		if e.Action == "daemon.sign.message" {
+			signs++
+		}
+	}
+	if signs != workers*each {
+		t.Fatalf("%d signature audit entries, want %d", signs, workers*each)
+	}
+	if _, err := VerifyAudit(ctx, d.svc.Store); err != nil {
+		t.Fatalf("audit chain: %v", err)
+	}
+	evs, _ := d.svc.Store.EventsAfter(ctx, DaemonOwner, 0, 10_000)
+	signed := 0
+	for _, ev := range evs {
+		if ev.Type == "signed" {
+			signed++
+		}
+	}
+	if signed != workers*each {
+		t.Fatalf("%d signed events, want %d", signed, workers*each)
+	}
+}
+
+// One failing piece of a batch fails only its own caller.
+func TestGroupCommitIsolatesFailures(t *testing.T) {
+	d, ctx := newTestDaemon(t)
+	g := d.commits
+	bad := countersign.Errorf(countersign.Conflict, "bad piece")
+	var wg sync.WaitGroup
+	results := make([]error, 40)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = g.do(ctx, func(ctx context.Context) error {
+				if i%7 == 3 {
+					return bad
+				}
+				return d.svc.audit(ctx, DaemonOwner, "test", "test.piece", "p", map[string]int{"i": i})
+			})
+		}()
+	}
+	wg.Wait()
+	for i, err := range results {
+		if (i%7 == 3) != (err != nil) {
+			t.Fatalf("piece %d: %v", i, err)
+		}
+	}
+	entries, _ := d.svc.Store.AuditEntries(ctx, DaemonOwner, 0, 1000)
+	if want := 40 - 6; len(entries) != want {
+		t.Fatalf("%d audit entries, want %d", len(entries), want)
+	}
+}
+
+// Locking while other goroutines sign never yields a signature made with
+// a zeroed key: every signature either verifies or the call says locked.
+func TestDaemonLockWhileSigning(t *testing.T) {
+	d, ctx := newTestDaemon(t)
+	id, _, err := d.CreateWallet(ctx, "w", "pw", 12)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Unlock(ctx, id, "pw")
+	a, _ := d.Derive(ctx, id, "", "")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, locked := 0, 0
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				sm, err := d.SignMessage(ctx, a.ID, []byte("m"))
+				mu.Lock()
+				switch {
+				case err == nil && ed25519.Verify(a.PublicKey, []byte("m"), sm.Signature):
+					ok++
+				case countersign.ErrorCode(err) == WalletLocked:
+					locked++
+				default:
+					mu.Unlock()
+					t.Errorf("bad signature or error: %v", err)
+					return
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	for range 20 {
+		time.Sleep(2 * time.Millisecond)
+		d.Lock(ctx, id)
+		time.Sleep(time.Millisecond)
+		if _, err := d.Unlock(ctx, id, "pw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if ok == 0 {
+		t.Fatal("no signature succeeded")
+	}
+}
+
+func zeroWords(ws []big.Word) bool {
+	for _, w := range ws {
+		if w != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// Closing answers every queued caller, and later callers still commit.
+func TestGroupCommitClose(t *testing.T) {
+	d, ctx := newTestDaemon(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 50)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = d.commits.do(ctx, func(ctx context.Context) error {
+				return d.svc.audit(ctx, DaemonOwner, "test", "test.close", "p", nil)
+			})
+		}()
+	}
+	d.Close()
+	wg.Wait()
+	if err := d.commits.do(ctx, func(ctx context.Context) error {
+		return d.svc.audit(ctx, DaemonOwner, "test", "test.after", "p", nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := VerifyAudit(ctx, d.svc.Store); err != nil || n != 51 {
+		t.Fatalf("audit: %d entries, %v", n, err)
+	}
+	d.Close() // twice is fine
 }

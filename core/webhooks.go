@@ -80,9 +80,14 @@ func subscribed(w *countersign.Webhook, typ string) bool {
 // enqueueDeliveries queues e for every subscribed webhook, inside the
 // transaction that wrote e.
 func (s *Service) enqueueDeliveries(ctx context.Context, e *countersign.Event) error {
-	hooks, err := s.Store.WebhooksFor(ctx, e.OwnerID)
-	if err != nil {
-		return err
+	memo := memoOf(ctx)
+	hooks, ok := memo.webhooks(e.OwnerID)
+	if !ok {
+		var err error
+		if hooks, err = s.Store.WebhooksFor(ctx, e.OwnerID); err != nil {
+			return err
+		}
+		memo.setWebhooks(e.OwnerID, hooks)
 	}
 	for _, w := range hooks {
 		if !subscribed(w, e.Type) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
 	"fmt"
@@ -230,5 +231,120 @@ func BenchmarkDaemonSignMessage(b *testing.B) {
 				e.do("POST", "/v1/sign/message", anon, body).must(b, 200)
 			}
 		})
+		// JSON-RPC batches of 50 sign_message calls from 8 clients at once:
+		// one op is one signature, so ns/op compares with the others.
+		b.Run(curve+"/rpc-batch-parallel", func(b *testing.B) {
+			const per = 50
+			var batch bytes.Buffer
+			batch.WriteByte('[')
+			for i := range per {
+				if i > 0 {
+					batch.WriteByte(',')
+				}
+				fmt.Fprintf(&batch, `{"jsonrpc":"2.0","id":%d,"method":"sign_message","params":[%q,%q]}`, i, acct, base64.StdEncoding.EncodeToString(msg))
+			}
+			batch.WriteByte(']')
+			body := batch.Bytes()
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
+			url := e.url + "/rpc"
+			b.SetParallelism(4)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				buf := make([]byte, 0, 32<<10)
+				for {
+					// one batch per 50 ops
+					n := 0
+					for n < per && pb.Next() {
+						n++
+					}
+					if n == 0 {
+						return
+					}
+					res, err := client.Post(url, "application/json", bytes.NewReader(body))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					buf, err = readAll(res.Body, buf[:0])
+					res.Body.Close()
+					if err != nil || res.StatusCode != 200 || bytes.Count(buf, []byte(`"signature_base64"`)) != per {
+						b.Errorf("status %d: %.300s %v", res.StatusCode, buf, err)
+						return
+					}
+					if n < per {
+						return
+					}
+				}
+			})
+		})
+		// Many clients at once, as a busy daemon sees them: keep-alive
+		// connections, a lean client (the body prebuilt, the answer read
+		// and checked for a signature), 32 requests in flight.
+		b.Run(curve+"/http-parallel", func(b *testing.B) {
+			body := []byte(fmt.Sprintf(`{"account_id":%q,"message_base64":%q}`, acct, base64.StdEncoding.EncodeToString(msg)))
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
+			url := e.url + "/v1/sign/message"
+			b.SetParallelism(16)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				buf := make([]byte, 0, 512)
+				for pb.Next() {
+					res, err := client.Post(url, "application/json", bytes.NewReader(body))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					buf, err = readAll(res.Body, buf[:0])
+					res.Body.Close()
+					if err != nil || res.StatusCode != 200 || !bytes.Contains(buf, []byte(`"signature_base64"`)) {
+						b.Errorf("status %d: %s %v", res.StatusCode, buf, err)
+						return
+					}
+				}
+			})
+		})
 	}
+}
+
+// readAll reads r into buf, reusing its memory.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// BenchmarkHTTPFloor is the cheapest request the server answers
+// (GET /healthz) with the same lean parallel client as the signing
+// benchmark: what HTTP alone costs on this machine.
+func BenchmarkHTTPFloor(b *testing.B) {
+	e := newEnv(b)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64}}
+	url := e.url + "/healthz"
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		buf := make([]byte, 0, 512)
+		for pb.Next() {
+			res, err := client.Get(url)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			buf, _ = readAll(res.Body, buf[:0])
+			res.Body.Close()
+			if res.StatusCode != 200 {
+				b.Errorf("status %d", res.StatusCode)
+				return
+			}
+		}
+	})
 }
