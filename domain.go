@@ -188,11 +188,14 @@ type Store interface {
 	// refused by the node, if no later nonce has been allocated since.
 	ReleaseNonce(ctx context.Context, chainID int64, address string, nonce uint64) error
 
-	AppendAudit(ctx context.Context, e *AuditEntry) error
+	// AppendAudit stores entries (in one statement when there are many);
+	// a taken (owner, seq) is Conflict and stores none of them.
+	AppendAudit(ctx context.Context, entries ...*AuditEntry) error
 	AuditEntries(ctx context.Context, ownerID string, afterSeq int64, limit int) ([]*AuditEntry, error)
 	AuditOwners(ctx context.Context) ([]string, error)
 
-	AddEvent(ctx context.Context, e *Event) error
+	// AddEvent stores events in order and sets their ids (increasing).
+	AddEvent(ctx context.Context, events ...*Event) error
 	EventsAfter(ctx context.Context, ownerID string, afterID int64, limit int) ([]*Event, error)
 	LastEventID(ctx context.Context, ownerID string) (int64, error)
 	// AllEventsAfter and LastEventIDAll span every owner (the operator's

@@ -41,28 +41,52 @@ func auditHash(e *countersign.AuditEntry) []byte {
 // audit appends an entry to owner's chain. Called inside the same InTx as
 // the change it records, so both commit or neither does.
 func (s *Service) audit(ctx context.Context, owner, actor, action, subject string, details any) error {
+	return s.appendAudit(ctx, []auditRecord{{owner: owner, actor: actor, action: action, subject: subject, details: jsonString(details)}})
+}
+
+// auditRecord is an audit entry before it is chained.
+type auditRecord struct {
+	owner, actor, action, subject string
+	details                       string // JSON
+}
+
+// appendAudit chains records onto their owners' chains, in order, and
+// stores them in one statement.
+func (s *Service) appendAudit(ctx context.Context, recs []auditRecord) error {
 	return s.Store.InTx(ctx, func(ctx context.Context) error {
 		memo := memoOf(ctx)
-		var head []*countersign.AuditEntry
-		if h := memo.head(owner); h != nil {
-			head = []*countersign.AuditEntry{h}
-		} else {
-			var err error
-			if head, err = s.Store.AuditEntries(ctx, owner, -1, 1); err != nil {
-				return err
+		heads := map[string]*countersign.AuditEntry{} // owner → newest entry (nil: an empty chain)
+		entries := make([]*countersign.AuditEntry, 0, len(recs))
+		now := s.Clock.Now().UTC()
+		for _, r := range recs {
+			head, known := heads[r.owner]
+			if !known {
+				if head = memo.head(r.owner); head == nil {
+					list, err := s.Store.AuditEntries(ctx, r.owner, -1, 1)
+					if err != nil {
+						return err
+					}
+					if len(list) == 1 {
+						head = list[0]
+					}
+				}
 			}
+			e := &countersign.AuditEntry{OwnerID: r.owner, Seq: 1, At: now, Actor: r.actor, Action: r.action,
+				Subject: r.subject, Details: r.details, PrevHash: make([]byte, sha256.Size)}
+			if head != nil {
+				e.Seq = head.Seq + 1
+				e.PrevHash = head.Hash
+			}
+			e.Hash = auditHash(e)
+			heads[r.owner] = e
+			entries = append(entries, e)
 		}
-		e := &countersign.AuditEntry{OwnerID: owner, Seq: 1, At: s.Clock.Now().UTC(), Actor: actor, Action: action,
-			Subject: subject, Details: jsonString(details), PrevHash: make([]byte, sha256.Size)}
-		if len(head) == 1 {
-			e.Seq = head[0].Seq + 1
-			e.PrevHash = head[0].Hash
-		}
-		e.Hash = auditHash(e)
-		if err := s.Store.AppendAudit(ctx, e); err != nil {
+		if err := s.Store.AppendAudit(ctx, entries...); err != nil {
 			return err
 		}
-		memo.setHead(owner, e)
+		for owner, e := range heads {
+			memo.setHead(owner, e)
+		}
 		return nil
 	})
 }

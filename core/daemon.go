@@ -114,7 +114,7 @@ type Daemon struct {
 	keys countersign.KeyStore
 	cfg  DaemonConfig
 
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	unlocked map[string]*unlocked
 	limiter  *rate.Limiter
 	accounts sync.Map // account id → *countersign.DaemonAccount (rows never change)
@@ -149,16 +149,14 @@ func (d *Daemon) Close() { d.commits.close() }
 // commit) — and returns once it has committed: what was signed is named by
 // its hash only.
 func (d *Daemon) signedEvent(ctx context.Context, a *countersign.DaemonAccount, action string, details map[string]string) error {
-	return d.commits.do(ctx, func(ctx context.Context) error {
-		if err := d.svc.audit(ctx, DaemonOwner, "operator", action, a.ID, details); err != nil {
-			return err
-		}
-		payload := map[string]string{"account_id": a.ID, "address": a.Address}
-		for k, v := range details {
-			payload[k] = v
-		}
-		return d.svc.emit(ctx, DaemonOwner, "signed", a.ID, payload)
-	})
+	payload := map[string]string{"account_id": a.ID, "address": a.Address}
+	for k, v := range details {
+		payload[k] = v
+	}
+	// the JSON is made here, on the caller's core, not in the commit worker
+	rec := &auditRecord{owner: DaemonOwner, actor: "operator", action: action, subject: a.ID, details: jsonString(details)}
+	ev := &countersign.Event{OwnerID: DaemonOwner, Type: "signed", Subject: a.ID, Payload: jsonString(payload), CreatedAt: d.svc.Clock.Now().UTC()}
+	return d.commits.record(ctx, rec, ev)
 }
 
 // Config returns the daemon's configuration (for /about).
@@ -430,18 +428,28 @@ func (d *Daemon) account(ctx context.Context, id string) (*countersign.DaemonAcc
 // withKey runs fn with the account's key while its wallet is unlocked,
 // deriving and parsing the key on first use. fn must not keep the key.
 func (d *Daemon) withKey(a *countersign.DaemonAccount, fn func(k *accountKey) error) error {
-	d.Sweep()
-	d.mu.Lock()
+	d.mu.RLock()
 	u := d.unlocked[a.WalletID]
-	d.mu.Unlock()
-	locked := countersign.Errorf(WalletLocked, "wallet %s is locked: POST /v1/wallet/unlock first", a.WalletID)
+	d.mu.RUnlock()
+	locked := func() error {
+		return countersign.Errorf(WalletLocked, "wallet %s is locked: POST /v1/wallet/unlock first", a.WalletID)
+	}
 	if u == nil {
-		return locked
+		return locked()
+	}
+	if !d.svc.Clock.Now().Before(u.expires) { // expired: zero it now, not at the next sweep
+		d.mu.Lock()
+		if d.unlocked[a.WalletID] == u {
+			u.wipe()
+			delete(d.unlocked, a.WalletID)
+		}
+		d.mu.Unlock()
+		return locked()
 	}
 	u.mu.RLock()
 	if u.wiped {
 		u.mu.RUnlock()
-		return locked
+		return locked()
 	}
 	k := u.keys[a.ID]
 	if k == nil {
@@ -449,7 +457,7 @@ func (d *Daemon) withKey(a *countersign.DaemonAccount, fn func(k *accountKey) er
 		u.mu.Lock()
 		if u.wiped {
 			u.mu.Unlock()
-			return locked
+			return locked()
 		}
 		if k = u.keys[a.ID]; k == nil {
 			var err error

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/countersign/countersign"
@@ -76,15 +77,23 @@ func (s *Service) inTx(ctx context.Context, fn func(ctx context.Context) error) 
 
 // emit writes an event to the outbox inside the current transaction.
 func (s *Service) emit(ctx context.Context, owner, typ, subject string, payload any) error {
-	e := &countersign.Event{OwnerID: owner, Type: typ, Subject: subject, Payload: jsonString(payload), CreatedAt: s.Clock.Now().UTC()}
-	if err := s.Store.AddEvent(ctx, e); err != nil {
+	return s.emitEvents(ctx, []*countersign.Event{{OwnerID: owner, Type: typ, Subject: subject, Payload: jsonString(payload), CreatedAt: s.Clock.Now().UTC()}})
+}
+
+// emitEvents writes events to the outbox in one statement, queues their
+// webhook deliveries, and has their owners' listeners woken after commit.
+func (s *Service) emitEvents(ctx context.Context, events []*countersign.Event) error {
+	if err := s.Store.AddEvent(ctx, events...); err != nil {
 		return err
 	}
-	if err := s.enqueueDeliveries(ctx, e); err != nil {
-		return err
-	}
-	if owners, ok := ctx.Value(notifyKey{}).(*[]string); ok {
-		*owners = append(*owners, owner)
+	owners, _ := ctx.Value(notifyKey{}).(*[]string)
+	for _, e := range events {
+		if err := s.enqueueDeliveries(ctx, e); err != nil {
+			return err
+		}
+		if owners != nil && !slices.Contains(*owners, e.OwnerID) {
+			*owners = append(*owners, e.OwnerID)
+		}
 	}
 	return nil
 }

@@ -27,10 +27,14 @@ type groupCommit struct {
 	closed bool
 }
 
+// commitItem is one caller's work: fn, and/or an audit record and an
+// event, which a batch stores with one statement each.
 type commitItem struct {
-	ctx  context.Context
-	fn   func(ctx context.Context) error
-	done chan error
+	ctx   context.Context
+	fn    func(ctx context.Context) error
+	audit *auditRecord
+	event *countersign.Event
+	done  chan error
 }
 
 // newGroupCommit starts the worker; batches hold at most max pieces.
@@ -44,11 +48,21 @@ func newGroupCommit(svc *Service, max int) *groupCommit {
 // do runs fn inside a store transaction shared with other callers, and
 // returns once that transaction has committed or failed.
 func (g *groupCommit) do(ctx context.Context, fn func(ctx context.Context) error) error {
-	it := &commitItem{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	return g.submit(ctx, &commitItem{ctx: ctx, fn: fn})
+}
+
+// record stores an audit record and an event in a shared transaction and
+// returns once it has committed or failed.
+func (g *groupCommit) record(ctx context.Context, a *auditRecord, e *countersign.Event) error {
+	return g.submit(ctx, &commitItem{ctx: ctx, audit: a, event: e})
+}
+
+func (g *groupCommit) submit(ctx context.Context, it *commitItem) error {
+	it.done = make(chan error, 1)
 	g.mu.RLock()
 	if g.closed {
 		g.mu.RUnlock()
-		return g.svc.inTx(ctx, fn) // stopped: alone, as before batching
+		return g.alone(it) // stopped: alone, as before batching
 	}
 	select {
 	case g.queue <- it:
@@ -58,6 +72,39 @@ func (g *groupCommit) do(ctx context.Context, fn func(ctx context.Context) error
 	}
 	g.mu.RUnlock()
 	return <-it.done // queued before close: the worker answers it
+}
+
+// apply does a batch's work inside the current transaction.
+func (g *groupCommit) apply(ctx context.Context, batch []*commitItem) error {
+	var audits []auditRecord
+	var events []*countersign.Event
+	for _, it := range batch {
+		if it.fn != nil {
+			if err := it.fn(ctx); err != nil {
+				return err
+			}
+		}
+		if it.audit != nil {
+			audits = append(audits, *it.audit)
+		}
+		if it.event != nil {
+			events = append(events, it.event)
+		}
+	}
+	if len(audits) > 0 {
+		if err := g.svc.appendAudit(ctx, audits); err != nil {
+			return err
+		}
+	}
+	if len(events) > 0 {
+		return g.svc.emitEvents(ctx, events)
+	}
+	return nil
+}
+
+// alone runs one item in its own transaction.
+func (g *groupCommit) alone(it *commitItem) error {
+	return g.svc.inTx(it.ctx, func(ctx context.Context) error { return g.apply(ctx, []*commitItem{it}) })
 }
 
 // maxYields is how often the worker yields the processor, while its queue
@@ -78,7 +125,7 @@ func (g *groupCommit) run() {
 			for {
 				select {
 				case it := <-g.queue:
-					it.done <- g.svc.inTx(it.ctx, it.fn)
+					it.done <- g.alone(it)
 				default:
 					return
 				}
@@ -106,21 +153,14 @@ func (g *groupCommit) run() {
 
 func (g *groupCommit) commit(batch []*commitItem) {
 	if len(batch) == 1 {
-		batch[0].done <- g.svc.inTx(batch[0].ctx, batch[0].fn)
+		batch[0].done <- g.alone(batch[0])
 		return
 	}
 	// The shared transaction must not die with one caller's context: it
 	// runs without cancellation, and a caller that has gone away simply
 	// does not read its answer.
 	ctx := withTxMemo(context.WithoutCancel(batch[0].ctx))
-	err := g.svc.inTx(ctx, func(ctx context.Context) error {
-		for _, it := range batch {
-			if err := it.fn(ctx); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := g.svc.inTx(ctx, func(ctx context.Context) error { return g.apply(ctx, batch) })
 	if err == nil {
 		for _, it := range batch {
 			it.done <- nil
@@ -128,7 +168,7 @@ func (g *groupCommit) commit(batch []*commitItem) {
 		return
 	}
 	for _, it := range batch {
-		it.done <- g.svc.inTx(it.ctx, it.fn)
+		it.done <- g.alone(it)
 	}
 }
 

@@ -48,6 +48,7 @@ Usage:
   countersign audit verify [flags] verify the hash chains of the audit log
   countersign wallet create|import|list|unlock|derive|export   the local wallet daemon (COUNTERSIGN_URL, WALLET_TOKEN)
   countersign sign message --account ID --text T              sign with a daemon account
+  countersign load [--curve C] [--connections N] [--duration D]  measure signing over HTTP vs in process
   countersign login --email E | --oidc-token T [--role-arn ARN]
                                    sign in, link the derived wallet, SIWE, mint an OIDC JWT (and AWS credentials)
   countersign signer [--addr A]    the derived-key signer alone (DEV ONLY; env DEV_KEY_SERVICE_MASTER_SECRET, SIGNER_TOKEN)
@@ -75,6 +76,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return walletCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "sign":
 		return signCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "load":
+		return loadCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "login":
 		return loginCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "signer":

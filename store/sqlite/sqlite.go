@@ -31,9 +31,25 @@ var migrations embed.FS
 type Store struct {
 	w       *sql.DB  // one connection: every write transaction
 	r       *sql.DB  // readers
+	ck      *sql.DB  // one connection: WAL checkpoints, off the writer's path
 	stmts   sync.Map // stmtKey → *sql.Stmt
 	pending sync.Map // stmtKey → struct{}: seen inside a transaction, to prepare after it
+
+	stopCheckpoints chan struct{}
+	checkpointsDone chan struct{}
 }
+
+// CheckpointEvery is how often the WAL is copied back into the database
+// file. The writer never checkpoints itself (wal_autocheckpoint is off on
+// its connection): a checkpoint fsyncs, and a commit that runs one makes
+// every caller waiting on that commit wait for the disk too. A separate
+// connection runs PASSIVE checkpoints, which never block writers.
+var CheckpointEvery = time.Second
+
+// walRestartFrames is the WAL size (in frames, 4 KiB each) beyond which a
+// checkpoint may briefly wait for readers so the WAL starts over: it
+// bounds the file under sustained writes.
+const walRestartFrames = 16384
 
 var _ countersign.Store = (*Store)(nil)
 
@@ -54,7 +70,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + path + "?" + q.Encode()
-	w, err := sql.Open("sqlite", dsn)
+	w, err := sql.Open("sqlite", dsn+"&_pragma=wal_autocheckpoint(0)")
 	if err != nil {
 		return nil, err
 	}
@@ -65,16 +81,49 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	r.SetMaxOpenConns(8)
-	s := &Store{w: w, r: r}
+	ck, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	ck.SetMaxOpenConns(1)
+	s := &Store{w: w, r: r, ck: ck, stopCheckpoints: make(chan struct{}), checkpointsDone: make(chan struct{})}
 	if err := s.migrate(ctx); err != nil {
+		close(s.checkpointsDone)
 		s.Close()
 		return nil, err
 	}
 	if err := os.Chmod(path, 0o600); err != nil {
+		close(s.checkpointsDone)
 		s.Close()
 		return nil, err
 	}
+	go s.checkpoints()
 	return s, nil
+}
+
+// checkpoints runs a PASSIVE checkpoint every CheckpointEvery, and a
+// RESTART one when the WAL has grown past walRestartFrames.
+func (s *Store) checkpoints() {
+	defer close(s.checkpointsDone)
+	t := time.NewTicker(CheckpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopCheckpoints:
+			return
+		case <-t.C:
+			var busy, frames, done int
+			ctx := context.Background()
+			if err := s.ck.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &done); err != nil {
+				continue
+			}
+			if frames > walRestartFrames {
+				_ = s.ck.QueryRowContext(ctx, `PRAGMA wal_checkpoint(RESTART)`).Scan(&busy, &frames, &done)
+			}
+		}
+	}
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -86,13 +135,20 @@ func (s *Store) migrate(ctx context.Context) error {
 	return err
 }
 
-// Close closes the prepared statements and both pools.
+// Close stops checkpointing, closes the prepared statements and the pools
+// (the last connection to close checkpoints the WAL into the file).
 func (s *Store) Close() error {
+	select {
+	case <-s.stopCheckpoints:
+	default:
+		close(s.stopCheckpoints)
+	}
+	<-s.checkpointsDone
 	s.stmts.Range(func(k, v any) bool {
 		v.(*sql.Stmt).Close()
 		return true
 	})
-	return errors.Join(s.r.Close(), s.w.Close())
+	return errors.Join(s.ck.Close(), s.r.Close(), s.w.Close())
 }
 
 // Ping checks the database answers.
@@ -590,10 +646,30 @@ func (s *Store) ReleaseNonce(ctx context.Context, chainID int64, addr string, no
 
 // ---- audit, events
 
-func (s *Store) AppendAudit(ctx context.Context, e *countersign.AuditEntry) error {
-	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO audit (owner_id, seq, at, actor, action, subject, details, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?,?)`,
-		e.OwnerID, e.Seq, ts(e.At), e.Actor, e.Action, e.Subject, e.Details, e.PrevHash, e.Hash)
-	return conflict(err, "audit sequence conflict")
+// maxRowsPerInsert keeps multi-row inserts well under SQLite's limit of
+// bound parameters.
+const maxRowsPerInsert = 100
+
+// valuesList is "(?,…,?),(?,…,?)…": rows groups of cols placeholders.
+func valuesList(rows, cols int) string {
+	one := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
+	return strings.TrimSuffix(strings.Repeat(one+",", rows), ",")
+}
+
+func (s *Store) AppendAudit(ctx context.Context, entries ...*countersign.AuditEntry) error {
+	for len(entries) > 0 {
+		n := min(len(entries), maxRowsPerInsert)
+		args := make([]any, 0, 9*n)
+		for _, e := range entries[:n] {
+			args = append(args, e.OwnerID, e.Seq, ts(e.At), e.Actor, e.Action, e.Subject, e.Details, e.PrevHash, e.Hash)
+		}
+		_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO audit (owner_id, seq, at, actor, action, subject, details, prev_hash, hash) VALUES `+valuesList(n, 9), args...)
+		if err != nil {
+			return conflict(err, "audit sequence conflict")
+		}
+		entries = entries[n:]
+	}
+	return nil
 }
 
 func scanAudit(row interface{ Scan(...any) error }) (*countersign.AuditEntry, error) {
@@ -631,14 +707,29 @@ func (s *Store) AuditOwners(ctx context.Context) ([]string, error) {
 	})
 }
 
-func (s *Store) AddEvent(ctx context.Context, e *countersign.Event) error {
-	res, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO events (owner_id, type, subject, payload, created_at) VALUES (?,?,?,?,?)`,
-		e.OwnerID, e.Type, e.Subject, e.Payload, ts(e.CreatedAt))
-	if err != nil {
-		return err
+func (s *Store) AddEvent(ctx context.Context, events ...*countersign.Event) error {
+	for len(events) > 0 {
+		n := min(len(events), maxRowsPerInsert)
+		args := make([]any, 0, 5*n)
+		for _, e := range events[:n] {
+			args = append(args, e.OwnerID, e.Type, e.Subject, e.Payload, ts(e.CreatedAt))
+		}
+		res, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO events (owner_id, type, subject, payload, created_at) VALUES `+valuesList(n, 5), args...)
+		if err != nil {
+			return err
+		}
+		// One statement, one writer: AUTOINCREMENT gives the rows
+		// consecutive ids in VALUES order, ending at the last insert id.
+		last, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		for i, e := range events[:n] {
+			e.ID = last - int64(n-1-i)
+		}
+		events = events[n:]
 	}
-	e.ID, err = res.LastInsertId()
-	return err
+	return nil
 }
 
 func (s *Store) EventsAfter(ctx context.Context, owner string, after int64, limit int) ([]*countersign.Event, error) {

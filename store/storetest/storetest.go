@@ -258,6 +258,45 @@ func testAuditEvents(t *testing.T, s countersign.Store) {
 	if last, _ := s.LastEventID(ctx, "nobody"); last != 0 {
 		t.Fatalf("last of nobody %d", last)
 	}
+
+	// many at once (group commit): more rows than one statement holds
+	var batch []*countersign.AuditEntry
+	for i := int64(1); i <= 250; i++ {
+		batch = append(batch, &countersign.AuditEntry{OwnerID: "many", Seq: i, At: time.Now().UTC(), Actor: "a", Action: "x", Details: "{}", PrevHash: []byte{0}, Hash: []byte{byte(i)}})
+	}
+	if err := s.AppendAudit(ctx, batch...); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := s.AuditEntries(ctx, "many", 0, 1000); len(l) != 250 || l[249].Seq != 250 || l[249].Hash[0] != 250 {
+		t.Fatalf("batch append: %d entries", len(l))
+	}
+	// a batch with one taken seq stores none of its rows
+	bad := []*countersign.AuditEntry{
+		{OwnerID: "many2", Seq: 1, Details: "{}", PrevHash: []byte{0}, Hash: []byte{1}},
+		{OwnerID: "many", Seq: 7, Details: "{}", PrevHash: []byte{0}, Hash: []byte{1}},
+	}
+	if err := s.AppendAudit(ctx, bad...); code(err) != countersign.Conflict {
+		t.Fatalf("batch with a taken seq: %v", err)
+	}
+	if l, _ := s.AuditEntries(ctx, "many2", 0, 10); len(l) != 0 {
+		t.Fatal("a refused batch stored some rows")
+	}
+	var evs []*countersign.Event
+	for i := range 230 {
+		evs = append(evs, &countersign.Event{OwnerID: "many", Type: "t", Subject: fmt.Sprint(i), Payload: "{}", CreatedAt: time.Now()})
+	}
+	if err := s.AddEvent(ctx, evs...); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.EventsAfter(ctx, "many", 0, 1000)
+	if len(got) != 230 {
+		t.Fatalf("%d events stored", len(got))
+	}
+	for i, e := range got {
+		if e.ID != evs[i].ID || e.Subject != fmt.Sprint(i) || i > 0 && e.ID <= got[i-1].ID {
+			t.Fatalf("event %d: stored id %d subject %s, set id %d", i, e.ID, e.Subject, evs[i].ID)
+		}
+	}
 }
 
 func testRollback(t *testing.T, s countersign.Store) {
