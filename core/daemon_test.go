@@ -300,3 +300,33 @@ func scalarWords(k *ecdsa.PrivateKey) []big.Word {
 	//lint:ignore SA1019 go-ethereum keys only exist as D; zeroing it is what is tested
 	return k.D.Bits()
 }
+
+// Work submitted from inside a transaction joins it instead of waiting for
+// the worker (which would wait for the caller's writer: a deadlock), and
+// rolls back with it.
+func TestGroupCommitInsideATransaction(t *testing.T) {
+	d, ctx := newTestDaemon(t)
+	boom := countersign.Errorf(countersign.Conflict, "roll back")
+	done := make(chan error, 1)
+	go func() {
+		done <- d.svc.inTx(ctx, func(ctx context.Context) error {
+			if err := d.commits.do(ctx, func(ctx context.Context) error {
+				return d.svc.audit(ctx, DaemonOwner, "test", "test.nested", "p", nil)
+			}); err != nil {
+				return err
+			}
+			return boom
+		})
+	}()
+	select {
+	case err := <-done:
+		if err != boom {
+			t.Fatalf("transaction: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("deadlock: a nested submit waited for the worker")
+	}
+	if entries, _ := d.svc.Store.AuditEntries(ctx, DaemonOwner, 0, 10); len(entries) != 0 {
+		t.Fatal("the nested work survived its transaction's rollback")
+	}
+}

@@ -58,6 +58,11 @@ func (g *groupCommit) record(ctx context.Context, a *auditRecord, e *countersign
 }
 
 func (g *groupCommit) submit(ctx context.Context, it *commitItem) error {
+	if _, nested := ctx.Value(notifyKey{}).(*[]string); nested {
+		// Already inside a transaction, which holds the only writer: queueing
+		// would wait for a worker that waits for us. Join the caller's.
+		return g.apply(ctx, []*commitItem{it})
+	}
 	it.done = make(chan error, 1)
 	g.mu.RLock()
 	if g.closed {

@@ -238,10 +238,11 @@ func readResponse(r *bufio.Reader, buf []byte) (int, []byte, error) {
 	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
 		return 0, buf, fmt.Errorf("not an HTTP/1.1 response: %q", line)
 	}
-	status, err := strconv.Atoi(string(line[9:12]))
-	if err != nil {
+	code := line[9:12]
+	if code[0] < '1' || code[0] > '5' || code[1] < '0' || code[1] > '9' || code[2] < '0' || code[2] > '9' {
 		return 0, buf, fmt.Errorf("bad status line %q", line)
 	}
+	status := int(code[0]-'0')*100 + int(code[1]-'0')*10 + int(code[2]-'0')
 	length := -1
 	for {
 		h, err := r.ReadSlice('\n')

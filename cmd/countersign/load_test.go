@@ -72,3 +72,19 @@ func TestReadResponse(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReadResponse: the load command parses whatever the server it is
+// pointed at sends; it must fail cleanly, never panic or over-read.
+func FuzzReadResponse(f *testing.F) {
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"))
+	f.Add([]byte("HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 200\n\n"))
+	f.Add([]byte("HTTP/1.1 -12 OK\r\nContent-Length: 0\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		status, body, err := readResponse(bufio.NewReader(bytes.NewReader(in)), nil)
+		if err == nil && (status < 100 || status > 599 || len(body) > len(in)) {
+			t.Fatalf("status %d, %d-byte body from %d bytes", status, len(body), len(in))
+		}
+	})
+}
