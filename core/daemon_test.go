@@ -25,16 +25,9 @@ func (c *fixedClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return 
 
 // Lock and TTL expiry overwrite the secret in memory, not just forget it.
 func TestDaemonZeroesSecrets(t *testing.T) {
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "d.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	clock := &fixedClock{t: time.Unix(1_800_000_000, 0)}
-	svc := &Service{Store: st, Clock: clock, Broker: NewBroker()}
-	d := NewDaemon(svc, keystore.Dir{Path: filepath.Join(t.TempDir(), "ks")}, DaemonConfig{UnlockTTL: time.Minute,
-		Argon2: keystore.Params{Time: 1, MemoryKiB: 8 << 10, Threads: 1}})
+	d, ctx := newTestDaemon(t)
+	d.cfg.UnlockTTL = time.Minute
+	clock := d.svc.Clock.(*fixedClock)
 	id, _, err := d.CreateWallet(ctx, "w", "pw", 12)
 	if err != nil {
 		t.Fatal(err)

@@ -260,15 +260,8 @@ func BenchmarkDaemonSignMessage(b *testing.B) {
 					if n == 0 {
 						return
 					}
-					res, err := client.Post(url, "application/json", bytes.NewReader(body))
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					buf, err = readAll(res.Body, buf[:0])
-					res.Body.Close()
-					if err != nil || res.StatusCode != 200 || bytes.Count(buf, []byte(`"signature_base64"`)) != per {
-						b.Errorf("status %d: %.300s %v", res.StatusCode, buf, err)
+					var ok bool
+					if buf, ok = postSigned(b, client, url, body, buf, per); !ok {
 						return
 					}
 					if n < per {
@@ -289,15 +282,8 @@ func BenchmarkDaemonSignMessage(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				buf := make([]byte, 0, 512)
 				for pb.Next() {
-					res, err := client.Post(url, "application/json", bytes.NewReader(body))
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					buf, err = readAll(res.Body, buf[:0])
-					res.Body.Close()
-					if err != nil || res.StatusCode != 200 || !bytes.Contains(buf, []byte(`"signature_base64"`)) {
-						b.Errorf("status %d: %s %v", res.StatusCode, buf, err)
+					var ok bool
+					if buf, ok = postSigned(b, client, url, body, buf, 1); !ok {
 						return
 					}
 				}
@@ -347,4 +333,21 @@ func BenchmarkHTTPFloor(b *testing.B) {
 			}
 		}
 	})
+}
+
+// postSigned POSTs body and checks the answer holds want signatures; it
+// reports a failure and returns false otherwise.
+func postSigned(b *testing.B, client *http.Client, url string, body, buf []byte, want int) ([]byte, bool) {
+	res, err := client.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		b.Error(err)
+		return buf, false
+	}
+	buf, err = readAll(res.Body, buf[:0])
+	res.Body.Close()
+	if err != nil || res.StatusCode != 200 || bytes.Count(buf, []byte(`"signature_base64"`)) != want {
+		b.Errorf("status %d: %.300s %v", res.StatusCode, buf, err)
+		return buf, false
+	}
+	return buf, true
 }

@@ -14,6 +14,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/countersign/countersign/keys/keystore"
 )
 
 // The wallet daemon's CLI: `countersign wallet …` and `countersign sign …`
@@ -161,20 +163,7 @@ func walletCmd(ctx context.Context, args []string, getenv func(string) string, s
 		if err != nil {
 			return err
 		}
-		// never overwrite: an existing file may be the only copy of another key
-		f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
-			return err
-		}
-		if _, err := f.Write(b); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return err
-		}
-		if err := f.Close(); err != nil {
+		if err := keystore.WriteNewFile(*out, b); err != nil {
 			return err
 		}
 		res, _ = json.Marshal(map[string]string{"format": ex.Format, "file": *out})

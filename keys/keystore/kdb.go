@@ -173,15 +173,7 @@ func writeAtomic(path string, blob []byte, verify func([]byte) error) error {
 		f.Close()
 		return err
 	}
-	if _, err := f.Write(blob); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
+	if err := writeSyncClose(f, blob); err != nil {
 		return err
 	}
 	back, err := os.ReadFile(tmp)
@@ -202,4 +194,31 @@ func writeAtomic(path string, blob []byte, verify func([]byte) error) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// writeSyncClose writes blob to f, flushes it to disk and closes it.
+func writeSyncClose(f *os.File, blob []byte) error {
+	if _, err := f.Write(blob); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// WriteNewFile writes blob to a file that must not exist yet (mode 0600),
+// durably: an export never replaces a file that may hold another key.
+func WriteNewFile(path string, blob []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := writeSyncClose(f, blob); err != nil {
+		os.Remove(path)
+		return err
+	}
+	return nil
 }
