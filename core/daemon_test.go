@@ -100,19 +100,29 @@ func newTestDaemon(t *testing.T) (*Daemon, context.Context) {
 	return d, ctx
 }
 
-// Concurrent signatures share commits, and every one of them is in the
-// audit chain and the outbox exactly once, with the chain intact.
-func TestDaemonGroupCommit(t *testing.T) {
-	d, ctx := newTestDaemon(t)
+// unlockedAccount creates an HD wallet (password "pw"), unlocks it and
+// derives its default ed25519 account.
+func unlockedAccount(t *testing.T, d *Daemon, ctx context.Context) (string, *countersign.DaemonAccount) {
+	t.Helper()
 	id, _, err := d.CreateWallet(ctx, "w", "pw", 12)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.Unlock(ctx, id, "pw")
+	if _, err := d.Unlock(ctx, id, "pw"); err != nil {
+		t.Fatal(err)
+	}
 	a, err := d.Derive(ctx, id, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return id, a
+}
+
+// Concurrent signatures share commits, and every one of them is in the
+// audit chain and the outbox exactly once, with the chain intact.
+func TestDaemonGroupCommit(t *testing.T) {
+	d, ctx := newTestDaemon(t)
+	_, a := unlockedAccount(t, d, ctx)
 	const workers, each = 16, 25
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*each)
@@ -196,12 +206,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 // a zeroed key: every signature either verifies or the call says locked.
 func TestDaemonLockWhileSigning(t *testing.T) {
 	d, ctx := newTestDaemon(t)
-	id, _, err := d.CreateWallet(ctx, "w", "pw", 12)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Unlock(ctx, id, "pw")
-	a, _ := d.Derive(ctx, id, "", "")
+	id, a := unlockedAccount(t, d, ctx)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var mu sync.Mutex

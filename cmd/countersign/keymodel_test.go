@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -60,15 +61,7 @@ func TestAPIWalletKeysLiveInTheKeystore(t *testing.T) {
 			e.do("POST", "/v1/wallet/unlock", anon, map[string]string{"wallet_id": w.ID, "password": "anything"}).refused(t, 404, "NOT_FOUND")
 
 			// and the countersigned flow signs with the file's key
-			fx := simFixture(e, u)
-			fx.fund(t, addr, ether(1))
-			_, key := e.createAgent(u, addr)
-			to := randomAddress()
-			id := e.do("POST", "/api/prepare_transaction", apiKey(key), map[string]string{"type": "native", "to_address": to, "amount": "777"}).must(t, 202).str("transaction_id")
-			e.approveAndExecute(u, key, id)
-			if b, _ := fx.chain.BalanceAt(context.Background(), common.HexToAddress(to), nil); b.Cmp(big.NewInt(777)) != 0 {
-				t.Fatalf("recipient balance %v", b)
-			}
+			e.payOnChain(u, addr, 777)
 		})
 	}
 }
@@ -135,15 +128,7 @@ func TestLegacyWalletKeysMoveIntoTheKeystore(t *testing.T) {
 	}
 
 	// the moved key still signs, on chain
-	fx := simFixture(e2, u)
-	fx.fund(t, addr, ether(1))
-	_, apiKeyStr := e2.createAgent(u, addr)
-	to := randomAddress()
-	tx := e2.do("POST", "/api/prepare_transaction", apiKey(apiKeyStr), map[string]string{"type": "native", "to_address": to, "amount": "4242"}).must(t, 202).str("transaction_id")
-	e2.approveAndExecute(u, apiKeyStr, tx)
-	if b, _ := fx.chain.BalanceAt(ctx, common.HexToAddress(to), nil); b.Cmp(big.NewInt(4242)) != 0 {
-		t.Fatalf("recipient balance %v", b)
-	}
+	e2.payOnChain(u, addr, 4242)
 	if err := e2.app.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -159,5 +144,20 @@ func TestLegacyWalletKeysMoveIntoTheKeystore(t *testing.T) {
 	}
 	if w3, _ := e3.app.Svc.Store.WalletByID(ctx, id); string(w3.KeySealed) != string(w.KeySealed) {
 		t.Fatal("the row changed on a start with nothing to move")
+	}
+}
+
+// payOnChain funds wallet, has an agent prepare a payment of wei from it,
+// u approve it and the agent execute it, and checks the recipient got it.
+func (e *env) payOnChain(u *user, wallet string, wei int64) {
+	e.t.Helper()
+	fx := simFixture(e, u)
+	fx.fund(e.t, wallet, ether(1))
+	_, key := e.createAgent(u, wallet)
+	to := randomAddress()
+	id := e.do("POST", "/api/prepare_transaction", apiKey(key), map[string]string{"type": "native", "to_address": to, "amount": fmt.Sprint(wei)}).must(e.t, 202).str("transaction_id")
+	e.approveAndExecute(u, key, id)
+	if b, _ := fx.chain.BalanceAt(context.Background(), common.HexToAddress(to), nil); b.Cmp(big.NewInt(wei)) != 0 {
+		e.t.Fatalf("recipient balance %v, want %d", b, wei)
 	}
 }
