@@ -328,3 +328,42 @@ func TestGroupCommitInsideATransaction(t *testing.T) {
 		t.Fatal("the nested work survived its transaction's rollback")
 	}
 }
+
+// Audit entries written outside the commit worker, between its batches,
+// make its remembered chain head stale; the chain must still never fork
+// and no entry may be lost.
+func TestGroupCommitStaleHead(t *testing.T) {
+	d, ctx := newTestDaemon(t)
+	_, a := unlockedAccount(t, d, ctx)
+	before, _ := d.svc.Store.AuditEntries(ctx, DaemonOwner, 0, 1000)
+	var wg sync.WaitGroup
+	errs := make(chan error, 400)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 25 {
+				if w%2 == 0 {
+					_, err := d.SignMessage(ctx, a.ID, []byte{byte(w), byte(i)})
+					errs <- err
+				} else {
+					errs <- d.audit(ctx, "test.outside", "x", map[string]int{"i": i})
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, _ := d.svc.Store.AuditEntries(ctx, DaemonOwner, 0, 10_000)
+	if got, want := len(entries)-len(before), 200; got != want {
+		t.Fatalf("%d new audit entries, want %d", got, want)
+	}
+	if _, err := VerifyAudit(ctx, d.svc.Store); err != nil {
+		t.Fatalf("audit chain: %v", err)
+	}
+}

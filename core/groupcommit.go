@@ -25,6 +25,13 @@ type groupCommit struct {
 
 	mu     sync.RWMutex // held for reading while enqueuing, for writing to close
 	closed bool
+
+	// heads are the audit chain heads the worker's last committed batch
+	// left, so the next batch need not read them. A head can be stale —
+	// another writer appended since — but then the next entry's (owner,
+	// seq) is taken, the batch fails, and its pieces are retried alone
+	// with fresh reads: the chain never forks. Only the worker uses it.
+	heads map[string]*countersign.AuditEntry
 }
 
 // commitItem is one caller's work: fn, and/or an audit record and an
@@ -157,21 +164,23 @@ func (g *groupCommit) run() {
 }
 
 func (g *groupCommit) commit(batch []*commitItem) {
-	if len(batch) == 1 {
-		batch[0].done <- g.alone(batch[0])
-		return
-	}
 	// The shared transaction must not die with one caller's context: it
 	// runs without cancellation, and a caller that has gone away simply
 	// does not read its answer.
 	ctx := withTxMemo(context.WithoutCancel(batch[0].ctx))
+	memo := memoOf(ctx)
+	for owner, h := range g.heads {
+		memo.heads[owner] = h
+	}
 	err := g.svc.inTx(ctx, func(ctx context.Context) error { return g.apply(ctx, batch) })
 	if err == nil {
+		g.heads = memo.heads
 		for _, it := range batch {
 			it.done <- nil
 		}
 		return
 	}
+	g.heads = nil // perhaps stale: read afresh
 	for _, it := range batch {
 		it.done <- g.alone(it)
 	}
