@@ -226,3 +226,31 @@ func (s *Service) MigrateWalletKeys(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// keyChecker is a Signer that can tell whether a wallet's key is present
+// without opening it (signer/local).
+type keyChecker interface {
+	CheckKey(ctx context.Context, w *countersign.Wallet) error
+}
+
+// MissingWalletKeys lists the wallets whose key is not where their row
+// says — a keystore directory not restored with the database, or KEYSTORE
+// switched between dir and store — so the server can refuse to start
+// rather than fail at the first signature.
+func (s *Service) MissingWalletKeys(ctx context.Context) ([]string, error) {
+	c, ok := s.Signer.(keyChecker)
+	if !ok {
+		return nil, nil
+	}
+	list, err := s.Store.WalletsByKeyFormat(ctx, countersign.WalletKeyKDB)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, w := range list {
+		if err := c.CheckKey(ctx, w); err != nil {
+			missing = append(missing, w.Address)
+		}
+	}
+	return missing, nil
+}

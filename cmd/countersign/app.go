@@ -127,6 +127,16 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 	} else if n > 0 {
 		log.Info("moved wallet keys into the keystore", "wallets", n, "keystore", or(cfg.KeystoreKind, "dir"))
 	}
+	if missing, err := svc.MissingWalletKeys(ctx); err != nil {
+		return nil, err
+	} else if len(missing) > 0 {
+		where := "KEYSTORE=store (the database)"
+		if cfg.KeystoreKind != "store" {
+			where = "KEYSTORE=dir, KEYSTORE_DIR=" + cfg.KeystoreDir
+		}
+		return nil, fmt.Errorf("the keys of %d wallet(s) are not in the keystore (%s), e.g. %s: restore the keystore from the backup taken with the database, or point KEYSTORE/KEYSTORE_DIR where the keys are",
+			len(missing), where, missing[0])
+	}
 	svc.Webhooks = notify.New()
 	if cfg.SMTPAddr != "" {
 		svc.Mailer = &mailer.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -160,4 +161,40 @@ func (e *env) payOnChain(u *user, wallet string, wei int64) {
 	if b, _ := fx.chain.BalanceAt(context.Background(), common.HexToAddress(to), nil); b.Cmp(big.NewInt(wei)) != 0 {
 		e.t.Fatalf("recipient balance %v, want %d", b, wei)
 	}
+}
+
+// A server whose keystore does not hold its wallets' keys (KEYSTORE
+// switched, or the directory not restored) refuses to start and says why.
+func TestStartRefusesMissingWalletKeys(t *testing.T) {
+	dataDir := t.TempDir()
+	e := newEnv(t, fastDaemon, func(c *Config) { c.DataDir = dataDir })
+	addr := e.createWallet(e.newUser(false))
+	if err := e.app.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		setup func(*Config)
+	}{
+		{"switched to store", func(c *Config) { c.DataDir = dataDir; c.KeystoreKind = "store" }},
+		{"directory not restored", func(c *Config) { c.DataDir = dataDir; c.KeystoreDir = t.TempDir() }},
+	} {
+		cfg := &Config{Addr: "127.0.0.1:0", LogFormat: "json"}
+		c.setup(cfg)
+		fastDaemon(cfg)
+		if err := cfg.defaults(); err != nil {
+			t.Fatal(err)
+		}
+		log, _ := newLogger("json", "error", io.Discard)
+		app, err := Start(context.Background(), cfg, log)
+		if err == nil {
+			app.Close()
+			t.Fatalf("%s: started without the wallet keys", c.name)
+		}
+		if !strings.Contains(err.Error(), "not in the keystore") || !strings.Contains(err.Error(), addr) {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+	}
+	// with the keystore where it was, it starts
+	newEnv(t, fastDaemon, func(c *Config) { c.DataDir = dataDir })
 }

@@ -128,6 +128,27 @@ func (s *Signer) MigrateKey(ctx context.Context, w *countersign.Wallet) (string,
 	return countersign.WalletKeyKDB, sealed, nil
 }
 
+// CheckKey reports whether the wallet's key is where its row says, without
+// opening it: for the keystore format, a readable file of this wallet.
+func (s *Signer) CheckKey(ctx context.Context, w *countersign.Wallet) error {
+	if w.KeyFormat != countersign.WalletKeyKDB {
+		return nil // sealed in the row itself
+	}
+	blob, err := s.keys.Get(ctx, w.ID)
+	if err != nil {
+		return err
+	}
+	h, err := keystore.ReadHeader(blob)
+	if err != nil {
+		return err
+	}
+	var m fileMeta
+	if json.Unmarshal(h.Meta, &m) != nil || m.WalletID != w.ID || m.Address != w.Address {
+		return countersign.Errorf(countersign.Internal, "the keystore file of wallet %s belongs to another wallet", w.ID)
+	}
+	return nil
+}
+
 // open returns the wallet's key, checked against the wallet's address.
 // The caller must zero it.
 func (s *Signer) open(ctx context.Context, w *countersign.Wallet) (*ecdsa.PrivateKey, error) {
