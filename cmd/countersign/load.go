@@ -14,7 +14,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/url"
+	neturl "net/url"
 	"runtime"
 	"slices"
 	"strconv"
@@ -60,6 +60,7 @@ func loadCmd(ctx context.Context, args []string, getenv func(string) string, std
 	dur := fs.Duration("duration", 10*time.Second, "how long to send")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	calib := fs.Duration("in-process-time", 2*time.Second, "how long to measure the in-process signing rate")
+	account := fs.String("account", "", "sign with this unlocked account instead of a new throwaway wallet")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -69,34 +70,48 @@ func loadCmd(ctx context.Context, args []string, getenv func(string) string, std
 	if *conns < 1 || *conns > 4096 || *dur <= 0 {
 		return errors.New("--connections must be 1…4096 and --duration positive")
 	}
-	u, err := url.Parse(*base)
+	u, err := neturl.Parse(*base)
 	if err != nil || u.Scheme != "http" || u.Host == "" {
 		return errors.New("--url must be http://host:port (load talks plain HTTP/1.1, as on loopback)")
 	}
 	c := daemonClient(getenv, *base)
 
-	// a throwaway single-key wallet: the key is random and never shown
+	// The signing key: a throwaway single-key wallet (random key, never
+	// shown, the wallet named for the run and locked at the end), or an
+	// existing unlocked account (--account).
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return err
 	}
-	password := hex.EncodeToString(key[:16])
 	var imp struct {
 		WalletID  string `json:"wallet_id"`
 		AccountID string `json:"account_id"`
 	}
-	if err := c.post(ctx, "/v1/wallet/import-key", map[string]string{"name": "load-test", "password": password, "curve": *curve, "private_key_hex": hex.EncodeToString(key)}, &imp); err != nil {
-		return fmt.Errorf("create the load-test wallet: %w", err)
+	if *account != "" {
+		var a struct {
+			Curve string `json:"curve"`
+		}
+		if err := c.get(ctx, "/v1/address/"+neturl.PathEscape(*account), &a); err != nil {
+			return err
+		}
+		imp.AccountID, *curve = *account, a.Curve
+	} else {
+		password := hex.EncodeToString(key[:16])
+		name := "load test " + time.Now().UTC().Format(time.RFC3339)
+		if err := c.post(ctx, "/v1/wallet/import-key", map[string]string{"name": name, "password": password, "curve": *curve, "private_key_hex": hex.EncodeToString(key)}, &imp); err != nil {
+			return fmt.Errorf("create the load-test wallet: %w", err)
+		}
+		if err := c.post(ctx, "/v1/wallet/unlock", map[string]string{"wallet_id": imp.WalletID, "password": password}, nil); err != nil {
+			return err
+		}
+		defer func() {
+			_ = c.post(context.WithoutCancel(ctx), "/v1/wallet/lock", map[string]string{"wallet_id": imp.WalletID}, nil)
+		}()
+		fmt.Fprintf(stderr, "signing with a new wallet %q (%s), locked when the run ends\n", name, imp.WalletID)
 	}
-	if err := c.post(ctx, "/v1/wallet/unlock", map[string]string{"wallet_id": imp.WalletID, "password": password}, nil); err != nil {
-		return err
-	}
-	defer func() {
-		_ = c.post(context.WithoutCancel(ctx), "/v1/wallet/lock", map[string]string{"wallet_id": imp.WalletID}, nil)
-	}()
 
 	msg := []byte("countersign load test")
-	inProc := inProcessRate(*curve, key, msg, *calib)
+	inProc := inProcessRate(*curve, key, msg, *calib) // the same work with a local key of the same curve
 	clear(key)
 
 	body := fmt.Sprintf(`{"account_id":%q,"message_base64":%q}`, imp.AccountID, base64.StdEncoding.EncodeToString(msg))

@@ -88,3 +88,28 @@ func FuzzReadResponse(f *testing.F) {
 		}
 	})
 }
+
+// --account signs with an existing unlocked account (its curve) and
+// creates no wallet.
+func TestLoadCommandWithAccount(t *testing.T) {
+	e := newEnv(t, fastDaemon, func(c *Config) { c.SignRate, c.SignBurst = 1e9, 1e9 })
+	k := e.do("POST", "/v1/wallet/import-key", anon, map[string]string{"name": "mine", "password": "pw-123456", "curve": "secp256k1", "private_key_hex": strings.Repeat("0f", 32)}).must(t, 201)
+	e.do("POST", "/v1/wallet/unlock", anon, map[string]string{"wallet_id": k.str("wallet_id"), "password": "pw-123456"}).must(t, 200)
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"load", "--url", e.url, "--account", k.str("account_id"), "--connections", "2", "--duration", "200ms", "--in-process-time", "50ms", "--json"},
+		func(string) string { return "" }, &out, &errb)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	var rep loadReport
+	if json.Unmarshal(out.Bytes(), &rep) != nil || rep.Curve != "secp256k1" || rep.Signatures == 0 || rep.Errors != 0 || rep.VerifiedAnswers == 0 {
+		t.Fatalf("report: %s", out.String())
+	}
+	if ws := e.do("GET", "/v1/wallets", anon, nil).must(t, 200).body["wallets"].([]any); len(ws) != 1 {
+		t.Fatalf("%d wallets: load created one", len(ws))
+	}
+	// an unknown account is a clear error before any load
+	if err := run(context.Background(), []string{"load", "--url", e.url, "--account", "nope", "--duration", "100ms"}, func(string) string { return "" }, &out, &errb); err == nil || !strings.Contains(err.Error(), "NOT_FOUND") {
+		t.Fatalf("unknown account: %v", err)
+	}
+}
