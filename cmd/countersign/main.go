@@ -46,9 +46,12 @@ const usage = `countersign — a wallet server for AI agents in which a human co
 Usage:
   countersign serve [flags]        run the server (no flags: embedded defaults)
   countersign audit verify [flags] verify the hash chains of the audit log
-  countersign wallet create|import|list|unlock|derive|export   the local wallet daemon (COUNTERSIGN_URL, WALLET_TOKEN)
-  countersign sign message --account ID --text T              sign with a daemon account
-  countersign load [--curve C] [--connections N] [--duration D]  measure signing over HTTP vs in process
+  countersign wallet create|import|list|unlock|derive|export
+                                   the local wallet daemon's wallets (env COUNTERSIGN_URL, WALLET_TOKEN)
+  countersign sign message --account ID (--text T | --base64 B)
+                                   sign with a daemon account
+  countersign load [--curve C] [--connections N] [--duration D] [--account ID]
+                                   signing throughput over HTTP next to the in-process rate
   countersign login --email E | --oidc-token T [--role-arn ARN]
                                    sign in, link the derived wallet, SIWE, mint an OIDC JWT (and AWS credentials)
   countersign signer [--addr A]    the derived-key signer alone (DEV ONLY; env DEV_KEY_SERVICE_MASTER_SECRET, SIGNER_TOKEN)
