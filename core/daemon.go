@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"math/big"
 	"strings"
 	"sync"
@@ -247,6 +248,30 @@ func (d *Daemon) ImportKey(ctx context.Context, name, password, curve, keyHex st
 		return "", nil, err
 	}
 	a, err := d.addAccount(ctx, id, curve, "", key)
+	return id, a, err
+}
+
+// ImportKeystore imports an Ethereum keystore (Web3 Secret Storage v3,
+// scrypt or pbkdf2, as geth, MetaMask and ethers write them) as a
+// single-key secp256k1 wallet, re-encrypted under password.
+func (d *Daemon) ImportKeystore(ctx context.Context, name, password string, keystoreJSON []byte, keystorePassword string) (string, *countersign.DaemonAccount, error) {
+	if len(keystoreJSON) == 0 {
+		return "", nil, countersign.Errorf(countersign.BadRequest, "keystore_json is required")
+	}
+	key, _, err := keystore.ImportV3(keystoreJSON, keystorePassword)
+	switch {
+	case errors.Is(err, keystore.ErrDecrypt):
+		_ = d.audit(ctx, "daemon.import.failure", "keystore", map[string]string{})
+		return "", nil, countersign.Errorf(countersign.BadPassword, "wrong keystore_password (or the keystore was altered)")
+	case err != nil:
+		return "", nil, countersign.Errorf(countersign.BadRequest, "keystore_json: %v", err)
+	}
+	defer clear(key)
+	id, err := d.store(ctx, name, "key", CurveSecp256k1, key, password)
+	if err != nil {
+		return "", nil, err
+	}
+	a, err := d.addAccount(ctx, id, CurveSecp256k1, "", key)
 	return id, a, err
 }
 

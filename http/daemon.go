@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"net"
 	"net/http"
 	"strings"
@@ -89,9 +90,10 @@ type daemonImportKeyReq struct {
 	PrivateKeyHex string `json:"private_key_hex"`
 }
 type daemonImportKeyResp struct {
-	WalletID  string `json:"wallet_id"`
-	AccountID string `json:"account_id"`
-	Address   string `json:"address"`
+	WalletID   string `json:"wallet_id"`
+	AccountID  string `json:"account_id"`
+	Address    string `json:"address"`
+	EVMAddress string `json:"evm_address,omitempty"`
 }
 
 func (s *Server) daemonImportKey(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
@@ -103,7 +105,32 @@ func (s *Server) daemonImportKey(w http.ResponseWriter, r *http.Request, _ *core
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, 201, daemonImportKeyResp{WalletID: id, AccountID: a.ID, Address: a.Address})
+	return writeJSON(w, 201, daemonImportKeyResp{WalletID: id, AccountID: a.ID, Address: a.Address, EVMAddress: a.EVMAddress})
+}
+
+type daemonImportKeystoreReq struct {
+	Name     string `json:"name"`
+	Password string `json:"password"`
+	// KeystoreJSON is the keystore file's JSON object (or that JSON as a string).
+	KeystoreJSON     json.RawMessage `json:"keystore_json"`
+	KeystorePassword string          `json:"keystore_password"`
+}
+
+func (s *Server) daemonImportKeystore(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req daemonImportKeystoreReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	raw := []byte(req.KeystoreJSON)
+	var str string
+	if json.Unmarshal(raw, &str) == nil {
+		raw = []byte(str)
+	}
+	id, a, err := s.Daemon.ImportKeystore(r.Context(), req.Name, req.Password, raw, req.KeystorePassword)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 201, daemonImportKeyResp{WalletID: id, AccountID: a.ID, Address: a.Address, EVMAddress: a.EVMAddress})
 }
 
 type daemonUnlockReq struct {

@@ -57,6 +57,7 @@ func Routes() []Route {
 		{Method: "POST", Path: "/v1/wallet/create", Access: Daemon, Summary: "Daemon: create an HD wallet (BIP-39, 12 or 24 words)", Status: 201, Req: daemonCreateReq{}, Resp: daemonCreateResp{}, h: (*Server).daemonCreate},
 		{Method: "POST", Path: "/v1/wallet/import-mnemonic", Access: Daemon, Summary: "Daemon: import a BIP-39 mnemonic", Status: 201, Req: daemonImportMnemonicReq{}, Resp: daemonCreateResp{}, h: (*Server).daemonImportMnemonic},
 		{Method: "POST", Path: "/v1/wallet/import-key", Access: Daemon, Summary: "Daemon: import a raw ed25519 or secp256k1 key", Status: 201, Req: daemonImportKeyReq{}, Resp: daemonImportKeyResp{}, h: (*Server).daemonImportKey},
+		{Method: "POST", Path: "/v1/wallet/import-keystore", Access: Daemon, Summary: "Daemon: import an Ethereum v3 keystore (geth, MetaMask, ethers; scrypt or pbkdf2) as a secp256k1 wallet", Status: 201, Req: daemonImportKeystoreReq{}, Resp: daemonImportKeyResp{}, h: (*Server).daemonImportKeystore},
 		{Method: "POST", Path: "/v1/wallet/unlock", Access: Daemon, Summary: "Daemon: unlock a wallet into memory for UNLOCK_TTL_SEC", Status: 200, Req: daemonUnlockReq{}, Resp: daemonUnlockResp{}, h: (*Server).daemonUnlock},
 		{Method: "POST", Path: "/v1/wallet/lock", Access: Daemon, Summary: "Daemon: lock (zero) one wallet, or all", Status: 200, Req: daemonLockReq{}, Resp: daemonLockResp{}, h: (*Server).daemonLock},
 		{Method: "GET", Path: "/v1/wallets", Access: Daemon, Summary: "Daemon: list wallets (never secrets)", Status: 200, Resp: daemonWalletsResp{}, h: (*Server).daemonWallets},

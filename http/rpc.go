@@ -178,7 +178,7 @@ func (s *Server) daemonRPC(w http.ResponseWriter, r *http.Request, principal *co
 			if err != nil {
 				return nil, daemonRPCError(err)
 			}
-			return jsonOf(daemonImportKeyResp{WalletID: id, AccountID: a.ID, Address: a.Address}, nil)
+			return jsonOf(daemonImportKeyResp{WalletID: id, AccountID: a.ID, Address: a.Address, EVMAddress: a.EVMAddress}, nil)
 		case "wallet_unlock":
 			var p daemonUnlockReq
 			if err := rpcParams(params, []string{"wallet_id", "password"}, &p); err != nil {
@@ -506,14 +506,15 @@ var rpcBridge = map[string]struct {
 	method, path string
 	params       []string
 }{
-	"sign_receipt":       {"POST", "/v1/sign/receipt", []string{"account_id", "payload"}},
-	"verify_receipt":     {"POST", "/v1/verify/receipt", []string{"payload", "signature_base64", "public_key_hex"}},
-	"ledger_getTx":       {"GET", "/v1/ledger/tx/{txid}", []string{"txid"}},
-	"ledger_faucet":      {"POST", "/v1/ledger/faucet", []string{"address", "amount"}},
-	"webhook_create":     {"POST", "/v1/webhooks", []string{"url", "events"}},
-	"webhook_deliveries": {"GET", "/v1/webhooks/{id}/deliveries", []string{"id"}},
-	"wallet_export":      {"POST", "/v1/wallet/export", []string{"account_id", "export_password"}},
-	"about":              {"GET", "/about", nil},
+	"sign_receipt":           {"POST", "/v1/sign/receipt", []string{"account_id", "payload"}},
+	"verify_receipt":         {"POST", "/v1/verify/receipt", []string{"payload", "signature_base64", "public_key_hex"}},
+	"ledger_getTx":           {"GET", "/v1/ledger/tx/{txid}", []string{"txid"}},
+	"ledger_faucet":          {"POST", "/v1/ledger/faucet", []string{"address", "amount"}},
+	"webhook_create":         {"POST", "/v1/webhooks", []string{"url", "events"}},
+	"webhook_deliveries":     {"GET", "/v1/webhooks/{id}/deliveries", []string{"id"}},
+	"wallet_export":          {"POST", "/v1/wallet/export", []string{"account_id", "export_password"}},
+	"wallet_import_keystore": {"POST", "/v1/wallet/import-keystore", []string{"name", "password", "keystore_json", "keystore_password"}},
+	"about":                  {"GET", "/about", nil},
 }
 
 // memResponse is the ResponseWriter of a bridged call.

@@ -150,7 +150,7 @@ func TestWalletDaemonAuth(t *testing.T) {
 		e.do(rt.Method, path, apiKey(key), body, "X-Auth-Token", "daemon-token-0123456789").refused(t, 403, "FORBIDDEN")
 		n++
 	}
-	if n != 21 {
+	if n != 22 {
 		t.Fatalf("%d daemon routes", n)
 	}
 

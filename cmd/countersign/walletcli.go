@@ -77,6 +77,7 @@ func walletCmd(ctx context.Context, args []string, getenv func(string) string, s
 	show := fs.Bool("show-mnemonic", false, "print the new mnemonic (once; write it down)")
 	mnemonicFile := fs.String("mnemonic-file", "", "import: a file holding the mnemonic")
 	keyFile := fs.String("key-file", "", "import: a file holding a hex private key")
+	keystoreFile := fs.String("keystore-file", "", "import: an Ethereum v3 keystore (geth, MetaMask, ethers); its password from COUNTERSIGN_KEYSTORE_PASSWORD or the next line of stdin")
 	curve := fs.String("curve", "", "ed25519 or secp256k1")
 	path := fs.String("path", "", "derivation path (default per curve)")
 	wallet := fs.String("wallet", "", "wallet id")
@@ -122,8 +123,21 @@ func walletCmd(ctx context.Context, args []string, getenv func(string) string, s
 			if err != nil {
 				return err
 			}
+		case *keystoreFile != "":
+			ks, err := os.ReadFile(*keystoreFile)
+			if err != nil {
+				return err
+			}
+			kpw, err := readSecret(in, getenv, "COUNTERSIGN_KEYSTORE_PASSWORD", "Keystore password: ", stderr)
+			if err != nil {
+				return err
+			}
+			err = c.post(ctx, "/v1/wallet/import-keystore", map[string]any{"name": *name, "password": pw, "keystore_json": string(ks), "keystore_password": kpw}, &res)
+			if err != nil {
+				return err
+			}
 		default:
-			return errors.New("import needs --mnemonic-file or --key-file (files, so secrets stay out of the shell history)")
+			return errors.New("import needs --mnemonic-file, --key-file or --keystore-file (files, so secrets stay out of the shell history)")
 		}
 	case "list":
 		if err := c.get(ctx, "/v1/wallets", &res); err != nil {

@@ -175,6 +175,15 @@ func TestWalletCLI(t *testing.T) {
 	if r := e.cliOK(nil, "", "wallet", "derive", "--wallet", m["wallet_id"].(string), "--curve", "secp256k1"); r["evm_address"] != evm {
 		t.Fatalf("restored mnemonic derives %v, want %s", r["evm_address"], evm)
 	}
+	// an Ethereum keystore file: wallet password, then keystore password, on stdin
+	ksFile := filepath.Join(dir, "geth.json")
+	os.WriteFile(ksFile, raw, 0o600)
+	if _, err := e.cli(nil, pw+"\nwrong-keystore-pw\n", "wallet", "import", "--name", "geth", "--keystore-file", ksFile); err == nil || !strings.Contains(err.Error(), "BAD_PASSWORD") {
+		t.Fatalf("keystore import with a wrong password: %v", err)
+	}
+	if g := e.cliOK(nil, pw+"\n"+exportPW+"\n", "wallet", "import", "--name", "geth", "--keystore-file", ksFile); g["evm_address"] != evm {
+		t.Fatalf("keystore import: %v", g)
+	}
 	if _, err := e.cli(nil, pw+"\n", "wallet", "import", "--name", "none"); err == nil {
 		t.Fatal("import without a file")
 	}
