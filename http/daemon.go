@@ -5,8 +5,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"net"
+	"fmt"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -25,16 +26,52 @@ func (s *Server) checkDaemon(r *http.Request) error {
 	if r.Header.Get("X-API-KEY") != "" || strings.HasPrefix(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "), "csk_") {
 		return countersign.Errorf(countersign.Forbidden, "agent keys cannot use the wallet daemon: agents go through the countersigned flow (/api/prepare_transaction)")
 	}
+	ip, _ := netip.ParseAddr(clientAddr(r))
+	ip = ip.Unmap()
+	if len(s.WalletAllow) > 0 && !ip.IsLoopback() && !allowed(s.WalletAllow, ip) {
+		return countersign.Errorf(countersign.Forbidden, "this client's address is not in WALLET_ALLOW")
+	}
 	if s.WalletToken != "" {
 		if subtle.ConstantTimeCompare([]byte(r.Header.Get("X-Auth-Token")), []byte(s.WalletToken)) != 1 {
 			return countersign.Errorf(countersign.Unauthorized, "X-Auth-Token is missing or wrong")
 		}
 		return nil
 	}
-	if ip := net.ParseIP(clientAddr(r)); ip == nil || !ip.IsLoopback() {
+	if !ip.IsLoopback() {
 		return countersign.Errorf(countersign.Forbidden, "the wallet daemon answers local clients only (set WALLET_TOKEN to allow others)")
 	}
 	return nil
+}
+
+func allowed(nets []netip.Prefix, ip netip.Addr) bool {
+	for _, n := range nets {
+		if n.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseAllowList reads WALLET_ALLOW: comma-separated addresses or CIDR
+// prefixes ("10.0.0.0/8, 192.168.1.7, fd00::/8").
+func ParseAllowList(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("WALLET_ALLOW: %q is neither an address nor a CIDR prefix", f)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 type daemonCreateReq struct {

@@ -2,6 +2,8 @@ package http
 
 import (
 	"encoding/json"
+	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -152,4 +154,48 @@ func FuzzDecodeRPCRequest(f *testing.F) {
 			t.Fatalf("accepted %q", b)
 		}
 	})
+}
+
+func TestDaemonAccessRules(t *testing.T) {
+	allow, err := ParseAllowList(" 10.0.0.0/8, 192.168.1.7 ,fd00::/8")
+	if err != nil || len(allow) != 3 {
+		t.Fatalf("ParseAllowList: %v %v", allow, err)
+	}
+	for _, bad := range []string{"10.0.0.0/33", "nope", "1.2.3"} {
+		if _, err := ParseAllowList(bad); err == nil {
+			t.Errorf("WALLET_ALLOW=%q accepted", bad)
+		}
+	}
+	const tok = "daemon-token-0123456789"
+	cases := []struct {
+		name, remote, token string
+		allow               []netip.Prefix
+		walletToken         string
+		want                countersign.Code // "" = allowed
+	}{
+		{"loopback, no token set", "127.0.0.1:5", "", nil, "", ""},
+		{"IPv6 loopback", "[::1]:5", "", nil, "", ""},
+		{"remote, no token set", "10.1.2.3:5", "", nil, "", countersign.Forbidden},
+		{"remote with the token", "10.1.2.3:5", tok, nil, tok, ""},
+		{"remote with a wrong token", "10.1.2.3:5", "nope", nil, tok, countersign.Unauthorized},
+		{"loopback needs the token once set", "127.0.0.1:5", "", nil, tok, countersign.Unauthorized},
+		{"allow-listed with the token", "10.1.2.3:5", tok, allow, tok, ""},
+		{"allow-listed single address", "192.168.1.7:5", tok, allow, tok, ""},
+		{"v4-mapped v6 allow-listed", "[::ffff:10.9.9.9]:5", tok, allow, tok, ""},
+		{"not allow-listed, even with the token", "192.168.1.8:5", tok, allow, tok, countersign.Forbidden},
+		{"IPv6 allow-listed", "[fd00::1]:5", tok, allow, tok, ""},
+		{"loopback is always allowed by the list", "127.0.0.1:5", tok, allow, tok, ""},
+	}
+	for _, c := range cases {
+		s := &Server{Daemon: &core.Daemon{}, WalletToken: c.walletToken, WalletAllow: c.allow}
+		r := httptest.NewRequest("GET", "/v1/wallets", nil)
+		r.RemoteAddr = c.remote
+		if c.token != "" {
+			r.Header.Set("X-Auth-Token", c.token)
+		}
+		err := s.checkDaemon(r)
+		if got := countersign.ErrorCode(err); (err == nil) != (c.want == "") || err != nil && got != c.want {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -54,7 +55,8 @@ type Server struct {
 	// when set, is the X-Auth-Token its routes require.
 	Daemon        *core.Daemon
 	WalletToken   string
-	ExportScryptN int // scrypt N of exported v3 keystores (default 2^18, geth's standard)
+	WalletAllow   []netip.Prefix // WALLET_ALLOW: when set, the only non-loopback clients the daemon answers
+	ExportScryptN int            // scrypt N of exported v3 keystores (default 2^18, geth's standard)
 
 	tmplOnce sync.Once
 	tmpl     *template.Template

@@ -161,6 +161,9 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 	srv.Daemon = core.NewDaemon(svc, ks, core.DaemonConfig{UnlockTTL: cfg.UnlockTTL, Argon2: cfg.DaemonArgon, SignRate: cfg.SignRate, SignBurst: cfg.SignBurst})
 	a.closers = append(a.closers, func() error { srv.Daemon.Close(); return nil }) // before the store closes
 	srv.WalletToken = cfg.WalletToken
+	if srv.WalletAllow, err = cshttp.ParseAllowList(cfg.WalletAllow); err != nil {
+		return nil, err
+	}
 	if cfg.ExportScryptN != 0 {
 		srv.ExportScryptN = cfg.ExportScryptN
 	}

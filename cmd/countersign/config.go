@@ -49,6 +49,7 @@ type Config struct {
 	UnlockTTL     time.Duration
 	DaemonArgon   keystore.Params
 	WalletToken   string
+	WalletAllow   string // WALLET_ALLOW
 	ExportScryptN int    // scrypt N of exported v3 keystores; 0 is geth's standard 2^18
 	EventsSocket  string // "" disables; default DATA_DIR/events.sock
 	SignRate      float64
@@ -108,6 +109,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	c.SMTPAddr, c.SMTPFrom, c.SMTPUser, c.SMTPPassword = env("SMTP_ADDR"), or(env("SMTP_FROM"), "countersign@localhost"), env("SMTP_USERNAME"), env("SMTP_PASSWORD")
 	c.OIDCLoginIss, c.OIDCLoginAud = env("OIDC_LOGIN_ISSUER"), env("OIDC_LOGIN_CLIENT_ID")
 	c.KeystoreKind, c.KeystoreDir, c.WalletToken = or(env("KEYSTORE"), "dir"), env("KEYSTORE_DIR"), env("WALLET_TOKEN")
+	c.WalletAllow = env("WALLET_ALLOW")
 	c.EventsSocket = or(env("EVENTS_SOCKET"), filepath.Join(c.DataDir, "events.sock"))
 	if env("EVENTS_SOCKET") == "off" {
 		c.EventsSocket = ""
