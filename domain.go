@@ -244,6 +244,8 @@ type Store interface {
 	DaemonAccount(ctx context.Context, id string) (*DaemonAccount, error)
 	DaemonAccounts(ctx context.Context, walletID string) ([]*DaemonAccount, error)
 	DaemonAccountByAddress(ctx context.Context, address string) (*DaemonAccount, error)
+	// SetDaemonAccountTags replaces an account's tags; NotFound if none.
+	SetDaemonAccountTags(ctx context.Context, id string, tags map[string]string) error
 
 	// The mock ledger of seed 001 (stage 1, until a chain is plugged in).
 	LedgerBalance(ctx context.Context, address string) (*big.Int, error)
@@ -370,7 +372,8 @@ type DaemonAccount struct {
 	Path       string // "" for a single-key wallet
 	Address    string // ait1…
 	PublicKey  []byte
-	EVMAddress string // secp256k1 only
+	EVMAddress string            // secp256k1 only
+	Tags       map[string]string // the operator's labels ("role": "payout"); never nil once stored
 	CreatedAt  time.Time
 }
 

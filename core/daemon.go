@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ethereum/go-ethereum/accounts"
 	"github.com/ethereum/go-ethereum/common"
@@ -247,7 +249,7 @@ func (d *Daemon) ImportKey(ctx context.Context, name, password, curve, keyHex st
 	if err != nil {
 		return "", nil, err
 	}
-	a, err := d.addAccount(ctx, id, curve, "", key)
+	a, err := d.addAccount(ctx, id, curve, "", key, nil)
 	return id, a, err
 }
 
@@ -271,7 +273,7 @@ func (d *Daemon) ImportKeystore(ctx context.Context, name, password string, keys
 	if err != nil {
 		return "", nil, err
 	}
-	a, err := d.addAccount(ctx, id, CurveSecp256k1, "", key)
+	a, err := d.addAccount(ctx, id, CurveSecp256k1, "", key, nil)
 	return id, a, err
 }
 
@@ -290,7 +292,7 @@ func publicKey(curve string, priv []byte) ([]byte, error) {
 	}
 }
 
-func (d *Daemon) addAccount(ctx context.Context, walletID, curve, path string, priv []byte) (*countersign.DaemonAccount, error) {
+func (d *Daemon) addAccount(ctx context.Context, walletID, curve, path string, priv []byte, tags map[string]string) (*countersign.DaemonAccount, error) {
 	pub, err := publicKey(curve, priv)
 	if err != nil {
 		return nil, err
@@ -299,7 +301,10 @@ func (d *Daemon) addAccount(ctx context.Context, walletID, curve, path string, p
 	if err != nil {
 		return nil, err
 	}
-	a := &countersign.DaemonAccount{ID: uuid.NewString(), WalletID: walletID, Curve: curve, Path: path, Address: addr, PublicKey: pub, CreatedAt: d.svc.Clock.Now().UTC()}
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	a := &countersign.DaemonAccount{ID: uuid.NewString(), WalletID: walletID, Curve: curve, Path: path, Address: addr, PublicKey: pub, Tags: tags, CreatedAt: d.svc.Clock.Now().UTC()}
 	if curve == CurveSecp256k1 {
 		k, _ := crypto.ToECDSA(priv)
 		a.EVMAddress = crypto.PubkeyToAddress(k.PublicKey).Hex()
@@ -308,6 +313,54 @@ func (d *Daemon) addAccount(ctx context.Context, walletID, curve, path string, p
 		return nil, err
 	}
 	return a, d.audit(ctx, "daemon.account.derive", a.ID, map[string]string{"wallet_id": walletID, "curve": curve, "path": path, "address": a.Address})
+}
+
+// Account tags: the operator's labels for accounts (seed 001 §15), such as
+// {"role": "payout"}.
+const (
+	maxTags      = 16
+	maxTagKey    = 32
+	maxTagValue  = 128
+	tagKeyDetail = "tag names are 1 to 32 characters of a-z, 0-9, '_', '-' and '.'"
+)
+
+// CheckTags validates a set of tags.
+func CheckTags(tags map[string]string) error {
+	if len(tags) > maxTags {
+		return countersign.Errorf(countersign.BadRequest, "at most %d tags", maxTags)
+	}
+	for k, v := range tags {
+		if k == "" || len(k) > maxTagKey || strings.IndexFunc(k, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.')
+		}) >= 0 {
+			return countersign.Errorf(countersign.BadRequest, "tag %q: %s", truncate(k, 40), tagKeyDetail)
+		}
+		if utf8.RuneCountInString(v) > maxTagValue || !utf8.ValidString(v) || strings.IndexFunc(v, unicode.IsControl) >= 0 {
+			return countersign.Errorf(countersign.BadRequest, "tag %q: values are at most %d characters, without control characters", k, maxTagValue)
+		}
+	}
+	return nil
+}
+
+// SetAccountTags replaces an account's tags.
+func (d *Daemon) SetAccountTags(ctx context.Context, accountID string, tags map[string]string) (*countersign.DaemonAccount, error) {
+	if err := CheckTags(tags); err != nil {
+		return nil, err
+	}
+	if tags == nil {
+		tags = map[string]string{}
+	}
+	err := d.svc.inTx(ctx, func(ctx context.Context) error {
+		if err := d.svc.Store.SetDaemonAccountTags(ctx, accountID, tags); err != nil {
+			return err
+		}
+		return d.svc.audit(ctx, DaemonOwner, "operator", "daemon.account.tags", accountID, tags)
+	})
+	d.accounts.Delete(accountID) // the cached row is stale now (or was never there)
+	if err != nil {
+		return nil, err
+	}
+	return d.account(ctx, accountID)
 }
 
 // Unlock decrypts a wallet into memory until the TTL passes.
@@ -388,7 +441,10 @@ func (d *Daemon) withSecret(walletID string, fn func(u *unlocked) error) error {
 }
 
 // Derive derives an account of an unlocked HD wallet.
-func (d *Daemon) Derive(ctx context.Context, walletID, curve, path string) (*countersign.DaemonAccount, error) {
+func (d *Daemon) Derive(ctx context.Context, walletID, curve, path string, tags map[string]string) (*countersign.DaemonAccount, error) {
+	if err := CheckTags(tags); err != nil {
+		return nil, err
+	}
 	if curve == "" {
 		curve = CurveEd25519
 	}
@@ -434,7 +490,7 @@ func (d *Daemon) Derive(ctx context.Context, walletID, curve, path string) (*cou
 		return nil, err
 	}
 	defer clear(priv)
-	return d.addAccount(ctx, walletID, curve, p.String(), priv)
+	return d.addAccount(ctx, walletID, curve, p.String(), priv, tags)
 }
 
 // account returns an account's row, from memory after the first read.

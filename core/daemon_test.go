@@ -44,14 +44,14 @@ func TestDaemonZeroesSecrets(t *testing.T) {
 	if bytes.Equal(s, make([]byte, len(s))) {
 		t.Fatal("secret is zero while unlocked")
 	}
-	a, err := d.Derive(ctx, id, "", "")
+	a, err := d.Derive(ctx, id, "", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.SignMessage(ctx, a.ID, []byte("m")); err != nil {
 		t.Fatal(err)
 	}
-	ec, err := d.Derive(ctx, id, CurveSecp256k1, "")
+	ec, err := d.Derive(ctx, id, CurveSecp256k1, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestDaemonZeroesSecrets(t *testing.T) {
 	if !bytes.Equal(s, make([]byte, len(s))) {
 		t.Fatal("TTL expiry did not zero the secret")
 	}
-	if _, err := d.Derive(ctx, id, "", ""); err == nil {
+	if _, err := d.Derive(ctx, id, "", "", nil); err == nil {
 		t.Fatal("derived from an expired unlock")
 	}
 }
@@ -111,7 +111,7 @@ func unlockedAccount(t *testing.T, d *Daemon, ctx context.Context) (string, *cou
 	if _, err := d.Unlock(ctx, id, "pw"); err != nil {
 		t.Fatal(err)
 	}
-	a, err := d.Derive(ctx, id, "", "")
+	a, err := d.Derive(ctx, id, "", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

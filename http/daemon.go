@@ -223,23 +223,46 @@ func (s *Server) daemonWallets(w http.ResponseWriter, r *http.Request, _ *core.P
 }
 
 type daemonDeriveReq struct {
-	WalletID string `json:"wallet_id"`
-	Curve    string `json:"curve,omitempty"`
-	Path     string `json:"path,omitempty"`
+	WalletID string            `json:"wallet_id"`
+	Curve    string            `json:"curve,omitempty"`
+	Path     string            `json:"path,omitempty"`
+	Tags     map[string]string `json:"tags,omitempty"`
 }
 type accountJSON struct {
-	AccountID    string `json:"account_id"`
-	WalletID     string `json:"wallet_id"`
-	Curve        string `json:"curve"`
-	Path         string `json:"path,omitempty"`
-	Address      string `json:"address"`
-	PublicKeyHex string `json:"public_key_hex"`
-	EVMAddress   string `json:"evm_address,omitempty"`
+	AccountID    string            `json:"account_id"`
+	WalletID     string            `json:"wallet_id"`
+	Curve        string            `json:"curve"`
+	Path         string            `json:"path,omitempty"`
+	Address      string            `json:"address"`
+	PublicKeyHex string            `json:"public_key_hex"`
+	EVMAddress   string            `json:"evm_address,omitempty"`
+	Tags         map[string]string `json:"tags"`
 }
 
 func toAccountJSON(a *countersign.DaemonAccount) accountJSON {
+	tags := a.Tags
+	if tags == nil {
+		tags = map[string]string{}
+	}
 	return accountJSON{AccountID: a.ID, WalletID: a.WalletID, Curve: a.Curve, Path: a.Path, Address: a.Address,
-		PublicKeyHex: hex.EncodeToString(a.PublicKey), EVMAddress: a.EVMAddress}
+		PublicKeyHex: hex.EncodeToString(a.PublicKey), EVMAddress: a.EVMAddress, Tags: tags}
+}
+
+type accountTagsReq struct {
+	AccountID string            `json:"account_id"`
+	Tags      map[string]string `json:"tags"`
+}
+
+func (s *Server) daemonAccountTags(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req accountTagsReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	a, err := s.Daemon.SetAccountTags(r.Context(), req.AccountID, req.Tags)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, toAccountJSON(a))
 }
 
 func (s *Server) daemonDerive(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
@@ -247,7 +270,7 @@ func (s *Server) daemonDerive(w http.ResponseWriter, r *http.Request, _ *core.Pr
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	a, err := s.Daemon.Derive(r.Context(), req.WalletID, req.Curve, req.Path)
+	a, err := s.Daemon.Derive(r.Context(), req.WalletID, req.Curve, req.Path, req.Tags)
 	if err != nil {
 		return err
 	}

@@ -201,10 +201,10 @@ func (s *Server) daemonRPC(w http.ResponseWriter, r *http.Request, principal *co
 			return jsonOf(daemonWalletsResp{Wallets: list}, err)
 		case "account_derive":
 			var p daemonDeriveReq
-			if err := rpcParams(params, []string{"wallet_id", "curve", "path"}, &p); err != nil {
+			if err := rpcParams(params, []string{"wallet_id", "curve", "path", "tags"}, &p); err != nil {
 				return nil, err
 			}
-			a, err := d.Derive(ctx, p.WalletID, p.Curve, p.Path)
+			a, err := d.Derive(ctx, p.WalletID, p.Curve, p.Path, p.Tags)
 			if err != nil {
 				return nil, daemonRPCError(err)
 			}
@@ -514,6 +514,7 @@ var rpcBridge = map[string]struct {
 	"webhook_deliveries":     {"GET", "/v1/webhooks/{id}/deliveries", []string{"id"}},
 	"wallet_export":          {"POST", "/v1/wallet/export", []string{"account_id", "export_password"}},
 	"wallet_import_keystore": {"POST", "/v1/wallet/import-keystore", []string{"name", "password", "keystore_json", "keystore_password"}},
+	"account_setTags":        {"POST", "/v1/account/tags", []string{"account_id", "tags"}},
 	"about":                  {"GET", "/about", nil},
 }
 

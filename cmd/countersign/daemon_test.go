@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math/big"
 	"os"
 	"os/exec"
@@ -150,7 +151,7 @@ func TestWalletDaemonAuth(t *testing.T) {
 		e.do(rt.Method, path, apiKey(key), body, "X-Auth-Token", "daemon-token-0123456789").refused(t, 403, "FORBIDDEN")
 		n++
 	}
-	if n != 22 {
+	if n != 23 {
 		t.Fatalf("%d daemon routes", n)
 	}
 
@@ -372,5 +373,77 @@ func TestMockLedger(t *testing.T) {
 	}
 	if transfers != 2 {
 		t.Fatalf("%d transfer events in %d", transfers, len(evs))
+	}
+}
+
+// Accounts carry the operator's tags (seed 001 §15): set at derivation,
+// replaced later, listed, validated, audited; over REST and JSON-RPC.
+func TestAccountTags(t *testing.T) {
+	e := newEnv(t, fastDaemon)
+	w := e.do("POST", "/v1/wallet/create", anon, map[string]any{"name": "t", "password": "pw-123456"}).must(t, 201).str("wallet_id")
+	e.do("POST", "/v1/wallet/unlock", anon, map[string]string{"wallet_id": w, "password": "pw-123456"}).must(t, 200)
+	a := e.do("POST", "/v1/account/derive", anon, map[string]any{"wallet_id": w, "tags": map[string]string{"role": "payout", "team": "gpu-ops"}}).must(t, 201)
+	if tags, _ := a.body["tags"].(map[string]any); tags["role"] != "payout" || tags["team"] != "gpu-ops" {
+		t.Fatalf("derive with tags: %s", a.raw)
+	}
+	plain := e.do("POST", "/v1/account/derive", anon, map[string]any{"wallet_id": w, "curve": "secp256k1"}).must(t, 201)
+	if !strings.Contains(plain.raw, `"tags":{}`) {
+		t.Fatalf("an untagged account: %s", plain.raw)
+	}
+	// replace (not merge)
+	r := e.do("POST", "/v1/account/tags", anon, map[string]any{"account_id": a.str("account_id"), "tags": map[string]string{"role": "ops"}}).must(t, 200)
+	if tags, _ := r.body["tags"].(map[string]any); len(tags) != 1 || tags["role"] != "ops" {
+		t.Fatalf("replaced tags: %s", r.raw)
+	}
+	list := e.do("GET", "/v1/accounts?wallet_id="+w, anon, nil).must(t, 200).raw
+	if !strings.Contains(list, `"tags":{"role":"ops"}`) || strings.Contains(list, "gpu-ops") {
+		t.Fatalf("listed: %s", list)
+	}
+	// bad tags change nothing
+	many := map[string]string{}
+	for i := range 17 {
+		many[fmt.Sprintf("t%d", i)] = "x"
+	}
+	for name, tags := range map[string]any{
+		"too many":      many,
+		"upper case":    map[string]string{"Role": "x"},
+		"empty name":    map[string]string{"": "x"},
+		"long name":     map[string]string{strings.Repeat("a", 33): "x"},
+		"long value":    map[string]string{"a": strings.Repeat("é", 129)},
+		"control":       map[string]string{"a": "x\ny"},
+		"not a string":  map[string]any{"a": 1},
+		"not an object": []string{"a"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e.do("POST", "/v1/account/tags", anon, map[string]any{"account_id": a.str("account_id"), "tags": tags}).refused(t, 400, "BAD_REQUEST")
+			e.do("POST", "/v1/account/derive", anon, map[string]any{"wallet_id": w, "path": "m/44'/12345'/9'/0'/0'", "tags": tags}).refused(t, 400, "BAD_REQUEST")
+		})
+	}
+	if !strings.Contains(e.do("GET", "/v1/accounts?wallet_id="+w, anon, nil).must(t, 200).raw, `"tags":{"role":"ops"}`) {
+		t.Fatal("refused tags changed the account")
+	}
+	if n := len(e.do("GET", "/v1/accounts?wallet_id="+w, anon, nil).must(t, 200).body["accounts"].([]any)); n != 2 {
+		t.Fatalf("refused derivations created accounts: %d", n)
+	}
+	e.do("POST", "/v1/account/tags", anon, map[string]any{"account_id": "missing", "tags": map[string]string{}}).refused(t, 404, "NOT_FOUND")
+	// JSON-RPC, by position; and an empty object clears
+	res, er := e.rpcCall("account_setTags", []any{a.str("account_id"), map[string]string{}})
+	if er != nil || !strings.Contains(string(res), `"tags":{}`) {
+		t.Fatalf("account_setTags: %s %+v", res, er)
+	}
+	res, er = e.rpcCall("account_derive", []any{w, "ed25519", "m/44'/12345'/1'/0'/0'", map[string]string{"role": "miner"}})
+	if er != nil || !strings.Contains(string(res), `"role":"miner"`) {
+		t.Fatalf("account_derive with tags: %s %+v", res, er)
+	}
+	// audited
+	entries, _ := e.app.Svc.Store.AuditEntries(context.Background(), "daemon", 0, 1000)
+	n := 0
+	for _, en := range entries {
+		if en.Action == "daemon.account.tags" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("%d daemon.account.tags audit entries, want 2", n)
 	}
 }

@@ -43,7 +43,7 @@ func TestDaemonRPCMirrorsEveryRoute(t *testing.T) {
 	methods := map[string]string{
 		"POST /v1/wallet/create": "wallet_create", "POST /v1/wallet/import-mnemonic": "wallet_import_mnemonic",
 		"POST /v1/wallet/import-key": "wallet_import_key", "POST /v1/wallet/unlock": "wallet_unlock", "POST /v1/wallet/lock": "wallet_lock",
-		"GET /v1/wallets": "wallet_list", "POST /v1/wallet/export": "wallet_export", "POST /v1/wallet/import-keystore": "wallet_import_keystore", "POST /v1/account/derive": "account_derive",
+		"GET /v1/wallets": "wallet_list", "POST /v1/wallet/export": "wallet_export", "POST /v1/wallet/import-keystore": "wallet_import_keystore", "POST /v1/account/derive": "account_derive", "POST /v1/account/tags": "account_setTags",
 		"GET /v1/accounts": "account_list", "GET /v1/address/{account_id}": "address_get", "POST /v1/sign/message": "sign_message",
 		"POST /v1/sign/tx": "sign_tx", "POST /v1/sign/receipt": "sign_receipt", "POST /v1/verify/receipt": "verify_receipt",
 		"GET /v1/ledger/balance/{address}": "ledger_getBalance", "POST /v1/ledger/transfer": "ledger_transfer",

@@ -888,20 +888,48 @@ func (s *Store) KeyBlobIDs(ctx context.Context) ([]string, error) {
 	})
 }
 
-const daemonAccountCols = `id, wallet_id, curve, path, address, public_key, evm_address, created_at`
+const daemonAccountCols = `id, wallet_id, curve, path, address, public_key, evm_address, tags, created_at`
 
 func scanDaemonAccount(r interface{ Scan(...any) error }) (*countersign.DaemonAccount, error) {
 	var a countersign.DaemonAccount
 	var at int64
-	err := r.Scan(&a.ID, &a.WalletID, &a.Curve, &a.Path, &a.Address, &a.PublicKey, &a.EVMAddress, &at)
+	var tags string
+	if err := r.Scan(&a.ID, &a.WalletID, &a.Curve, &a.Path, &a.Address, &a.PublicKey, &a.EVMAddress, &tags, &at); err != nil {
+		return nil, err
+	}
 	a.CreatedAt = fromTS(at)
-	return &a, err
+	a.Tags = map[string]string{}
+	if err := json.Unmarshal([]byte(tags), &a.Tags); err != nil {
+		return nil, fmt.Errorf("account %s: tags: %w", a.ID, err)
+	}
+	return &a, nil
+}
+
+func tagsJSON(tags map[string]string) string {
+	if tags == nil {
+		return "{}"
+	}
+	b, _ := json.Marshal(tags)
+	return string(b)
 }
 
 func (s *Store) CreateDaemonAccount(ctx context.Context, a *countersign.DaemonAccount) error {
-	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO daemon_accounts (`+daemonAccountCols+`) VALUES (?,?,?,?,?,?,?,?)`,
-		a.ID, a.WalletID, a.Curve, a.Path, a.Address, a.PublicKey, a.EVMAddress, ts(a.CreatedAt))
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO daemon_accounts (`+daemonAccountCols+`) VALUES (?,?,?,?,?,?,?,?,?)`,
+		a.ID, a.WalletID, a.Curve, a.Path, a.Address, a.PublicKey, a.EVMAddress, tagsJSON(a.Tags), ts(a.CreatedAt))
 	return conflict(err, "this account is already derived")
+}
+
+func (s *Store) SetDaemonAccountTags(ctx context.Context, id string, tags map[string]string) error {
+	res, err := s.writer(ctx).ExecContext(ctx, `UPDATE daemon_accounts SET tags = ? WHERE id = ?`, tagsJSON(tags), id)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return countersign.Errorf(countersign.NotFound, "account not found")
+	}
+	return nil
 }
 
 func (s *Store) DaemonAccount(ctx context.Context, id string) (*countersign.DaemonAccount, error) {

@@ -24,6 +24,7 @@ func Run(t *testing.T, open func(t *testing.T) countersign.Store) {
 		"audit and events":   testAuditEvents,
 		"rollback":           testRollback,
 		"tokens and keys":    testTokensKeys,
+		"daemon accounts":    testDaemonAccounts,
 	} {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
 	}
@@ -343,5 +344,35 @@ func testTokensKeys(t *testing.T, s countersign.Store) {
 	}
 	if err := s.Ping(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func testDaemonAccounts(t *testing.T, s countersign.Store) {
+	a := &countersign.DaemonAccount{ID: "a1", WalletID: "w1", Curve: "ed25519", Path: "m/0'", Address: "ait1x", PublicKey: []byte{1}, CreatedAt: time.Now().UTC()}
+	if err := s.CreateDaemonAccount(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.DaemonAccount(ctx, "a1"); err != nil || got.Tags == nil || len(got.Tags) != 0 {
+		t.Fatalf("untagged account: %+v %v", got, err)
+	}
+	tags := map[string]string{"role": "payout", "note": "é \"quoted\""}
+	if err := s.SetDaemonAccountTags(ctx, "a1", tags); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.DaemonAccount(ctx, "a1"); len(got.Tags) != 2 || got.Tags["role"] != "payout" || got.Tags["note"] != tags["note"] {
+		t.Fatalf("tags: %v", got.Tags)
+	}
+	if list, _ := s.DaemonAccounts(ctx, "w1"); len(list) != 1 || list[0].Tags["role"] != "payout" {
+		t.Fatalf("listed tags: %v", list)
+	}
+	if err := s.SetDaemonAccountTags(ctx, "missing", tags); code(err) != countersign.NotFound {
+		t.Fatalf("tags of a missing account: %v", err)
+	}
+	b := &countersign.DaemonAccount{ID: "a2", WalletID: "w1", Curve: "ed25519", Path: "m/1'", Address: "ait1y", PublicKey: []byte{2}, Tags: map[string]string{"ops": ""}, CreatedAt: time.Now().UTC()}
+	if err := s.CreateDaemonAccount(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.DaemonAccountByAddress(ctx, "ait1y"); got == nil || len(got.Tags) != 1 {
+		t.Fatalf("created with tags: %+v", got)
 	}
 }
