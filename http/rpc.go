@@ -90,7 +90,7 @@ func (s *Server) about(w http.ResponseWriter, r *http.Request, _ *core.Principal
 			"ed25519":            "SLIP-10, hardened derivation only; RFC 8032 signatures",
 			"secp256k1":          "BIP-32/BIP-44; EIP-191 message signatures; EIP-155/EIP-1559 transactions",
 			"address":            "bech32 (BIP-173) hrp \"ait\" of BLAKE2b-160(public key: 32-byte ed25519, 33-byte compressed secp256k1)",
-			"keys at rest (api)": "per-record data key under the master key, XChaCha20-Poly1305, record id as AAD",
+			"keys at rest (api)": "v1-kdb in the same keystore (Argon2id t=1 m=8MiB p=1) under a random 32-byte secret, sealed in the wallet row under the master key (per-record data key, XChaCha20-Poly1305, record id as AAD)",
 		},
 		Parameters: map[string]any{"argon2id": s.Daemon.Config().Argon2, "unlock_ttl_seconds": s.Daemon.Config().UnlockTTL.Seconds(),
 			"default_paths": core.DefaultPaths, "coin_type": core.CoinType},
