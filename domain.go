@@ -377,6 +377,24 @@ type DaemonAccount struct {
 	CreatedAt  time.Time
 }
 
+// Ledger is where the wallet daemon's balances and transfers live: seed
+// 001 §13's chain adapter. Adapters: ledger/mock, balances and transfers in
+// the store (WALLET_CHAIN=mock, stage 1); a node of the seed's own chain
+// once that chain has an RPC to talk to (WALLET_CHAIN=aitbc, not built).
+type Ledger interface {
+	// Name is the adapter's WALLET_CHAIN value.
+	Name() string
+	Balance(ctx context.Context, address string) (*big.Int, error)
+	// Submit records (mock) or broadcasts (a node) a signed transfer. It is
+	// called inside the transaction that audits the transfer; InsufficientFunds
+	// if the sender cannot pay.
+	Submit(ctx context.Context, t *LedgerTx) error
+	Tx(ctx context.Context, id string) (*LedgerTx, error)
+	// Credit adds units to an address: a faucet, which only a mock ledger
+	// has (Forbidden elsewhere).
+	Credit(ctx context.Context, address string, units *big.Int) error
+}
+
 // LedgerTx is a signed transfer on the mock ledger.
 type LedgerTx struct {
 	ID, From, To, Memo string

@@ -24,6 +24,7 @@ var allowed = map[string][]string{
 	"store/storetest": {""},
 	"core":            {"", "auth", "contracts", "keys/hd", "keys/keystore"},
 	"store/sqlite":    {""},
+	"ledger/mock":     {""},
 	"chain/evm":       {""},
 	"chain/sim":       {"contracts"},
 	"signer/local":    {"", "keys/keystore"},

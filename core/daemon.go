@@ -53,6 +53,8 @@ type DaemonConfig struct {
 	Argon2    keystore.Params // default keystore.DefaultParams
 	SignRate  float64         // signatures per second, process-wide (default 100; SIGN_RATE)
 	SignBurst int             // (default 200; SIGN_BURST)
+	// Ledger holds balances and transfers (WALLET_CHAIN; ledger/mock).
+	Ledger countersign.Ledger
 }
 
 // walletMeta is the readable metadata of a .kdb file.

@@ -53,7 +53,19 @@ func (d *Daemon) LedgerBalance(ctx context.Context, address string) (*big.Int, e
 	if _, err := hd.ParseAddress(address); err != nil {
 		return nil, countersign.Errorf(countersign.BadRequest, "address is not an ait1… address")
 	}
-	return d.svc.Store.LedgerBalance(ctx, address)
+	l, err := d.ledgerOrErr()
+	if err != nil {
+		return nil, err
+	}
+	return l.Balance(ctx, address)
+}
+
+// ledgerOrErr is the configured ledger, or an error saying there is none.
+func (d *Daemon) ledgerOrErr() (countersign.Ledger, error) {
+	if d.cfg.Ledger == nil {
+		return nil, countersign.Errorf(countersign.Internal, "no ledger is configured (WALLET_CHAIN)")
+	}
+	return d.cfg.Ledger, nil
 }
 
 // LedgerFaucet credits an address (mock ledger only: there is no chain to
@@ -66,8 +78,12 @@ func (d *Daemon) LedgerFaucet(ctx context.Context, address, amount string) (*big
 	if err != nil {
 		return nil, err
 	}
+	l, err := d.ledgerOrErr()
+	if err != nil {
+		return nil, err
+	}
 	err = d.svc.inTx(ctx, func(ctx context.Context) error {
-		if err := d.svc.Store.LedgerMove(ctx, "", address, units); err != nil {
+		if err := l.Credit(ctx, address, units); err != nil {
 			return err
 		}
 		return d.svc.audit(ctx, DaemonOwner, "operator", "ledger.faucet", address, map[string]string{"units": units.String()})
@@ -75,7 +91,7 @@ func (d *Daemon) LedgerFaucet(ctx context.Context, address, amount string) (*big
 	if err != nil {
 		return nil, err
 	}
-	return d.svc.Store.LedgerBalance(ctx, address)
+	return l.Balance(ctx, address)
 }
 
 // LedgerTransfer moves an amount from a local account, which signs the
@@ -88,6 +104,10 @@ func (d *Daemon) LedgerTransfer(ctx context.Context, from, to, amount, memo stri
 		return nil, err
 	}
 	units, err := ParseLedgerAmount(amount)
+	if err != nil {
+		return nil, err
+	}
+	l, err := d.ledgerOrErr()
 	if err != nil {
 		return nil, err
 	}
@@ -113,10 +133,7 @@ func (d *Daemon) LedgerTransfer(ctx context.Context, from, to, amount, memo stri
 	}
 	t.Signature, t.PublicKey = sm.Signature, sm.PublicKey
 	err = d.svc.inTx(ctx, func(ctx context.Context) error {
-		if err := d.svc.Store.LedgerMove(ctx, from, to, units); err != nil {
-			return err
-		}
-		if err := d.svc.Store.AddLedgerTx(ctx, t); err != nil {
+		if err := l.Submit(ctx, t); err != nil {
 			return err
 		}
 		if err := d.svc.audit(ctx, DaemonOwner, "operator", "ledger.transfer", t.ID, map[string]string{"from": from, "to": to, "units": units.String()}); err != nil {
@@ -132,5 +149,9 @@ func (d *Daemon) LedgerTransfer(ctx context.Context, from, to, amount, memo stri
 
 // LedgerTx returns a transfer.
 func (d *Daemon) LedgerTx(ctx context.Context, id string) (*countersign.LedgerTx, error) {
-	return d.svc.Store.LedgerTxByID(ctx, id)
+	l, err := d.ledgerOrErr()
+	if err != nil {
+		return nil, err
+	}
+	return l.Tx(ctx, id)
 }

@@ -92,7 +92,7 @@ func (s *Server) about(w http.ResponseWriter, r *http.Request, _ *core.Principal
 			"address":            "bech32 (BIP-173) hrp \"ait\" of BLAKE2b-160(public key: 32-byte ed25519, 33-byte compressed secp256k1)",
 			"keys at rest (api)": "v1-kdb in the same keystore (Argon2id t=1 m=8MiB p=1) under a random 32-byte secret, sealed in the wallet row under the master key (per-record data key, XChaCha20-Poly1305, record id as AAD)",
 		},
-		Parameters: map[string]any{"argon2id": s.Daemon.Config().Argon2, "unlock_ttl_seconds": s.Daemon.Config().UnlockTTL.Seconds(),
+		Parameters: map[string]any{"argon2id": s.Daemon.Config().Argon2, "unlock_ttl_seconds": s.Daemon.Config().UnlockTTL.Seconds(), "ledger": ledgerName(s.Daemon.Config().Ledger),
 			"default_paths": core.DefaultPaths, "coin_type": core.CoinType},
 		Libraries: libs})
 }
@@ -576,4 +576,11 @@ func (s *Server) bridgedRPC(ctx context.Context, method string, params json.RawM
 		return nil, true, daemonRPCError(err)
 	}
 	return json.RawMessage(bytes.TrimSpace(res.body.Bytes())), true, nil
+}
+
+func ledgerName(l countersign.Ledger) string {
+	if l == nil {
+		return "none"
+	}
+	return l.Name()
 }

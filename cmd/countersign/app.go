@@ -23,6 +23,7 @@ import (
 	cshttp "github.com/countersign/countersign/http"
 	"github.com/countersign/countersign/keys/envelope"
 	"github.com/countersign/countersign/keys/keystore"
+	mockledger "github.com/countersign/countersign/ledger/mock"
 	"github.com/countersign/countersign/mailer"
 	csmcp "github.com/countersign/countersign/mcp"
 	"github.com/countersign/countersign/notify"
@@ -158,7 +159,16 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 		return nil, err
 	}
 	srv.ServiceToken = cfg.SignerToken
-	srv.Daemon = core.NewDaemon(svc, ks, core.DaemonConfig{UnlockTTL: cfg.UnlockTTL, Argon2: cfg.DaemonArgon, SignRate: cfg.SignRate, SignBurst: cfg.SignBurst})
+	var ledger countersign.Ledger
+	switch cfg.WalletChain {
+	case "", "mock":
+		ledger = mockledger.Ledger{Store: st}
+	case "aitbc":
+		return nil, errors.New("WALLET_CHAIN=aitbc: there is no AITBC node adapter yet (the chain has no RPC to talk to); use WALLET_CHAIN=mock")
+	default:
+		return nil, fmt.Errorf("WALLET_CHAIN must be mock (or, later, aitbc), not %q", cfg.WalletChain)
+	}
+	srv.Daemon = core.NewDaemon(svc, ks, core.DaemonConfig{UnlockTTL: cfg.UnlockTTL, Argon2: cfg.DaemonArgon, SignRate: cfg.SignRate, SignBurst: cfg.SignBurst, Ledger: ledger})
 	a.closers = append(a.closers, func() error { srv.Daemon.Close(); return nil }) // before the store closes
 	srv.WalletToken = cfg.WalletToken
 	if srv.WalletAllow, err = cshttp.ParseAllowList(cfg.WalletAllow); err != nil {

@@ -50,6 +50,7 @@ type Config struct {
 	DaemonArgon   keystore.Params
 	WalletToken   string
 	WalletAllow   string // WALLET_ALLOW
+	WalletChain   string // WALLET_CHAIN: mock (default)
 	ExportScryptN int    // scrypt N of exported v3 keystores; 0 is geth's standard 2^18
 	EventsSocket  string // "" disables; default DATA_DIR/events.sock
 	SignRate      float64
@@ -110,6 +111,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	c.OIDCLoginIss, c.OIDCLoginAud = env("OIDC_LOGIN_ISSUER"), env("OIDC_LOGIN_CLIENT_ID")
 	c.KeystoreKind, c.KeystoreDir, c.WalletToken = or(env("KEYSTORE"), "dir"), env("KEYSTORE_DIR"), env("WALLET_TOKEN")
 	c.WalletAllow = env("WALLET_ALLOW")
+	c.WalletChain = or(env("WALLET_CHAIN"), "mock")
 	c.EventsSocket = or(env("EVENTS_SOCKET"), filepath.Join(c.DataDir, "events.sock"))
 	if env("EVENTS_SOCKET") == "off" {
 		c.EventsSocket = ""

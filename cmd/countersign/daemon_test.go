@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/big"
 	"os"
 	"os/exec"
@@ -445,5 +446,30 @@ func TestAccountTags(t *testing.T) {
 	}
 	if n != 2 {
 		t.Fatalf("%d daemon.account.tags audit entries, want 2", n)
+	}
+}
+
+// WALLET_CHAIN picks the ledger adapter: mock today; aitbc is refused with
+// a clear reason until the seed's chain has a node to talk to.
+func TestWalletChain(t *testing.T) {
+	e := newEnv(t, fastDaemon)
+	if ab := e.do("GET", "/about", anon, nil).must(t, 200).raw; !strings.Contains(ab, `"ledger":"mock"`) {
+		t.Fatalf("/about: %s", ab)
+	}
+	for chain, want := range map[string]string{"aitbc": "no AITBC node adapter", "bitcoin": "WALLET_CHAIN must be mock"} {
+		cfg := &Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), WalletChain: chain}
+		fastDaemon(cfg)
+		if err := cfg.defaults(); err != nil {
+			t.Fatal(err)
+		}
+		log, _ := newLogger("json", "error", io.Discard)
+		app, err := Start(context.Background(), cfg, log)
+		if err == nil {
+			app.Close()
+			t.Fatalf("WALLET_CHAIN=%s started", chain)
+		}
+		if !strings.Contains(err.Error(), want) {
+			t.Fatalf("WALLET_CHAIN=%s: %v", chain, err)
+		}
 	}
 }

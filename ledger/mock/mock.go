@@ -1,0 +1,45 @@
+// Package mock is the wallet daemon's stage-1 ledger (seed 001 §5.4, §13):
+// balances and signed transfers kept in the store, in integer units, until
+// the seed's chain has a node to talk to. It implements countersign.Ledger.
+package mock
+
+import (
+	"context"
+	"math/big"
+
+	"github.com/countersign/countersign"
+)
+
+// Ledger keeps balances and transfers in the store.
+type Ledger struct {
+	Store countersign.Store
+}
+
+var _ countersign.Ledger = Ledger{}
+
+// Name is "mock" (WALLET_CHAIN=mock).
+func (Ledger) Name() string { return "mock" }
+
+// Balance returns an address's balance in units (zero if it has none).
+func (l Ledger) Balance(ctx context.Context, address string) (*big.Int, error) {
+	return l.Store.LedgerBalance(ctx, address)
+}
+
+// Submit moves the units and records the signed transfer, in the caller's
+// transaction; InsufficientFunds if the sender cannot pay.
+func (l Ledger) Submit(ctx context.Context, t *countersign.LedgerTx) error {
+	if err := l.Store.LedgerMove(ctx, t.From, t.To, t.Units); err != nil {
+		return err
+	}
+	return l.Store.AddLedgerTx(ctx, t)
+}
+
+// Tx returns a recorded transfer.
+func (l Ledger) Tx(ctx context.Context, id string) (*countersign.LedgerTx, error) {
+	return l.Store.LedgerTxByID(ctx, id)
+}
+
+// Credit creates units at address (the faucet of a play-money ledger).
+func (l Ledger) Credit(ctx context.Context, address string, units *big.Int) error {
+	return l.Store.LedgerMove(ctx, "", address, units)
+}
