@@ -81,7 +81,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	r.SetMaxOpenConns(8)
-	ck, err := sql.Open("sqlite", dsn)
+	// The checkpointer waits at most 100 ms for a lock: a RESTART checkpoint
+	// holds writers back while it waits for readers, and must not for long.
+	ck, err := sql.Open("sqlite", checkpointDSN(dsn))
 	if err != nil {
 		w.Close()
 		r.Close()
@@ -101,6 +103,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	go s.checkpoints()
 	return s, nil
+}
+
+// checkpointDSN is dsn with a 100 ms busy timeout.
+func checkpointDSN(dsn string) string {
+	return strings.Replace(dsn, url.QueryEscape("busy_timeout(10000)"), url.QueryEscape("busy_timeout(100)"), 1)
 }
 
 // checkpoints runs a PASSIVE checkpoint every CheckpointEvery, and a
