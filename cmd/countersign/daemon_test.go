@@ -457,19 +457,28 @@ func TestWalletChain(t *testing.T) {
 		t.Fatalf("/about: %s", ab)
 	}
 	for chain, want := range map[string]string{"aitbc": "no AITBC node adapter", "bitcoin": "WALLET_CHAIN must be mock"} {
-		cfg := &Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), WalletChain: chain}
-		fastDaemon(cfg)
-		if err := cfg.defaults(); err != nil {
-			t.Fatal(err)
-		}
-		log, _ := newLogger("json", "error", io.Discard)
-		app, err := Start(context.Background(), cfg, log)
-		if err == nil {
-			app.Close()
-			t.Fatalf("WALLET_CHAIN=%s started", chain)
-		}
+		err := startFails(t, func(c *Config) { c.DataDir = t.TempDir(); c.WalletChain = chain })
 		if !strings.Contains(err.Error(), want) {
 			t.Fatalf("WALLET_CHAIN=%s: %v", chain, err)
 		}
 	}
+}
+
+// startFails starts the server with fastDaemon and setup applied, expects
+// Start to refuse, and returns its error.
+func startFails(t *testing.T, setup func(*Config)) error {
+	t.Helper()
+	cfg := &Config{Addr: "127.0.0.1:0", LogFormat: "json"}
+	setup(cfg)
+	fastDaemon(cfg)
+	if err := cfg.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	log, _ := newLogger("json", "error", io.Discard)
+	app, err := Start(context.Background(), cfg, log)
+	if err == nil {
+		app.Close()
+		t.Fatal("the server started")
+	}
+	return err
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -179,18 +178,7 @@ func TestStartRefusesMissingWalletKeys(t *testing.T) {
 		{"switched to store", func(c *Config) { c.DataDir = dataDir; c.KeystoreKind = "store" }},
 		{"directory not restored", func(c *Config) { c.DataDir = dataDir; c.KeystoreDir = t.TempDir() }},
 	} {
-		cfg := &Config{Addr: "127.0.0.1:0", LogFormat: "json"}
-		c.setup(cfg)
-		fastDaemon(cfg)
-		if err := cfg.defaults(); err != nil {
-			t.Fatal(err)
-		}
-		log, _ := newLogger("json", "error", io.Discard)
-		app, err := Start(context.Background(), cfg, log)
-		if err == nil {
-			app.Close()
-			t.Fatalf("%s: started without the wallet keys", c.name)
-		}
+		err := startFails(t, c.setup)
 		if !strings.Contains(err.Error(), "not in the keystore") || !strings.Contains(err.Error(), addr) {
 			t.Fatalf("%s: %v", c.name, err)
 		}
