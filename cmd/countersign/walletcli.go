@@ -100,6 +100,9 @@ func walletCmd(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 	case "import":
+		if *mnemonicFile == "" && *keyFile == "" && *keystoreFile == "" {
+			return errors.New("import needs --mnemonic-file, --key-file or --keystore-file (files, so secrets stay out of the shell history)")
+		}
 		pw, err := readSecret(in, getenv, "COUNTERSIGN_WALLET_PASSWORD", "Wallet password: ", stderr)
 		if err != nil {
 			return err
@@ -136,8 +139,6 @@ func walletCmd(ctx context.Context, args []string, getenv func(string) string, s
 			if err != nil {
 				return err
 			}
-		default:
-			return errors.New("import needs --mnemonic-file, --key-file or --keystore-file (files, so secrets stay out of the shell history)")
 		}
 	case "list":
 		if err := c.get(ctx, "/v1/wallets", &res); err != nil {
