@@ -689,8 +689,21 @@ func (d *Daemon) Wallets(ctx context.Context) ([]WalletInfo, error) {
 }
 
 // Accounts lists a wallet's accounts.
-func (d *Daemon) Accounts(ctx context.Context, walletID string) ([]*countersign.DaemonAccount, error) {
-	return d.svc.Store.DaemonAccounts(ctx, walletID)
+// With tag "name" only accounts carrying that tag are listed; with
+// "name=value", only those where it has that value.
+func (d *Daemon) Accounts(ctx context.Context, walletID, tag string) ([]*countersign.DaemonAccount, error) {
+	list, err := d.svc.Store.DaemonAccounts(ctx, walletID)
+	if err != nil || tag == "" {
+		return list, err
+	}
+	name, value, withValue := strings.Cut(tag, "=")
+	out := []*countersign.DaemonAccount{}
+	for _, a := range list {
+		if v, ok := a.Tags[name]; ok && (!withValue || v == value) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }
 
 // Account returns one account.

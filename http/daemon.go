@@ -282,7 +282,7 @@ type accountsResp struct {
 }
 
 func (s *Server) daemonAccounts(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
-	list, err := s.Daemon.Accounts(r.Context(), r.URL.Query().Get("wallet_id"))
+	list, err := s.Daemon.Accounts(r.Context(), r.URL.Query().Get("wallet_id"), r.URL.Query().Get("tag"))
 	if err != nil {
 		return err
 	}

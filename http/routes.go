@@ -63,7 +63,7 @@ func Routes() []Route {
 		{Method: "GET", Path: "/v1/wallets", Access: Daemon, Summary: "Daemon: list wallets (never secrets)", Status: 200, Resp: daemonWalletsResp{}, h: (*Server).daemonWallets},
 		{Method: "POST", Path: "/v1/account/derive", Access: Daemon, Summary: "Daemon: derive an account (SLIP-10 ed25519, BIP-32 secp256k1)", Status: 201, Req: daemonDeriveReq{}, Resp: accountJSON{}, h: (*Server).daemonDerive},
 		{Method: "POST", Path: "/v1/account/tags", Access: Daemon, Summary: "Daemon: replace an account's tags (labels such as role: payout)", Status: 200, Req: accountTagsReq{}, Resp: accountJSON{}, h: (*Server).daemonAccountTags},
-		{Method: "GET", Path: "/v1/accounts", Access: Daemon, Summary: "Daemon: a wallet's accounts", Status: 200, Query: []string{"wallet_id"}, Resp: accountsResp{}, h: (*Server).daemonAccounts},
+		{Method: "GET", Path: "/v1/accounts", Access: Daemon, Summary: "Daemon: a wallet's accounts (tag=name or tag=name=value to filter)", Status: 200, Query: []string{"wallet_id", "tag"}, Resp: accountsResp{}, h: (*Server).daemonAccounts},
 		{Method: "GET", Path: "/v1/address/{account_id}", Access: Daemon, Summary: "Daemon: an account's address", Status: 200, Resp: addressJSON{}, h: (*Server).daemonAddress},
 		{Method: "POST", Path: "/v1/sign/message", Access: Daemon, Summary: "Daemon: sign a message (ed25519, or secp256k1 EIP-191)", Status: 200, Req: signMessageDaemonReq{}, Resp: signMessageDaemonResp{}, h: (*Server).daemonSignMessage},
 		{Method: "POST", Path: "/v1/sign/tx", Access: Daemon, Summary: "Daemon: sign a transaction (aitbc_v0 with ed25519, evm with secp256k1)", Status: 200, Req: signTxReq{}, Resp: signTxResp{}, h: (*Server).daemonSignTx},

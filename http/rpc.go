@@ -212,11 +212,12 @@ func (s *Server) daemonRPC(w http.ResponseWriter, r *http.Request, principal *co
 		case "account_list":
 			var p struct {
 				WalletID string `json:"wallet_id"`
+				Tag      string `json:"tag"`
 			}
-			if err := rpcParams(params, []string{"wallet_id"}, &p); err != nil {
+			if err := rpcParams(params, []string{"wallet_id", "tag"}, &p); err != nil {
 				return nil, err
 			}
-			list, err := d.Accounts(ctx, p.WalletID)
+			list, err := d.Accounts(ctx, p.WalletID, p.Tag)
 			out := accountsResp{Accounts: []accountJSON{}}
 			for _, a := range list {
 				out.Accounts = append(out.Accounts, toAccountJSON(a))

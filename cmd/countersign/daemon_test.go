@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -427,6 +428,16 @@ func TestAccountTags(t *testing.T) {
 		t.Fatalf("refused derivations created accounts: %d", n)
 	}
 	e.do("POST", "/v1/account/tags", anon, map[string]any{"account_id": "missing", "tags": map[string]string{}}).refused(t, 404, "NOT_FOUND")
+	// filtering by tag
+	for q, want := range map[string]int{"role": 1, "role=ops": 1, "role=payout": 0, "team": 0, "": 2} {
+		got := e.do("GET", "/v1/accounts?wallet_id="+w+"&tag="+url.QueryEscape(q), anon, nil).must(t, 200).body["accounts"].([]any)
+		if len(got) != want {
+			t.Errorf("tag=%q: %d accounts, want %d", q, len(got), want)
+		}
+	}
+	if res, er := e.rpcCall("account_list", []any{w, "role=ops"}); er != nil || strings.Count(string(res), `"account_id"`) != 1 {
+		t.Fatalf("account_list by tag: %s %+v", res, er)
+	}
 	// JSON-RPC, by position; and an empty object clears
 	res, er := e.rpcCall("account_setTags", []any{a.str("account_id"), map[string]string{}})
 	if er != nil || !strings.Contains(string(res), `"tags":{}`) {
