@@ -144,6 +144,7 @@ func loadCmd(ctx context.Context, args []string, getenv func(string) string, std
 			defer conn.Close()
 			r := bufio.NewReaderSize(conn, 4096)
 			samples := make([]time.Duration, 0, 1<<14)
+			defer func() { lat[i] = samples }()
 			var respBody []byte
 			for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
 				t0 := time.Now()
@@ -158,11 +159,10 @@ func loadCmd(ctx context.Context, args []string, getenv func(string) string, std
 					return
 				}
 				if status != 200 {
+					// this connection stops: a refusal (429: raise SIGN_RATE and
+					// SIGN_BURST; 423: the wallet was locked) will not go away
 					fail(fmt.Errorf("HTTP %d: %.200s", status, b))
-					if status == 429 {
-						return // rate limited: this connection stops (raise SIGN_RATE/SIGN_BURST)
-					}
-					continue
+					return
 				}
 				samples = append(samples, time.Since(t0))
 				signed.Add(1)
@@ -174,7 +174,6 @@ func loadCmd(ctx context.Context, args []string, getenv func(string) string, std
 					verified.Add(1)
 				}
 			}
-			lat[i] = samples
 		}()
 	}
 	wg.Wait()
