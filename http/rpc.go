@@ -9,9 +9,13 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/url"
 	"runtime"
 	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/countersign/countersign"
@@ -97,29 +101,6 @@ func (s *Server) about(w http.ResponseWriter, r *http.Request, _ *core.Principal
 		Libraries: libs})
 }
 
-// rpcParams decodes params by name (object) or by position (array).
-func rpcParams(raw json.RawMessage, names []string, v any) error {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		raw = []byte("{}")
-	}
-	if raw[0] == '[' {
-		var list []json.RawMessage
-		if err := json.Unmarshal(raw, &list); err != nil || len(list) > len(names) {
-			return &rpcError{Code: rpcInvalidParams, Message: "params: at most " + strings.Join(names, ", ")}
-		}
-		m := map[string]json.RawMessage{}
-		for i, p := range list {
-			m[names[i]] = p
-		}
-		raw, _ = json.Marshal(m)
-	}
-	if err := DecodeJSON(raw, v); err != nil {
-		return &rpcError{Code: rpcInvalidParams, Message: countersign.ErrorDetail(err)}
-	}
-	return nil
-}
-
 // daemonRPCError gives countersign errors the daemon's JSON-RPC codes.
 func daemonRPCError(err error) error {
 	if _, ok := err.(*rpcError); ok {
@@ -136,150 +117,13 @@ func daemonRPCError(err error) error {
 	return &rpcError{Code: code, Message: countersign.ErrorDetail(err), Data: map[string]string{"code": string(countersign.ErrorCode(err))}}
 }
 
-func jsonOf(v any, err error) (json.RawMessage, error) {
-	if err != nil {
-		return nil, daemonRPCError(err)
-	}
-	b, err := json.Marshal(v)
-	return b, err
-}
-
 func (s *Server) daemonRPC(w http.ResponseWriter, r *http.Request, principal *core.Principal) error {
 	return s.serveJSONRPC(w, r, func(ctx context.Context, method string, params json.RawMessage) (json.RawMessage, error) {
-		if out, ok, err := s.bridgedRPC(ctx, method, params, principal); ok {
-			return out, err
-		}
-		d := s.Daemon
-		switch method {
-		case "wallet_create":
-			var p daemonCreateReq
-			if err := rpcParams(params, []string{"name", "password", "mnemonic_len", "show_mnemonic"}, &p); err != nil {
-				return nil, err
-			}
-			id, m, err := d.CreateWallet(ctx, p.Name, p.Password, p.MnemonicLen)
-			out := daemonCreateResp{WalletID: id}
-			if p.ShowMnemonic {
-				out.Mnemonic = m
-			}
-			return jsonOf(out, err)
-		case "wallet_import_mnemonic":
-			var p daemonImportMnemonicReq
-			if err := rpcParams(params, []string{"name", "password", "mnemonic", "passphrase"}, &p); err != nil {
-				return nil, err
-			}
-			id, err := d.ImportMnemonic(ctx, p.Name, p.Password, p.Mnemonic, p.Passphrase)
-			return jsonOf(daemonCreateResp{WalletID: id}, err)
-		case "wallet_import_key":
-			var p daemonImportKeyReq
-			if err := rpcParams(params, []string{"name", "password", "curve", "private_key_hex"}, &p); err != nil {
-				return nil, err
-			}
-			id, a, err := d.ImportKey(ctx, p.Name, p.Password, p.Curve, p.PrivateKeyHex)
-			if err != nil {
-				return nil, daemonRPCError(err)
-			}
-			return jsonOf(daemonImportKeyResp{WalletID: id, AccountID: a.ID, Address: a.Address, EVMAddress: a.EVMAddress}, nil)
-		case "wallet_unlock":
-			var p daemonUnlockReq
-			if err := rpcParams(params, []string{"wallet_id", "password"}, &p); err != nil {
-				return nil, err
-			}
-			until, err := d.Unlock(ctx, p.WalletID, p.Password)
-			return jsonOf(daemonUnlockResp{WalletID: p.WalletID, UnlockedUntil: until}, err)
-		case "wallet_lock":
-			var p daemonLockReq
-			if err := rpcParams(params, []string{"wallet_id"}, &p); err != nil {
-				return nil, err
-			}
-			n, err := d.Lock(ctx, p.WalletID)
-			return jsonOf(daemonLockResp{Locked: n}, err)
-		case "wallet_list":
-			if err := rpcParams(params, nil, &struct{}{}); err != nil {
-				return nil, err
-			}
-			list, err := d.Wallets(ctx)
-			return jsonOf(daemonWalletsResp{Wallets: list}, err)
-		case "account_derive":
-			var p daemonDeriveReq
-			if err := rpcParams(params, []string{"wallet_id", "curve", "path", "tags"}, &p); err != nil {
-				return nil, err
-			}
-			a, err := d.Derive(ctx, p.WalletID, p.Curve, p.Path, p.Tags)
-			if err != nil {
-				return nil, daemonRPCError(err)
-			}
-			return jsonOf(toAccountJSON(a), nil)
-		case "account_list":
-			var p struct {
-				WalletID string `json:"wallet_id"`
-				Tag      string `json:"tag"`
-			}
-			if err := rpcParams(params, []string{"wallet_id", "tag"}, &p); err != nil {
-				return nil, err
-			}
-			list, err := d.Accounts(ctx, p.WalletID, p.Tag)
-			out := accountsResp{Accounts: []accountJSON{}}
-			for _, a := range list {
-				out.Accounts = append(out.Accounts, toAccountJSON(a))
-			}
-			return jsonOf(out, err)
-		case "address_get":
-			var p struct {
-				AccountID string `json:"account_id"`
-			}
-			if err := rpcParams(params, []string{"account_id"}, &p); err != nil {
-				return nil, err
-			}
-			a, err := d.Account(ctx, p.AccountID)
-			if err != nil {
-				return nil, daemonRPCError(err)
-			}
-			return jsonOf(addressJSON{Address: a.Address, Curve: a.Curve, EVMAddress: a.EVMAddress}, nil)
-		case "sign_message":
-			var p signMessageDaemonReq
-			if err := rpcParams(params, []string{"account_id", "message_base64"}, &p); err != nil {
-				return nil, err
-			}
-			msg, err := base64.StdEncoding.DecodeString(p.MessageBase64)
-			if err != nil {
-				return nil, &rpcError{Code: rpcInvalidParams, Message: "message_base64 is not base64"}
-			}
-			sm, err := d.SignMessage(ctx, p.AccountID, msg)
-			if err != nil {
-				return nil, daemonRPCError(err)
-			}
-			return jsonOf(signMessageDaemonResp{SignatureBase64: base64.StdEncoding.EncodeToString(sm.Signature), PublicKeyHex: hex.EncodeToString(sm.PublicKey), Algo: sm.Algo}, nil)
-		case "ledger_getBalance":
-			var p struct {
-				Address string `json:"address"`
-			}
-			if err := rpcParams(params, []string{"address"}, &p); err != nil {
-				return nil, err
-			}
-			b, err := d.LedgerBalance(ctx, p.Address)
-			if err != nil {
-				return nil, daemonRPCError(err)
-			}
-			return jsonOf(ledgerBalance(p.Address, b), nil)
-		case "ledger_transfer":
-			var p ledgerTransferReq
-			if err := rpcParams(params, []string{"from", "to", "amount", "memo"}, &p); err != nil {
-				return nil, err
-			}
-			t, err := d.LedgerTransfer(ctx, p.From, p.To, p.Amount, p.Memo)
-			if err != nil {
-				return nil, daemonRPCError(err)
-			}
-			return jsonOf(ledgerTxJSON(t), nil)
-		case "sign_tx":
-			var p signTxReq
-			if err := rpcParams(params, []string{"account_id", "tx_bytes_base64", "type"}, &p); err != nil {
-				return nil, err
-			}
-			return jsonOf(s.signTx(ctx, p))
-		default:
+		out, ok, err := s.bridgedRPC(ctx, method, params, principal)
+		if !ok {
 			return nil, &rpcError{Code: rpcMethodNotFound, Message: "method not found: " + truncateStr(method, 64)}
 		}
+		return out, err
 	})
 }
 
@@ -498,24 +342,37 @@ func (s *Server) daemonExport(w http.ResponseWriter, r *http.Request, _ *core.Pr
 	return writeJSON(w, 200, exportResp{Format: format, Blob: base64.StdEncoding.EncodeToString(blob)})
 }
 
-// rpcBridge gives the daemon's remaining routes JSON-RPC method names. A
-// bridged call runs the route's own handler on an in-memory request, so
+// rpcBridge gives every daemon route its JSON-RPC method (seed 001 §6
+// names). A call runs the route's own handler on an in-memory request, so
 // the REST and RPC surfaces cannot drift apart. params names the
 // positional order; a name in the route's path ({txid}) is taken from the
-// params and the rest form the JSON body.
+// params, and the rest form the JSON body (POST) or the query (GET).
 var rpcBridge = map[string]struct {
 	method, path string
 	params       []string
 }{
+	"wallet_create":          {"POST", "/v1/wallet/create", []string{"name", "password", "mnemonic_len", "show_mnemonic"}},
+	"wallet_import_mnemonic": {"POST", "/v1/wallet/import-mnemonic", []string{"name", "password", "mnemonic", "passphrase"}},
+	"wallet_import_key":      {"POST", "/v1/wallet/import-key", []string{"name", "password", "curve", "private_key_hex"}},
+	"wallet_import_keystore": {"POST", "/v1/wallet/import-keystore", []string{"name", "password", "keystore_json", "keystore_password"}},
+	"wallet_unlock":          {"POST", "/v1/wallet/unlock", []string{"wallet_id", "password"}},
+	"wallet_lock":            {"POST", "/v1/wallet/lock", []string{"wallet_id"}},
+	"wallet_list":            {"GET", "/v1/wallets", nil},
+	"wallet_export":          {"POST", "/v1/wallet/export", []string{"account_id", "export_password"}},
+	"account_derive":         {"POST", "/v1/account/derive", []string{"wallet_id", "curve", "path", "tags"}},
+	"account_setTags":        {"POST", "/v1/account/tags", []string{"account_id", "tags"}},
+	"account_list":           {"GET", "/v1/accounts", []string{"wallet_id", "tag"}},
+	"address_get":            {"GET", "/v1/address/{account_id}", []string{"account_id"}},
+	"sign_message":           {"POST", "/v1/sign/message", []string{"account_id", "message_base64"}},
+	"sign_tx":                {"POST", "/v1/sign/tx", []string{"account_id", "tx_bytes_base64", "type"}},
 	"sign_receipt":           {"POST", "/v1/sign/receipt", []string{"account_id", "payload"}},
 	"verify_receipt":         {"POST", "/v1/verify/receipt", []string{"payload", "signature_base64", "public_key_hex"}},
+	"ledger_getBalance":      {"GET", "/v1/ledger/balance/{address}", []string{"address"}},
+	"ledger_transfer":        {"POST", "/v1/ledger/transfer", []string{"from", "to", "amount", "memo"}},
 	"ledger_getTx":           {"GET", "/v1/ledger/tx/{txid}", []string{"txid"}},
 	"ledger_faucet":          {"POST", "/v1/ledger/faucet", []string{"address", "amount"}},
 	"webhook_create":         {"POST", "/v1/webhooks", []string{"url", "events"}},
 	"webhook_deliveries":     {"GET", "/v1/webhooks/{id}/deliveries", []string{"id"}},
-	"wallet_export":          {"POST", "/v1/wallet/export", []string{"account_id", "export_password"}},
-	"wallet_import_keystore": {"POST", "/v1/wallet/import-keystore", []string{"name", "password", "keystore_json", "keystore_password"}},
-	"account_setTags":        {"POST", "/v1/account/tags", []string{"account_id", "tags"}},
 	"about":                  {"GET", "/about", nil},
 }
 
@@ -530,44 +387,108 @@ func (m *memResponse) Header() http.Header         { return m.h }
 func (m *memResponse) WriteHeader(code int)        { m.status = code }
 func (m *memResponse) Write(b []byte) (int, error) { return m.body.Write(b) }
 
+var (
+	bridgeOnce     sync.Once
+	bridgeHandlers map[string]handlerFunc // rpcBridge method → its route's handler
+)
+
+func bridgeHandler(method string) handlerFunc {
+	bridgeOnce.Do(func() {
+		byRoute := map[string]handlerFunc{}
+		for _, rt := range Routes() {
+			byRoute[rt.Method+" "+rt.Path] = rt.h
+		}
+		bridgeHandlers = map[string]handlerFunc{}
+		for m, b := range rpcBridge {
+			bridgeHandlers[m] = byRoute[b.method+" "+b.path]
+		}
+	})
+	return bridgeHandlers[method]
+}
+
+// paramsObject returns params as a JSON object: as given when by name;
+// by position (an array, at most len(names) long), as {names[i]: value}.
+func paramsObject(params json.RawMessage, names []string) ([]byte, error) {
+	raw := bytes.TrimSpace(params)
+	switch {
+	case len(raw) == 0 || string(raw) == "null":
+		return []byte("{}"), nil
+	case raw[0] == '{':
+		return raw, nil
+	case raw[0] != '[':
+		return nil, &rpcError{Code: rpcInvalidParams, Message: "params must be an object or an array"}
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(raw, &list); err != nil || len(list) > len(names) {
+		return nil, &rpcError{Code: rpcInvalidParams, Message: "params: at most " + strings.Join(names, ", ")}
+	}
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, v := range list {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Quote(names[i]) + ":")
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
 func (s *Server) bridgedRPC(ctx context.Context, method string, params json.RawMessage, p *core.Principal) (json.RawMessage, bool, error) {
 	b, ok := rpcBridge[method]
 	if !ok {
 		return nil, false, nil
 	}
-	var h func(*Server, http.ResponseWriter, *http.Request, *core.Principal) error
-	for _, rt := range Routes() {
-		if rt.Method == b.method && rt.Path == b.path {
-			h = rt.h
-		}
-	}
-	args := map[string]json.RawMessage{}
-	if err := rpcParams(params, b.params, &args); err != nil {
+	h := bridgeHandler(method)
+	var body io.Reader = http.NoBody
+	query := url.Values{}
+	pathValues := map[string]string{}
+	obj, err := paramsObject(params, b.params)
+	if err != nil {
 		return nil, true, err
 	}
-	bad := &rpcError{Code: rpcInvalidParams, Message: "params: " + strings.Join(b.params, ", ")}
-	pathValues := map[string]string{}
-	for _, name := range b.params {
-		if !strings.Contains(b.path, "{"+name+"}") {
-			continue
+	if b.method == "POST" && !strings.Contains(b.path, "{") {
+		// the params object is the body as it is: the handler's strict
+		// decoding refuses unknown or mistyped fields
+		body = bytes.NewReader(obj)
+	} else {
+		args := map[string]json.RawMessage{}
+		if err := DecodeJSON(obj, &args); err != nil {
+			return nil, true, &rpcError{Code: rpcInvalidParams, Message: countersign.ErrorDetail(err)}
 		}
-		var str string
-		if json.Unmarshal(args[name], &str) != nil || str == "" {
-			return nil, true, &rpcError{Code: rpcInvalidParams, Message: name + " must be a non-empty string"}
+		for name := range args {
+			if !slices.Contains(b.params, name) {
+				return nil, true, &rpcError{Code: rpcInvalidParams, Message: "unknown param " + truncateStr(name, 64) + "; params: " + strings.Join(b.params, ", ")}
+			}
 		}
-		pathValues[name] = str
-		delete(args, name)
+		for _, name := range b.params {
+			if !strings.Contains(b.path, "{"+name+"}") {
+				continue
+			}
+			var str string
+			if json.Unmarshal(args[name], &str) != nil || str == "" {
+				return nil, true, &rpcError{Code: rpcInvalidParams, Message: name + " must be a non-empty string"}
+			}
+			pathValues[name] = str
+			delete(args, name)
+		}
+		if b.method == "POST" {
+			raw, _ := json.Marshal(args)
+			body = bytes.NewReader(raw)
+		} else {
+			for name, v := range args {
+				var str string
+				if json.Unmarshal(v, &str) != nil {
+					return nil, true, &rpcError{Code: rpcInvalidParams, Message: name + " must be a string"}
+				}
+				query.Set(name, str)
+			}
+		}
 	}
-	var body io.Reader = http.NoBody
-	if b.method == "POST" {
-		raw, _ := json.Marshal(args)
-		body = bytes.NewReader(raw)
-	} else if len(args) > 0 {
-		return nil, true, bad
-	}
-	req, err := http.NewRequestWithContext(ctx, b.method, b.path, body)
+	req, err := http.NewRequestWithContext(ctx, b.method, b.path+"?"+query.Encode(), body)
 	if err != nil {
-		return nil, true, bad
+		return nil, true, &rpcError{Code: rpcInvalidParams, Message: "params: " + strings.Join(b.params, ", ")}
 	}
 	for k, v := range pathValues {
 		req.SetPathValue(k, v)
