@@ -28,7 +28,7 @@ var allowed = map[string][]string{
 	"chain/evm":       {""},
 	"chain/sim":       {"contracts"},
 	"signer/local":    {"", "keys/keystore"},
-	"signer/derived":  {"", "core"},
+	"signer/derived":  {"", "core", "keys/keystore"},
 	"signer/remote":   {""},
 	"http":            {"", "core", "web"},
 	"web":             {},

@@ -97,7 +97,7 @@ func (k *accountKey) wipe() {
 	clear(k.raw)
 	clear(k.ed)
 	if k.ec != nil {
-		zeroECDSA(k.ec)
+		keystore.ZeroKey(k.ec)
 	}
 }
 
@@ -187,16 +187,7 @@ func (d *Daemon) store(ctx context.Context, name, kind, curve string, secret []b
 	}
 	m := walletMeta{WalletID: uuid.NewString(), Name: name, Kind: kind, Curve: curve, CreatedAt: d.svc.Clock.Now().UTC()}
 	meta, _ := json.Marshal(m)
-	blob, err := keystore.Encrypt(secret, []byte(password), meta, d.cfg.Argon2)
-	if err != nil {
-		return "", err
-	}
-	verify := func(back []byte) error {
-		s, _, err := keystore.Decrypt(back, []byte(password))
-		clear(s)
-		return err
-	}
-	if err := d.keys.Put(ctx, m.WalletID, blob, verify); err != nil {
+	if err := keystore.Put(ctx, d.keys, m.WalletID, secret, []byte(password), meta, d.cfg.Argon2); err != nil {
 		return "", err
 	}
 	return m.WalletID, d.audit(ctx, "daemon.wallet.create", m.WalletID, map[string]string{"name": name, "kind": kind})
@@ -596,16 +587,6 @@ func deriveAccountKey(u *unlocked, a *countersign.DaemonAccount) (*accountKey, e
 	}
 	k.ec = ec
 	return k, nil
-}
-
-// zeroECDSA overwrites a secp256k1 private scalar (go-ethereum keys only
-// exist as D; zeroing it is the point).
-func zeroECDSA(k *ecdsa.PrivateKey) {
-	//lint:ignore SA1019 see above
-	if k.D != nil {
-		//lint:ignore SA1019 see above
-		clear(k.D.Bits())
-	}
 }
 
 // SignedMessage is a signature with what verifies it.

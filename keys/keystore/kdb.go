@@ -5,6 +5,7 @@ package keystore
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -14,6 +15,8 @@ import (
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/countersign/countersign"
 )
 
 // Magic starts every v1-kdb file.
@@ -139,6 +142,24 @@ func Decrypt(b, password []byte) (secret, meta []byte, err error) {
 		return nil, nil, ErrDecrypt
 	}
 	return secret, bytes.Clone(h.Meta), nil
+}
+
+// Put encrypts secret under password (with meta) and stores it in ks as
+// id. The bytes read back from the new copy must decrypt to secret before
+// they replace anything.
+func Put(ctx context.Context, ks countersign.KeyStore, id string, secret, password, meta []byte, p Params) error {
+	blob, err := Encrypt(secret, password, meta, p)
+	if err != nil {
+		return err
+	}
+	return ks.Put(ctx, id, blob, func(back []byte) error {
+		got, _, err := Decrypt(back, password)
+		defer clear(got)
+		if err == nil && !bytes.Equal(got, secret) {
+			err = errors.New("keystore: the file read back holds another secret")
+		}
+		return err
+	})
 }
 
 // WriteFile writes a v1-kdb file atomically and durably (see writeAtomic);

@@ -128,9 +128,19 @@ func ExportV3(key []byte, password string, scryptN, scryptP int) ([]byte, error)
 		return nil, err
 	}
 	k := &keystore.Key{Id: uuid.New(), Address: crypto.PubkeyToAddress(priv.PublicKey), PrivateKey: priv}
-	defer zero(priv)
+	defer ZeroKey(priv)
 	return keystore.EncryptKey(k, password, scryptN, scryptP)
 }
 
-//lint:ignore SA1019 go-ethereum keys only exist as D; zeroing it is the point
-func zero(k *ecdsa.PrivateKey) { clear(k.D.Bits()) }
+// ZeroKey overwrites a secp256k1 private key's scalar once it is no longer
+// needed. go-ethereum's keys exist only as D, whose words big.Int lets us
+// reach through Bits; the curve is go-ethereum's secp256k1, not a
+// standard-library one, so no precomputed state depends on D.
+func ZeroKey(k *ecdsa.PrivateKey) {
+	//lint:ignore SA1019 go-ethereum keys only exist as D; zeroing it is the point
+	if k == nil || k.D == nil {
+		return
+	}
+	//lint:ignore SA1019 see above
+	clear(k.D.Bits())
+}

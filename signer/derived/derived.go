@@ -30,6 +30,7 @@ import (
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign/keys/keystore"
 )
 
 // InfoPrefix is the HKDF info prefix of the seed's derivation.
@@ -96,7 +97,7 @@ func (s *Signer) DeriveAddress(_ context.Context, omni string) (string, error) {
 		return "", err
 	}
 	a = crypto.PubkeyToAddress(key.PublicKey).Hex()
-	zero(key)
+	keystore.ZeroKey(key)
 	s.mu.Lock()
 	s.addrs[omni] = a
 	s.mu.Unlock()
@@ -108,7 +109,7 @@ func (s *Signer) signHash(omni string, hash []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer zero(key)
+	defer keystore.ZeroKey(key)
 	sig, err := crypto.Sign(hash, key)
 	if err != nil {
 		return nil, err
@@ -133,6 +134,3 @@ func (s *Signer) SignTypedData(_ context.Context, omni string, typedData []byte)
 	}
 	return s.signHash(omni, hash)
 }
-
-//lint:ignore SA1019 go-ethereum's secp256k1 keys only exist as D; zeroing it is the point
-func zero(k *ecdsa.PrivateKey) { clear(k.D.Bits()) }

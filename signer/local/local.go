@@ -7,12 +7,10 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"math/big"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -68,7 +66,7 @@ func (s *Signer) NewKey(ctx context.Context, walletID string) (string, string, [
 	if err != nil {
 		return "", "", nil, err
 	}
-	defer zero(key)
+	defer keystore.ZeroKey(key)
 	raw := crypto.FromECDSA(key)
 	defer clear(raw)
 	addr := crypto.PubkeyToAddress(key.PublicKey).Hex()
@@ -89,19 +87,7 @@ func (s *Signer) store(ctx context.Context, walletID, addr string, raw []byte) (
 	}
 	defer clear(secret)
 	meta, _ := json.Marshal(fileMeta{WalletID: walletID, Kind: KindAPI, Curve: "secp256k1", Address: addr})
-	blob, err := keystore.Encrypt(raw, secret, meta, Params)
-	if err != nil {
-		return nil, err
-	}
-	err = s.keys.Put(ctx, walletID, blob, func(back []byte) error {
-		got, _, err := keystore.Decrypt(back, secret)
-		defer clear(got)
-		if err == nil && !bytes.Equal(got, raw) {
-			err = errors.New("keystore file read back differs")
-		}
-		return err
-	})
-	if err != nil {
+	if err := keystore.Put(ctx, s.keys, walletID, raw, secret, meta, Params); err != nil {
 		return nil, countersign.Wrap(countersign.Internal, err, "cannot write the wallet's keystore file")
 	}
 	return s.sealer.Seal(secretRecord(walletID), secret)
@@ -118,7 +104,7 @@ func (s *Signer) MigrateKey(ctx context.Context, w *countersign.Wallet) (string,
 	if err != nil {
 		return "", nil, err
 	}
-	defer zero(key)
+	defer keystore.ZeroKey(key)
 	raw := crypto.FromECDSA(key)
 	defer clear(raw)
 	sealed, err := s.store(ctx, w.ID, w.Address, raw)
@@ -134,19 +120,26 @@ func (s *Signer) CheckKey(ctx context.Context, w *countersign.Wallet) error {
 	if w.KeyFormat != countersign.WalletKeyKDB {
 		return nil // sealed in the row itself
 	}
+	_, err := s.readFile(ctx, w)
+	return err
+}
+
+// readFile returns the wallet's keystore file once its metadata — readable
+// without the secret, and authenticated by decryption — names this wallet.
+func (s *Signer) readFile(ctx context.Context, w *countersign.Wallet) ([]byte, error) {
 	blob, err := s.keys.Get(ctx, w.ID)
 	if err != nil {
-		return err
+		return nil, countersign.Wrap(countersign.Internal, err, "wallet keystore file is missing")
 	}
 	h, err := keystore.ReadHeader(blob)
 	if err != nil {
-		return err
+		return nil, countersign.Wrap(countersign.Internal, err, "wallet keystore file is unreadable")
 	}
 	var m fileMeta
-	if json.Unmarshal(h.Meta, &m) != nil || m.WalletID != w.ID || m.Address != w.Address {
-		return countersign.Errorf(countersign.Internal, "the keystore file of wallet %s belongs to another wallet", w.ID)
+	if json.Unmarshal(h.Meta, &m) != nil || m.WalletID != w.ID || m.Kind != KindAPI || m.Address != w.Address {
+		return nil, countersign.Errorf(countersign.Internal, "the keystore file of wallet %s belongs to another wallet", w.ID)
 	}
-	return nil
+	return blob, nil
 }
 
 // open returns the wallet's key, checked against the wallet's address.
@@ -159,21 +152,15 @@ func (s *Signer) open(ctx context.Context, w *countersign.Wallet) (*ecdsa.Privat
 		if err != nil {
 			return nil, countersign.Wrap(countersign.Internal, err, "wallet key cannot be opened")
 		}
-		blob, err := s.keys.Get(ctx, w.ID)
+		blob, err := s.readFile(ctx, w)
 		if err != nil {
 			clear(secret)
-			return nil, countersign.Wrap(countersign.Internal, err, "wallet keystore file is missing")
+			return nil, err
 		}
-		var meta []byte
-		raw, meta, err = keystore.Decrypt(blob, secret)
+		raw, _, err = keystore.Decrypt(blob, secret) // the metadata checked above is authenticated here
 		clear(secret)
 		if err != nil {
 			return nil, countersign.Wrap(countersign.Internal, err, "wallet keystore file cannot be opened")
-		}
-		var m fileMeta
-		if json.Unmarshal(meta, &m) != nil || m.WalletID != w.ID || m.Kind != KindAPI {
-			clear(raw)
-			return nil, countersign.Errorf(countersign.Internal, "wallet keystore file belongs to another wallet")
 		}
 	case countersign.WalletKeySealed:
 		var err error
@@ -190,7 +177,7 @@ func (s *Signer) open(ctx context.Context, w *countersign.Wallet) (*ecdsa.Privat
 		return nil, countersign.Wrap(countersign.Internal, err, "wallet key is invalid")
 	}
 	if crypto.PubkeyToAddress(key.PublicKey) != common.HexToAddress(w.Address) {
-		zero(key)
+		keystore.ZeroKey(key)
 		return nil, countersign.Errorf(countersign.Internal, "wallet key does not match its address")
 	}
 	return key, nil
@@ -206,7 +193,7 @@ func (s *Signer) SignHash(ctx context.Context, w *countersign.Wallet, hash []byt
 	if err != nil {
 		return nil, err
 	}
-	defer zero(key)
+	defer keystore.ZeroKey(key)
 	sig, err := crypto.Sign(hash, key)
 	if err != nil {
 		return nil, err
@@ -221,7 +208,7 @@ func (s *Signer) SignTx(ctx context.Context, w *countersign.Wallet, u *countersi
 	if err != nil {
 		return nil, "", err
 	}
-	defer zero(key)
+	defer keystore.ZeroKey(key)
 	to := common.HexToAddress(u.To)
 	value := u.Value
 	if value == nil {
@@ -238,17 +225,4 @@ func (s *Signer) SignTx(ctx context.Context, w *countersign.Wallet, u *countersi
 		return nil, "", err
 	}
 	return b, tx.Hash().Hex(), nil
-}
-
-// zero overwrites the private scalar once the key is no longer needed.
-// big.Int keeps its words in a slice we can reach through Bits. The key is
-// go-ethereum's secp256k1, not a standard-library curve, so there is no
-// internal precomputed state that modifying D could invalidate.
-func zero(k *ecdsa.PrivateKey) {
-	//lint:ignore SA1019 go-ethereum's secp256k1 keys only exist as D; zeroing it is the point
-	if k == nil || k.D == nil {
-		return
-	}
-	//lint:ignore SA1019 see above
-	clear(k.D.Bits())
 }
