@@ -3,14 +3,12 @@ package core
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/base64"
 	"strings"
 	"sync"
 	"time"
 	"unicode"
 
 	"github.com/google/uuid"
-	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/auth"
@@ -226,8 +224,7 @@ func (s *Service) SetupMFA(ctx context.Context, p *Principal, currentCode string
 	if err != nil {
 		return nil, err
 	}
-	uri := auth.TOTPURI(s.Config.MFAIssuer, p.User.Username, secret)
-	png, err := qrcode.Encode(uri, qrcode.Medium, 256)
+	enr, err := s.enrolment(p.User.Username, secret) // before anything is written
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +243,7 @@ func (s *Service) SetupMFA(ctx context.Context, p *Principal, currentCode string
 	if err != nil {
 		return nil, err
 	}
-	return &MFAEnrolment{URI: uri, Secret: auth.EncodeSecret(secret), QRPNGBase64: base64.StdEncoding.EncodeToString(png)}, nil
+	return enr, nil
 }
 
 // newMFASecret returns a fresh TOTP secret for p, after checking a code of
