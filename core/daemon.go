@@ -76,12 +76,29 @@ type unlocked struct {
 	curve   string
 	expires time.Time
 
-	// mu guards keys and the wiping of everything: signers hold it for
-	// reading while they use a key, wipe holds it for writing, so a key is
-	// never zeroed mid-signature. (Lock order: Daemon.mu, then this.)
+	// mu guards the wiping of everything: users of the secret or a key
+	// hold it for reading, wipe holds it for writing, so nothing is zeroed
+	// mid-signature. (Lock order: Daemon.mu, then this.)
 	mu    sync.RWMutex
-	keys  map[string]*accountKey // account id → key, derived once per unlock
+	keys  sync.Map // account id → *accountKey, derived once per unlock
 	wiped bool
+}
+
+// key returns the account's key, deriving it on first use. The caller
+// holds u.mu for reading.
+func (u *unlocked) key(a *countersign.DaemonAccount) (*accountKey, error) {
+	if k, ok := u.keys.Load(a.ID); ok {
+		return k.(*accountKey), nil
+	}
+	k, err := deriveAccountKey(u, a)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := u.keys.LoadOrStore(a.ID, k); loaded { // another signer derived it first
+		k.wipe()
+		return prev.(*accountKey), nil
+	}
+	return k, nil
 }
 
 // accountKey is an account's private key, ready to sign with: the raw
@@ -106,10 +123,11 @@ func (u *unlocked) wipe() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	clear(u.secret)
-	for id, k := range u.keys {
-		k.wipe()
-		delete(u.keys, id)
-	}
+	u.keys.Range(func(id, k any) bool {
+		k.(*accountKey).wipe()
+		u.keys.Delete(id)
+		return true
+	})
 	u.wiped = true
 }
 
@@ -386,7 +404,7 @@ func (d *Daemon) Unlock(ctx context.Context, walletID, password string) (time.Ti
 	if old := d.unlocked[walletID]; old != nil {
 		old.wipe()
 	}
-	d.unlocked[walletID] = &unlocked{secret: secret, kind: m.Kind, curve: m.Curve, expires: exp, keys: map[string]*accountKey{}}
+	d.unlocked[walletID] = &unlocked{secret: secret, kind: m.Kind, curve: m.Curve, expires: exp}
 	d.mu.Unlock()
 	return exp, d.audit(ctx, "daemon.unlock", walletID, map[string]string{"until": exp.UTC().Format(time.RFC3339)})
 }
@@ -420,15 +438,30 @@ func (d *Daemon) Sweep() {
 	}
 }
 
-// withSecret runs fn with an unlocked wallet's secret, under the lock so a
-// concurrent Lock cannot zero it mid-use.
-func (d *Daemon) withSecret(walletID string, fn func(u *unlocked) error) error {
-	d.Sweep()
-	d.mu.Lock()
-	defer d.mu.Unlock()
+// useWallet runs fn with an unlocked wallet under its read lock, so lock
+// and expiry (which zero it) wait for fn to finish. An unlock found expired
+// is zeroed here and now, not at the next sweep.
+func (d *Daemon) useWallet(walletID string, fn func(u *unlocked) error) error {
+	d.mu.RLock()
 	u := d.unlocked[walletID]
+	d.mu.RUnlock()
+	if u != nil && !d.svc.Clock.Now().Before(u.expires) {
+		d.mu.Lock()
+		if d.unlocked[walletID] == u {
+			u.wipe()
+			delete(d.unlocked, walletID)
+		}
+		d.mu.Unlock()
+		u = nil
+	}
+	locked := countersign.Errorf(WalletLocked, "wallet %s is locked: POST /v1/wallet/unlock first", walletID)
 	if u == nil {
-		return countersign.Errorf(WalletLocked, "wallet %s is locked: POST /v1/wallet/unlock first", walletID)
+		return locked
+	}
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	if u.wiped {
+		return locked
 	}
 	return fn(u)
 }
@@ -449,35 +482,13 @@ func (d *Daemon) Derive(ctx context.Context, walletID, curve, path string, tags 
 		return nil, countersign.Errorf(countersign.BadRequest, "%v", err)
 	}
 	var priv []byte
-	err = d.withSecret(walletID, func(u *unlocked) error {
+	err = d.useWallet(walletID, func(u *unlocked) error {
 		if u.kind != "hd" {
 			return countersign.Errorf(countersign.BadRequest, "a single-key wallet has one account and derives none")
 		}
-		switch curve {
-		case CurveEd25519:
-			m, err := hd.NewEd25519Master(u.secret)
-			if err != nil {
-				return err
-			}
-			k, err := m.Derive(p)
-			if err != nil {
-				return countersign.Errorf(countersign.BadRequest, "%v", err)
-			}
-			priv = k.Seed
-		case CurveSecp256k1:
-			m, err := hd.NewMaster(u.secret)
-			if err != nil {
-				return err
-			}
-			k, err := m.Derive(p)
-			if err != nil {
-				return countersign.Errorf(countersign.BadRequest, "%v", err)
-			}
-			priv = k.PrivateKey()
-		default:
-			return countersign.Errorf(countersign.BadRequest, "curve must be ed25519 or secp256k1")
-		}
-		return nil
+		var err error
+		priv, err = deriveHD(u.secret, curve, p)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -502,50 +513,42 @@ func (d *Daemon) account(ctx context.Context, id string) (*countersign.DaemonAcc
 // withKey runs fn with the account's key while its wallet is unlocked,
 // deriving and parsing the key on first use. fn must not keep the key.
 func (d *Daemon) withKey(a *countersign.DaemonAccount, fn func(k *accountKey) error) error {
-	d.mu.RLock()
-	u := d.unlocked[a.WalletID]
-	d.mu.RUnlock()
-	locked := func() error {
-		return countersign.Errorf(WalletLocked, "wallet %s is locked: POST /v1/wallet/unlock first", a.WalletID)
-	}
-	if u == nil {
-		return locked()
-	}
-	if !d.svc.Clock.Now().Before(u.expires) { // expired: zero it now, not at the next sweep
-		d.mu.Lock()
-		if d.unlocked[a.WalletID] == u {
-			u.wipe()
-			delete(d.unlocked, a.WalletID)
+	return d.useWallet(a.WalletID, func(u *unlocked) error {
+		k, err := u.key(a)
+		if err != nil {
+			return err
 		}
-		d.mu.Unlock()
-		return locked()
-	}
-	u.mu.RLock()
-	if u.wiped {
-		u.mu.RUnlock()
-		return locked()
-	}
-	k := u.keys[a.ID]
-	if k == nil {
-		u.mu.RUnlock()
-		u.mu.Lock()
-		if u.wiped {
-			u.mu.Unlock()
-			return locked()
+		return fn(k)
+	})
+}
+
+// deriveHD derives the private key at path p of a BIP-39 seed: SLIP-10 for
+// ed25519 (its 32-byte seed), BIP-32 for secp256k1.
+func deriveHD(seed []byte, curve string, p hd.Path) ([]byte, error) {
+	switch curve {
+	case CurveEd25519:
+		m, err := hd.NewEd25519Master(seed)
+		if err != nil {
+			return nil, err
 		}
-		if k = u.keys[a.ID]; k == nil {
-			var err error
-			if k, err = deriveAccountKey(u, a); err != nil {
-				u.mu.Unlock()
-				return err
-			}
-			u.keys[a.ID] = k
+		k, err := m.Derive(p)
+		if err != nil {
+			return nil, countersign.Errorf(countersign.BadRequest, "%v", err)
 		}
-		u.mu.Unlock()
-		return d.withKey(a, fn) // again under the read lock (it may have been wiped meanwhile)
+		return k.Seed, nil
+	case CurveSecp256k1:
+		m, err := hd.NewMaster(seed)
+		if err != nil {
+			return nil, err
+		}
+		k, err := m.Derive(p)
+		if err != nil {
+			return nil, countersign.Errorf(countersign.BadRequest, "%v", err)
+		}
+		return k.PrivateKey(), nil
+	default:
+		return nil, countersign.Errorf(countersign.BadRequest, "curve must be ed25519 or secp256k1")
 	}
-	defer u.mu.RUnlock()
-	return fn(k)
 }
 
 // deriveAccountKey derives (HD) or takes (single key) an account's key
@@ -559,20 +562,8 @@ func deriveAccountKey(u *unlocked, a *countersign.DaemonAccount) (*accountKey, e
 		if err != nil {
 			return nil, err
 		}
-		if a.Curve == CurveEd25519 {
-			m, _ := hd.NewEd25519Master(u.secret)
-			k, err := m.Derive(p)
-			if err != nil {
-				return nil, err
-			}
-			raw = k.Seed
-		} else {
-			m, _ := hd.NewMaster(u.secret)
-			k, err := m.Derive(p)
-			if err != nil {
-				return nil, err
-			}
-			raw = k.PrivateKey()
+		if raw, err = deriveHD(u.secret, a.Curve, p); err != nil {
+			return nil, err
 		}
 	}
 	k := &accountKey{raw: raw}

@@ -59,7 +59,10 @@ func TestDaemonZeroesSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.mu.Lock()
-	k, kec := d.unlocked[id].keys[a.ID], d.unlocked[id].keys[ec.ID]
+	kv, _ := d.unlocked[id].keys.Load(a.ID)
+	kecv, _ := d.unlocked[id].keys.Load(ec.ID)
+	k, _ := kv.(*accountKey)
+	kec, _ := kecv.(*accountKey)
 	d.mu.Unlock()
 	if k == nil || len(k.raw) != 32 || len(k.ed) != 64 || kec == nil || kec.ec == nil || zeroWords(scalarWords(kec.ec)) {
 		t.Fatal("the derived keys are not cached while unlocked")
