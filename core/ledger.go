@@ -48,10 +48,18 @@ func FormatLedgerAmount(units *big.Int) string {
 	return countersign.FormatUnits(units, LedgerDecimals)
 }
 
+// checkAit refuses a field that is not an ait1… address.
+func checkAit(field, address string) error {
+	if _, err := hd.ParseAddress(address); err != nil {
+		return countersign.Errorf(countersign.BadRequest, "%s is not an ait1… address", field)
+	}
+	return nil
+}
+
 // LedgerBalance returns an address's balance in units.
 func (d *Daemon) LedgerBalance(ctx context.Context, address string) (*big.Int, error) {
-	if _, err := hd.ParseAddress(address); err != nil {
-		return nil, countersign.Errorf(countersign.BadRequest, "address is not an ait1… address")
+	if err := checkAit("address", address); err != nil {
+		return nil, err
 	}
 	l, err := d.ledgerOrErr()
 	if err != nil {
@@ -71,8 +79,8 @@ func (d *Daemon) ledgerOrErr() (countersign.Ledger, error) {
 // LedgerFaucet credits an address (mock ledger only: there is no chain to
 // pay from).
 func (d *Daemon) LedgerFaucet(ctx context.Context, address, amount string) (*big.Int, error) {
-	if _, err := hd.ParseAddress(address); err != nil {
-		return nil, countersign.Errorf(countersign.BadRequest, "address is not an ait1… address")
+	if err := checkAit("address", address); err != nil {
+		return nil, err
 	}
 	units, err := ParseLedgerAmount(amount)
 	if err != nil {
@@ -97,8 +105,8 @@ func (d *Daemon) LedgerFaucet(ctx context.Context, address, amount string) (*big
 // LedgerTransfer moves an amount from a local account, which signs the
 // transfer (its RFC 8785 canonical JSON), to any ait address.
 func (d *Daemon) LedgerTransfer(ctx context.Context, from, to, amount, memo string) (*countersign.LedgerTx, error) {
-	if _, err := hd.ParseAddress(to); err != nil {
-		return nil, countersign.Errorf(countersign.BadRequest, "to is not an ait1… address")
+	if err := checkAit("to", to); err != nil {
+		return nil, err
 	}
 	if err := checkMemo(memo); err != nil {
 		return nil, err
