@@ -153,6 +153,18 @@ func FuzzDecodeRPCRequest(f *testing.F) {
 		if req.JSONRPC != "2.0" || req.Method == "" {
 			t.Fatalf("accepted %q", b)
 		}
+		// the daemon's params, by name or by position, become one JSON object
+		obj, err := paramsObject(req.Params, []string{"a", "b"})
+		if err != nil {
+			if e, ok := err.(*rpcError); !ok || e.Code != rpcInvalidParams {
+				t.Fatalf("params error %v", err)
+			}
+			return
+		}
+		var m map[string]json.RawMessage
+		if json.Unmarshal(obj, &m) != nil || len(m) > 2 && req.Params[0] == '[' {
+			t.Fatalf("params %s became %s", req.Params, obj)
+		}
 	})
 }
 
