@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	gethkeystore "github.com/ethereum/go-ethereum/accounts/keystore"
 	"github.com/ethereum/go-ethereum/crypto"
 )
 
@@ -158,6 +159,10 @@ func FuzzReadKDB(f *testing.F) {
 	})
 }
 
+// FuzzImportV3 checks that whatever parseV3 accepts decrypts without a
+// panic and within bounds, and that go-ethereum's decrypter, reading the
+// same file its own way, agrees on the outcome: a file the two read
+// differently (case variants, duplicate keys) must have been refused.
 func FuzzImportV3(f *testing.F) {
 	b, _ := os.ReadFile("testdata/keystore-v3.json")
 	var v struct {
@@ -170,10 +175,33 @@ func FuzzImportV3(f *testing.F) {
 		}
 	}
 	f.Add([]byte(`{"version":3,"crypto":{"kdf":"pbkdf2","cipher":"aes-128-ctr","kdfparams":{"c":1,"dklen":32,"prf":"hmac-sha256"}}}`))
+	for _, s := range v3AttackSeeds() {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		if err := checkV3Params(raw); err != nil {
+		k, err := parseV3(raw)
+		if err != nil {
+			if !errors.Is(err, ErrV3) {
+				t.Fatalf("refusal not wrapped in ErrV3: %v", err)
+			}
 			return
 		}
-		_, _, _ = ImportV3(raw, "wrong") // must not panic or run away
+		if 128*k.n*k.r > MaxScryptMemory || k.n*k.r*k.p > MaxScryptWork || k.c > MaxPBKDF2Count {
+			t.Fatalf("accepted out of bounds: %+v", k)
+		}
+		if k.c > 1<<12 || k.n*k.r*k.p > 1<<12 {
+			return // accepted and bounded; too slow to decrypt at fuzzing speed
+		}
+		_, _, err = ImportV3(raw, "pw")
+		var enc struct {
+			Crypto gethkeystore.CryptoJSON `json:"crypto"`
+		}
+		if json.Unmarshal(raw, &enc) != nil {
+			t.Fatal("accepted a file go-ethereum cannot parse")
+		}
+		_, gerr := gethkeystore.DecryptDataV3(enc.Crypto, "pw") // would panic on a case variant we let through
+		if errors.Is(err, ErrDecrypt) != errors.Is(gerr, gethkeystore.ErrDecrypt) {
+			t.Fatalf("we say %v, go-ethereum says %v", err, gerr)
+		}
 	})
 }
