@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -18,8 +17,11 @@ func (s *Service) CreateAgent(ctx context.Context, p *Principal, name, walletAdd
 		return nil, "", err
 	}
 	name = strings.TrimSpace(name)
-	if name == "" || utf8.RuneCountInString(name) > 64 || !utf8.ValidString(name) {
-		return nil, "", countersign.Errorf(countersign.BadRequest, "name is required (at most 64 characters)")
+	if name == "" {
+		return nil, "", countersign.Errorf(countersign.BadRequest, "name is required (at most %d characters)", MaxName)
+	}
+	if err := CheckText("name", name, MaxName, false); err != nil {
+		return nil, "", err
 	}
 	w, err := s.ownedWallet(ctx, p, walletAddress)
 	if err != nil {

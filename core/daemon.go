@@ -11,8 +11,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/ethereum/go-ethereum/accounts"
 	"github.com/ethereum/go-ethereum/common"
@@ -200,8 +198,11 @@ func (d *Daemon) store(ctx context.Context, name, kind, curve string, secret []b
 		return "", err
 	}
 	name = strings.TrimSpace(name)
-	if name == "" || len(name) > 64 {
-		return "", countersign.Errorf(countersign.BadRequest, "name is required (at most 64 characters)")
+	if name == "" {
+		return "", countersign.Errorf(countersign.BadRequest, "name is required (at most %d characters)", MaxName)
+	}
+	if err := CheckText("name", name, MaxName, false); err != nil {
+		return "", err
 	}
 	m := walletMeta{WalletID: uuid.NewString(), Name: name, Kind: kind, Curve: curve, CreatedAt: d.svc.Clock.Now().UTC()}
 	meta, _ := json.Marshal(m)
@@ -346,8 +347,8 @@ func CheckTags(tags map[string]string) error {
 		}) >= 0 {
 			return countersign.Errorf(countersign.BadRequest, "tag %q: %s", truncate(k, 40), tagKeyDetail)
 		}
-		if utf8.RuneCountInString(v) > maxTagValue || !utf8.ValidString(v) || strings.IndexFunc(v, unicode.IsControl) >= 0 {
-			return countersign.Errorf(countersign.BadRequest, "tag %q: values are at most %d characters, without control characters", k, maxTagValue)
+		if err := CheckText(`tag "`+k+`"`, v, maxTagValue, false); err != nil {
+			return err
 		}
 	}
 	return nil

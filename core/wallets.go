@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/google/uuid"
@@ -15,14 +14,15 @@ import (
 )
 
 // CreateWallet creates a wallet with a fresh key after re-checking the
-// user's password.
+// user's password. The name is checked first: bad input costs no password
+// attempt.
 func (s *Service) CreateWallet(ctx context.Context, p *Principal, password, name string) (*countersign.Wallet, error) {
-	if err := s.checkPassword(p.User, password); err != nil {
+	name = strings.TrimSpace(name)
+	if err := CheckText("name", name, MaxName, false); err != nil {
 		return nil, err
 	}
-	name = strings.TrimSpace(name)
-	if utf8.RuneCountInString(name) > 64 || !utf8.ValidString(name) {
-		return nil, countersign.Errorf(countersign.BadRequest, "name must be at most 64 characters")
+	if err := s.checkPassword(ctx, p.User, password); err != nil {
+		return nil, err
 	}
 	existing, err := s.Store.WalletsByOwner(ctx, p.User.ID)
 	if err != nil {
@@ -76,7 +76,7 @@ func (s *Service) LoadWallet(ctx context.Context, p *Principal, address, passwor
 		if err := requireMFA(p); err != nil {
 			return nil, nil, err
 		}
-		if err := s.checkPassword(p.User, password); err != nil {
+		if err := s.checkPassword(ctx, p.User, password); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/countersign/countersign"
@@ -32,15 +31,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, p *core.Principa
 	wake, stop := s.Svc.Broker.Subscribe(p.User.ID)
 	defer stop()
 
-	after := int64(-1)
-	for _, v := range []string{r.Header.Get("Last-Event-ID"), r.URL.Query().Get("after")} {
-		if v != "" {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 0 {
-				return countersign.Errorf(countersign.BadRequest, "Last-Event-ID must be an event id")
-			}
-			after = n
-		}
+	after, err := eventCursor(r.Header.Get("Last-Event-ID"), r.URL.Query().Get("after"))
+	if err != nil {
+		return err
 	}
 	if after < 0 { // only what happens from now on
 		n, err := s.Svc.Store.LastEventID(ctx, p.User.ID)
@@ -83,4 +76,24 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, p *core.Principa
 			fl.Flush()
 		}
 	}
+}
+
+// eventCursor returns the event id a stream resumes after: the
+// Last-Event-ID header a reconnecting EventSource sends, or ?after= (which
+// wins when both are given), and -1 when neither is. An id is a decimal
+// integer 0 to 2^63-1 without sign or spaces; anything else is a
+// BadRequest naming the parameter.
+func eventCursor(lastEventID, after string) (int64, error) {
+	cur := int64(-1)
+	for _, p := range [...]struct{ name, v string }{{"Last-Event-ID", lastEventID}, {"after", after}} {
+		if p.v == "" {
+			continue
+		}
+		n, err := parseSeq(p.name, p.v)
+		if err != nil {
+			return 0, err
+		}
+		cur = n
+	}
+	return cur, nil
 }

@@ -9,9 +9,10 @@ import (
 	"math/big"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	qrcode "github.com/skip2/go-qrcode"
 
@@ -89,10 +90,51 @@ func (s *Server) uiTemplates() *template.Template {
 	return s.tmpl
 }
 
-func secure(r *http.Request) bool { return r.TLS != nil }
+// secureKey marks a UI request whose cookies must be Secure (see uiGuard).
+type secureKey struct{}
+
+// publicHTTPS reports whether PUBLIC_URL, the address users reach this
+// server at, is https. Behind a TLS-terminating proxy r.TLS is nil although
+// the browser speaks https, so the request alone cannot tell.
+func (s *Server) publicHTTPS() bool {
+	if s.Svc == nil {
+		return false
+	}
+	u, err := url.Parse(s.Svc.Omni.PublicURL)
+	return err == nil && u.Scheme == "https" // url.Parse lowercases the scheme
+}
+
+// secure reports whether r's cookies are Secure: it came over TLS, or
+// PUBLIC_URL is https.
+func secure(r *http.Request) bool {
+	on, _ := r.Context().Value(secureKey{}).(bool)
+	return r.TLS != nil || on
+}
+
+// cookieName is a UI cookie's name on r. Secure cookies carry the __Host-
+// prefix: the browser then keeps them only if set over https by this very
+// host with Path=/ and no Domain, so neither a sibling subdomain nor a
+// plain-http answer (a network attacker) can plant or overwrite the session
+// or the CSRF double-submit cookie. Plain-http development keeps the bare
+// names, which browsers would refuse with the prefix.
+func cookieName(r *http.Request, name string) string {
+	if secure(r) {
+		return "__Host-" + name
+	}
+	return name
+}
+
+// readCookie returns the value of the UI cookie name on r.
+func readCookie(r *http.Request, name string) (string, bool) {
+	ck, err := r.Cookie(cookieName(r, name))
+	if err != nil {
+		return "", false
+	}
+	return ck.Value, true
+}
 
 func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
-	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: cookieName(r, name), Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true,
 		Secure: secure(r), SameSite: http.SameSiteStrictMode})
 }
 
@@ -100,10 +142,13 @@ func (s *Server) uiGuard(rt UIRoute) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", uiCSP)
 		w.Header().Set("Cache-Control", "no-store")
+		if r.TLS == nil && s.publicHTTPS() {
+			r = r.WithContext(context.WithValue(r.Context(), secureKey{}, true))
+		}
 		c := &uiCtx{}
-		if ck, err := r.Cookie(sessionCookie); err == nil {
-			if p, ws, err := s.Svc.WebAuthenticate(r.Context(), ck.Value); err == nil {
-				c.p, c.ws, c.tok, c.csrf = p, ws, ck.Value, ws.CSRF
+		if tok, ok := readCookie(r, sessionCookie); ok {
+			if p, ws, err := s.Svc.WebAuthenticate(r.Context(), tok); err == nil {
+				c.p, c.ws, c.tok, c.csrf = p, ws, tok, ws.CSRF
 			}
 		}
 		if c.p == nil && !rt.Public {
@@ -115,8 +160,8 @@ func (s *Server) uiGuard(rt UIRoute) http.Handler {
 			return
 		}
 		if c.p == nil { // anonymous forms: double-submit cookie
-			if ck, err := r.Cookie(csrfCookie); err == nil && len(ck.Value) >= 32 {
-				c.csrf = ck.Value
+			if v, ok := readCookie(r, csrfCookie); ok && len(v) >= 32 {
+				c.csrf = v
 			} else if r.Method == "GET" {
 				c.csrf = base64.RawURLEncoding.EncodeToString([]byte(newRequestID() + newRequestID()))
 				setCookie(w, r, csrfCookie, c.csrf, 3600)
@@ -164,8 +209,8 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, c *uiCtx, status
 	if c.p != nil {
 		pg.User = c.p.User
 	}
-	if ck, err := r.Cookie(flashCookie); err == nil {
-		if b, err := base64.RawURLEncoding.DecodeString(ck.Value); err == nil {
+	if v, ok := readCookie(r, flashCookie); ok {
+		if b, err := base64.RawURLEncoding.DecodeString(v); err == nil {
 			kind, msg, _ := strings.Cut(string(b), "\n")
 			pg.Flash, pg.FlashKind = msg, kind
 		}
@@ -243,12 +288,32 @@ func (s *Server) uiLogin(w http.ResponseWriter, r *http.Request, c *uiCtx) error
 	if err := s.startSession(w, r, r.PostForm.Get("username"), r.PostForm.Get("password")); err != nil {
 		return back(w, r, "/login", err, "")
 	}
-	next := r.URL.Query().Get("next")
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
-		next = "/inbox"
-	}
-	http.Redirect(w, r, next, http.StatusSeeOther)
+	http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
 	return nil
+}
+
+// safeNext returns next when it is a path on this site, and /inbox
+// otherwise: one leading '/' not followed by another, and no backslash,
+// control, format or space character anywhere. Browsers read "//evil",
+// "/\evil" and "/\t/evil" (they drop tabs and newlines and treat '\' as
+// '/') as another host, so a crafted login link would send the user there
+// after a real login: an open redirect for phishing. Percent-encoded bytes
+// are left alone: a browser does not decode "%5C" or "%2F" before it finds
+// the host, so "/%5Cevil" is a path on this site.
+func safeNext(next string) string {
+	const home = "/inbox"
+	if len(next) > 2048 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || !utf8.ValidString(next) {
+		return home
+	}
+	for _, r := range next {
+		if r == '\\' || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.IsSpace(r) {
+			return home
+		}
+	}
+	if u, err := url.Parse(next); err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return home
+	}
+	return next
 }
 
 func (s *Server) uiSignup(w http.ResponseWriter, r *http.Request, c *uiCtx) error {
@@ -314,9 +379,9 @@ type inboxData struct {
 func (s *Server) uiInbox(w http.ResponseWriter, r *http.Request, c *uiCtx) error {
 	f := countersign.TxFilter{Status: countersign.StatusPending, Limit: inboxPage}
 	if b := r.URL.Query().Get("before"); b != "" {
-		t, err := time.Parse(time.RFC3339Nano, b)
+		t, err := parseBefore(b)
 		if err != nil {
-			return countersign.Errorf(countersign.BadRequest, "before must be a time")
+			return err
 		}
 		f.Before = t
 	}
@@ -397,9 +462,9 @@ func (s *Server) uiActivity(w http.ResponseWriter, r *http.Request, c *uiCtx) er
 		f.Before = t.Add(24 * time.Hour)
 	}
 	if b := q.Get("before"); b != "" {
-		t, err := time.Parse(time.RFC3339Nano, b)
+		t, err := parseBefore(b)
 		if err != nil {
-			return countersign.Errorf(countersign.BadRequest, "before must be a time")
+			return err
 		}
 		if f.Before.IsZero() || t.Before(f.Before) {
 			f.Before = t
@@ -554,9 +619,9 @@ func (s *Server) uiRevokeAgent(w http.ResponseWriter, r *http.Request, c *uiCtx)
 func (s *Server) uiAudit(w http.ResponseWriter, r *http.Request, c *uiCtx) error {
 	after := int64(0)
 	if a := r.URL.Query().Get("after"); a != "" {
-		n, err := strconv.ParseInt(a, 10, 64)
-		if err != nil || n < 0 {
-			return countersign.Errorf(countersign.BadRequest, "after must be a sequence number")
+		n, err := parseSeq("after", a)
+		if err != nil {
+			return err
 		}
 		after = n
 	}
@@ -575,6 +640,7 @@ type mfaData struct {
 	Enrolment *core.MFAEnrolment
 	QR        template.URL
 	Codes     []string
+	Replacing bool // MFA is on: confirming needs a current code too
 }
 
 func (s *Server) uiMFA(w http.ResponseWriter, r *http.Request, c *uiCtx) error {
@@ -586,12 +652,17 @@ func (s *Server) uiMFA(w http.ResponseWriter, r *http.Request, c *uiCtx) error {
 }
 
 func (s *Server) uiMFABegin(w http.ResponseWriter, r *http.Request, c *uiCtx) error {
-	_, err := s.Svc.BeginMFA(r.Context(), c.p, r.PostForm.Get("mfa_code"))
-	return back(w, r, "/mfa", err, "Scan the code, then confirm with the first code your app shows.")
+	e, err := s.Svc.BeginMFA(r.Context(), c.p, r.PostForm.Get("mfa_code"))
+	if err != nil || !c.p.User.MFAEnabled {
+		return back(w, r, "/mfa", err, "Scan the code, then confirm with the first code your app shows.")
+	}
+	// Replacing an active secret: the new one is shown in this answer only
+	// (GET /mfa never shows a pending secret while MFA is on).
+	return s.render(w, r, c, 200, "mfa.html", "MFA", "mfa", mfaData{Enrolment: e, QR: template.URL("data:image/png;base64," + e.QRPNGBase64), Replacing: true})
 }
 
 func (s *Server) uiMFAConfirm(w http.ResponseWriter, r *http.Request, c *uiCtx) error {
-	codes, err := s.Svc.ConfirmMFA(r.Context(), c.p, r.PostForm.Get("mfa_code"))
+	codes, err := s.Svc.ConfirmMFA(r.Context(), c.p, r.PostForm.Get("mfa_code"), r.PostForm.Get("current_code"))
 	if err != nil {
 		return back(w, r, "/mfa", err, "")
 	}

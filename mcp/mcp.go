@@ -6,9 +6,11 @@
 package mcp
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -31,17 +33,64 @@ until the status is "authorized", then execute_transaction. A request may also e
 reason), "expired" or "cancelled"; do not retry a rejected request unchanged. Amounts are integer base
 units as decimal strings (wei for ETH: "1000000000000000000" is 1 ETH).`
 
+// MaxBody is the largest /mcp request body, the 256 KiB every API route
+// takes (docs/API.md). The SDK's own default is 4 MiB: a prepare_transaction
+// call with the biggest ABI and memo the service accepts fits in far less,
+// and a smaller bound is less memory an agent key can make the server hold.
+const MaxBody = 256 << 10
+
 // Handler returns the Streamable HTTP handler for /mcp. Each request must
 // carry an authenticated agent in its context (core.WithPrincipal): the HTTP
 // layer's route guard puts it there.
 func Handler(svc *core.Service) http.Handler {
-	return sdk.NewStreamableHTTPHandler(func(r *http.Request) *sdk.Server {
+	return limitBody(sdk.NewStreamableHTTPHandler(func(r *http.Request) *sdk.Server {
 		p := core.PrincipalFrom(r.Context())
 		if !p.IsAgent() {
 			return nil // 400: the guard should have refused already
 		}
 		return NewServer(svc, p)
-	}, &sdk.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
+	}, &sdk.StreamableHTTPOptions{Stateless: true, JSONResponse: true, MaxRequestBodyBytes: MaxBody}))
+}
+
+// limitBody reads a request body of at most MaxBody bytes before the SDK
+// sees it, whatever its framing (Content-Length, chunked, HTTP/2), and
+// answers a larger one with the API's 413 TOO_LARGE error rather than the
+// SDK's plain-text one. The SDK's own limit stays set as a second fence.
+func limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > MaxBody {
+			tooLarge(w)
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+			if err != nil {
+				writeError(w, http.StatusBadRequest, countersign.BadRequest, "cannot read request body")
+				return
+			}
+			if len(body) > MaxBody {
+				tooLarge(w)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.ContentLength = int64(len(body))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func tooLarge(w http.ResponseWriter) {
+	writeError(w, http.StatusRequestEntityTooLarge, countersign.TooLarge, fmt.Sprintf("request body is larger than %d KiB", MaxBody>>10))
+}
+
+// writeError answers in the API's error envelope (http.ErrorBody), which
+// agents already parse; the request id is in the X-Request-Id header.
+func writeError(w http.ResponseWriter, status int, code countersign.Code, detail string) {
+	b, _ := json.Marshal(map[string]any{"error": map[string]string{"code": string(code), "detail": detail}})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(b)
 }
 
 // NewServer returns an MCP server whose tools act as agent p.
