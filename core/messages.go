@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"math/big"
 	"strings"
 	"unicode/utf8"
@@ -37,19 +38,40 @@ func ParsePersonalMessage(s string) ([]byte, error) {
 	return []byte(s), nil
 }
 
-// ParseTypedData parses and hashes EIP-712 typed data, refusing data for
-// another chain than chainID (chainID < 0: any chain).
+// AnyChain is ParseTypedData's chainID for callers documented as chain-free.
+const AnyChain = -1
+
+// ParseTypedData parses and hashes EIP-712 typed data for chainID.
+//
+// chainID >= 0 (the countersigned flow: agent requests and /eth
+// eth_signTypedData_v4): domain.chainId is required and must equal chainID,
+// compared as integers of any size — comparing truncated int64s let
+// 2^64+1337 pass as 1337 while the wallet signs for another chain. Typed
+// data without a chain id is replayable on every chain, so it is refused
+// here rather than shown to a human who cannot tell.
+//
+// chainID < 0 (callers that are documented as chain-free: the derived-key
+// signer's /dev/sign-typed-data): any domain.chainId, or none, is accepted.
+// Pass AnyChain to say so.
 func ParseTypedData(raw []byte, chainID int64) (apitypes.TypedData, []byte, error) {
 	var td apitypes.TypedData
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&td); err != nil {
 		return td, nil, countersign.Errorf(countersign.BadRequest, "message is not EIP-712 typed data: %v", err)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return td, nil, countersign.Errorf(countersign.BadRequest, "typed data must be one JSON object with nothing after it")
+	}
 	if td.PrimaryType == "" || len(td.Types) == 0 {
 		return td, nil, countersign.Errorf(countersign.BadRequest, "typed data needs types and primaryType")
 	}
-	if chainID >= 0 && td.Domain.ChainId != nil && (*big.Int)(td.Domain.ChainId).Int64() != chainID {
-		return td, nil, countersign.Errorf(countersign.BadRequest, "typed data is for chain %s, this wallet is on chain %d", (*big.Int)(td.Domain.ChainId), chainID)
+	if chainID >= 0 {
+		if td.Domain.ChainId == nil {
+			return td, nil, countersign.Errorf(countersign.BadRequest, "typed data needs domain.chainId (this wallet is on chain %d): without it the signature is valid on every chain", chainID)
+		}
+		if got := (*big.Int)(td.Domain.ChainId); got.Cmp(big.NewInt(chainID)) != 0 {
+			return td, nil, countersign.Errorf(countersign.BadRequest, "typed data is for chain %s, this wallet is on chain %d", got, chainID)
+		}
 	}
 	hash, _, err := apitypes.TypedDataAndHash(td)
 	if err != nil {

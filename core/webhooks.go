@@ -7,8 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,20 +38,17 @@ func backoff(attempts int) time.Duration {
 }
 
 // CreateWebhook subscribes url to events for owner and returns the webhook
-// and its signing secret (shown once; stored sealed).
+// and its signing secret (shown once; stored sealed). The url must be, and
+// resolve to, a public address unless the operator's allowlist
+// (WEBHOOK_ALLOW_NETS) says otherwise; events must be known event types.
 func (s *Service) CreateWebhook(ctx context.Context, owner, rawURL string, events []string) (*countersign.Webhook, string, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil || len(rawURL) > 2048 {
-		return nil, "", countersign.Errorf(countersign.BadRequest, "url must be an http(s) URL without credentials")
+	if err := ValidateWebhookEvents(events); err != nil {
+		return nil, "", err
 	}
-	if len(events) == 0 || len(events) > 32 {
-		return nil, "", countersign.Errorf(countersign.BadRequest, "events must list 1 to 32 event types (e.g. signed, transfer, transaction.*)")
+	if _, err := s.webhookGuard().CheckWebhookURL(ctx, rawURL); err != nil {
+		return nil, "", err
 	}
-	for _, e := range events {
-		if e == "" || len(e) > 64 || strings.ContainsAny(e, " \t\n") {
-			return nil, "", countersign.Errorf(countersign.BadRequest, "invalid event type %q", e)
-		}
-	}
+	var err error
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	w := &countersign.Webhook{ID: uuid.NewString(), OwnerID: owner, URL: rawURL, Events: events, CreatedAt: s.Clock.Now().UTC()}
@@ -66,6 +62,45 @@ func (s *Service) CreateWebhook(ctx context.Context, owner, rawURL string, event
 		return s.audit(ctx, owner, "operator", "webhook.create", w.ID, map[string]any{"url": rawURL, "events": events})
 	})
 	return w, hex.EncodeToString(secret), err
+}
+
+// EventTypes lists every event type the outbox carries: a webhook may
+// subscribe to these, to a prefix of them ending in "*" (transaction.*), or
+// to "*" for everything.
+func EventTypes() []string {
+	types := []string{"signed", "transfer"}
+	for _, st := range countersign.Statuses {
+		types = append(types, "transaction."+string(st))
+	}
+	return types
+}
+
+// ValidateWebhookEvents checks a subscription list: 1 to 32 entries, each a
+// known event type or a "*" pattern that matches at least one. A typo would
+// otherwise subscribe to nothing, silently.
+func ValidateWebhookEvents(events []string) error {
+	if len(events) == 0 || len(events) > 32 {
+		return countersign.Errorf(countersign.BadRequest, "events must list 1 to 32 event types (e.g. signed, transfer, transaction.*)")
+	}
+	known := EventTypes()
+	for _, e := range events {
+		ok := false
+		if prefix, wild := strings.CutSuffix(e, "*"); wild && !strings.Contains(prefix, "*") {
+			for _, k := range known {
+				ok = ok || strings.HasPrefix(k, prefix)
+			}
+		} else {
+			ok = slices.Contains(known, e)
+		}
+		if !ok {
+			shown := e
+			if len(shown) > 64 || !printable(shown) {
+				shown = "(an unprintable or overlong name)"
+			}
+			return countersign.Errorf(countersign.BadRequest, "unknown event type %q: use one of %s, a prefix ending in * (transaction.*), or *", shown, strings.Join(known, ", "))
+		}
+	}
+	return nil
 }
 
 func subscribed(w *countersign.Webhook, typ string) bool {
@@ -129,6 +164,14 @@ func (s *Service) DeliverDue(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// The sender checks the address it dials; this catches a literal
+		// target the policy no longer allows without dialing at all.
+		if u, perr := parseWebhookURL(w.URL); perr != nil || s.literalRefused(u.Hostname()) {
+			if err := s.failDelivery(ctx, d, 0, DeliveryRefusedAddress); err != nil {
+				return err
+			}
+			continue
+		}
 		secret, err := s.Sealer.Open("webhook:"+w.ID, w.SecretSealed)
 		if err != nil {
 			return err
@@ -140,28 +183,49 @@ func (s *Service) DeliverDue(ctx context.Context) error {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		status, err := s.Webhooks.Post(cctx, w.URL, headers, []byte(d.Payload))
 		cancel()
-		d.Attempts++
-		d.LastStatus = status
-		switch {
-		case err == nil && status >= 200 && status < 300:
-			d.Status, d.DeliveredAt, d.LastError = countersign.DeliveryDelivered, s.Clock.Now().UTC(), ""
-		default:
-			if err != nil {
-				d.LastError = err.Error()
-			} else {
-				d.LastError = fmt.Sprintf("HTTP %d", status)
+		if err == nil && status >= 200 && status < 300 {
+			d.Attempts++
+			d.Status, d.DeliveredAt, d.LastStatus, d.LastError = countersign.DeliveryDelivered, s.Clock.Now().UTC(), status, ""
+			if err := s.Store.UpdateDelivery(ctx, d); err != nil {
+				return err
 			}
-			if d.Attempts >= MaxDeliveryAttempts {
-				d.Status = countersign.DeliveryDead
-			} else {
-				d.NextAttemptAt = s.Clock.Now().Add(backoff(d.Attempts))
+			continue
+		}
+		class := DeliveryHTTPStatus
+		if err != nil {
+			class = deliveryErrorClass(err)
+			// The cause goes to the operator's log only: the delivery log
+			// is readable over the API and must not map internal hosts.
+			if s.Log != nil {
+				s.Log.WarnContext(ctx, "webhook delivery failed", "webhook_id", w.ID, "delivery_id", d.ID, "class", class, "err", err)
 			}
 		}
-		if err := s.Store.UpdateDelivery(ctx, d); err != nil {
+		if err := s.failDelivery(ctx, d, status, class); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// literalRefused reports whether host is an IP literal the policy refuses
+// (or a malformed numeric host).
+func (s *Service) literalRefused(host string) bool {
+	ip, literal, err := hostLiteral(host)
+	return err != nil || (literal && s.webhookGuard().CheckIP(ip) != nil)
+}
+
+// failDelivery records a failed attempt: the HTTP status (0 when there was
+// no answer) and the error class, never the error text; the delivery is
+// retried with backoff, or dead after MaxDeliveryAttempts.
+func (s *Service) failDelivery(ctx context.Context, d *countersign.Delivery, status int, class string) error {
+	d.Attempts++
+	d.LastStatus, d.LastError = status, class
+	if d.Attempts >= MaxDeliveryAttempts {
+		d.Status = countersign.DeliveryDead
+	} else {
+		d.NextAttemptAt = s.Clock.Now().Add(backoff(d.Attempts))
+	}
+	return s.Store.UpdateDelivery(ctx, d)
 }
 
 // Deliveries is a webhook's delivery log, newest first.
@@ -170,5 +234,15 @@ func (s *Service) Deliveries(ctx context.Context, owner, webhookID string) ([]*c
 	if err != nil || w.OwnerID != owner {
 		return nil, countersign.Errorf(countersign.NotFound, "webhook not found")
 	}
-	return s.Store.Deliveries(ctx, webhookID, 200)
+	list, err := s.Store.Deliveries(ctx, webhookID, 200)
+	for _, d := range list {
+		// Rows written before the log kept classes hold raw error text.
+		if d.LastError != "" && !slices.Contains(deliveryClasses, d.LastError) {
+			d.LastError = DeliveryTransport
+			if d.LastStatus != 0 {
+				d.LastError = DeliveryHTTPStatus
+			}
+		}
+	}
+	return list, err
 }

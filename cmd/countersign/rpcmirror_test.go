@@ -39,7 +39,7 @@ func (e *env) rpcCall(method string, params any) (json.RawMessage, *struct {
 // Every daemon REST route has a JSON-RPC method, and a bridged method
 // answers exactly what its route does.
 func TestDaemonRPCMirrorsEveryRoute(t *testing.T) {
-	e := newEnv(t, fastDaemon, func(c *Config) { c.ExportScryptN = 1 << 12 })
+	e := newEnv(t, fastDaemon, allowLoopbackHooks, func(c *Config) { c.ExportScryptN = 1 << 12 })
 	methods := map[string]string{
 		"POST /v1/wallet/create": "wallet_create", "POST /v1/wallet/import-mnemonic": "wallet_import_mnemonic",
 		"POST /v1/wallet/import-key": "wallet_import_key", "POST /v1/wallet/unlock": "wallet_unlock", "POST /v1/wallet/lock": "wallet_lock",

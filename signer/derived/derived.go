@@ -127,8 +127,10 @@ func (s *Signer) SignMessage(_ context.Context, omni string, message []byte) ([]
 }
 
 // SignTypedData signs EIP-712 typed data. DEV ONLY — replace with a TEE.
+// Chain-free by design: a derived key belongs to an omni_account, not to a
+// chain, so any domain.chainId, or none, is signed.
 func (s *Signer) SignTypedData(_ context.Context, omni string, typedData []byte) ([]byte, error) {
-	_, hash, err := core.ParseTypedData(typedData, -1)
+	_, hash, err := core.ParseTypedData(typedData, core.AnyChain)
 	if err != nil {
 		return nil, err
 	}
