@@ -16,31 +16,47 @@ import (
 )
 
 // The local wallet daemon's REST routes (seed 001 §5). They act as the
-// operator: local-only by default, X-Auth-Token when WALLET_TOKEN is set;
-// agent keys are refused (agents go through the countersigned flow).
+// operator, so every request passes checkDaemon: the browser-shaped
+// refusals of daemonguard.go, no agent credential, a permitted client
+// address, and the wallet token in X-Auth-Token (WALLET_TOKEN, or the one
+// generated into the data directory). Agents go through the countersigned
+// flow instead.
 
 func (s *Server) checkDaemon(r *http.Request) error {
 	if s.Daemon == nil {
 		return countersign.Errorf(countersign.NotFound, "the wallet daemon is not enabled")
 	}
-	if r.Header.Get("X-API-KEY") != "" || strings.HasPrefix(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "), "csk_") {
-		return countersign.Errorf(countersign.Forbidden, "agent keys cannot use the wallet daemon: agents go through the countersigned flow (/api/prepare_transaction)")
+	if err := s.checkBrowserShape(r); err != nil {
+		return err
+	}
+	if err := checkAgentCredential(r); err != nil {
+		return err
 	}
 	ip, _ := netip.ParseAddr(clientAddr(r))
 	ip = ip.Unmap()
-	if len(s.WalletAllow) > 0 && !ip.IsLoopback() && !allowed(s.WalletAllow, ip) {
-		return countersign.Errorf(countersign.Forbidden, "this client's address is not in WALLET_ALLOW")
-	}
-	if s.WalletToken != "" {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("X-Auth-Token")), []byte(s.WalletToken)) != 1 {
-			return countersign.Errorf(countersign.Unauthorized, "X-Auth-Token is missing or wrong")
-		}
-		return nil
-	}
 	if !ip.IsLoopback() {
-		return countersign.Errorf(countersign.Forbidden, "the wallet daemon answers local clients only (set WALLET_TOKEN to allow others)")
+		// beyond this machine: listed in WALLET_ALLOW, or, without a list,
+		// only when the operator chose WALLET_TOKEN for remote clients
+		if len(s.WalletAllow) > 0 && !allowed(s.WalletAllow, ip) {
+			return countersign.Errorf(countersign.Forbidden, "this client's address is not in WALLET_ALLOW")
+		}
+		if len(s.WalletAllow) == 0 && !s.WalletRemote {
+			return countersign.Errorf(countersign.Forbidden, "the wallet daemon answers local clients only (set WALLET_TOKEN or WALLET_ALLOW to allow others)")
+		}
 	}
-	return nil
+	if s.WalletToken == "" {
+		// fail closed: a wiring without a token answers no one
+		return countersign.Errorf(countersign.Forbidden, "the wallet daemon has no token configured")
+	}
+	toks := r.Header.Values("X-Auth-Token")
+	if len(toks) > 1 {
+		return countersign.Errorf(countersign.BadRequest, "send one X-Auth-Token header")
+	}
+	if len(toks) == 0 || strings.TrimSpace(toks[0]) == "" {
+		return countersign.Errorf(countersign.Unauthorized, "X-Auth-Token is required: the wallet token (WALLET_TOKEN, or the file wallet.token in the data directory)")
+	}
+	good := subtle.ConstantTimeCompare([]byte(strings.TrimSpace(toks[0])), []byte(s.WalletToken)) == 1
+	return s.walletLimiter.check(limiterKey(r), s.now(), good, "X-Auth-Token")
 }
 
 func allowed(nets []netip.Prefix, ip netip.Addr) bool {

@@ -178,30 +178,33 @@ func TestDaemonAccessRules(t *testing.T) {
 			t.Errorf("WALLET_ALLOW=%q accepted", bad)
 		}
 	}
-	const tok = "daemon-token-0123456789"
+	const tok = "daemon-token-0123456789abcdef0123"
 	cases := []struct {
 		name, remote, token string
 		allow               []netip.Prefix
 		walletToken         string
+		remoteOK            bool             // the operator set WALLET_TOKEN
 		want                countersign.Code // "" = allowed
 	}{
-		{"loopback, no token set", "127.0.0.1:5", "", nil, "", ""},
-		{"IPv6 loopback", "[::1]:5", "", nil, "", ""},
-		{"remote, no token set", "10.1.2.3:5", "", nil, "", countersign.Forbidden},
-		{"remote with the token", "10.1.2.3:5", tok, nil, tok, ""},
-		{"remote with a wrong token", "10.1.2.3:5", "nope", nil, tok, countersign.Unauthorized},
-		{"loopback needs the token once set", "127.0.0.1:5", "", nil, tok, countersign.Unauthorized},
-		{"allow-listed with the token", "10.1.2.3:5", tok, allow, tok, ""},
-		{"allow-listed single address", "192.168.1.7:5", tok, allow, tok, ""},
-		{"v4-mapped v6 allow-listed", "[::ffff:10.9.9.9]:5", tok, allow, tok, ""},
-		{"not allow-listed, even with the token", "192.168.1.8:5", tok, allow, tok, countersign.Forbidden},
-		{"IPv6 allow-listed", "[fd00::1]:5", tok, allow, tok, ""},
-		{"loopback is always allowed by the list", "127.0.0.1:5", tok, allow, tok, ""},
+		{"loopback with the token", "127.0.0.1:5", tok, nil, tok, false, ""},
+		{"IPv6 loopback with the token", "[::1]:5", tok, nil, tok, false, ""},
+		{"loopback needs the token", "127.0.0.1:5", "", nil, tok, false, countersign.Unauthorized},
+		{"no token configured: no one", "127.0.0.1:5", "", nil, "", false, countersign.Forbidden},
+		{"remote, generated token", "10.1.2.3:5", tok, nil, tok, false, countersign.Forbidden},
+		{"remote with the operator's token", "10.1.2.3:5", tok, nil, tok, true, ""},
+		{"remote with a wrong token", "10.1.2.3:5", "nope", nil, tok, true, countersign.Unauthorized},
+		{"allow-listed with the token", "10.1.2.3:5", tok, allow, tok, false, ""},
+		{"allow-listed single address", "192.168.1.7:5", tok, allow, tok, false, ""},
+		{"v4-mapped v6 allow-listed", "[::ffff:10.9.9.9]:5", tok, allow, tok, false, ""},
+		{"not allow-listed, even with the token", "192.168.1.8:5", tok, allow, tok, true, countersign.Forbidden},
+		{"IPv6 allow-listed", "[fd00::1]:5", tok, allow, tok, false, ""},
+		{"loopback is always allowed by the list", "127.0.0.1:5", tok, allow, tok, false, ""},
 	}
 	for _, c := range cases {
-		s := &Server{Daemon: &core.Daemon{}, WalletToken: c.walletToken, WalletAllow: c.allow}
+		s := &Server{Daemon: &core.Daemon{}, WalletToken: c.walletToken, WalletAllow: c.allow, WalletRemote: c.remoteOK}
 		r := httptest.NewRequest("GET", "/v1/wallets", nil)
 		r.RemoteAddr = c.remote
+		r.Host = "127.0.0.1:8555"
 		if c.token != "" {
 			r.Header.Set("X-Auth-Token", c.token)
 		}

@@ -43,7 +43,7 @@ func buildOpenAPI(routes []Route) []byte {
 		case Omni:
 			op["security"] = []any{map[string]any{"omniSession": []any{}}}
 		case Daemon:
-			op["security"] = []any{map[string]any{}, map[string]any{"walletToken": []any{}}}
+			op["security"] = []any{map[string]any{"walletToken": []any{}}} // always: loopback alone is not trusted
 		}
 		var params []any
 		for _, q := range rt.Query {
@@ -67,8 +67,11 @@ func buildOpenAPI(routes []Route) []byte {
 		}
 		paths[rt.Path][strings.ToLower(rt.Method)] = op
 	}
-	paths["/metrics"] = map[string]any{"get": map[string]any{"summary": "Prometheus metrics", "operationId": "metrics", "x-access": "anonymous",
-		"responses": map[string]any{"200": map[string]any{"description": "OK", "content": map[string]any{"text/plain": map[string]any{}}}}}}
+	paths["/metrics"] = map[string]any{"get": map[string]any{"summary": "Prometheus metrics: loopback clients only, or Authorization: Bearer <METRICS_TOKEN> when it is set",
+		"operationId": "metrics", "x-access": "loopback, or METRICS_TOKEN",
+		"responses": map[string]any{"200": map[string]any{"description": "OK", "content": map[string]any{"text/plain": map[string]any{}}},
+			"401": map[string]any{"description": "METRICS_TOKEN is set and the bearer token is missing or wrong"},
+			"403": map[string]any{"description": "not a loopback client, or relayed by a proxy, and METRICS_TOKEN is not set"}}}}
 	doc := map[string]any{
 		"openapi": "3.1.0",
 		"info": map[string]any{"title": "countersign", "version": "1",
@@ -79,7 +82,7 @@ func buildOpenAPI(routes []Route) []byte {
 			"securitySchemes": map[string]any{
 				"bearer":       map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
 				"apiKey":       map[string]any{"type": "apiKey", "in": "header", "name": "X-API-KEY"},
-				"walletToken":  map[string]any{"type": "apiKey", "in": "header", "name": "X-Auth-Token", "description": "WALLET_TOKEN, when set; otherwise loopback only"},
+				"walletToken":  map[string]any{"type": "apiKey", "in": "header", "name": "X-Auth-Token", "description": "the wallet token: WALLET_TOKEN, or the one generated into DATA_DIR/wallet.token. Daemon routes also refuse web pages (Origin, Sec-Fetch-Site), foreign Host names, non-JSON bodies, proxied requests and agent keys"},
 				"omniSession":  map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "session_jwt from /v1/auth/…"},
 				"serviceToken": map[string]any{"type": "http", "scheme": "bearer", "description": "SIGNER_TOKEN, for the derived-key signer routes"},
 			},

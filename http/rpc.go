@@ -436,17 +436,33 @@ func paramsObject(params json.RawMessage, names []string) ([]byte, error) {
 }
 
 func (s *Server) bridgedRPC(ctx context.Context, method string, params json.RawMessage, p *core.Principal) (json.RawMessage, bool, error) {
-	b, ok := rpcBridge[method]
-	if !ok {
+	if _, ok := rpcBridge[method]; !ok {
 		return nil, false, nil
 	}
-	h := bridgeHandler(method)
+	req, err := bridgeRequest(ctx, method, params)
+	if err != nil {
+		return nil, true, err
+	}
+	res := &memResponse{h: http.Header{}, status: 200}
+	if err := bridgeHandler(method)(s, res, req, p); err != nil {
+		return nil, true, daemonRPCError(err)
+	}
+	return json.RawMessage(bytes.TrimSpace(res.body.Bytes())), true, nil
+}
+
+// bridgeRequest maps a bridged method's params onto the in-memory request
+// its route's handler reads: the route's method and path, path values
+// taken from the params, and the other params as the JSON body (POST) or
+// the query (GET). method must be in rpcBridge. Errors are *rpcError
+// (invalid params). It is a fuzz target.
+func bridgeRequest(ctx context.Context, method string, params json.RawMessage) (*http.Request, error) {
+	b := rpcBridge[method]
 	var body io.Reader = http.NoBody
 	query := url.Values{}
 	pathValues := map[string]string{}
 	obj, err := paramsObject(params, b.params)
 	if err != nil {
-		return nil, true, err
+		return nil, err
 	}
 	if b.method == "POST" && !strings.Contains(b.path, "{") {
 		// the params object is the body as it is: the handler's strict
@@ -455,11 +471,11 @@ func (s *Server) bridgedRPC(ctx context.Context, method string, params json.RawM
 	} else {
 		args := map[string]json.RawMessage{}
 		if err := DecodeJSON(obj, &args); err != nil {
-			return nil, true, &rpcError{Code: rpcInvalidParams, Message: countersign.ErrorDetail(err)}
+			return nil, &rpcError{Code: rpcInvalidParams, Message: countersign.ErrorDetail(err)}
 		}
 		for name := range args {
 			if !slices.Contains(b.params, name) {
-				return nil, true, &rpcError{Code: rpcInvalidParams, Message: "unknown param " + truncateStr(name, 64) + "; params: " + strings.Join(b.params, ", ")}
+				return nil, &rpcError{Code: rpcInvalidParams, Message: "unknown param " + truncateStr(name, 64) + "; params: " + strings.Join(b.params, ", ")}
 			}
 		}
 		for _, name := range b.params {
@@ -468,7 +484,7 @@ func (s *Server) bridgedRPC(ctx context.Context, method string, params json.RawM
 			}
 			var str string
 			if json.Unmarshal(args[name], &str) != nil || str == "" {
-				return nil, true, &rpcError{Code: rpcInvalidParams, Message: name + " must be a non-empty string"}
+				return nil, &rpcError{Code: rpcInvalidParams, Message: name + " must be a non-empty string"}
 			}
 			pathValues[name] = str
 			delete(args, name)
@@ -480,7 +496,7 @@ func (s *Server) bridgedRPC(ctx context.Context, method string, params json.RawM
 			for name, v := range args {
 				var str string
 				if json.Unmarshal(v, &str) != nil {
-					return nil, true, &rpcError{Code: rpcInvalidParams, Message: name + " must be a string"}
+					return nil, &rpcError{Code: rpcInvalidParams, Message: name + " must be a string"}
 				}
 				query.Set(name, str)
 			}
@@ -488,16 +504,15 @@ func (s *Server) bridgedRPC(ctx context.Context, method string, params json.RawM
 	}
 	req, err := http.NewRequestWithContext(ctx, b.method, b.path+"?"+query.Encode(), body)
 	if err != nil {
-		return nil, true, &rpcError{Code: rpcInvalidParams, Message: "params: " + strings.Join(b.params, ", ")}
+		return nil, &rpcError{Code: rpcInvalidParams, Message: "params: " + strings.Join(b.params, ", ")}
+	}
+	if b.method == "POST" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range pathValues {
 		req.SetPathValue(k, v)
 	}
-	res := &memResponse{h: http.Header{}, status: 200}
-	if err := h(s, res, req, p); err != nil {
-		return nil, true, daemonRPCError(err)
-	}
-	return json.RawMessage(bytes.TrimSpace(res.body.Bytes())), true, nil
+	return req, nil
 }
 
 func ledgerName(l countersign.Ledger) string {

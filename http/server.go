@@ -51,12 +51,24 @@ type Server struct {
 	// (503). ServiceToken is the bearer token those routes require.
 	Derived      countersign.DerivedSigner
 	ServiceToken string
-	// Daemon is the local wallet daemon behind /v1/wallet…; WalletToken,
-	// when set, is the X-Auth-Token its routes require.
-	Daemon        *core.Daemon
-	WalletToken   string
-	WalletAllow   []netip.Prefix // WALLET_ALLOW: when set, the only non-loopback clients the daemon answers
-	ExportScryptN int            // scrypt N of exported v3 keystores (default 2^18, geth's standard)
+	// Daemon is the local wallet daemon behind /v1/wallet…; WalletToken is
+	// the X-Auth-Token its routes require (empty: they answer no one).
+	Daemon      *core.Daemon
+	WalletToken string
+	// WalletRemote is set when the operator chose WALLET_TOKEN: only then
+	// may clients beyond this machine (a non-loopback peer without
+	// WALLET_ALLOW, or a request relayed by a proxy) use the daemon.
+	WalletRemote         bool
+	WalletAllow          []netip.Prefix // WALLET_ALLOW: when set, the only non-loopback clients the daemon answers
+	WalletAllowedHosts   []string       // WALLET_ALLOWED_HOSTS: Host names accepted besides loopback ones
+	WalletAllowedOrigins []string       // WALLET_ALLOWED_ORIGINS: the only origins whose requests the daemon answers
+	ExportScryptN        int            // scrypt N of exported v3 keystores (default 2^18, geth's standard)
+	// MetricsToken, when set, is the bearer token /metrics requires from
+	// anyone; without it /metrics answers loopback clients only.
+	MetricsToken string
+
+	walletLimiter  tokenLimiter // wrong X-Auth-Token backoff, per client
+	metricsLimiter tokenLimiter // wrong METRICS_TOKEN backoff, per client
 
 	tmplOnce sync.Once
 	tmpl     *template.Template
@@ -79,7 +91,7 @@ const (
 	UserOrAgent               // either
 	Service                   // a service credential (SIGNER_TOKEN), for the derived-key signer
 	Omni                      // an omni_account session (session_jwt from /v1/auth/…)
-	Daemon                    // the local wallet daemon: loopback, or X-Auth-Token when WALLET_TOKEN is set
+	Daemon                    // the local wallet daemon: X-Auth-Token (the wallet token), never from a web page or an agent
 )
 
 func (a Access) String() string {
@@ -191,7 +203,7 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		static.ServeHTTP(w, r)
 	}))))
-	mux.Handle("GET /metrics", s.wrap("GET /metrics", promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{})))
+	mux.Handle("GET /metrics", s.wrap("GET /metrics", s.metricsGuard(promhttp.HandlerFor(s.Registry, promhttp.HandlerOpts{}))))
 	mux.Handle("/", s.wrap("unmatched", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.Log, countersign.Errorf(countersign.NotFound, "no route %s %s", r.Method, r.URL.Path))
 	})))

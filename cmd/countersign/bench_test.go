@@ -197,6 +197,7 @@ func BenchmarkDevDeriveAddress(b *testing.B) {
 // message. The target: HTTP keeps at least half the in-process rate.
 func BenchmarkDaemonSignMessage(b *testing.B) {
 	e := newEnv(b, fastDaemon, func(c *Config) { c.SignRate, c.SignBurst = 1e9, 1e9 })
+	benchWalletToken = e.app.walletToken
 	id := e.do("POST", "/v1/wallet/import-mnemonic", anon, map[string]string{"name": "b", "password": "pw",
 		"mnemonic": "abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about"}).must(b, 201).str("wallet_id")
 	e.do("POST", "/v1/wallet/unlock", anon, map[string]string{"wallet_id": id, "password": "pw"}).must(b, 200)
@@ -338,7 +339,13 @@ func BenchmarkHTTPFloor(b *testing.B) {
 // postSigned POSTs body and checks the answer holds want signatures; it
 // reports a failure and returns false otherwise.
 func postSigned(b *testing.B, client *http.Client, url string, body, buf []byte, want int) ([]byte, bool) {
-	res, err := client.Post(url, "application/json", bytes.NewReader(body))
+	req, err := http.NewRequest("POST", url, bytes.NewReader(body))
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Auth-Token", benchWalletToken)
+	res, err := client.Do(req)
 	if err != nil {
 		b.Error(err)
 		return buf, false

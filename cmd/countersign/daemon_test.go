@@ -34,7 +34,7 @@ func TestWalletDaemon(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			var dir string
 			e := newEnv(t, fastDaemon, func(c *Config) { c.KeystoreKind = kind; dir = c.DataDir })
-			op := anon // local operator: loopback, no token set
+			op := anon // the local operator: the harness sends the wallet token
 
 			r := e.do("POST", "/v1/wallet/create", op, map[string]any{"name": "main", "password": "pw-123", "mnemonic_len": 12, "show_mnemonic": true}).must(t, 201)
 			id, mnemonic := r.str("wallet_id"), r.str("mnemonic")
@@ -130,13 +130,13 @@ func TestWalletDaemon(t *testing.T) {
 }
 
 func TestWalletDaemonAuth(t *testing.T) {
-	e := newEnv(t, fastDaemon, func(c *Config) { c.WalletToken = "daemon-token-0123456789" })
-	e.do("GET", "/v1/wallets", anon, nil).refused(t, 401, "UNAUTHORIZED")
+	e := newEnv(t, fastDaemon, func(c *Config) { c.WalletToken = "daemon-token-0123456789abcdef0123" })
+	e.do("GET", "/v1/wallets", anon, nil, "X-Auth-Token", "").refused(t, 401, "UNAUTHORIZED")
 	e.do("GET", "/v1/wallets", anon, nil, "X-Auth-Token", "nope").refused(t, 401, "UNAUTHORIZED")
-	e.do("GET", "/v1/wallets", anon, nil, "X-Auth-Token", "daemon-token-0123456789").must(t, 200)
+	e.do("GET", "/v1/wallets", anon, nil, "X-Auth-Token", "daemon-token-0123456789abcdef0123").must(t, 200)
 	// agents never reach the daemon, even with the token
 	_, _, _, key := setup(t, e)
-	e.do("POST", "/v1/sign/message", apiKey(key), map[string]string{"account_id": "x", "message_base64": "aGk="}, "X-Auth-Token", "daemon-token-0123456789").refused(t, 403, "FORBIDDEN")
+	e.do("POST", "/v1/sign/message", apiKey(key), map[string]string{"account_id": "x", "message_base64": "aGk="}, "X-Auth-Token", "daemon-token-0123456789abcdef0123").refused(t, 403, "FORBIDDEN")
 
 	// every daemon route: refused without the token, and to agents with it
 	n := 0
@@ -149,8 +149,8 @@ func TestWalletDaemonAuth(t *testing.T) {
 		if rt.Method == "POST" {
 			body = map[string]string{}
 		}
-		e.do(rt.Method, path, anon, body).refused(t, 401, "UNAUTHORIZED")
-		e.do(rt.Method, path, apiKey(key), body, "X-Auth-Token", "daemon-token-0123456789").refused(t, 403, "FORBIDDEN")
+		e.do(rt.Method, path, anon, body, "X-Auth-Token", "").refused(t, 401, "UNAUTHORIZED")
+		e.do(rt.Method, path, apiKey(key), body, "X-Auth-Token", "daemon-token-0123456789abcdef0123").refused(t, 403, "FORBIDDEN")
 		n++
 	}
 	if n != 23 {

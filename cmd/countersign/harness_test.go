@@ -134,6 +134,9 @@ func (e *env) do(method, path string, c cred, body any, extra ...string) resp {
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if e.app.walletToken != "" {
+		req.Header.Set("X-Auth-Token", e.app.walletToken) // the local operator on daemon routes; other routes ignore it
+	}
 	if c.bearer != "" {
 		req.Header.Set("Authorization", "Bearer "+c.bearer)
 	}

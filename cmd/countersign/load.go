@@ -61,6 +61,7 @@ func loadCmd(ctx context.Context, args []string, getenv func(string) string, std
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	calib := fs.Duration("in-process-time", 2*time.Second, "how long to measure the in-process signing rate")
 	account := fs.String("account", "", "sign with this unlocked account instead of a new throwaway wallet")
+	dataDir := fs.String("data-dir", defaultDataDir(getenv), "the server's data directory, for its wallet.token when WALLET_TOKEN is not set (env COUNTERSIGN_DATA_DIR)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -74,7 +75,7 @@ func loadCmd(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil || u.Scheme != "http" || u.Host == "" {
 		return errors.New("--url must be http://host:port (load talks plain HTTP/1.1, as on loopback)")
 	}
-	c := daemonClient(getenv, *base)
+	c, from := daemonClient(getenv, *base, *dataDir)
 
 	// The signing key: a throwaway single-key wallet (random key, never
 	// shown, the wallet named for the run and locked at the end), or an
@@ -92,14 +93,14 @@ func loadCmd(ctx context.Context, args []string, getenv func(string) string, std
 			Curve string `json:"curve"`
 		}
 		if err := c.get(ctx, "/v1/address/"+neturl.PathEscape(*account), &a); err != nil {
-			return err
+			return daemonError(err, from)
 		}
 		imp.AccountID, *curve = *account, a.Curve
 	} else {
 		password := hex.EncodeToString(key[:16])
 		name := "load test " + time.Now().UTC().Format(time.RFC3339)
 		if err := c.post(ctx, "/v1/wallet/import-key", map[string]string{"name": name, "password": password, "curve": *curve, "private_key_hex": hex.EncodeToString(key)}, &imp); err != nil {
-			return fmt.Errorf("create the load-test wallet: %w", err)
+			return fmt.Errorf("create the load-test wallet: %w", daemonError(err, from))
 		}
 		if err := c.post(ctx, "/v1/wallet/unlock", map[string]string{"wallet_id": imp.WalletID, "password": password}, nil); err != nil {
 			return err
@@ -116,8 +117,11 @@ func loadCmd(ctx context.Context, args []string, getenv func(string) string, std
 
 	body := fmt.Sprintf(`{"account_id":%q,"message_base64":%q}`, imp.AccountID, base64.StdEncoding.EncodeToString(msg))
 	req := []byte("POST /v1/sign/message HTTP/1.1\r\nHost: " + u.Host + "\r\nContent-Type: application/json\r\n")
-	if tok := getenv("WALLET_TOKEN"); tok != "" {
-		req = append(req, "X-Auth-Token: "+tok+"\r\n"...)
+	if strings.ContainsAny(c.authToken, "\r\n") {
+		return errors.New("the wallet token holds a line break")
+	}
+	if c.authToken != "" {
+		req = append(req, "X-Auth-Token: "+c.authToken+"\r\n"...)
 	}
 	req = append(req, "Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body...)
 

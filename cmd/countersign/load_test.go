@@ -15,7 +15,7 @@ func TestLoadCommand(t *testing.T) {
 			e := newEnv(t, fastDaemon, func(c *Config) { c.SignRate, c.SignBurst = 1e9, 1e9 })
 			var out, errb bytes.Buffer
 			err := run(context.Background(), []string{"load", "--url", e.url, "--curve", curve, "--connections", "4", "--duration", "300ms", "--in-process-time", "100ms", "--json"},
-				func(string) string { return "" }, &out, &errb)
+				e.cliEnv, &out, &errb)
 			if err != nil {
 				t.Fatalf("load: %v\n%s", err, errb.String())
 			}
@@ -46,7 +46,7 @@ func TestLoadCommandRateLimited(t *testing.T) {
 	e := newEnv(t, fastDaemon, func(c *Config) { c.SignRate, c.SignBurst = 10, 20 })
 	var out, errb bytes.Buffer
 	err := run(context.Background(), []string{"load", "--url", e.url, "--connections", "2", "--duration", "500ms", "--in-process-time", "50ms"},
-		func(string) string { return "" }, &out, &errb)
+		e.cliEnv, &out, &errb)
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
@@ -97,7 +97,7 @@ func TestLoadCommandWithAccount(t *testing.T) {
 	e.do("POST", "/v1/wallet/unlock", anon, map[string]string{"wallet_id": k.str("wallet_id"), "password": "pw-123456"}).must(t, 200)
 	var out, errb bytes.Buffer
 	err := run(context.Background(), []string{"load", "--url", e.url, "--account", k.str("account_id"), "--connections", "2", "--duration", "200ms", "--in-process-time", "50ms", "--json"},
-		func(string) string { return "" }, &out, &errb)
+		e.cliEnv, &out, &errb)
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
@@ -109,7 +109,7 @@ func TestLoadCommandWithAccount(t *testing.T) {
 		t.Fatalf("%d wallets: load created one", len(ws))
 	}
 	// an unknown account is a clear error before any load
-	if err := run(context.Background(), []string{"load", "--url", e.url, "--account", "nope", "--duration", "100ms"}, func(string) string { return "" }, &out, &errb); err == nil || !strings.Contains(err.Error(), "NOT_FOUND") {
+	if err := run(context.Background(), []string{"load", "--url", e.url, "--account", "nope", "--duration", "100ms"}, e.cliEnv, &out, &errb); err == nil || !strings.Contains(err.Error(), "NOT_FOUND") {
 		t.Fatalf("unknown account: %v", err)
 	}
 }

@@ -1,7 +1,8 @@
 // Command countersign is the countersigned agent wallet server.
 //
 //	countersign serve          run the server (embedded defaults: SQLite, dev chain)
-//	countersign audit verify   check every audit hash chain
+//	countersign audit verify   check every audit hash chain (--checkpoint FILE: and a signed checkpoint)
+//	countersign audit checkpoint  print the chain heads signed with the audit key
 //	countersign version
 package main
 
@@ -45,9 +46,13 @@ const usage = `countersign — a wallet server for AI agents in which a human co
 
 Usage:
   countersign serve [flags]        run the server (no flags: embedded defaults)
-  countersign audit verify [flags] verify the hash chains of the audit log
+  countersign audit verify [--checkpoint FILE] [flags]
+                                   verify the hash chains of the audit log (and that nothing in a checkpoint is gone)
+  countersign audit checkpoint [flags]
+                                   print every chain's head signed with the server's audit key (keep it elsewhere)
   countersign wallet create|import|list|unlock|derive|export
-                                   the local wallet daemon's wallets (env COUNTERSIGN_URL, WALLET_TOKEN)
+                                   the local wallet daemon's wallets (env COUNTERSIGN_URL; the token from
+                                   WALLET_TOKEN, else DATA_DIR/wallet.token: --data-dir, COUNTERSIGN_DATA_DIR)
   countersign sign message --account ID (--text T | --base64 B)
                                    sign with a daemon account
   countersign load [--curve C] [--connections N] [--duration D] [--account ID]
@@ -71,8 +76,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "serve":
 		return serve(ctx, args[1:], getenv, stderr)
 	case "audit":
+		if len(args) >= 2 && args[1] == "checkpoint" {
+			return auditCheckpoint(ctx, args[2:], getenv, stdout, stderr)
+		}
 		if len(args) < 2 || args[1] != "verify" {
-			return errors.New(`usage: countersign audit verify [--data-dir DIR] [--db PATH]`)
+			return errors.New(`usage: countersign audit verify [--checkpoint FILE] [--data-dir DIR] [--db PATH] | audit checkpoint [--data-dir DIR] [--db PATH]`)
 		}
 		return auditVerify(ctx, args[2:], getenv, stdout, stderr)
 	case "wallet":
@@ -145,6 +153,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 }
 
 func auditVerify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	checkpoint, args, err := checkpointFlag(args)
+	if err != nil {
+		return err
+	}
 	cfg, err := parseServeConfig(args, getenv, stderr)
 	if err != nil {
 		return err
@@ -157,6 +169,14 @@ func auditVerify(ctx context.Context, args []string, getenv func(string) string,
 	n, err := core.VerifyAudit(ctx, st)
 	if err != nil {
 		return fmt.Errorf("audit chain BROKEN after %d good entries: %w", n, err)
+	}
+	if checkpoint != "" {
+		heads, err := verifyCheckpointFile(ctx, st, checkpoint)
+		if err != nil {
+			return fmt.Errorf("audit chain BROKEN against checkpoint %s: %w", checkpoint, err)
+		}
+		fmt.Fprintf(stdout, "audit chain OK: %d entries verified, checkpoint of %d chain heads intact\n", n, heads)
+		return nil
 	}
 	fmt.Fprintf(stdout, "audit chain OK: %d entries verified\n", n)
 	return nil

@@ -19,15 +19,20 @@ import (
 )
 
 // The wallet daemon's CLI: `countersign wallet …` and `countersign sign …`
-// talk to a running server (COUNTERSIGN_URL, and WALLET_TOKEN when it is
-// set). Passwords come from COUNTERSIGN_WALLET_PASSWORD or the first line of
+// talk to a running server (COUNTERSIGN_URL) with the wallet token:
+// WALLET_TOKEN when it is set, else the server's generated DATA_DIR/wallet.token
+// (--data-dir, env COUNTERSIGN_DATA_DIR, default ./data as for serve).
+// Passwords come from COUNTERSIGN_WALLET_PASSWORD or the first line of
 // standard input — never from flags, which other users can see in ps.
 
-func daemonClient(getenv func(string) string, base string) *apiClient {
+// daemonClient returns a client for the daemon's routes and where its token
+// came from (for error messages; never the token).
+func daemonClient(getenv func(string) string, base, dataDir string) (*apiClient, string) {
 	if base == "" {
 		base = or(getenv("COUNTERSIGN_URL"), "http://127.0.0.1:8555")
 	}
-	return &apiClient{base: strings.TrimRight(base, "/"), http: &http.Client{Timeout: 5 * time.Minute}, authToken: getenv("WALLET_TOKEN")}
+	tok, from := cliWalletToken(getenv, dataDir)
+	return &apiClient{base: strings.TrimRight(base, "/"), http: &http.Client{Timeout: 5 * time.Minute}, authToken: tok}, from
 }
 
 // readSecret returns the env value, or the next line of stdin.
@@ -64,7 +69,7 @@ func printJSON(w io.Writer, raw json.RawMessage) error {
 	return err
 }
 
-func walletCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+func walletCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	usage := errors.New("usage: countersign wallet create|import|list|unlock|derive|export [flags] (-h for each)")
 	if len(args) == 0 {
 		return usage
@@ -72,6 +77,7 @@ func walletCmd(ctx context.Context, args []string, getenv func(string) string, s
 	fs := flag.NewFlagSet("wallet "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	url := fs.String("url", "", "the server (env COUNTERSIGN_URL, default http://127.0.0.1:8555)")
+	dataDir := fs.String("data-dir", defaultDataDir(getenv), "the server's data directory, for its wallet.token when WALLET_TOKEN is not set (env COUNTERSIGN_DATA_DIR)")
 	name := fs.String("name", "", "wallet name")
 	words := fs.Int("words", 24, "mnemonic length: 12 or 24")
 	show := fs.Bool("show-mnemonic", false, "print the new mnemonic (once; write it down)")
@@ -86,7 +92,8 @@ func walletCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	c := daemonClient(getenv, *url)
+	c, from := daemonClient(getenv, *url, *dataDir)
+	defer func() { err = daemonError(err, from) }()
 	in := bufio.NewReader(stdin)
 	var res json.RawMessage
 	switch args[0] {
@@ -195,6 +202,7 @@ func signCmd(ctx context.Context, args []string, getenv func(string) string, std
 	fs := flag.NewFlagSet("sign message", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	url := fs.String("url", "", "the server (env COUNTERSIGN_URL)")
+	dataDir := fs.String("data-dir", defaultDataDir(getenv), "the server's data directory, for its wallet.token when WALLET_TOKEN is not set (env COUNTERSIGN_DATA_DIR)")
 	account := fs.String("account", "", "account id")
 	text := fs.String("text", "", "the message as text")
 	b64 := fs.String("base64", "", "the message as base64")
@@ -208,8 +216,9 @@ func signCmd(ctx context.Context, args []string, getenv func(string) string, std
 		*b64 = base64.StdEncoding.EncodeToString([]byte(*text))
 	}
 	var res json.RawMessage
-	if err := daemonClient(getenv, *url).post(ctx, "/v1/sign/message", map[string]string{"account_id": *account, "message_base64": *b64}, &res); err != nil {
-		return err
+	c, from := daemonClient(getenv, *url, *dataDir)
+	if err := c.post(ctx, "/v1/sign/message", map[string]string{"account_id": *account, "message_base64": *b64}, &res); err != nil {
+		return daemonError(err, from)
 	}
 	return printJSON(stdout, res)
 }

@@ -30,6 +30,9 @@ func (e *env) cli(env map[string]string, input string, args ...string) (map[stri
 	if _, ok := env["COUNTERSIGN_URL"]; !ok {
 		env["COUNTERSIGN_URL"] = e.url
 	}
+	if _, ok := env["COUNTERSIGN_DATA_DIR"]; !ok {
+		env["COUNTERSIGN_DATA_DIR"] = e.dataDir() // where the CLI finds the generated wallet token
+	}
 	var out, errb bytes.Buffer
 	if err := run(context.Background(), args, func(k string) string { return env[k] }, &out, &errb); err != nil {
 		return nil, err
@@ -198,11 +201,11 @@ func TestWalletCLI(t *testing.T) {
 }
 
 func TestWalletCLIToken(t *testing.T) {
-	e := newEnv(t, fastDaemon, func(c *Config) { c.WalletToken = "cli-daemon-token-0123456789" })
+	e := newEnv(t, fastDaemon, func(c *Config) { c.WalletToken = "cli-daemon-token-0123456789abcdef" })
 	if _, err := e.cli(nil, "", "wallet", "list"); err == nil || !strings.Contains(err.Error(), "UNAUTHORIZED") {
 		t.Fatalf("list without the token: %v", err)
 	}
-	if _, err := e.cli(map[string]string{"WALLET_TOKEN": "cli-daemon-token-0123456789"}, "", "wallet", "list"); err != nil {
+	if _, err := e.cli(map[string]string{"WALLET_TOKEN": "cli-daemon-token-0123456789abcdef"}, "", "wallet", "list"); err != nil {
 		t.Fatalf("list with the token: %v", err)
 	}
 }
