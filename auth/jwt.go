@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
+	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -129,18 +131,42 @@ func (t *Tokens) Issue(userID, username string) (token, jti string, exp time.Tim
 	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodES256, c)
 	tok.Header["kid"] = t.keys[0].KID
-	token, err = tok.SignedString(t.keys[0].Private)
-	return token, jti, exp, err
+	if token, err = tok.SignedString(t.keys[0].Private); err != nil {
+		return "", "", time.Time{}, err
+	}
+	return lowS(token), jti, exp, nil
+}
+
+// p256HalfN is n/2 for P-256. ECDSA signatures are malleable: (r, n−s)
+// verifies whenever (r, s) does. Tokens are issued with s ≤ n/2 and Verify
+// refuses the other half, so each token has exactly one accepted spelling
+// (with strict base64, which refuses set padding bits, too).
+var p256HalfN = new(big.Int).Rsh(elliptic.P256().Params().N, 1)
+
+// lowS rewrites a freshly signed ES256 token so its s is at most n/2.
+func lowS(token string) string {
+	dot := strings.LastIndexByte(token, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(token[dot+1:])
+	if err != nil || len(sig) != 64 {
+		return token // cannot happen for ES256; Verify would refuse it anyway
+	}
+	s := new(big.Int).SetBytes(sig[32:])
+	if s.Cmp(p256HalfN) <= 0 {
+		return token
+	}
+	s.Sub(elliptic.P256().Params().N, s).FillBytes(sig[32:])
+	return token[:dot+1] + base64.RawURLEncoding.EncodeToString(sig)
 }
 
 // ErrToken is returned for any token that does not verify.
 var ErrToken = errors.New("auth: invalid or expired token")
 
 // Verify checks the signature (ES256 only: "none" and algorithm switching
-// are refused), the kid, issuer, audience and time claims.
+// are refused; only the one spelling Issue produces: strict base64 and a
+// low-s signature), the kid, issuer, audience and time claims.
 func (t *Tokens) Verify(token string) (*Claims, error) {
 	var c Claims
-	_, err := jwt.ParseWithClaims(token, &c, func(tok *jwt.Token) (any, error) {
+	parsed, err := jwt.ParseWithClaims(token, &c, func(tok *jwt.Token) (any, error) {
 		kid, _ := tok.Header["kid"].(string)
 		for _, k := range t.keys {
 			if k.KID == kid {
@@ -156,8 +182,12 @@ func (t *Tokens) Verify(token string) (*Claims, error) {
 		jwt.WithIssuedAt(),
 		jwt.WithTimeFunc(t.now),
 		jwt.WithLeeway(5*time.Second),
+		jwt.WithStrictDecoding(),
 	)
 	if err != nil || c.Subject == "" || c.ID == "" {
+		return nil, ErrToken
+	}
+	if len(parsed.Signature) != 64 || new(big.Int).SetBytes(parsed.Signature[32:]).Cmp(p256HalfN) > 0 {
 		return nil, ErrToken
 	}
 	return &c, nil

@@ -6,7 +6,9 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"unicode/utf8"
 
@@ -84,13 +86,62 @@ func jcsString(b *bytes.Buffer, s string) error {
 	return nil
 }
 
-// ParseReceipt reads a receipt payload strictly (exactly the four fields).
+// ParseReceipt reads a receipt payload strictly: one JSON object with only
+// the keys job_id, miner_id, result_hash (strings) and ts (an integer),
+// each at most once and spelled exactly so, and nothing after it. The
+// verifier answers for the receipt it decoded, and a coordinator may read
+// the payload with its own JSON parser: encoding/json alone matches keys
+// case-insensitively and lets a later duplicate win, so
+// {"job_id":"A","JOB_ID":"B",…} would verify a signature over job B while
+// the coordinator reads job A.
 func ParseReceipt(raw json.RawMessage) (Receipt, error) {
+	bad := func(why string) (Receipt, error) {
+		return Receipt{}, countersign.Errorf(countersign.BadRequest, "payload must be {job_id, miner_id, result_hash, ts}: %s", why)
+	}
 	var r Receipt
 	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		return r, countersign.Errorf(countersign.BadRequest, "payload must be {job_id, miner_id, result_hash, ts}: %v", err)
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return bad("not a JSON object")
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return bad("malformed JSON")
+		}
+		key, _ := tok.(string)
+		var dst any
+		switch key {
+		case "job_id":
+			dst = &r.JobID
+		case "miner_id":
+			dst = &r.MinerID
+		case "result_hash":
+			dst = &r.ResultHash
+		case "ts":
+			dst = &r.TS
+		default:
+			if len(key) > 32 {
+				key = key[:32] + "…"
+			}
+			return bad(fmt.Sprintf("unknown field %q (keys are case-sensitive)", key))
+		}
+		if seen[key] {
+			return bad(fmt.Sprintf("field %q appears twice", key))
+		}
+		seen[key] = true
+		if err := dec.Decode(dst); err != nil {
+			if key == "ts" {
+				return bad(`field "ts" must be an integer number of seconds`)
+			}
+			return bad(fmt.Sprintf("field %q must be a string", key))
+		}
+	}
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('}') {
+		return bad("malformed JSON")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return bad("nothing may follow the object")
 	}
 	return r, nil
 }

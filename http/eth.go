@@ -286,7 +286,9 @@ func hexQuantity(field, s string) (*big.Int, error) {
 		return new(big.Int), nil
 	}
 	h, ok := strings.CutPrefix(strings.ToLower(s), "0x")
-	if !ok || h == "" || len(h) > 64 {
+	// Hex digits only: big.Int.SetString also takes a sign, so "0x-1"
+	// became -1, which a contract call then silently sent as value 0.
+	if !ok || h == "" || len(h) > 64 || strings.Trim(h, "0123456789abcdef") != "" {
 		return nil, &rpcError{Code: rpcInvalidParams, Message: field + " must be a 0x-hex quantity"}
 	}
 	v, ok := new(big.Int).SetString(h, 16)

@@ -2,7 +2,7 @@
 # The whole test suite, as the README's second command and CI run it.
 # Installs or builds what the tests need when it is missing (oathtool, geth
 # --dev, staticcheck), then checks formatting, vets, lints, and runs every test with the race
-# detector. With CI set, a test that cannot find its server fails instead of
+# detector, then fuzzes every fuzz target for a few seconds. With CI set, a test that cannot find its server fails instead of
 # skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,3 +19,6 @@ fi
 go vet ./...
 "$STATICCHECK_BIN" ./...
 go test -race -count=1 "$@" ./...
+# every fuzz target, briefly (FUZZTIME each, 3 s by default): the seeds
+# above run as plain tests; this looks a little further on every run
+./scripts/fuzz.sh

@@ -6,9 +6,16 @@ package mock
 import (
 	"context"
 	"math/big"
+	"strings"
 
 	"github.com/countersign/countersign"
 )
+
+// key is the balance key of an address. Bech32 is case-insensitive
+// (BIP-173: "AIT1…" and "ait1…" are one address), so balances are keyed by
+// the lower-case form; otherwise a transfer to the upper-case spelling
+// would credit a second balance that no key can ever spend.
+func key(address string) string { return strings.ToLower(address) }
 
 // Ledger keeps balances and transfers in the store.
 type Ledger struct {
@@ -22,13 +29,13 @@ func (Ledger) Name() string { return "mock" }
 
 // Balance returns an address's balance in units (zero if it has none).
 func (l Ledger) Balance(ctx context.Context, address string) (*big.Int, error) {
-	return l.Store.LedgerBalance(ctx, address)
+	return l.Store.LedgerBalance(ctx, key(address))
 }
 
 // Submit moves the units and records the signed transfer, in the caller's
 // transaction; InsufficientFunds if the sender cannot pay.
 func (l Ledger) Submit(ctx context.Context, t *countersign.LedgerTx) error {
-	if err := l.Store.LedgerMove(ctx, t.From, t.To, t.Units); err != nil {
+	if err := l.Store.LedgerMove(ctx, key(t.From), key(t.To), t.Units); err != nil {
 		return err
 	}
 	return l.Store.AddLedgerTx(ctx, t)
@@ -41,5 +48,5 @@ func (l Ledger) Tx(ctx context.Context, id string) (*countersign.LedgerTx, error
 
 // Credit creates units at address (the faucet of a play-money ledger).
 func (l Ledger) Credit(ctx context.Context, address string, units *big.Int) error {
-	return l.Store.LedgerMove(ctx, "", address, units)
+	return l.Store.LedgerMove(ctx, "", key(address), units)
 }
