@@ -62,6 +62,7 @@ func TestStateMachine(t *testing.T) {
 		{StatusPending, StatusAuthorized}: true, {StatusPending, StatusRejected}: true, {StatusPending, StatusExpired}: true,
 		{StatusPending, StatusCancelled}: true, {StatusAuthorized, StatusSubmitted}: true, {StatusAuthorized, StatusFailed}: true, {StatusAuthorized, StatusSigned}: true,
 		{StatusSubmitted, StatusConfirmed}: true, {StatusSubmitted, StatusFailed}: true,
+		{StatusAuthorized, StatusDropped}: true, {StatusSubmitted, StatusDropped}: true,
 	}
 	for _, from := range Statuses {
 		for _, to := range Statuses {
@@ -70,7 +71,7 @@ func TestStateMachine(t *testing.T) {
 			}
 		}
 	}
-	for _, s := range []Status{StatusRejected, StatusExpired, StatusCancelled, StatusConfirmed, StatusFailed, StatusSigned} {
+	for _, s := range []Status{StatusRejected, StatusExpired, StatusCancelled, StatusConfirmed, StatusFailed, StatusSigned, StatusDropped} {
 		if !s.Final() {
 			t.Errorf("%s should be final", s)
 		}

@@ -187,6 +187,23 @@ type Store interface {
 	// ReleaseNonce gives nonce back when the transaction that took it was
 	// refused by the node, if no later nonce has been allocated since.
 	ReleaseNonce(ctx context.Context, chainID int64, address string, nonce uint64) error
+	// NonceCounter returns the next nonce NextNonce would hand out for
+	// (chainID, address) without a floor: 0 if none was ever allocated.
+	NonceCounter(ctx context.Context, chainID int64, address string) (uint64, error)
+	// MarkChecked sets CheckedAt of the transactions with ids to at, and
+	// nothing else (the receipt tracker's fair-scheduling bookkeeping).
+	// TransactionsByStatus returns the least recently checked first.
+	MarkChecked(ctx context.Context, at time.Time, ids ...string) error
+	// ResetNonces forgets every nonce counter of chainID and returns how
+	// many there were: after a change of chain the next allocation starts
+	// from the new chain's own count (NextNonce's floor).
+	ResetNonces(ctx context.Context, chainID int64) (int64, error)
+
+	// ChainIdentity returns the chain recorded for this database; NotFound
+	// before the first start recorded one.
+	ChainIdentity(ctx context.Context) (*ChainIdentity, error)
+	// SetChainIdentity records id, replacing the earlier record.
+	SetChainIdentity(ctx context.Context, id *ChainIdentity) error
 
 	// AppendAudit stores entries (in one statement when there are many);
 	// a taken (owner, seq) is Conflict and stores none of them.
@@ -273,6 +290,20 @@ type Store interface {
 	Close() error
 }
 
+// ChainIdentity is the chain a database's transactions belong to. It is
+// recorded at the first start; a later start on another chain is refused
+// (unless the operator accepts the change), because nonce counters and
+// signed bytes meant for one chain would be wrong — or replayable — on
+// another.
+type ChainIdentity struct {
+	ChainID     int64
+	GenesisHash string // 0x-hex, lower case
+	// Embedded marks the in-process development chain, which is a new
+	// chain (a new genesis) on every start.
+	Embedded   bool
+	RecordedAt time.Time
+}
+
 // CallMsg is a read-only call or a gas estimate against the chain.
 type CallMsg struct {
 	From  string
@@ -293,20 +324,62 @@ type Receipt struct {
 // JSON-RPC endpoint, and chain/sim, an in-process development chain.
 //
 // Receipt returns an *Error with code NotFound while the transaction is not
-// yet mined. SendRawTransaction returns InsufficientFunds when the node says
-// so and ChainError for other refusals.
+// yet mined.
 type Chain interface {
 	ChainID(ctx context.Context) (*big.Int, error)
 	BlockNumber(ctx context.Context) (uint64, error)
 	BalanceAt(ctx context.Context, address string) (*big.Int, error)
 	CodeAt(ctx context.Context, address string) ([]byte, error)
+	// PendingNonceAt counts the address's transactions in mined blocks and
+	// in the node's pool; NonceAt only those in mined blocks.
 	PendingNonceAt(ctx context.Context, address string) (uint64, error)
+	NonceAt(ctx context.Context, address string) (uint64, error)
 	Call(ctx context.Context, msg CallMsg) ([]byte, error)
 	EstimateGas(ctx context.Context, msg CallMsg) (uint64, error)
 	// SuggestFees returns an EIP-1559 tip and fee cap.
 	SuggestFees(ctx context.Context) (tip, feeCap *big.Int, err error)
+	// BaseFee returns the latest block's base fee per gas (0 before London).
+	BaseFee(ctx context.Context) (*big.Int, error)
+	// SendRawTransaction broadcasts signed bytes. nil means the node has
+	// them (also when it already had them). An error wrapping ErrRefused is
+	// a definite refusal (the node's known rejection reasons: the bytes are
+	// not in its pool), with code InsufficientFunds or ChainError; any other
+	// error is ambiguous (timeouts, unknown JSON-RPC errors, transport
+	// trouble): the node may have taken the transaction.
 	SendRawTransaction(ctx context.Context, raw []byte) error
 	Receipt(ctx context.Context, txHash string) (*Receipt, error)
+	// GenesisHash returns the hash of block 0 (0x-hex, lower case). With
+	// the chain id it identifies the chain: two chains can share an id (a
+	// dev chain restarted, a testnet reset), never a genesis block.
+	GenesisHash(ctx context.Context) (string, error)
+	// SentTxs finds the transactions q.From sent with the nonces q.Nonces,
+	// in the node's pool (where it can see it) and in mined blocks from the
+	// head back. An EVM node has no lookup by sender and nonce, so this is a
+	// scan, bounded by q.MaxBlocks. complete reports that the scan reached
+	// a block older than q.Since (or genesis), or found every nonce: a nonce
+	// not found was then not used by any transaction mined since q.Since.
+	SentTxs(ctx context.Context, q SentQuery) (found []*SentTx, complete bool, err error)
+}
+
+// SentQuery asks Chain.SentTxs for a sender's transactions by nonce.
+type SentQuery struct {
+	From      string
+	Nonces    []uint64
+	Since     time.Time // blocks older than this cannot hold what is sought
+	MaxBlocks uint64    // at most this many blocks are read
+}
+
+// SentTx is a signed transaction the chain holds, mined or pooled.
+type SentTx struct {
+	Hash        string
+	Raw         []byte // the signed bytes, for rebroadcasting
+	Nonce       uint64
+	To          string // EIP-55; "" for a contract creation
+	Value       *big.Int
+	Data        []byte
+	Gas         uint64
+	FeeCap      *big.Int
+	BlockNumber *uint64 // nil while in the pool
 }
 
 // UnsignedTx is an EIP-1559 transaction before signing.
@@ -421,7 +494,9 @@ const (
 )
 
 // Delivery is one event on its way to one webhook, persisted in the same
-// transaction as the event, so nothing is lost across restarts.
+// transaction as the event, so nothing is lost across restarts. LastError
+// is a class ("connect", "http_status", "refused_address"…), never the
+// error's text, which would map the network behind the server.
 type Delivery struct {
 	ID, WebhookID, EventType, Payload, Status, LastError string
 	EventID                                              int64

@@ -31,6 +31,9 @@ const (
 	TooLarge          Code = "TOO_LARGE"
 	UnsupportedMedia  Code = "UNSUPPORTED_MEDIA_TYPE"
 	SignerDisabled    Code = "SIGNER_DISABLED" // the derived-key signer is not configured
+	FeeTooHigh        Code = "FEE_TOO_HIGH"    // the network fee now exceeds what the approval (or MAX_FEE_PER_GAS) allows
+	ChainMismatch     Code = "CHAIN_MISMATCH"  // the approval is for another chain than the one the server is connected to
+	Unavailable       Code = "UNAVAILABLE"     // the server is too busy for this now: retry after Retry-After
 	Internal          Code = "INTERNAL"
 )
 
@@ -38,6 +41,12 @@ const (
 // as opposed to a refusal by it: the operation may have happened and may be
 // retried with the same bytes.
 var ErrUnavailable = errors.New("unavailable")
+
+// ErrRefused marks a definite refusal by a dependency: the node answered
+// one of its known rejection reasons, so the operation did not happen.
+// Only an error that wraps ErrRefused may end a transaction; anything else
+// from a broadcast is ambiguous and settled later from the chain.
+var ErrRefused = errors.New("refused")
 
 // Error is the only error type that crosses a package boundary with a code.
 // Detail is safe to show to a client; Err is the internal cause, which is

@@ -17,19 +17,27 @@ const (
 	StatusConfirmed  Status = "confirmed"
 	StatusFailed     Status = "failed"
 	StatusSigned     Status = "signed" // message requests: the signature is ready
+	// StatusDropped: the server was moved to another chain (or the
+	// embedded dev chain, new on every start, was restarted) while the
+	// transaction was authorized or in flight. It is never signed,
+	// broadcast or tracked again here: on a chain with the same id its
+	// signed bytes would replay, and on the old chain its outcome is
+	// unknown to this server. The agent prepares it again if it still
+	// wants it.
+	StatusDropped Status = "dropped"
 )
 
 // Statuses lists every status, in lifecycle order.
 var Statuses = []Status{
 	StatusPending, StatusAuthorized, StatusRejected, StatusExpired,
-	StatusCancelled, StatusSubmitted, StatusConfirmed, StatusFailed, StatusSigned,
+	StatusCancelled, StatusSubmitted, StatusConfirmed, StatusFailed, StatusDropped, StatusSigned,
 }
 
 // transitions is the whole state machine: a move not listed here is refused.
 var transitions = map[Status][]Status{
 	StatusPending:    {StatusAuthorized, StatusRejected, StatusExpired, StatusCancelled},
-	StatusAuthorized: {StatusSubmitted, StatusFailed, StatusSigned},
-	StatusSubmitted:  {StatusConfirmed, StatusFailed},
+	StatusAuthorized: {StatusSubmitted, StatusFailed, StatusSigned, StatusDropped},
+	StatusSubmitted:  {StatusConfirmed, StatusFailed, StatusDropped},
 }
 
 // CanTransition reports whether the lifecycle allows from → to.
@@ -64,6 +72,11 @@ const (
 	TxContractCall TxType = "contract_call"
 	TxPersonalSign TxType = "personal_sign" // EIP-191 message signature
 	TxTypedData    TxType = "typed_data"    // EIP-712 typed data signature
+	// TxNonceFill is a zero-value transfer from a wallet to itself that the
+	// server signs at the nonce of a transaction the node refused, when
+	// later nonces were already signed: without it they could never be
+	// mined. It moves no value; its fee is bounded by MAX_FEE_PER_GAS.
+	TxNonceFill TxType = "nonce_fill"
 )
 
 // IsMessage reports whether the request is for a signature, not a
@@ -97,6 +110,13 @@ type Transaction struct {
 	TxTo    string
 	TxValue string
 	TxData  []byte
+	// The network fee the approval allows: the transaction is signed with
+	// exactly this gas limit and at most this fee per gas (wei, decimal),
+	// so the most it can cost in fees is GasLimit × MaxFeePerGas. Zero and
+	// "" when nothing is bound (messages; rows whose simulation failed at
+	// prepare time, or from before fee limits), which execute refuses.
+	GasLimit     uint64
+	MaxFeePerGas string
 
 	// Digest binds an approval to the exact fields above.
 	Digest         []byte
@@ -112,6 +132,13 @@ type Transaction struct {
 	BlockNumber *uint64
 	Signature   []byte // message requests, once signed
 	Error       string
+
+	// The receipt tracker's bookkeeping: when it last looked at the row
+	// (it looks at the least recently checked first), how often it has
+	// rebroadcast the signed bytes and when it may next (backing off).
+	CheckedAt       time.Time
+	Broadcasts      int
+	NextBroadcastAt time.Time
 
 	IdempotencyKey string
 	RequestHash    []byte
@@ -134,4 +161,6 @@ type TxFilter struct {
 	Limit   int
 	Before  time.Time // for paging: only transactions created before this
 	After   time.Time // only transactions created at or after this
+	From    string    // only transactions sent from this address (EIP-55)
+	ChainID int64     // only transactions on this chain (0: any)
 }

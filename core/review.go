@@ -15,6 +15,7 @@ import (
 	"github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/signer/core/apitypes"
 
 	"github.com/countersign/countersign"
 )
@@ -41,6 +42,7 @@ type Review struct {
 	SimGas    uint64
 	SimError  string
 	Simulated bool
+	MaxFee    string // the most the network fee can be, e.g. "0.000052 ETH"; "" when none is bound
 	Warnings  []string
 }
 
@@ -137,6 +139,9 @@ func (s *Service) Review(ctx context.Context, p *Principal, id string) (*Review,
 		if v, _ := new(big.Int).SetString(t.Value, 10); v != nil && v.Sign() > 0 {
 			r.Summary += " sending " + human
 		}
+	case countersign.TxNonceFill:
+		r.Summary = "Fill a refused nonce: send 0 " + NativeSymbol + " from the wallet to itself"
+		r.Fields = []Field{{"Why", t.Memo}, {"Wallet", t.From}}
 	case countersign.TxPersonalSign:
 		b, _ := hexutil.Decode(t.Message)
 		r.Summary = "Sign a message (EIP-191)"
@@ -150,19 +155,34 @@ func (s *Service) Review(ctx context.Context, p *Principal, id string) (*Review,
 		var pretty bytes.Buffer
 		_ = json.Indent(&pretty, []byte(t.Message), "", "  ")
 		r.Message = pretty.String()
-		var td struct {
-			PrimaryType string `json:"primaryType"`
-			Domain      struct {
-				Name string `json:"name"`
-			} `json:"domain"`
-		}
+		var td apitypes.TypedData
 		_ = json.Unmarshal([]byte(t.Message), &td)
 		r.Summary = fmt.Sprintf("Sign typed data %q for %q (EIP-712)", td.PrimaryType, td.Domain.Name)
+		// The chain the signature is valid on, read from the signed domain as
+		// an integer of any size: the wallet's chain below is where it lives,
+		// not what the typed data says.
+		chain := "none: valid on every chain"
+		if td.Domain.ChainId != nil {
+			chain = (*big.Int)(td.Domain.ChainId).String()
+		}
+		r.Fields = append(r.Fields, Field{"Signed for chain (domain.chainId)", chain})
 		if strings.Contains(strings.ToLower(td.PrimaryType), "permit") || strings.Contains(strings.ToLower(td.PrimaryType), "authorization") {
 			r.Warnings = append(r.Warnings, "This is a permit or transfer authorization: signing it can let someone move tokens without another approval.")
 		}
 	}
 	s.warn(ctx, t, r)
+	if !t.Type.IsMessage() {
+		// The most the network fee can be, in the native coin: the approval
+		// binds it (money.go), so the human sees it before approving.
+		if f := maxFee(t); f != nil {
+			perGas, _ := new(big.Int).SetString(t.MaxFeePerGas, 10)
+			r.MaxFee = countersign.FormatUnits(f, 18) + " " + NativeSymbol
+			r.Fields = append(r.Fields, Field{"Network fee (at most)", fmt.Sprintf("%s (gas limit %d × up to %s gwei per gas)", r.MaxFee, t.GasLimit, countersign.FormatUnits(perGas, 9))})
+		} else {
+			r.Fields = append(r.Fields, Field{"Network fee (at most)", "not bound: the simulation failed when this was prepared, so it cannot be executed; the agent must prepare it again"})
+			r.Warnings = append(r.Warnings, "No network fee limit is bound to this request: approving it lets nothing be sent; the agent must prepare it again.")
+		}
+	}
 	if !t.Type.IsMessage() && (t.Status == countersign.StatusPending || t.Status == countersign.StatusAuthorized) {
 		value, _ := new(big.Int).SetString(t.TxValue, 10)
 		gas, err := s.Chain.EstimateGas(ctx, countersign.CallMsg{From: t.From, To: t.TxTo, Value: value, Data: t.TxData})

@@ -17,17 +17,21 @@ import (
 
 // Config holds the tunables of the services. Zero values take defaults.
 type Config struct {
-	Argon2         auth.Argon2Params
-	TokenTTL       time.Duration // session token lifetime (default 30 min)
-	PendingTTL     time.Duration // approval window of a prepared transaction (default 24 h)
-	MFAMaxFailures int           // wrong codes in a row before lockout (default 5)
-	MFALockout     time.Duration // lockout length (default 15 min)
-	LoginFailures  int           // failed logins per username per window (default 5)
-	LoginIPFails   int           // failed logins per client address per window (default 20)
-	LoginWindow    time.Duration // (default 15 min)
-	PollInterval   time.Duration // receipt tracker and expiry sweeper period (default 1 s)
-	MFAIssuer      string        // issuer in otpauth URIs (default "countersign")
-	Omni           OmniConfig
+	Argon2          auth.Argon2Params
+	TokenTTL        time.Duration // session token lifetime (default 30 min)
+	PendingTTL      time.Duration // approval window of a prepared transaction (default 24 h)
+	MFAMaxFailures  int           // wrong codes in a row before lockout (default 5)
+	MFALockout      time.Duration // lockout length (default 15 min)
+	LoginFailures   int           // wrong passwords per (username, client address) per window (default 5)
+	LoginIPFails    int           // wrong passwords per client address per window (default 20)
+	LoginUserFails  int           // wrong passwords per username from any address per window (default 50)
+	HashConcurrency int           // Argon2id computations at once (default: from memory and cores)
+	HashQueue       int           // callers that may wait for a slot before 503 (default 4× concurrency)
+	LoginWindow     time.Duration // (default 15 min)
+	PollInterval    time.Duration // receipt tracker and expiry sweeper period (default 1 s)
+	MFAIssuer       string        // issuer in otpauth URIs (default "countersign")
+	Omni            OmniConfig
+	Money           MoneyConfig
 }
 
 func (c *Config) defaults() {
@@ -52,6 +56,15 @@ func (c *Config) defaults() {
 	if c.LoginIPFails == 0 {
 		c.LoginIPFails = 20
 	}
+	if c.LoginUserFails == 0 {
+		c.LoginUserFails = 50
+	}
+	if c.HashConcurrency <= 0 {
+		c.HashConcurrency = DefaultHashConcurrency(c.Argon2.Memory)
+	}
+	if c.HashQueue <= 0 {
+		c.HashQueue = 4 * c.HashConcurrency
+	}
 	if c.LoginWindow == 0 {
 		c.LoginWindow = 15 * time.Minute
 	}
@@ -62,6 +75,7 @@ func (c *Config) defaults() {
 		c.MFAIssuer = "countersign"
 	}
 	c.Omni.defaults()
+	c.Money.defaults()
 }
 
 // Service is the application: every use case is a method on it.
@@ -83,7 +97,12 @@ type Service struct {
 	Mailer   Mailer          // email login codes; nil disables email login
 	IDTokens IDTokenVerifier // OIDC login; nil disables it
 
+	// Hooks are called around execute's broadcast (crash-point tests).
+	Hooks   ExecuteHooks
+	tracker trackerStats // the receipt tracker's counters
+
 	logins *loginLimiter
+	hashes *hashPool
 	wake   chan struct{} // nudges the receipt tracker after a broadcast
 }
 
@@ -100,7 +119,8 @@ func New(ctx context.Context, st countersign.Store, ch countersign.Chain, sg cou
 	}
 	s := &Service{Store: st, Chain: ch, Signer: sg, Sealer: se, Clock: clock, Log: log, Config: cfg,
 		Broker: NewBroker(), wake: make(chan struct{}, 1)}
-	s.logins = newLoginLimiter(cfg.LoginFailures, cfg.LoginIPFails, cfg.LoginWindow)
+	s.logins = newLoginLimiter(cfg.LoginFailures, cfg.LoginIPFails, cfg.LoginUserFails, cfg.LoginWindow)
+	s.hashes = newHashPool(cfg.HashConcurrency, cfg.HashQueue, 5*time.Second)
 	s.Omni = cfg.Omni
 	if s.Omni.OIDCIssuer != "" {
 		if err := CheckIssuerURL(s.Omni.OIDCIssuer); err != nil {

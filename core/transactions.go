@@ -7,11 +7,8 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"math/big"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/crypto"
@@ -64,6 +61,9 @@ type TxView struct {
 	TxHash          *string   `json:"tx_hash"`
 	BlockNumber     *uint64   `json:"block_number"`
 	Nonce           *uint64   `json:"nonce,omitempty"`
+	GasLimit        *uint64   `json:"gas_limit,omitempty"`       // the gas limit the approval binds
+	MaxFeePerGas    string    `json:"max_fee_per_gas,omitempty"` // wei: the most it pays per gas
+	MaxFee          string    `json:"max_fee,omitempty"`         // wei: gas_limit × max_fee_per_gas, the most it pays in fees
 	Error           *string   `json:"error"`
 	ExpiresAt       time.Time `json:"expires_at"`
 	CreatedAt       time.Time `json:"created_at"`
@@ -93,6 +93,10 @@ func View(t *countersign.Transaction) TxView {
 		e := t.Error
 		v.Error = &e
 	}
+	if f := maxFee(t); f != nil {
+		g := t.GasLimit
+		v.GasLimit, v.MaxFeePerGas, v.MaxFee = &g, t.MaxFeePerGas, f.String()
+	}
 	switch t.Type {
 	case countersign.TxTypedData:
 		v.Message = json.RawMessage(t.Message)
@@ -107,8 +111,10 @@ func View(t *countersign.Transaction) TxView {
 }
 
 // Digest binds an approval to the exact fields the human saw: chain, type,
-// sender, recipient, amounts, token, and the destination, value and calldata
-// that will be signed. Each field is length-prefixed; the result is
+// sender, recipient, amounts, token, the destination, value and calldata
+// that will be signed, and the network fee it may cost (gas limit and max
+// fee per gas; "v2"). Rows that bind no fee keep their "v1" digest, and
+// execute refuses them. Each field is length-prefixed; the result is
 // keccak256 of the whole.
 func Digest(t *countersign.Transaction) []byte {
 	var b bytes.Buffer
@@ -120,25 +126,30 @@ func Digest(t *countersign.Transaction) []byte {
 	}
 	var id [8]byte
 	binary.BigEndian.PutUint64(id[:], uint64(t.ChainID))
-	put([]byte("countersign approval v1"))
+	feeBound := t.GasLimit != 0 || t.MaxFeePerGas != ""
+	if feeBound {
+		put([]byte("countersign approval v2"))
+	} else {
+		put([]byte("countersign approval v1"))
+	}
 	put(id[:])
 	for _, f := range []string{string(t.Type), t.From, t.To, t.Amount, t.TokenAddress, t.ContractAddress, t.FunctionName, t.FunctionArgs, t.Value, t.Memo, t.TxTo, t.TxValue, t.Message} {
 		put([]byte(f))
 	}
 	put(t.TxData)
+	if feeBound {
+		var gas [8]byte
+		binary.BigEndian.PutUint64(gas[:], t.GasLimit)
+		put(gas[:])
+		put([]byte(t.MaxFeePerGas))
+	}
 	return crypto.Keccak256(b.Bytes())
 }
 
+// checkMemo applies the rules of all approver-facing text (CheckText):
+// lines and tabs allowed, no control, bidirectional or invisible characters.
 func checkMemo(memo string) error {
-	if !utf8.ValidString(memo) || utf8.RuneCountInString(memo) > MaxMemo {
-		return countersign.Errorf(countersign.BadRequest, "memo must be valid UTF-8 of at most %d characters", MaxMemo)
-	}
-	for _, r := range memo {
-		if unicode.IsControl(r) && r != '\n' && r != '\t' {
-			return countersign.Errorf(countersign.BadRequest, "memo must not contain control characters")
-		}
-	}
-	return nil
+	return CheckText("memo", memo, MaxMemo, true)
 }
 
 func notUsed(typ string, fields map[string]bool) error {
@@ -288,6 +299,11 @@ func (s *Service) buildSpend(ctx context.Context, w *countersign.Wallet, req *Pr
 		return nil, countersign.Errorf(countersign.BadRequest, "type is required: native, erc20, contract_call, personal_sign or typed_data")
 	default:
 		return nil, countersign.Errorf(countersign.BadRequest, "type must be native, erc20, contract_call, personal_sign or typed_data, not %q", truncate(req.Type, 32))
+	}
+	if !t.Type.IsMessage() {
+		if err := s.bindFees(ctx, t); err != nil {
+			return nil, err
+		}
 	}
 	t.Digest = Digest(t)
 	return t, nil
@@ -443,8 +459,8 @@ func (s *Service) Authorize(ctx context.Context, p *Principal, ids []string, cod
 	if d != Approve && d != Reject {
 		return nil, countersign.Errorf(countersign.BadRequest, "decision must be approve or reject")
 	}
-	if err := checkMemo(reason); err != nil {
-		return nil, countersign.Errorf(countersign.BadRequest, "reason must be valid UTF-8 of at most %d characters", MaxMemo)
+	if err := CheckText("reason", reason, MaxMemo, true); err != nil {
+		return nil, err
 	}
 	if len(ids) == 0 || len(ids) > 100 {
 		return nil, countersign.Errorf(countersign.BadRequest, "give transaction_id, or transaction_ids with 1 to 100 ids")
@@ -616,148 +632,7 @@ func notAuthorized(t *countersign.Transaction) error {
 	}
 }
 
-func (s *Service) execute(ctx context.Context, actor string, t *countersign.Transaction) (*countersign.Transaction, error) {
-	if t.TxHash != "" || len(t.Signature) > 0 {
-		return t, nil
-	}
-	if t.Status != countersign.StatusAuthorized {
-		return nil, notAuthorized(t)
-	}
-	// Fail closed: the approval must be for exactly these fields.
-	if !bytes.Equal(Digest(t), t.Digest) || !bytes.Equal(t.ApprovedDigest, t.Digest) {
-		return nil, countersign.Errorf(countersign.NotAuthorized, "the approval does not match this transaction")
-	}
-	w, err := s.Store.WalletByID(ctx, t.WalletID)
-	if err != nil {
-		return nil, err
-	}
-	if t.Type.IsMessage() {
-		return s.signMessage(ctx, actor, w, t)
-	}
-	value, _ := new(big.Int).SetString(t.TxValue, 10)
-	msg := countersign.CallMsg{From: t.From, To: t.TxTo, Value: value, Data: t.TxData}
-	gas, err := s.Chain.EstimateGas(ctx, msg)
-	if err != nil {
-		return nil, err
-	}
-	gas = gas * 6 / 5 // headroom for state changes between estimate and inclusion
-	tip, feeCap, err := s.Chain.SuggestFees(ctx)
-	if err != nil {
-		return nil, err
-	}
-	bal, err := s.Chain.BalanceAt(ctx, t.From)
-	if err != nil {
-		return nil, err
-	}
-	need := new(big.Int).Add(value, new(big.Int).Mul(feeCap, new(big.Int).SetUint64(gas)))
-	if bal.Cmp(need) < 0 {
-		return nil, countersign.Errorf(countersign.InsufficientFunds, "wallet %s holds %s wei but needs up to %s wei (value plus gas)", t.From, bal, need)
-	}
-	floor, err := s.Chain.PendingNonceAt(ctx, t.From)
-	if err != nil {
-		return nil, err
-	}
-	signed := false
-	err = s.inTx(ctx, func(ctx context.Context) error {
-		cur, err := s.Store.Transaction(ctx, t.ID)
-		if err != nil {
-			return err
-		}
-		if cur.TxHash != "" { // a concurrent execute got here first
-			t = cur
-			return nil
-		}
-		if cur.Status != countersign.StatusAuthorized {
-			return notAuthorized(cur)
-		}
-		nonce, err := s.Store.NextNonce(ctx, cur.ChainID, cur.From, floor)
-		if err != nil {
-			return err
-		}
-		raw, hash, err := s.Signer.SignTx(ctx, w, &countersign.UnsignedTx{ChainID: s.ChainID, Nonce: nonce, To: cur.TxTo,
-			Value: value, Data: cur.TxData, Gas: gas, Tip: tip, FeeCap: feeCap})
-		if err != nil {
-			return err
-		}
-		cur.Nonce, cur.RawTx, cur.TxHash = &nonce, raw, hash
-		if err := s.setStatus(ctx, cur, countersign.StatusSubmitted, actor, "transaction.execute",
-			map[string]any{"tx_hash": hash, "nonce": nonce, "gas": gas}); err != nil {
-			return err
-		}
-		t, signed = cur, true
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	if !signed {
-		return t, nil
-	}
-	if err := s.Chain.SendRawTransaction(ctx, t.RawTx); err != nil {
-		if errors.Is(err, countersign.ErrUnavailable) {
-			// The node may have it; the tracker rebroadcasts the same bytes.
-			s.Log.Warn("broadcast deferred", "transaction_id", t.ID, "err", err)
-			return t, nil
-		}
-		// The node refused the bytes: the nonce was not used.
-		failErr := s.inTx(ctx, func(ctx context.Context) error {
-			cur, err := s.Store.Transaction(ctx, t.ID)
-			if err != nil {
-				return err
-			}
-			cur.Error = countersign.ErrorDetail(err)
-			if err := s.Store.ReleaseNonce(ctx, cur.ChainID, cur.From, *cur.Nonce); err != nil {
-				return err
-			}
-			t = cur
-			return s.setStatus(ctx, cur, countersign.StatusFailed, "system", "transaction.broadcast_failed", map[string]string{"error": cur.Error})
-		})
-		return nil, errors.Join(err, failErr)
-	}
-	s.nudge()
-	return t, nil
-}
-
-// TrackReceipts moves submitted transactions to confirmed or failed from
-// their receipts, and rebroadcasts those the chain seems to have lost.
-func (s *Service) TrackReceipts(ctx context.Context) error {
-	subs, err := s.Store.TransactionsByStatus(ctx, countersign.StatusSubmitted, 200)
-	if err != nil {
-		return err
-	}
-	for _, t := range subs {
-		r, err := s.Chain.Receipt(ctx, t.TxHash)
-		if countersign.ErrorCode(err) == countersign.NotFound {
-			if s.Clock.Now().Sub(t.UpdatedAt) > 30*time.Second {
-				if err := s.Chain.SendRawTransaction(ctx, t.RawTx); err != nil {
-					s.Log.Warn("rebroadcast", "transaction_id", t.ID, "err", err)
-				}
-			}
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		err = s.inTx(ctx, func(ctx context.Context) error {
-			cur, err := s.Store.Transaction(ctx, t.ID)
-			if err != nil || cur.Status != countersign.StatusSubmitted {
-				return err
-			}
-			bn := r.BlockNumber
-			cur.BlockNumber = &bn
-			to := countersign.StatusConfirmed
-			if !r.Success {
-				to, cur.Error = countersign.StatusFailed, "transaction reverted on chain"
-			}
-			return s.setStatus(ctx, cur, to, "system", "transaction."+string(to),
-				map[string]any{"block_number": bn, "gas_used": r.GasUsed})
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// execute, the receipt tracker and their money checks are in money.go.
 
 // UserSpend is a spend the user starts and approves in one step with their
 // password and a TOTP code (the seed's /api/transfer family). It returns
@@ -769,7 +644,7 @@ func (s *Service) UserSpend(ctx context.Context, p *Principal, password, code, w
 	if err := requireMFA(p); err != nil {
 		return nil, err
 	}
-	if err := s.checkPassword(p.User, password); err != nil {
+	if err := s.checkPassword(ctx, p.User, password); err != nil {
 		return nil, err
 	}
 	w, err := s.ownedWallet(ctx, p, walletAddress)

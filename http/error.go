@@ -29,6 +29,9 @@ var statusOf = map[countersign.Code]int{
 	countersign.TooLarge:          http.StatusRequestEntityTooLarge,
 	countersign.UnsupportedMedia:  http.StatusUnsupportedMediaType,
 	countersign.SignerDisabled:    http.StatusServiceUnavailable,
+	countersign.FeeTooHigh:        http.StatusConflict,
+	countersign.ChainMismatch:     http.StatusConflict,
+	countersign.Unavailable:       http.StatusServiceUnavailable,
 	core.WalletLocked:             http.StatusLocked,
 	countersign.Internal:          http.StatusInternalServerError,
 }

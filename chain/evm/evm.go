@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"sync"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
@@ -33,12 +34,16 @@ type Client interface {
 	ethereum.TransactionReader
 	ethereum.TransactionSender
 	HeaderByNumber(ctx context.Context, number *big.Int) (*types.Header, error)
+	BlockByNumber(ctx context.Context, number *big.Int) (*types.Block, error)
 }
 
 // Chain adapts a Client to countersign.Chain.
 type Chain struct {
 	c   Client
 	rpc *rpc.Client // for verbatim read calls; nil if c has none
+
+	mu     sync.Mutex
+	signer types.Signer // recovers senders in SentTxs; from the node's chain id
 }
 
 var (
@@ -125,6 +130,22 @@ func (c *Chain) PendingNonceAt(ctx context.Context, addr string) (uint64, error)
 	return n, chainErr(err, "cannot read nonce")
 }
 
+func (c *Chain) NonceAt(ctx context.Context, addr string) (uint64, error) {
+	n, err := c.c.NonceAt(ctx, common.HexToAddress(addr), nil)
+	return n, chainErr(err, "cannot read nonce")
+}
+
+func (c *Chain) BaseFee(ctx context.Context) (*big.Int, error) {
+	head, err := c.c.HeaderByNumber(ctx, nil)
+	if err != nil {
+		return nil, chainErr(err, "cannot read latest block")
+	}
+	if head.BaseFee == nil {
+		return new(big.Int), nil
+	}
+	return new(big.Int).Set(head.BaseFee), nil
+}
+
 func callMsg(m countersign.CallMsg) ethereum.CallMsg {
 	msg := ethereum.CallMsg{Value: m.Value, Data: m.Data}
 	if m.From != "" {
@@ -184,36 +205,112 @@ func (c *Chain) SuggestFees(ctx context.Context) (*big.Int, *big.Int, error) {
 	return tip, feeCap, nil
 }
 
-// isRefusal reports whether the node answered with a JSON-RPC error (it
-// saw the transaction and said no), rather than not answering.
-func isRefusal(err error) bool {
-	var re rpc.Error
-	return errors.As(err, &re)
-}
-
 func isInsufficientFunds(err error) bool {
 	return strings.Contains(strings.ToLower(err.Error()), "insufficient funds")
 }
 
+// refusals are the rejection reasons of geth's pool and RPC layer (the
+// texts other clients and providers pass on) that mean the node did not
+// take the transaction and will not: the bytes can never be mined as they
+// are. Matched in lower case, as substrings, each with the reason shown
+// to the client. "replacement transaction underpriced" is not among them
+// (another transaction holds the nonce; which one is mined is for the
+// chain to say), nor are pool-capacity answers (the node may take the same
+// bytes later): those, like every reason not listed, are ambiguous.
+var refusals = []struct{ match, reason string }{
+	{"insufficient funds", "the wallet cannot pay for this transaction"},
+	{"intrinsic gas too low", "the gas limit is below the intrinsic gas"},
+	{"insufficient gas for floor data gas cost", "the gas limit is below the calldata floor cost"},
+	{"max fee per gas less than block base fee", "the fee cap is below the base fee"},
+	{"max priority fee per gas higher than max fee per gas", "the tip is above the fee cap"},
+	{"higher than 2^256-1", "a fee field is out of range"},
+	{"exceeds block gas limit", "the gas limit exceeds the block gas limit"},
+	{"transaction gas limit too high", "the gas limit is too high"},
+	{"gas uint64 overflow", "the gas cost overflows"},
+	{"oversized data", "the transaction is too large"},
+	{"negative value", "the value is negative"},
+	{"invalid sender", "the signature is invalid"},
+	{"invalid chain id", "the transaction is signed for another chain"},
+	{"only replay-protected", "the node accepts only EIP-155 transactions"},
+	{"exceeds the configured cap", "the fee exceeds the node's configured cap"},
+	{"transaction type not supported", "the node does not support this transaction type"},
+	{"sender not an eoa", "the sender is not an externally owned account"},
+	{"nonce has max value", "the nonce is exhausted"},
+}
+
+// accepted are the answers that mean the node already has these bytes.
+var accepted = []string{"already known", "known transaction", "alreadyknown", "already_known", "already imported"}
+
+// refused returns the public reason when msg is a definite refusal.
+func refused(msg string) (string, bool) {
+	msg = strings.ToLower(msg)
+	if strings.Contains(msg, "replacement transaction underpriced") {
+		return "", false
+	}
+	if strings.Contains(msg, "transaction underpriced") || strings.Contains(msg, "gas price below minimum") {
+		return "the fee is below the node's minimum", true
+	}
+	for _, r := range refusals {
+		if strings.Contains(msg, r.match) {
+			return r.reason, true
+		}
+	}
+	return "", false
+}
+
+func isAccepted(msg string) bool {
+	msg = strings.ToLower(msg)
+	for _, a := range accepted {
+		if strings.Contains(msg, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// ambiguous wraps a broadcast error the node gave without saying no: the
+// node may have taken the transaction (geth answers -32002 "request timed
+// out" while the method keeps running; proxies drop answers), so it is
+// settled later from the chain, never assumed to have failed.
+func ambiguous(err error, detail string) error {
+	return countersign.Wrap(countersign.ChainError, fmt.Errorf("%w: %v", countersign.ErrUnavailable, err), detail)
+}
+
+// SendRawTransaction broadcasts raw and classifies the node's answer: nil
+// when the node has the bytes, an error wrapping countersign.ErrRefused for
+// the known rejection reasons, and an ambiguous (ErrUnavailable) error for
+// everything else, JSON-RPC errors included.
 func (c *Chain) SendRawTransaction(ctx context.Context, raw []byte) error {
 	var tx types.Transaction
 	if err := tx.UnmarshalBinary(raw); err != nil {
-		return countersign.Wrap(countersign.Internal, err, "cannot decode signed transaction")
+		return countersign.Wrap(countersign.Internal, fmt.Errorf("%w: %v", countersign.ErrRefused, err), "cannot decode signed transaction")
 	}
 	err := c.c.SendTransaction(ctx, &tx)
-	switch {
-	case err == nil:
+	if err == nil || isAccepted(err.Error()) {
 		return nil
-	case strings.Contains(err.Error(), "already known"):
-		return nil // a rebroadcast of the same bytes: the node has it
-	case isInsufficientFunds(err):
-		return countersign.Wrap(countersign.InsufficientFunds, err, "the wallet cannot pay for this transaction")
-	case isRefusal(err):
-		return countersign.Wrap(countersign.ChainError, err, "the node refused the transaction")
-	default:
-		// Transport trouble: the node may or may not have the transaction.
-		return countersign.Wrap(countersign.ChainError, fmt.Errorf("%w: %v", countersign.ErrUnavailable, err), "the chain node is unreachable")
 	}
+	if strings.Contains(strings.ToLower(err.Error()), "nonce too low") {
+		// The nonce is used: by these very bytes (the node took them
+		// before, or mined them) or by another transaction. Only the
+		// first is known here; the tracker settles the second.
+		if _, _, lerr := c.c.TransactionByHash(ctx, tx.Hash()); lerr == nil {
+			return nil
+		}
+		return ambiguous(err, "the node reports the nonce as used: countersign settles the transaction from the chain")
+	}
+	if reason, ok := refused(err.Error()); ok {
+		code := countersign.ChainError
+		if isInsufficientFunds(err) {
+			code = countersign.InsufficientFunds
+		}
+		return countersign.Wrap(code, fmt.Errorf("%w: %v", countersign.ErrRefused, err), "the node refused the transaction: "+reason)
+	}
+	var re rpc.Error
+	if errors.As(err, &re) {
+		return ambiguous(err, "the node answered the broadcast with an error that does not say it refused the transaction: countersign settles it from the chain")
+	}
+	// Transport trouble: the node may or may not have the transaction.
+	return ambiguous(err, "the chain node is unreachable")
 }
 
 func (c *Chain) Receipt(ctx context.Context, hash string) (*countersign.Receipt, error) {
@@ -230,4 +327,119 @@ func (c *Chain) Receipt(ctx context.Context, hash string) (*countersign.Receipt,
 		Success:     r.Status == types.ReceiptStatusSuccessful,
 		GasUsed:     r.GasUsed,
 	}, nil
+}
+
+// senderSigner returns the signer that recovers senders on this chain.
+func (c *Chain) senderSigner(ctx context.Context) (types.Signer, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.signer == nil {
+		id, err := c.c.ChainID(ctx)
+		if err != nil {
+			return nil, chainErr(err, "cannot read chain id")
+		}
+		c.signer = types.LatestSignerForChainID(id)
+	}
+	return c.signer, nil
+}
+
+func sentTx(tx *types.Transaction, block *uint64) (*countersign.SentTx, error) {
+	raw, err := tx.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	st := &countersign.SentTx{Hash: tx.Hash().Hex(), Raw: raw, Nonce: tx.Nonce(), Value: tx.Value(), Data: tx.Data(),
+		Gas: tx.Gas(), FeeCap: tx.GasFeeCap(), BlockNumber: block}
+	if tx.To() != nil {
+		st.To = tx.To().Hex()
+	}
+	return st, nil
+}
+
+// SentTxs looks in the node's pool (geth's txpool_contentFrom, where the
+// node offers it) and then walks blocks back from the head. Transactions
+// are matched on nonce first, and only those have their sender recovered.
+func (c *Chain) SentTxs(ctx context.Context, q countersign.SentQuery) ([]*countersign.SentTx, bool, error) {
+	from := common.HexToAddress(q.From)
+	want := map[uint64]bool{}
+	for _, n := range q.Nonces {
+		want[n] = true
+	}
+	var found []*countersign.SentTx
+	if len(want) == 0 {
+		return nil, true, nil
+	}
+	for _, h := range c.poolHashes(ctx, from, want) {
+		tx, pending, err := c.c.TransactionByHash(ctx, h)
+		if err != nil || !pending || !want[tx.Nonce()] {
+			continue // mined meanwhile: the block walk finds it
+		}
+		st, err := sentTx(tx, nil)
+		if err != nil {
+			return nil, false, err
+		}
+		found = append(found, st)
+		delete(want, tx.Nonce())
+	}
+	signer, err := c.senderSigner(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	head, err := c.c.BlockNumber(ctx)
+	if err != nil {
+		return nil, false, chainErr(err, "cannot read block number")
+	}
+	for read := uint64(0); len(want) > 0; read++ {
+		if read >= q.MaxBlocks || read > head {
+			return found, read > head, nil // genesis reached: nothing older to find
+		}
+		n := head - read
+		b, err := c.c.BlockByNumber(ctx, new(big.Int).SetUint64(n))
+		if err != nil {
+			return nil, false, chainErr(err, "cannot read block")
+		}
+		if !q.Since.IsZero() && int64(b.Time()) < q.Since.Unix() {
+			return found, true, nil
+		}
+		for _, tx := range b.Transactions() {
+			if !want[tx.Nonce()] {
+				continue
+			}
+			if sender, err := types.Sender(signer, tx); err != nil || sender != from {
+				continue
+			}
+			st, err := sentTx(tx, &n)
+			if err != nil {
+				return nil, false, err
+			}
+			found = append(found, st)
+			delete(want, tx.Nonce())
+		}
+	}
+	return found, true, nil
+}
+
+// poolHashes returns the hashes of from's pooled transactions with wanted
+// nonces, from geth's txpool namespace. Nodes without it (most providers)
+// answer nothing, and the caller treats pooled nonces as unseen.
+func (c *Chain) poolHashes(ctx context.Context, from common.Address, want map[uint64]bool) []common.Hash {
+	if c.rpc == nil {
+		return nil
+	}
+	var content map[string]map[string]struct {
+		Hash common.Hash `json:"hash"`
+	}
+	if err := c.rpc.CallContext(ctx, &content, "txpool_contentFrom", from); err != nil {
+		return nil
+	}
+	var out []common.Hash
+	for _, byNonce := range content {
+		for nonce, tx := range byNonce {
+			var n uint64
+			if _, err := fmt.Sscan(nonce, &n); err == nil && want[n] {
+				out = append(out, tx.Hash)
+			}
+		}
+	}
+	return out
 }

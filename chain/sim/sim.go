@@ -6,17 +6,24 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/hkdf"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math/big"
+	"net/http"
 	"reflect"
 	"sync"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/eth/ethconfig"
@@ -97,9 +104,18 @@ func Start(ctx context.Context, seed []byte) (*Chain, error) {
 		return nil, fmt.Errorf("sim: derive faucet key: %w", err)
 	}
 	faucet := crypto.PubkeyToAddress(key.PublicKey)
+	// Random extra data in the genesis block: each start is a new chain
+	// and says so with a new genesis hash, so a server restarted on the
+	// embedded chain sees that the transactions its database holds in
+	// flight belong to a chain that is gone (core.CheckChain).
+	instance := make([]byte, 32)
+	if _, err := rand.Read(instance); err != nil {
+		return nil, err
+	}
 	backend := simulated.NewBackend(types.GenesisAlloc{faucet: {Balance: FaucetBalance}},
 		func(n *node.Config, e *ethconfig.Config) {
 			e.TxPool.Journal = ""
+			e.Genesis.ExtraData = instance
 		})
 	c := &Chain{
 		backend:   backend,
@@ -150,4 +166,122 @@ func (c *Chain) Mint(ctx context.Context, addr common.Address, amount *big.Int) 
 		return common.Hash{}, err
 	}
 	return r.TxHash, nil
+}
+
+// Mine seals a block with whatever the pool holds and resyncs the pool to
+// the new head (as SendTransaction does after each send). Tests that put
+// transactions into the pool without mining them use it.
+func (c *Chain) Mine() {
+	c.client.mu.Lock()
+	defer c.client.mu.Unlock()
+	c.backend.Commit()
+	c.backend.Rollback()
+}
+
+type rpcRequest struct {
+	JSONRPC string            `json:"jsonrpc"`
+	ID      json.RawMessage   `json:"id"`
+	Method  string            `json:"method"`
+	Params  []json.RawMessage `json:"params"`
+}
+
+type rpcErrorBody struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Data    any    `json:"data,omitempty"`
+}
+
+type rpcResponse struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Result  json.RawMessage `json:"result,omitempty"`
+	Error   *rpcErrorBody   `json:"error,omitempty"`
+}
+
+// Handler serves the chain's JSON-RPC over HTTP, so the server (and a
+// fault-injecting proxy in front of it, in tests) can use the dev chain as
+// an external node. eth_sendRawTransaction mines at once, as the
+// in-process client does; every other method goes to the node as is.
+func (c *Chain) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
+		if err != nil {
+			http.Error(w, "cannot read the request", http.StatusBadRequest)
+			return
+		}
+		body = bytes.TrimSpace(body)
+		var out any
+		if len(body) > 0 && body[0] == '[' {
+			var reqs []rpcRequest
+			if err := json.Unmarshal(body, &reqs); err != nil {
+				http.Error(w, "bad JSON-RPC batch", http.StatusBadRequest)
+				return
+			}
+			resps := make([]rpcResponse, len(reqs))
+			for i := range reqs {
+				resps[i] = c.serve(r.Context(), &reqs[i])
+			}
+			out = resps
+		} else {
+			var req rpcRequest
+			if err := json.Unmarshal(body, &req); err != nil {
+				http.Error(w, "bad JSON-RPC request", http.StatusBadRequest)
+				return
+			}
+			out = c.serve(r.Context(), &req)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(out)
+	})
+}
+
+func (c *Chain) serve(ctx context.Context, req *rpcRequest) rpcResponse {
+	resp := rpcResponse{JSONRPC: "2.0", ID: req.ID}
+	fail := func(err error) rpcResponse {
+		e := &rpcErrorBody{Code: -32000, Message: err.Error()}
+		var re rpc.Error
+		if errors.As(err, &re) {
+			e.Code = re.ErrorCode()
+		}
+		var de rpc.DataError
+		if errors.As(err, &de) {
+			e.Data = de.ErrorData()
+		}
+		resp.Error = e
+		return resp
+	}
+	if req.Method == "eth_sendRawTransaction" {
+		var raw hexutil.Bytes
+		if len(req.Params) != 1 || json.Unmarshal(req.Params[0], &raw) != nil {
+			resp.Error = &rpcErrorBody{Code: -32602, Message: "eth_sendRawTransaction takes one hex string"}
+			return resp
+		}
+		var tx types.Transaction
+		if err := tx.UnmarshalBinary(raw); err != nil {
+			return fail(err)
+		}
+		if err := c.client.SendTransaction(ctx, &tx); err != nil {
+			return fail(err)
+		}
+		resp.Result, _ = json.Marshal(tx.Hash())
+		return resp
+	}
+	rc := c.client.RPC()
+	if rc == nil {
+		resp.Error = &rpcErrorBody{Code: -32603, Message: "the dev chain has no JSON-RPC client"}
+		return resp
+	}
+	args := make([]any, len(req.Params))
+	for i, p := range req.Params {
+		args[i] = p
+	}
+	var result json.RawMessage
+	if err := rc.CallContext(ctx, &result, req.Method, args...); err != nil {
+		return fail(err)
+	}
+	if result == nil {
+		result = json.RawMessage("null")
+	}
+	resp.Result = result
+	return resp
 }

@@ -41,10 +41,15 @@ type App struct {
 	Svc     *core.Service
 	Dev     *sim.Chain // nil when an external chain is used
 	Log     *slog.Logger
-	httpSrv *http.Server
-	cancel  context.CancelFunc
-	closers []func() error
-	done    chan struct{}
+	DataDir string
+	// WalletTokenFile is the generated wallet token's file, "" when the
+	// operator set WALLET_TOKEN.
+	WalletTokenFile string
+	walletToken     string
+	httpSrv         *http.Server
+	cancel          context.CancelFunc
+	closers         []func() error
+	done            chan struct{}
 }
 
 // openStore opens the database named by cfg.DB.
@@ -58,12 +63,28 @@ func openStore(ctx context.Context, cfg *Config) (countersign.Store, error) {
 // Start builds everything from cfg and starts serving.
 func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err error) {
 	// a, not the named result: "return nil, err" must not lose what to close.
-	a := &App{Log: log, done: make(chan struct{})}
+	a := &App{Log: log, DataDir: cfg.DataDir, done: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			a.closeAll()
 		}
 	}()
+	if err := checkDataDir(cfg, log); err != nil { // before anything is written into it
+		return nil, err
+	}
+	// The daemon's token first: a weak WALLET_TOKEN stops the start before
+	// anything is created.
+	if a.walletToken, err = daemonToken(cfg, log); err != nil {
+		return nil, err
+	}
+	if cfg.WalletToken == "" {
+		a.WalletTokenFile = walletTokenFile(cfg.DataDir)
+	}
+	if cfg.MetricsToken != "" {
+		if err := cshttp.CheckTokenStrength("METRICS_TOKEN", cfg.MetricsToken); err != nil {
+			return nil, err
+		}
+	}
 	kek, created, err := envelope.LoadOrCreateKeyFile(cfg.MasterKeyFile)
 	if err != nil {
 		return nil, err
@@ -117,12 +138,21 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 	}
 	svc, err := core.New(ctx, st, ch, local.New(sealer, ks), sealer, cfg.Clock, log, core.Config{
 		Argon2: cfg.Argon2, TokenTTL: cfg.TokenTTL, PendingTTL: cfg.PendingTTL,
-		MFALockout: cfg.MFALockout, MFAMaxFailures: cfg.MFAMaxFail, PollInterval: cfg.PollInterval, Omni: cfg.Omni,
+		MFALockout: cfg.MFALockout, MFAMaxFailures: cfg.MFAMaxFail, PollInterval: cfg.PollInterval,
+		HashConcurrency: cfg.HashConcurrency, HashQueue: cfg.HashQueue, Omni: cfg.Omni, Money: cfg.Money,
 	})
 	if err != nil {
 		return nil, err
 	}
 	a.Svc = svc
+	svc.Hooks = cfg.ExecuteHooks
+	// Before any worker runs: the data must belong to this chain.
+	if err := bindChain(ctx, cfg, svc, a.Dev != nil, log); err != nil {
+		return nil, err
+	}
+	if err := svc.EnsureAuditKey(ctx); err != nil { // signs audit checkpoints
+		return nil, err
+	}
 	if n, err := svc.MigrateWalletKeys(ctx); err != nil {
 		return nil, err
 	} else if n > 0 {
@@ -138,7 +168,11 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 		return nil, fmt.Errorf("the keys of %d wallet(s) are not in the keystore (%s), e.g. %s: restore the keystore from the backup taken with the database, or point KEYSTORE/KEYSTORE_DIR where the keys are",
 			len(missing), where, missing[0])
 	}
-	svc.Webhooks = notify.New()
+	allowNets, err := core.ParseAllowNets(cfg.WebhookAllow)
+	if err != nil {
+		return nil, err
+	}
+	svc.Webhooks = notify.New(&core.WebhookGuard{Allow: allowNets, Resolver: cfg.WebhookDNS})
 	if cfg.SMTPAddr != "" {
 		svc.Mailer = &mailer.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword}
 	}
@@ -170,8 +204,16 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 	}
 	srv.Daemon = core.NewDaemon(svc, ks, core.DaemonConfig{UnlockTTL: cfg.UnlockTTL, Argon2: cfg.DaemonArgon, SignRate: cfg.SignRate, SignBurst: cfg.SignBurst, Ledger: ledger})
 	a.closers = append(a.closers, func() error { srv.Daemon.Close(); return nil }) // before the store closes
-	srv.WalletToken = cfg.WalletToken
+	srv.WalletToken = a.walletToken
+	srv.WalletRemote = cfg.WalletToken != "" // an explicit token is the operator's choice to serve beyond this machine
+	srv.MetricsToken = cfg.MetricsToken
 	if srv.WalletAllow, err = cshttp.ParseAllowList(cfg.WalletAllow); err != nil {
+		return nil, err
+	}
+	if srv.WalletAllowedHosts, err = cshttp.ParseHostList(cfg.WalletHosts); err != nil {
+		return nil, err
+	}
+	if srv.WalletAllowedOrigins, err = cshttp.ParseOriginList(cfg.WalletOrigins); err != nil {
 		return nil, err
 	}
 	if cfg.ExportScryptN != 0 {
@@ -185,9 +227,12 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 		return nil, err
 	}
 	if host, _, _ := net.SplitHostPort(ln.Addr().String()); !net.ParseIP(host).IsLoopback() {
-		if cfg.WalletToken == "" {
+		// The generated token is for this machine: serving the daemon
+		// beyond it takes the operator's explicit WALLET_TOKEN, or a
+		// WALLET_ALLOW list of the clients that may use it.
+		if cfg.WalletToken == "" && cfg.WalletAllow == "" {
 			ln.Close()
-			return nil, errors.New("refusing to listen on a non-loopback address without WALLET_TOKEN: the wallet daemon's routes would be open")
+			return nil, errors.New("refusing to listen on a non-loopback address without WALLET_TOKEN (or WALLET_ALLOW): the generated wallet token is for local clients only")
 		}
 		log.Warn("listening on a non-loopback address: put TLS in front of countersign", "addr", ln.Addr().String())
 	}

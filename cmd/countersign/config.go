@@ -30,6 +30,10 @@ type Config struct {
 	PendingTTL    time.Duration
 	MFALockout    time.Duration
 	MFAMaxFail    int
+
+	HashConcurrency int // PASSWORD_HASH_CONCURRENCY: Argon2id runs at once (default from memory and cores)
+	HashQueue       int // PASSWORD_HASH_QUEUE: callers waiting for a slot before 503 (default 4× concurrency)
+
 	PollInterval  time.Duration
 	ApprovalWait  time.Duration
 	Explorer      string
@@ -48,16 +52,28 @@ type Config struct {
 	KeystoreDir   string
 	UnlockTTL     time.Duration
 	DaemonArgon   keystore.Params
-	WalletToken   string
+	WalletToken   string // WALLET_TOKEN, set by the operator; "" generates DATA_DIR/wallet.token
 	WalletAllow   string // WALLET_ALLOW
+	WalletHosts   string // WALLET_ALLOWED_HOSTS
+	WalletOrigins string // WALLET_ALLOWED_ORIGINS
+	MetricsToken  string // METRICS_TOKEN
 	WalletChain   string // WALLET_CHAIN: mock (default)
 	ExportScryptN int    // scrypt N of exported v3 keystores; 0 is geth's standard 2^18
 	EventsSocket  string // "" disables; default DATA_DIR/events.sock
+	WebhookAllow  string // WEBHOOK_ALLOW_NETS: CIDRs webhooks may reach although internal
 	SignRate      float64
 	SignBurst     int
 	Argon2        auth.Argon2Params
 
 	Clock countersign.Clock // tests inject one; nil is the wall clock
+
+	Money core.MoneyConfig // MAX_FEE_PER_GAS, RECONCILE_BLOCKS (money_config.go)
+
+	AcceptNewChain   bool              // --accept-new-chain, ACCEPT_NEW_CHAIN=1 (durability.go)
+	AllowOpenDataDir bool              // --allow-open-data-dir, ALLOW_OPEN_DATA_DIR=1 (durability.go)
+	ExecuteHooks     core.ExecuteHooks // tests: crash points around execute's broadcast
+
+	WebhookDNS core.Resolver // tests: where webhook hosts resolve; nil is the system resolver
 }
 
 // parseServeConfig reads serve's flags and environment.
@@ -96,7 +112,11 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&c.Explorer, "explorer", env("EXPLORER_URL"), "block explorer base URL for links in the UI, e.g. https://basescan.org (env EXPLORER_URL)")
 	fs.DurationVar(&c.ApprovalWait, "approval-wait", 0, "how long /eth signing calls wait for a human (env ETH_RPC_APPROVAL_WAIT, default 2m)")
 	fs.StringVar(&c.SignerURL, "signer-url", env("SIGNER_URL"), "a separate derived-key signer (countersign signer) to use instead of the in-process one (env SIGNER_URL)")
+	durabilityFlags(fs, c)
 	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if err := durabilityEnv(fs, c, env); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -111,7 +131,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	c.OIDCLoginIss, c.OIDCLoginAud = env("OIDC_LOGIN_ISSUER"), env("OIDC_LOGIN_CLIENT_ID")
 	c.KeystoreKind, c.KeystoreDir, c.WalletToken = or(env("KEYSTORE"), "dir"), env("KEYSTORE_DIR"), env("WALLET_TOKEN")
 	c.WalletAllow = env("WALLET_ALLOW")
+	c.WalletHosts, c.WalletOrigins, c.MetricsToken = env("WALLET_ALLOWED_HOSTS"), env("WALLET_ALLOWED_ORIGINS"), env("METRICS_TOKEN")
 	c.WalletChain = or(env("WALLET_CHAIN"), "mock")
+	c.WebhookAllow = env("WEBHOOK_ALLOW_NETS")
 	c.EventsSocket = or(env("EVENTS_SOCKET"), filepath.Join(c.DataDir, "events.sock"))
 	if env("EVENTS_SOCKET") == "off" {
 		c.EventsSocket = ""
@@ -154,6 +176,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 			return nil, fmt.Errorf("SIGN_BURST must be a positive integer")
 		}
 	}
+	if err := parseMoneyConfig(&c.Money, env); err != nil {
+		return nil, err
+	}
 	if c.TokenTTL, err = envSeconds(env("JWT_ACCESS_TOKEN_EXPIRES"), 1800); err != nil {
 		return nil, fmt.Errorf("JWT_ACCESS_TOKEN_EXPIRES: %w", err)
 	}
@@ -181,6 +206,8 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		{"PASSWORD_ARGON_TIME", func(n int) { c.Argon2.Time = uint32(n) }, 16},
 		{"PASSWORD_ARGON_MEMORY_MB", func(n int) { c.Argon2.Memory = uint32(n) * 1024 }, 1024},
 		{"PASSWORD_ARGON_PARALLELISM", func(n int) { c.Argon2.Threads = uint8(n) }, 16},
+		{"PASSWORD_HASH_CONCURRENCY", func(n int) { c.HashConcurrency = n }, 1024},
+		{"PASSWORD_HASH_QUEUE", func(n int) { c.HashQueue = n }, 100000},
 	} {
 		if v := env(a.name); v != "" {
 			n, err := strconv.Atoi(v)

@@ -63,11 +63,23 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
 	}
+	if err := privateFiles(path); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "synchronous(NORMAL)")
+	// FULL, not NORMAL: in WAL mode NORMAL does not fsync the WAL at commit,
+	// so a power loss or OS crash can roll back a commit that was already
+	// acted on. The commit that stores a signed transaction and its nonce
+	// is followed by the broadcast; rolled back, the row is authorized
+	// again with the nonce counter behind, and a retried execute signs a
+	// second transaction — paid twice. The same goes for approvals, TOTP
+	// steps (a code accepted twice) and the daemon's group commit, which
+	// acknowledges a signature once its audit row is committed. The cost
+	// is one fsync per commit (BENCHMARKS.md, "synchronous=FULL").
+	q.Add("_pragma", "synchronous(FULL)")
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + path + "?" + q.Encode()
 	w, err := sql.Open("sqlite", dsn+"&_pragma=wal_autocheckpoint(0)")
@@ -96,13 +108,30 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		close(s.checkpointsDone)
-		s.Close()
-		return nil, err
-	}
 	go s.checkpoints()
 	return s, nil
+}
+
+// privateFiles creates the database file with mode 0600 before SQLite
+// opens it, and narrows the database, WAL and shared-memory files an
+// earlier run left to 0600. SQLite creates the -wal and -shm files with
+// the mode of the database file: a database SQLite created itself under a
+// umask of 022 had world-readable WAL files, and every row written (sealed
+// keys, password hashes, audit details) passes through the WAL.
+func privateFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkpointDSN is dsn with a 100 ms busy timeout.
@@ -508,18 +537,21 @@ func (s *Store) TouchAgent(ctx context.Context, id string, at time.Time) error {
 const txCols = `id, owner_id, agent_id, wallet_id, chain_id, type, from_address, to_address, amount, token_address,
  contract_address, contract_abi, function_name, function_args, value, memo, tx_to, tx_value, tx_data, digest,
  approved_digest, decided_by, decided_at, reason, status, nonce, raw_tx, tx_hash, block_number, error,
- idempotency_key, request_hash, expires_at, created_at, updated_at, message, signature`
+ idempotency_key, request_hash, expires_at, created_at, updated_at, message, signature,
+ gas_limit, max_fee_per_gas, checked_at, broadcasts, next_broadcast_at`
 
 func scanTx(row interface{ Scan(...any) error }) (*countersign.Transaction, error) {
 	var t countersign.Transaction
-	var decided, expires, created, updated int64
+	var decided, expires, created, updated, checked, nextBroadcast, gasLimit int64
 	var nonce, block sql.NullInt64
 	if err := row.Scan(&t.ID, &t.OwnerID, &t.AgentID, &t.WalletID, &t.ChainID, &t.Type, &t.From, &t.To, &t.Amount, &t.TokenAddress,
 		&t.ContractAddress, &t.ContractABI, &t.FunctionName, &t.FunctionArgs, &t.Value, &t.Memo, &t.TxTo, &t.TxValue, &t.TxData, &t.Digest,
 		&t.ApprovedDigest, &t.DecidedBy, &decided, &t.Reason, &t.Status, &nonce, &t.RawTx, &t.TxHash, &block, &t.Error,
-		&t.IdempotencyKey, &t.RequestHash, &expires, &created, &updated, &t.Message, &t.Signature); err != nil {
+		&t.IdempotencyKey, &t.RequestHash, &expires, &created, &updated, &t.Message, &t.Signature,
+		&gasLimit, &t.MaxFeePerGas, &checked, &t.Broadcasts, &nextBroadcast); err != nil {
 		return nil, err
 	}
+	t.GasLimit, t.CheckedAt, t.NextBroadcastAt = uint64(gasLimit), fromTS(checked), fromTS(nextBroadcast)
 	if nonce.Valid {
 		n := uint64(nonce.Int64)
 		t.Nonce = &n
@@ -540,11 +572,12 @@ func nullU64(p *uint64) any {
 }
 
 func (s *Store) CreateTransaction(ctx context.Context, t *countersign.Transaction) error {
-	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO transactions (`+txCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO transactions (`+txCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		t.ID, t.OwnerID, t.AgentID, t.WalletID, t.ChainID, t.Type, t.From, t.To, t.Amount, t.TokenAddress,
 		t.ContractAddress, t.ContractABI, t.FunctionName, t.FunctionArgs, t.Value, t.Memo, t.TxTo, t.TxValue, t.TxData, t.Digest,
 		t.ApprovedDigest, t.DecidedBy, ts(t.DecidedAt), t.Reason, t.Status, nullU64(t.Nonce), t.RawTx, t.TxHash, nullU64(t.BlockNumber), t.Error,
-		t.IdempotencyKey, t.RequestHash, ts(t.ExpiresAt), ts(t.CreatedAt), ts(t.UpdatedAt), t.Message, t.Signature)
+		t.IdempotencyKey, t.RequestHash, ts(t.ExpiresAt), ts(t.CreatedAt), ts(t.UpdatedAt), t.Message, t.Signature,
+		int64(t.GasLimit), t.MaxFeePerGas, ts(t.CheckedAt), t.Broadcasts, ts(t.NextBroadcastAt))
 	return conflict(err, "a transaction with this Idempotency-Key already exists")
 }
 
@@ -561,11 +594,13 @@ func (s *Store) TransactionByIdempotencyKey(ctx context.Context, agentID, key st
 }
 
 // UpdateTransaction writes the mutable fields: the decision, the execution
-// record and the status. The fields an approval binds to never change.
+// record (with the rebroadcast backoff) and the status. The fields an
+// approval binds to (the fee limit among them) never change.
 func (s *Store) UpdateTransaction(ctx context.Context, t *countersign.Transaction) error {
 	res, err := s.writer(ctx).ExecContext(ctx, `UPDATE transactions SET approved_digest=?, decided_by=?, decided_at=?, reason=?, status=?,
- nonce=?, raw_tx=?, tx_hash=?, block_number=?, error=?, updated_at=?, signature=? WHERE id=?`,
-		t.ApprovedDigest, t.DecidedBy, ts(t.DecidedAt), t.Reason, t.Status, nullU64(t.Nonce), t.RawTx, t.TxHash, nullU64(t.BlockNumber), t.Error, ts(t.UpdatedAt), t.Signature, t.ID)
+ nonce=?, raw_tx=?, tx_hash=?, block_number=?, error=?, updated_at=?, signature=?, broadcasts=?, next_broadcast_at=? WHERE id=?`,
+		t.ApprovedDigest, t.DecidedBy, ts(t.DecidedAt), t.Reason, t.Status, nullU64(t.Nonce), t.RawTx, t.TxHash, nullU64(t.BlockNumber), t.Error, ts(t.UpdatedAt), t.Signature,
+		t.Broadcasts, ts(t.NextBroadcastAt), t.ID)
 	return mustAffect(res, err, "transaction")
 }
 
@@ -588,6 +623,14 @@ func (s *Store) Transactions(ctx context.Context, f countersign.TxFilter) ([]*co
 		q += ` AND created_at >= ?`
 		args = append(args, ts(f.After))
 	}
+	if f.From != "" {
+		q += ` AND from_address = ?`
+		args = append(args, f.From)
+	}
+	if f.ChainID != 0 {
+		q += ` AND chain_id = ?`
+		args = append(args, f.ChainID)
+	}
 	limit := f.Limit
 	if limit <= 0 || limit > 1000 {
 		limit = 100
@@ -601,7 +644,9 @@ func (s *Store) Transactions(ctx context.Context, f countersign.TxFilter) ([]*co
 }
 
 func (s *Store) TransactionsByStatus(ctx context.Context, st countersign.Status, limit int) ([]*countersign.Transaction, error) {
-	rows, err := s.reader(ctx).QueryContext(ctx, `SELECT `+txCols+` FROM transactions WHERE status = ? ORDER BY created_at LIMIT ?`, st, limit)
+	// Least recently checked first, so rows that stay submitted cannot
+	// starve newer ones out of the receipt tracker's batch.
+	rows, err := s.reader(ctx).QueryContext(ctx, `SELECT `+txCols+` FROM transactions WHERE status = ? ORDER BY checked_at, created_at, id LIMIT ?`, st, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -649,6 +694,35 @@ func (s *Store) ReleaseNonce(ctx context.Context, chainID int64, addr string, no
 	_, err := s.writer(ctx).ExecContext(ctx, `UPDATE nonces SET next_nonce = ? WHERE chain_id = ? AND address = ? AND next_nonce = ?`,
 		int64(nonce), chainID, addr, int64(nonce+1))
 	return err
+}
+
+func (s *Store) NonceCounter(ctx context.Context, chainID int64, addr string) (uint64, error) {
+	var n int64
+	err := s.reader(ctx).QueryRowContext(ctx, `SELECT next_nonce FROM nonces WHERE chain_id = ? AND address = ?`, chainID, addr).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return uint64(n), err
+}
+
+func (s *Store) MarkChecked(ctx context.Context, at time.Time, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.InTx(ctx, func(ctx context.Context) error {
+		for start := 0; start < len(ids); start += maxRowsPerInsert {
+			chunk := ids[start:min(start+maxRowsPerInsert, len(ids))]
+			args := []any{ts(at)}
+			for _, id := range chunk {
+				args = append(args, id)
+			}
+			q := `UPDATE transactions SET checked_at = ? WHERE id IN (?` + strings.Repeat(",?", len(chunk)-1) + `)`
+			if _, err := s.writer(ctx).ExecContext(ctx, q, args...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // ---- audit, events

@@ -21,10 +21,12 @@ func Run(t *testing.T, open func(t *testing.T) countersign.Store) {
 		"wallets and agents": testWalletsAgents,
 		"transactions":       testTransactions,
 		"nonces":             testNonces,
+		"money bookkeeping":  testMoneyBookkeeping,
 		"audit and events":   testAuditEvents,
 		"rollback":           testRollback,
 		"tokens and keys":    testTokensKeys,
 		"daemon accounts":    testDaemonAccounts,
+		"chain identity":     testChainIdentity,
 	} {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
 	}
@@ -374,5 +376,68 @@ func testDaemonAccounts(t *testing.T, s countersign.Store) {
 	}
 	if got, _ := s.DaemonAccountByAddress(ctx, "ait1y"); got == nil || len(got.Tags) != 1 {
 		t.Fatalf("created with tags: %+v", got)
+	}
+}
+
+// testMoneyBookkeeping: the fee limit and the tracker's fields round-trip,
+// the fee limit never changes on update, the tracker sees the least
+// recently checked rows first, lists filter by sender and chain, and the
+// nonce counter can be read without allocating.
+func testMoneyBookkeeping(t *testing.T, s countersign.Store) {
+	s.CreateUser(ctx, user("u1"))
+	s.CreateWallet(ctx, &countersign.Wallet{ID: "w1", OwnerID: "u1", Address: "0xF", KeySealed: []byte{1}, CreatedAt: time.Now()})
+	base := time.Unix(1700000000, 0).UTC()
+	for i := range 3 {
+		t1 := tx(fmt.Sprintf("m%d", i), base.Add(time.Duration(i)*time.Second), countersign.StatusSubmitted)
+		t1.GasLimit, t1.MaxFeePerGas = 25200, "123456789012345678901234567890"
+		if i == 2 {
+			t1.From, t1.ChainID = "0xG", 8453
+		}
+		if err := s.CreateTransaction(ctx, t1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Transaction(ctx, "m0")
+	if err != nil || got.GasLimit != 25200 || got.MaxFeePerGas != "123456789012345678901234567890" || got.Broadcasts != 0 || !got.CheckedAt.IsZero() {
+		t.Fatalf("fee limit round trip: %+v %v", got, err)
+	}
+	next := base.Add(time.Hour)
+	got.GasLimit, got.MaxFeePerGas, got.Broadcasts, got.NextBroadcastAt = 1, "1", 3, next
+	if err := s.UpdateTransaction(ctx, got); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := s.Transaction(ctx, "m0"); again.GasLimit != 25200 || again.MaxFeePerGas != "123456789012345678901234567890" || again.Broadcasts != 3 || !again.NextBroadcastAt.Equal(next) {
+		t.Fatalf("update changed the fee limit or lost the backoff: %+v", again)
+	}
+	if l, _ := s.TransactionsByStatus(ctx, countersign.StatusSubmitted, 1); len(l) != 1 || l[0].ID != "m0" {
+		t.Fatalf("never checked, oldest first: %v", ids(l))
+	}
+	if err := s.MarkChecked(ctx, base.Add(time.Minute), "m0", "m1"); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := s.TransactionsByStatus(ctx, countersign.StatusSubmitted, 3); len(l) != 3 || l[0].ID != "m2" || !l[1].CheckedAt.Equal(base.Add(time.Minute)) {
+		t.Fatalf("least recently checked first: %v", ids(l))
+	}
+	if err := s.MarkChecked(ctx, base.Add(2*time.Minute), "m2"); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := s.TransactionsByStatus(ctx, countersign.StatusSubmitted, 1); len(l) != 1 || l[0].ID != "m0" {
+		t.Fatalf("fair rotation: %v", ids(l))
+	}
+	if l, _ := s.Transactions(ctx, countersign.TxFilter{OwnerID: "u1", From: "0xF", ChainID: 1337}); len(l) != 2 {
+		t.Fatalf("sender and chain filter: %v", ids(l))
+	}
+	if l, _ := s.Transactions(ctx, countersign.TxFilter{OwnerID: "u1", ChainID: 8453}); len(l) != 1 || l[0].ID != "m2" {
+		t.Fatalf("chain filter: %v", ids(l))
+	}
+	if n, err := s.NonceCounter(ctx, 1, "0xC"); err != nil || n != 0 {
+		t.Fatalf("counter before any allocation: %d %v", n, err)
+	}
+	s.NextNonce(ctx, 1, "0xC", 4)
+	if n, _ := s.NonceCounter(ctx, 1, "0xC"); n != 5 {
+		t.Fatalf("counter after allocating 4: %d", n)
+	}
+	if n, _ := s.NonceCounter(ctx, 1, "0xC"); n != 5 {
+		t.Fatalf("reading the counter allocated: %d", n)
 	}
 }

@@ -1,0 +1,33 @@
+package evm
+
+import (
+	"context"
+	"errors"
+	"math/big"
+	"strings"
+
+	"github.com/ethereum/go-ethereum/common"
+)
+
+// GenesisHash returns the hash of block 0 as the node reports it
+// (eth_getBlockByNumber "0x0"), or, for a client without a JSON-RPC
+// handle, as computed from its header.
+func (c *Chain) GenesisHash(ctx context.Context) (string, error) {
+	if c.rpc != nil {
+		var b *struct {
+			Hash common.Hash `json:"hash"`
+		}
+		if err := c.rpc.CallContext(ctx, &b, "eth_getBlockByNumber", "0x0", false); err != nil {
+			return "", chainErr(err, "cannot read the genesis block")
+		}
+		if b == nil || b.Hash == (common.Hash{}) {
+			return "", chainErr(errors.New("no block 0"), "the node has no genesis block")
+		}
+		return strings.ToLower(b.Hash.Hex()), nil
+	}
+	h, err := c.c.HeaderByNumber(ctx, big.NewInt(0))
+	if err != nil {
+		return "", chainErr(err, "cannot read the genesis block")
+	}
+	return strings.ToLower(h.Hash().Hex()), nil
+}

@@ -1,0 +1,771 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/big"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/google/uuid"
+
+	"github.com/countersign/countersign"
+)
+
+// MoneyConfig holds the limits of the execute path. Zero values take
+// defaults.
+type MoneyConfig struct {
+	// MaxFeePerGas caps the fee per gas (wei) of every transaction: an
+	// approval binds at most this, and execute refuses above it
+	// (MAX_FEE_PER_GAS; default DefaultMaxFeePerGas).
+	MaxFeePerGas *big.Int
+	// ReconcileBlocks bounds the block scan that looks for an approval's
+	// transaction at nonces the chain used without countersign's record
+	// (RECONCILE_BLOCKS; default 2000).
+	ReconcileBlocks uint64
+	// RebroadcastAfter is the wait before a submitted transaction without
+	// a receipt is broadcast again; it doubles with every rebroadcast up to
+	// RebroadcastMax (defaults 30 s and 30 min).
+	RebroadcastAfter time.Duration
+	RebroadcastMax   time.Duration
+	// TrackBatch is how many submitted transactions one tracker pass
+	// examines, least recently checked first (default 200).
+	TrackBatch int
+}
+
+// DefaultMaxFeePerGas is 500 gwei: far above what Base or an idle mainnet
+// charge, low enough that a runaway fee market cannot take more than that
+// per gas without the operator saying so.
+var DefaultMaxFeePerGas = big.NewInt(500_000_000_000)
+
+func (c *MoneyConfig) defaults() {
+	if c.MaxFeePerGas == nil || c.MaxFeePerGas.Sign() <= 0 {
+		c.MaxFeePerGas = DefaultMaxFeePerGas
+	}
+	if c.ReconcileBlocks == 0 {
+		c.ReconcileBlocks = 2000
+	}
+	if c.RebroadcastAfter <= 0 {
+		c.RebroadcastAfter = 30 * time.Second
+	}
+	if c.RebroadcastMax <= 0 {
+		c.RebroadcastMax = 30 * time.Minute
+	}
+	if c.TrackBatch <= 0 {
+		c.TrackBatch = 200
+	}
+}
+
+// reconcileSkew widens the reconcile scan past the approval's time: block
+// timestamps come from validators' clocks, not ours.
+const reconcileSkew = time.Hour
+
+// maxInFlight bounds the in-flight transactions of one wallet that the
+// balance check adds up; beyond it execute refuses rather than guess.
+const maxInFlight = 1000
+
+// ExecuteHooks let tests stop execute at its crash points. Nil hooks are
+// skipped. They must not be set while the service is executing.
+type ExecuteHooks struct {
+	// BeforeBroadcast runs after the signed transaction (status
+	// submitted) has committed and before it is broadcast.
+	BeforeBroadcast func(t *countersign.Transaction)
+	// AfterBroadcast runs when the broadcast has returned (err is its
+	// result) and before anything about it is written.
+	AfterBroadcast func(t *countersign.Transaction, err error)
+}
+
+type trackerStats struct {
+	errors atomic.Uint64
+}
+
+// TrackerErrors is how many times the receipt tracker could not settle a
+// transaction it examined (each is logged with the transaction id).
+func (s *Service) TrackerErrors() uint64 { return s.tracker.errors.Load() }
+
+// maxFee is the most a transaction's approval lets it pay in fees: gas
+// limit × max fee per gas; nil when nothing is bound.
+func maxFee(t *countersign.Transaction) *big.Int {
+	perGas, ok := new(big.Int).SetString(t.MaxFeePerGas, 10)
+	if t.GasLimit == 0 || !ok {
+		return nil
+	}
+	return perGas.Mul(perGas, new(big.Int).SetUint64(t.GasLimit))
+}
+
+// bindFees sets the network fee an approval allows before the human sees
+// it: the gas limit (the simulation's estimate plus 20% for state changes
+// between estimate and inclusion) and the max fee per gas (the node's
+// suggestion, capped by MAX_FEE_PER_GAS). Execute signs with exactly these
+// and refuses when the chain now needs more. When the simulation fails,
+// nothing is bound: the review says so and execute refuses until the agent
+// prepares again.
+func (s *Service) bindFees(ctx context.Context, t *countersign.Transaction) error {
+	value, ok := new(big.Int).SetString(t.TxValue, 10)
+	if !ok {
+		return countersign.Errorf(countersign.Internal, "transaction value is not an integer")
+	}
+	msg := countersign.CallMsg{From: t.From, To: t.TxTo, Value: value, Data: t.TxData}
+	gas, err := s.Chain.EstimateGas(ctx, msg)
+	if err != nil && t.Type == countersign.TxNative && countersign.ErrorCode(err) == countersign.InsufficientFunds {
+		// A plain transfer to an account without code needs the same gas
+		// whatever it sends, and the wallet may be funded before execute.
+		if code, cerr := s.Chain.CodeAt(ctx, t.TxTo); cerr == nil && len(code) == 0 {
+			gas, err = s.Chain.EstimateGas(ctx, countersign.CallMsg{From: t.From, To: t.TxTo, Value: new(big.Int)})
+		}
+	}
+	if err != nil {
+		return nil // unbound: the review shows the failed simulation
+	}
+	_, feeCap, err := s.Chain.SuggestFees(ctx)
+	if err != nil {
+		return err
+	}
+	base, err := s.Chain.BaseFee(ctx)
+	if err != nil {
+		return err
+	}
+	limit := s.Config.Money.MaxFeePerGas
+	if base.Cmp(limit) > 0 {
+		return countersign.Errorf(countersign.FeeTooHigh, "the chain's base fee is %s wei per gas, above MAX_FEE_PER_GAS (%s wei): nothing can be sent until fees fall", base, limit)
+	}
+	if feeCap.Cmp(limit) > 0 {
+		feeCap = new(big.Int).Set(limit)
+	}
+	t.GasLimit, t.MaxFeePerGas = gas+gas/5, feeCap.String()
+	return nil
+}
+
+// ended reports whether a signed transaction has ended without being paid
+// (failed, or dropped with a change of chain): its hash is no proof of a
+// payment, and nothing will be sent for it again.
+func ended(t *countersign.Transaction) bool {
+	return t.Status != countersign.StatusSubmitted && t.Status != countersign.StatusConfirmed && t.Status != countersign.StatusSigned
+}
+
+// failedError answers an execute of a transaction that ended unpaid.
+func failedError(t *countersign.Transaction) error {
+	reason := t.Error
+	if reason == "" {
+		reason = "no reason recorded"
+	}
+	return countersign.Errorf(countersign.Conflict, "transaction %s is %s (%s): it will not be sent again; prepare a new one", t.ID, t.Status, reason)
+}
+
+// spendPlan is what execute reads from the chain before it signs.
+type spendPlan struct {
+	value, maxFeePerGas, tip, balance *big.Int
+	mined, pending                    uint64 // the sender's nonce in mined blocks, and with the pool
+}
+
+// planSpend re-simulates t and checks the chain's current fees against
+// what the approval binds. Nothing is signed when it refuses, and the row
+// stays authorized: execute can be retried when fees fall, and an approval
+// for a higher fee needs a new prepare.
+func (s *Service) planSpend(ctx context.Context, t *countersign.Transaction) (*spendPlan, error) {
+	p := &spendPlan{}
+	var ok bool
+	if p.value, ok = new(big.Int).SetString(t.TxValue, 10); !ok {
+		return nil, countersign.Errorf(countersign.Internal, "transaction value is not an integer")
+	}
+	gas, err := s.Chain.EstimateGas(ctx, countersign.CallMsg{From: t.From, To: t.TxTo, Value: p.value, Data: t.TxData})
+	if err != nil {
+		return nil, err
+	}
+	if p.maxFeePerGas, ok = new(big.Int).SetString(t.MaxFeePerGas, 10); t.GasLimit == 0 || !ok || p.maxFeePerGas.Sign() <= 0 {
+		return nil, countersign.Errorf(countersign.NotAuthorized,
+			"the approval binds no network fee limit (the simulation failed when the transaction was prepared, or it predates fee limits): prepare it again")
+	}
+	if gas > t.GasLimit {
+		return nil, countersign.Errorf(countersign.FeeTooHigh, "the transaction needs %d gas now; its approval allows at most %d: prepare it again", gas, t.GasLimit)
+	}
+	if limit := s.Config.Money.MaxFeePerGas; p.maxFeePerGas.Cmp(limit) > 0 {
+		return nil, countersign.Errorf(countersign.FeeTooHigh, "its approved max fee per gas (%s wei) is above MAX_FEE_PER_GAS (%s wei): prepare it again", p.maxFeePerGas, limit)
+	}
+	base, err := s.Chain.BaseFee(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if base.Cmp(p.maxFeePerGas) > 0 {
+		return nil, countersign.Errorf(countersign.FeeTooHigh, "the base fee is now %s wei per gas, above the %s its approval allows: execute again when fees fall, or prepare it again", base, p.maxFeePerGas)
+	}
+	if p.tip, _, err = s.Chain.SuggestFees(ctx); err != nil {
+		return nil, err
+	}
+	if p.tip.Cmp(p.maxFeePerGas) > 0 {
+		p.tip = new(big.Int).Set(p.maxFeePerGas)
+	}
+	// The mined nonce first, then the balance: if a block lands between
+	// the two reads, spends are counted twice (refused), never missed.
+	if p.mined, err = s.Chain.NonceAt(ctx, t.From); err != nil {
+		return nil, err
+	}
+	if p.pending, err = s.Chain.PendingNonceAt(ctx, t.From); err != nil {
+		return nil, err
+	}
+	if p.balance, err = s.Chain.BalanceAt(ctx, t.From); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// maxCost is the most a signed transaction can take from its sender:
+// value plus gas limit × fee cap, read from the signed bytes.
+func maxCost(t *countersign.Transaction) *big.Int {
+	var tx types.Transaction
+	if err := tx.UnmarshalBinary(t.RawTx); err == nil {
+		return tx.Cost()
+	}
+	cost, _ := new(big.Int).SetString(t.TxValue, 10)
+	if cost == nil {
+		cost = new(big.Int)
+	}
+	if f := maxFee(t); f != nil {
+		cost.Add(cost, f)
+	}
+	return cost
+}
+
+// inFlight adds up what t's wallet's submitted transactions that are not
+// mined yet (nonce at or above the mined nonce) may still spend: the
+// balance on chain does not show them, and the node refuses a transaction
+// the wallet cannot pay after them, which would leave a nonce gap.
+func (s *Service) inFlight(ctx context.Context, t *countersign.Transaction, mined uint64) (*big.Int, error) {
+	subs, err := s.Store.Transactions(ctx, countersign.TxFilter{OwnerID: t.OwnerID, From: t.From, ChainID: t.ChainID, Status: countersign.StatusSubmitted, Limit: maxInFlight})
+	if err != nil {
+		return nil, err
+	}
+	if len(subs) >= maxInFlight {
+		return nil, countersign.Errorf(countersign.Conflict, "wallet %s has %d or more transactions in flight: wait until some are mined", t.From, maxInFlight)
+	}
+	sum := new(big.Int)
+	for _, r := range subs {
+		if r.ID != t.ID && r.Nonce != nil && *r.Nonce >= mined {
+			sum.Add(sum, maxCost(r))
+		}
+	}
+	return sum, nil
+}
+
+// knownNonces maps the nonces of t's wallet's signed transactions on t's
+// chain to their hashes.
+func (s *Service) knownNonces(ctx context.Context, t *countersign.Transaction) (map[uint64]string, error) {
+	rows, err := s.Store.Transactions(ctx, countersign.TxFilter{OwnerID: t.OwnerID, From: t.From, ChainID: t.ChainID, Limit: 1000})
+	if err != nil {
+		return nil, err
+	}
+	known := map[uint64]string{}
+	for _, r := range rows {
+		if r.Nonce != nil && r.TxHash != "" {
+			known[*r.Nonce] = r.TxHash
+		}
+	}
+	return known, nil
+}
+
+// matches reports whether a transaction found on chain is one countersign
+// signed for t's approval: same destination, value and calldata, and the
+// gas limit and fee cap the approval binds (the tip varies with the time
+// of signing, so it is not compared).
+func matches(t *countersign.Transaction, f *countersign.SentTx) bool {
+	return strings.EqualFold(f.To, t.TxTo) && f.Value != nil && f.Value.String() == t.TxValue && bytes.Equal(f.Data, t.TxData) &&
+		f.Gas == t.GasLimit && f.FeeCap != nil && f.FeeCap.String() == t.MaxFeePerGas
+}
+
+// reconcile runs before signing. When the sender's nonce on chain is past
+// countersign's counter, nonces were used without a record here: a commit
+// lost after its broadcast (a power cut), or the key used elsewhere. It
+// looks for this approval's transaction at those nonces and adopts it
+// instead of signing a second payment; it refuses when it cannot rule
+// that out. It returns the adopted row, or nil to sign anew.
+func (s *Service) reconcile(ctx context.Context, actor string, t *countersign.Transaction, p *spendPlan) (*countersign.Transaction, error) {
+	counter, err := s.Store.NonceCounter(ctx, t.ChainID, t.From)
+	if err != nil || p.pending <= counter {
+		return nil, err
+	}
+	known, err := s.knownNonces(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	var unknown []uint64
+	for n := counter; n < p.pending; n++ {
+		if _, ok := known[n]; !ok {
+			unknown = append(unknown, n)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil, nil
+	}
+	var since time.Time
+	if !t.DecidedAt.IsZero() {
+		since = t.DecidedAt.Add(-reconcileSkew) // nothing for this approval was signed before it was approved
+	}
+	found, complete, err := s.Chain.SentTxs(ctx, countersign.SentQuery{From: t.From, Nonces: unknown, Since: since, MaxBlocks: s.Config.Money.ReconcileBlocks})
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range found {
+		if matches(t, f) {
+			return s.adopt(ctx, actor, t, f)
+		}
+	}
+	seen := map[uint64]bool{}
+	for _, f := range found {
+		seen[f.Nonce] = true
+	}
+	for _, n := range unknown {
+		if !seen[n] && n >= p.mined {
+			return nil, countersign.Errorf(countersign.Conflict,
+				"nonce %d of wallet %s is held by a pending transaction countersign has no record of, and it cannot rule out that it pays this approval: execute again once it is mined", n, t.From)
+		}
+	}
+	if !complete {
+		for _, n := range unknown {
+			if !seen[n] {
+				return nil, countersign.Errorf(countersign.Conflict,
+					"wallet %s sent a transaction countersign has no record of (nonce %d) that is not among the last %d blocks, so countersign cannot rule out that it pays this approval: raise RECONCILE_BLOCKS and execute again",
+					t.From, n, s.Config.Money.ReconcileBlocks)
+			}
+		}
+	}
+	s.Log.Info("reconciled unknown nonces: none pays this approval", "transaction_id", t.ID, "from", t.From, "nonces", len(unknown))
+	return nil, nil
+}
+
+// adopt records f as the transaction that fulfils t's approval.
+func (s *Service) adopt(ctx context.Context, actor string, t *countersign.Transaction, f *countersign.SentTx) (*countersign.Transaction, error) {
+	err := s.inTx(ctx, func(ctx context.Context) error {
+		cur, err := s.Store.Transaction(ctx, t.ID)
+		if err != nil {
+			return err
+		}
+		if cur.TxHash != "" {
+			t = cur
+			return nil
+		}
+		if cur.Status != countersign.StatusAuthorized {
+			return notAuthorized(cur)
+		}
+		known, err := s.knownNonces(ctx, cur)
+		if err != nil {
+			return err
+		}
+		if _, taken := known[f.Nonce]; taken {
+			return countersign.Errorf(countersign.Conflict, "another transaction was matched to nonce %d meanwhile: execute again", f.Nonce)
+		}
+		n := f.Nonce
+		cur.Nonce, cur.RawTx, cur.TxHash = &n, f.Raw, f.Hash
+		cur.NextBroadcastAt = s.Clock.Now().UTC().Add(s.Config.Money.RebroadcastAfter)
+		where := "mined"
+		if f.BlockNumber == nil {
+			where = "in the node's pool"
+		}
+		if err := s.setStatus(ctx, cur, countersign.StatusSubmitted, actor, "transaction.adopt",
+			map[string]any{"tx_hash": f.Hash, "nonce": n, "found": where}); err != nil {
+			return err
+		}
+		t = cur
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if ended(t) { // settled by a concurrent execute meanwhile
+		return nil, failedError(t)
+	}
+	s.Log.Warn("adopted a transaction found on chain instead of signing again", "transaction_id", t.ID, "tx_hash", t.TxHash, "nonce", *t.Nonce)
+	s.nudge()
+	return t, nil
+}
+
+// execute signs and broadcasts an authorized transaction exactly once.
+func (s *Service) execute(ctx context.Context, actor string, t *countersign.Transaction) (*countersign.Transaction, error) {
+	if t.TxHash != "" || len(t.Signature) > 0 {
+		if ended(t) {
+			return nil, failedError(t)
+		}
+		return t, nil
+	}
+	if t.Status != countersign.StatusAuthorized {
+		return nil, notAuthorized(t)
+	}
+	// Fail closed: the approval must be for exactly these fields.
+	if !bytes.Equal(Digest(t), t.Digest) || !bytes.Equal(t.ApprovedDigest, t.Digest) {
+		return nil, countersign.Errorf(countersign.NotAuthorized, "the approval does not match this transaction")
+	}
+	// The approval names its chain; signing for whatever chain the server
+	// is connected to now would spend on a chain nobody approved.
+	if t.ChainID != s.ChainID.Int64() {
+		return nil, countersign.Errorf(countersign.ChainMismatch, "transaction %s was approved for chain %d, but this server is connected to chain %s: it cannot be executed here", t.ID, t.ChainID, s.ChainID)
+	}
+	w, err := s.Store.WalletByID(ctx, t.WalletID)
+	if err != nil {
+		return nil, err
+	}
+	if t.Type.IsMessage() {
+		return s.signMessage(ctx, actor, w, t)
+	}
+	p, err := s.planSpend(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	if adopted, err := s.reconcile(ctx, actor, t, p); err != nil || adopted != nil {
+		return adopted, err
+	}
+	signed := false
+	err = s.inTx(ctx, func(ctx context.Context) error {
+		cur, err := s.Store.Transaction(ctx, t.ID)
+		if err != nil {
+			return err
+		}
+		if cur.TxHash != "" { // a concurrent execute got here first
+			t = cur
+			return nil
+		}
+		if cur.Status != countersign.StatusAuthorized {
+			return notAuthorized(cur)
+		}
+		// Inside the write transaction, so concurrent executes of one
+		// wallet see each other's spends.
+		flight, err := s.inFlight(ctx, cur, p.mined)
+		if err != nil {
+			return err
+		}
+		need := new(big.Int).Mul(p.maxFeePerGas, new(big.Int).SetUint64(cur.GasLimit))
+		need.Add(need, p.value)
+		if total := new(big.Int).Add(need, flight); p.balance.Cmp(total) < 0 {
+			return countersign.Errorf(countersign.InsufficientFunds, "wallet %s holds %s wei but needs up to %s wei (value plus the approved maximum fee) on top of %s wei its transactions in flight may spend",
+				cur.From, p.balance, need, flight)
+		}
+		nonce, err := s.Store.NextNonce(ctx, cur.ChainID, cur.From, p.pending)
+		if err != nil {
+			return err
+		}
+		raw, hash, err := s.Signer.SignTx(ctx, w, &countersign.UnsignedTx{ChainID: big.NewInt(cur.ChainID), Nonce: nonce, To: cur.TxTo,
+			Value: p.value, Data: cur.TxData, Gas: cur.GasLimit, Tip: p.tip, FeeCap: p.maxFeePerGas})
+		if err != nil {
+			return err
+		}
+		cur.Nonce, cur.RawTx, cur.TxHash = &nonce, raw, hash
+		cur.Broadcasts, cur.NextBroadcastAt = 0, s.Clock.Now().UTC().Add(s.Config.Money.RebroadcastAfter)
+		if err := s.setStatus(ctx, cur, countersign.StatusSubmitted, actor, "transaction.execute",
+			map[string]any{"tx_hash": hash, "nonce": nonce, "gas_limit": cur.GasLimit, "max_fee_per_gas": cur.MaxFeePerGas, "tip": p.tip.String()}); err != nil {
+			return err
+		}
+		t, signed = cur, true
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !signed {
+		if ended(t) {
+			return nil, failedError(t)
+		}
+		return t, nil
+	}
+	// The broadcast and what it decides are not the caller's to cut
+	// short: a client that hangs up must not leave a refusal unrecorded.
+	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	return s.broadcast(bctx, t)
+}
+
+// broadcast sends a freshly signed transaction. Only a definite refusal
+// ends it; anything ambiguous stays submitted for the tracker, which
+// settles it by the hash and the sender's nonce.
+func (s *Service) broadcast(ctx context.Context, t *countersign.Transaction) (*countersign.Transaction, error) {
+	if h := s.Hooks.BeforeBroadcast; h != nil {
+		h(t)
+	}
+	err := s.Chain.SendRawTransaction(ctx, t.RawTx)
+	if h := s.Hooks.AfterBroadcast; h != nil {
+		h(t, err)
+	}
+	if err == nil {
+		s.nudge()
+		return t, nil
+	}
+	if !errors.Is(err, countersign.ErrRefused) {
+		s.Log.Warn("broadcast unconfirmed: the node may have the transaction; the tracker settles it from the chain", "transaction_id", t.ID, "tx_hash", t.TxHash, "err", err)
+		s.nudge()
+		return t, nil
+	}
+	return nil, errors.Join(err, s.refused(ctx, t, err))
+}
+
+// fillPlan is what a nonce filler is signed with, read before the
+// database transaction.
+type fillPlan struct {
+	gas         uint64
+	tip, feeCap *big.Int
+}
+
+func (s *Service) planFill(ctx context.Context, from string) (*fillPlan, error) {
+	tip, feeCap, err := s.Chain.SuggestFees(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if limit := s.Config.Money.MaxFeePerGas; feeCap.Cmp(limit) > 0 {
+		feeCap = new(big.Int).Set(limit)
+	}
+	if tip.Cmp(feeCap) > 0 {
+		tip = new(big.Int).Set(feeCap)
+	}
+	gas, err := s.Chain.EstimateGas(ctx, countersign.CallMsg{From: from, To: from, Value: new(big.Int)})
+	if err != nil {
+		gas = 21000 // a plain transfer's intrinsic gas
+	}
+	return &fillPlan{gas: gas + gas/5, tip: tip, feeCap: feeCap}, nil
+}
+
+// refused records a definite refusal of t's first broadcast: nothing was
+// sent, so t fails and its nonce is given back. When later nonces were
+// already signed the nonce cannot be given back, and a zero-value transfer
+// to the wallet itself fills it, so the later transactions can be mined.
+func (s *Service) refused(ctx context.Context, t *countersign.Transaction, cause error) error {
+	fp, fillErr := s.planFill(ctx, t.From) // only used if there is a gap
+	var filler *countersign.Transaction
+	err := s.inTx(ctx, func(ctx context.Context) error {
+		cur, err := s.Store.Transaction(ctx, t.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Status != countersign.StatusSubmitted || cur.TxHash != t.TxHash || cur.Nonce == nil {
+			return nil // settled meanwhile
+		}
+		nonce := *cur.Nonce
+		cur.Error = countersign.ErrorDetail(cause)
+		if err := s.Store.ReleaseNonce(ctx, cur.ChainID, cur.From, nonce); err != nil {
+			return err
+		}
+		counter, err := s.Store.NonceCounter(ctx, cur.ChainID, cur.From)
+		if err != nil {
+			return err
+		}
+		if err := s.setStatus(ctx, cur, countersign.StatusFailed, "system", "transaction.broadcast_failed", map[string]string{"error": cur.Error}); err != nil {
+			return err
+		}
+		if counter <= nonce {
+			return nil // given back: nothing later was signed
+		}
+		if fillErr != nil {
+			return fillErr // roll back: the row stays submitted and the tracker retries the bytes
+		}
+		filler, err = s.fillNonce(ctx, cur, fp)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if filler != nil {
+		s.Log.Warn("filled a refused transaction's nonce with a self-transfer", "transaction_id", t.ID, "filler_id", filler.ID, "nonce", *filler.Nonce)
+		if err := s.Chain.SendRawTransaction(ctx, filler.RawTx); err != nil {
+			s.Log.Warn("nonce filler broadcast: the tracker retries it", "transaction_id", filler.ID, "err", err)
+		}
+		s.nudge()
+	}
+	return nil
+}
+
+// fillNonce creates, signs and submits the self-transfer that fills the
+// nonce of refused, inside the current database transaction. It moves no
+// value, so it needs no human: its only cost is its fee, bounded by
+// MAX_FEE_PER_GAS, and it is audited and listed like any transaction.
+func (s *Service) fillNonce(ctx context.Context, refused *countersign.Transaction, fp *fillPlan) (*countersign.Transaction, error) {
+	w, err := s.Store.WalletByID(ctx, refused.WalletID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.Clock.Now().UTC()
+	nonce := *refused.Nonce
+	f := &countersign.Transaction{ID: uuid.NewString(), OwnerID: refused.OwnerID, WalletID: refused.WalletID, ChainID: refused.ChainID,
+		Type: countersign.TxNonceFill, From: refused.From, To: refused.From, Amount: "0", TxTo: refused.From, TxValue: "0",
+		Memo:     fmt.Sprintf("fills nonce %d, which the node refused for transaction %s, so the wallet's later transactions can be mined", nonce, refused.ID),
+		GasLimit: fp.gas, MaxFeePerGas: fp.feeCap.String(), Status: countersign.StatusAuthorized, DecidedBy: "system", DecidedAt: now,
+		CreatedAt: now, UpdatedAt: now, ExpiresAt: now}
+	f.Digest = Digest(f)
+	f.ApprovedDigest = f.Digest
+	if err := s.Store.CreateTransaction(ctx, f); err != nil {
+		return nil, err
+	}
+	if err := s.audit(ctx, f.OwnerID, "system", "transaction.nonce_fill", f.ID, map[string]any{"nonce": nonce, "refused": refused.ID,
+		"gas_limit": f.GasLimit, "max_fee_per_gas": f.MaxFeePerGas}); err != nil {
+		return nil, err
+	}
+	raw, hash, err := s.Signer.SignTx(ctx, w, &countersign.UnsignedTx{ChainID: big.NewInt(f.ChainID), Nonce: nonce, To: f.TxTo,
+		Value: new(big.Int), Gas: f.GasLimit, Tip: fp.tip, FeeCap: fp.feeCap})
+	if err != nil {
+		return nil, err
+	}
+	f.Nonce, f.RawTx, f.TxHash = &nonce, raw, hash
+	f.NextBroadcastAt = now.Add(s.Config.Money.RebroadcastAfter)
+	if err := s.setStatus(ctx, f, countersign.StatusSubmitted, "system", "transaction.execute",
+		map[string]any{"tx_hash": hash, "nonce": nonce, "gas_limit": f.GasLimit, "max_fee_per_gas": f.MaxFeePerGas}); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// TrackReceipts moves submitted transactions to confirmed or failed from
+// their receipts, rebroadcasts those the chain has not mined (backing off
+// per transaction), and settles those whose nonce another transaction
+// used. One pass examines the least recently checked TrackBatch rows; a
+// row that cannot be settled is logged and counted and does not stop the
+// others.
+func (s *Service) TrackReceipts(ctx context.Context) error {
+	subs, err := s.Store.TransactionsByStatus(ctx, countersign.StatusSubmitted, s.Config.Money.TrackBatch)
+	if err != nil {
+		return err
+	}
+	// A sender's transactions in nonce order, so rebroadcasts reach the
+	// node in an order it can mine (a later nonce first would be queued
+	// behind a gap, and some nodes drop such transactions).
+	sort.SliceStable(subs, func(i, j int) bool {
+		a, b := subs[i], subs[j]
+		if a.From != b.From {
+			return a.From < b.From
+		}
+		if (a.Nonce == nil) != (b.Nonce == nil) {
+			return a.Nonce != nil
+		}
+		return a.Nonce != nil && *a.Nonce < *b.Nonce
+	})
+	now := s.Clock.Now().UTC()
+	mined := map[string]uint64{} // per sender, read once a pass
+	checked := make([]string, 0, len(subs))
+	failed := 0
+	for _, t := range subs {
+		if ctx.Err() != nil {
+			break
+		}
+		checked = append(checked, t.ID)
+		if err := s.track(ctx, t, now, mined); err != nil {
+			failed++
+			s.tracker.errors.Add(1)
+			s.Log.Warn("receipt tracker: cannot settle transaction", "transaction_id", t.ID, "err", err)
+		}
+	}
+	if err := s.Store.MarkChecked(ctx, now, checked...); err != nil {
+		return err
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d submitted transactions could not be checked", failed, len(checked))
+	}
+	return nil
+}
+
+func (s *Service) track(ctx context.Context, t *countersign.Transaction, now time.Time, mined map[string]uint64) error {
+	r, err := s.Chain.Receipt(ctx, t.TxHash)
+	if err == nil {
+		return s.settleReceipt(ctx, t, r)
+	}
+	if countersign.ErrorCode(err) != countersign.NotFound {
+		return err
+	}
+	if now.Before(t.NextBroadcastAt) {
+		return nil
+	}
+	if t.Nonce != nil {
+		m, ok := mined[t.From]
+		if !ok {
+			if m, err = s.Chain.NonceAt(ctx, t.From); err != nil {
+				return err
+			}
+			mined[t.From] = m
+		}
+		if m > *t.Nonce {
+			return s.settleUsedNonce(ctx, t, now)
+		}
+	}
+	// Never ends the transaction: an earlier broadcast may sit in some
+	// node's pool whatever this one answers.
+	if err := s.Chain.SendRawTransaction(ctx, t.RawTx); err != nil {
+		s.Log.Warn("rebroadcast", "transaction_id", t.ID, "err", err)
+	}
+	return s.backOff(ctx, t, now)
+}
+
+func (s *Service) settleReceipt(ctx context.Context, t *countersign.Transaction, r *countersign.Receipt) error {
+	return s.inTx(ctx, func(ctx context.Context) error {
+		cur, err := s.Store.Transaction(ctx, t.ID)
+		if err != nil || cur.Status != countersign.StatusSubmitted || cur.TxHash != t.TxHash {
+			return err
+		}
+		bn := r.BlockNumber
+		cur.BlockNumber = &bn
+		to := countersign.StatusConfirmed
+		if !r.Success {
+			to, cur.Error = countersign.StatusFailed, "transaction reverted on chain"
+		}
+		return s.setStatus(ctx, cur, to, "system", "transaction."+string(to),
+			map[string]any{"block_number": bn, "gas_used": r.GasUsed})
+	})
+}
+
+// backOff schedules t's next rebroadcast (or used-nonce check): the wait
+// doubles each time, up to RebroadcastMax.
+func (s *Service) backOff(ctx context.Context, t *countersign.Transaction, now time.Time) error {
+	return s.inTx(ctx, func(ctx context.Context) error {
+		cur, err := s.Store.Transaction(ctx, t.ID)
+		if err != nil || cur.Status != countersign.StatusSubmitted || cur.TxHash != t.TxHash {
+			return err
+		}
+		cur.Broadcasts++
+		wait := s.Config.Money.RebroadcastMax
+		if cur.Broadcasts < 20 {
+			wait = min(s.Config.Money.RebroadcastAfter<<cur.Broadcasts, wait)
+		}
+		cur.NextBroadcastAt = now.Add(wait)
+		return s.Store.UpdateTransaction(ctx, cur)
+	})
+}
+
+// settleUsedNonce handles a submitted transaction without a receipt whose
+// nonce the chain has used: by these bytes (the receipt is not indexed
+// yet), by another signature of the same approval (adopted), or by another
+// transaction, in which case these bytes can never be mined and the
+// transaction fails. The nonce is used either way: nothing is released
+// and no filler is needed.
+func (s *Service) settleUsedNonce(ctx context.Context, t *countersign.Transaction, now time.Time) error {
+	var since time.Time
+	if !t.DecidedAt.IsZero() {
+		since = t.DecidedAt.Add(-reconcileSkew)
+	}
+	found, _, err := s.Chain.SentTxs(ctx, countersign.SentQuery{From: t.From, Nonces: []uint64{*t.Nonce}, Since: since, MaxBlocks: s.Config.Money.ReconcileBlocks})
+	if err != nil {
+		return err
+	}
+	if len(found) == 0 || found[0].Hash == t.TxHash {
+		if len(found) == 0 {
+			s.Log.Warn("the transaction's nonce is used but no transaction with it was found: checking again later", "transaction_id", t.ID, "nonce", *t.Nonce)
+		}
+		return s.backOff(ctx, t, now)
+	}
+	f := found[0]
+	return s.inTx(ctx, func(ctx context.Context) error {
+		cur, err := s.Store.Transaction(ctx, t.ID)
+		if err != nil || cur.Status != countersign.StatusSubmitted || cur.TxHash != t.TxHash {
+			return err
+		}
+		if matches(cur, f) {
+			old := cur.TxHash
+			cur.TxHash, cur.RawTx = f.Hash, f.Raw
+			cur.UpdatedAt = s.Clock.Now().UTC()
+			if err := s.Store.UpdateTransaction(ctx, cur); err != nil {
+				return err
+			}
+			if err := s.audit(ctx, cur.OwnerID, "system", "transaction.adopt", cur.ID, map[string]any{"tx_hash": f.Hash, "replaces": old, "nonce": f.Nonce}); err != nil {
+				return err
+			}
+			return s.emit(ctx, cur.OwnerID, "transaction.submitted", cur.ID, View(cur))
+		}
+		cur.Error = fmt.Sprintf("nonce %d was used by another transaction (%s): this one can never be mined", f.Nonce, f.Hash)
+		return s.setStatus(ctx, cur, countersign.StatusFailed, "system", "transaction.nonce_taken", map[string]any{"nonce": f.Nonce, "by": f.Hash})
+	})
+}
