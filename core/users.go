@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 
@@ -43,11 +42,15 @@ func validUsername(name string) error {
 			return countersign.Errorf(countersign.BadRequest, "username may contain letters, digits and . _ - @ + only")
 		}
 	}
-	return nil
+	return checkUsername(name) // NFKC form, letters of one script: no look-alike accounts (text.go)
 }
 
 // Register creates a user.
 func (s *Service) Register(ctx context.Context, username, password string) (*countersign.User, error) {
+	username, err := NormalizeUsername(username)
+	if err != nil {
+		return nil, err
+	}
 	if err := validUsername(username); err != nil {
 		return nil, err
 	}
@@ -57,7 +60,7 @@ func (s *Service) Register(ctx context.Context, username, password string) (*cou
 	if _, err := s.Store.UserByName(ctx, username); err == nil {
 		return nil, countersign.Errorf(countersign.Conflict, "username is taken")
 	}
-	hash, err := auth.HashPassword(password, s.Config.Argon2)
+	hash, err := s.hashPassword(ctx, password)
 	if err != nil {
 		return nil, err
 	}
@@ -74,49 +77,20 @@ func (s *Service) Register(ctx context.Context, username, password string) (*cou
 	return u, nil
 }
 
-// dummyHash is verified against when the username does not exist, so a
-// failed login takes the same time whether or not the user exists.
-var (
-	dummyOnce sync.Once
-	dummyHash string
-)
-
-// checkLogin verifies a username and password. Failures are rate limited
-// per username and per client address and audited.
+// checkLogin verifies a username and password. Attempts are rate limited
+// (counted before the hash is checked) and failures audited.
 func (s *Service) checkLogin(ctx context.Context, username, password, clientAddr string) (*countersign.User, error) {
-	now := s.Clock.Now()
-	if wait := s.logins.blocked(username, clientAddr, now); wait > 0 {
-		return nil, &countersign.Error{Code: countersign.RateLimit, RetryAfter: int(wait.Seconds()) + 1,
-			Detail: "too many failed logins; try again later"}
+	username = loginUsername(username) // NFKC, as at registration: one name, one failure count
+	if clientAddr != "" {
+		ctx = WithClientAddr(ctx, clientAddr)
 	}
 	u, err := s.Store.UserByName(ctx, username)
 	if err != nil && countersign.ErrorCode(err) != countersign.NotFound {
 		return nil, err
 	}
-	ok := false
-	if u != nil {
-		ok, err = auth.VerifyPassword(password, u.PasswordHash)
-		if err != nil {
-			return nil, err
-		}
-	} else {
-		dummyOnce.Do(func() { dummyHash, _ = auth.HashPassword("countersign-dummy-password", s.Config.Argon2) })
-		_, _ = auth.VerifyPassword(password, dummyHash)
+	if err := s.guessPassword(ctx, username, u, password, "login.failure"); err != nil {
+		return nil, err
 	}
-	if !ok {
-		s.logins.fail(username, clientAddr, now)
-		owner := SystemOwner
-		if u != nil {
-			owner = u.ID
-		}
-		if err := s.inTx(ctx, func(ctx context.Context) error {
-			return s.audit(ctx, owner, "anonymous", "login.failure", username, map[string]string{"client": clientAddr})
-		}); err != nil {
-			return nil, err
-		}
-		return nil, countersign.Errorf(countersign.Unauthorized, "invalid username or password")
-	}
-	s.logins.succeed(username)
 	return u, nil
 }
 
@@ -191,129 +165,17 @@ func (s *Service) AuthenticateAgent(ctx context.Context, key string) (*Principal
 }
 
 // checkPassword re-checks the user's own password for a sensitive action.
-func (s *Service) checkPassword(u *countersign.User, password string) error {
+// It shares the login limiter: a stolen session is no oracle for the
+// password.
+func (s *Service) checkPassword(ctx context.Context, u *countersign.User, password string) error {
 	if password == "" {
 		return countersign.Errorf(countersign.BadRequest, "password is required")
 	}
-	ok, err := auth.VerifyPassword(password, u.PasswordHash)
-	if err != nil {
-		return err
-	}
-	if !ok {
+	err := s.guessPassword(ctx, u.Username, u, password, "password.failure")
+	if err == errWrongPassword {
 		return countersign.Errorf(countersign.BadPassword, "wrong password")
 	}
-	return nil
-}
-
-// MFAEnrolment is what a user needs to add the TOTP secret to an app.
-type MFAEnrolment struct {
-	URI         string
-	Secret      string
-	QRPNGBase64 string
-}
-
-// SetupMFA creates (or, with a current code, replaces) the user's TOTP
-// secret. It is usable at once.
-func (s *Service) SetupMFA(ctx context.Context, p *Principal, currentCode string) (*MFAEnrolment, error) {
-	secret, err := s.newMFASecret(ctx, p, currentCode, "send mfa_code from the current secret to replace it")
-	if err != nil {
-		return nil, err
-	}
-	defer clear(secret)
-	sealed, err := s.Sealer.Seal("mfa:"+p.User.ID, secret)
-	if err != nil {
-		return nil, err
-	}
-	enr, err := s.enrolment(p.User.Username, secret) // before anything is written
-	if err != nil {
-		return nil, err
-	}
-	err = s.inTx(ctx, func(ctx context.Context) error {
-		u, err := s.Store.UserByID(ctx, p.User.ID)
-		if err != nil {
-			return err
-		}
-		replacing := u.MFAEnabled
-		u.MFASealed, u.MFAEnabled, u.MFALastStep, u.MFAFailures, u.MFALockedUntil = sealed, true, 0, 0, time.Time{}
-		if err := s.Store.UpdateUserMFA(ctx, u); err != nil {
-			return err
-		}
-		return s.audit(ctx, u.ID, p.Actor(), "mfa.setup", u.ID, map[string]bool{"replaced": replacing})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return enr, nil
-}
-
-// newMFASecret returns a fresh TOTP secret for p, after checking a code of
-// the current secret when MFA is already on: replacing a secret needs the
-// old one. hint tells the caller how to send that code.
-func (s *Service) newMFASecret(ctx context.Context, p *Principal, currentCode, hint string) ([]byte, error) {
-	if p.User.MFAEnabled {
-		if currentCode == "" {
-			return nil, countersign.Errorf(countersign.MFARequired, "MFA is already set up: %s", hint)
-		}
-		if err := s.VerifyMFA(ctx, p.User.ID, currentCode); err != nil {
-			return nil, err
-		}
-	}
-	return auth.NewTOTPSecret()
-}
-
-// VerifyMFA checks a TOTP code for userID. A code is accepted once; wrong
-// codes count towards a lockout. It commits on its own, so a failure is
-// recorded even when the action it guarded is refused.
-func (s *Service) VerifyMFA(ctx context.Context, userID, code string) error {
-	if code == "" {
-		return countersign.Errorf(countersign.BadRequest, "mfa_code is required")
-	}
-	var verr error
-	err := s.Store.InTx(ctx, func(ctx context.Context) error {
-		u, err := s.Store.UserByID(ctx, userID)
-		if err != nil {
-			return err
-		}
-		if !u.MFAEnabled {
-			verr = countersign.Errorf(countersign.MFARequired, "MFA is not set up: call POST /api/setup_mfa first")
-			return nil
-		}
-		now := s.Clock.Now()
-		if now.Before(u.MFALockedUntil) {
-			wait := u.MFALockedUntil.Sub(now)
-			verr = &countersign.Error{Code: countersign.MFALocked, RetryAfter: int(wait.Seconds()) + 1,
-				Detail: "too many wrong MFA codes: locked until " + u.MFALockedUntil.UTC().Format(time.RFC3339)}
-			return nil
-		}
-		secret, err := s.Sealer.Open("mfa:"+u.ID, u.MFASealed)
-		if err != nil {
-			return err
-		}
-		step, ok := auth.VerifyTOTP(secret, code, now, u.MFALastStep)
-		clear(secret)
-		if ok {
-			u.MFALastStep, u.MFAFailures = step, 0
-			return s.Store.UpdateUserMFA(ctx, u)
-		}
-		u.MFAFailures++
-		action := "mfa.failure"
-		verr = countersign.Errorf(countersign.MFAInvalid, "invalid or already used MFA code")
-		if u.MFAFailures >= s.Config.MFAMaxFailures {
-			u.MFAFailures = 0
-			u.MFALockedUntil = now.Add(s.Config.MFALockout)
-			action = "mfa.locked"
-			verr = &countersign.Error{Code: countersign.MFALocked, RetryAfter: int(s.Config.MFALockout.Seconds()),
-				Detail: "too many wrong MFA codes: locked until " + u.MFALockedUntil.UTC().Format(time.RFC3339)}
-		}
-		if err := s.Store.UpdateUserMFA(ctx, u); err != nil {
-			return err
-		}
-		return s.audit(ctx, u.ID, "user:"+u.ID, action, u.ID, map[string]int{"failures": u.MFAFailures})
-	})
-	if err != nil {
-		return err
-	}
-	return verr
+	return err
 }
 
 // requireMFA refuses callers who have not set up MFA, before any other work.
@@ -322,86 +184,6 @@ func requireMFA(p *Principal) error {
 		return countersign.Errorf(countersign.MFARequired, "MFA is not set up: call POST /api/setup_mfa first")
 	}
 	return nil
-}
-
-// loginLimiter counts failed logins per username and per client address in
-// a fixed window. It is per process: behind several replicas the effective
-// limit is multiplied by their number (see docs/SECURITY.md).
-type loginLimiter struct {
-	mu               sync.Mutex
-	perUser, perAddr int
-	window           time.Duration
-	users, addrs     map[string]*failWindow
-}
-
-type failWindow struct {
-	start time.Time
-	n     int
-}
-
-func newLoginLimiter(perUser, perAddr int, window time.Duration) *loginLimiter {
-	return &loginLimiter{perUser: perUser, perAddr: perAddr, window: window,
-		users: map[string]*failWindow{}, addrs: map[string]*failWindow{}}
-}
-
-func (l *loginLimiter) blocked(user, addr string, now time.Time) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var wait time.Duration
-	for _, c := range []struct {
-		m   map[string]*failWindow
-		k   string
-		max int
-	}{{l.users, strings.ToLower(user), l.perUser}, {l.addrs, addr, l.perAddr}} {
-		w := c.m[c.k]
-		if w == nil {
-			continue
-		}
-		if now.Sub(w.start) >= l.window {
-			delete(c.m, c.k)
-			continue
-		}
-		if w.n >= c.max {
-			if d := w.start.Add(l.window).Sub(now); d > wait {
-				wait = d
-			}
-		}
-	}
-	return wait
-}
-
-func (l *loginLimiter) fail(user, addr string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, c := range []struct {
-		m map[string]*failWindow
-		k string
-	}{{l.users, strings.ToLower(user)}, {l.addrs, addr}} {
-		w := c.m[c.k]
-		if w == nil || now.Sub(w.start) >= l.window {
-			w = &failWindow{start: now}
-			c.m[c.k] = w
-		}
-		w.n++
-	}
-	if len(l.users) > 100_000 || len(l.addrs) > 100_000 { // bound memory under a spray
-		for k, w := range l.users {
-			if now.Sub(w.start) >= l.window {
-				delete(l.users, k)
-			}
-		}
-		for k, w := range l.addrs {
-			if now.Sub(w.start) >= l.window {
-				delete(l.addrs, k)
-			}
-		}
-	}
-}
-
-func (l *loginLimiter) succeed(user string) {
-	l.mu.Lock()
-	delete(l.users, strings.ToLower(user))
-	l.mu.Unlock()
 }
 
 type principalKey struct{}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/core"
 )
 
 type ctxKey int
@@ -96,7 +97,7 @@ func (s *Server) wrap(pattern string, next http.Handler) http.Handler {
 		if !validRequestID(id) {
 			id = newRequestID()
 		}
-		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		ctx := core.WithClientAddr(context.WithValue(r.Context(), requestIDKey, id), clientAddr(r))
 		r = r.WithContext(ctx)
 		h := w.Header()
 		h.Set("X-Request-Id", id)

@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +20,8 @@ func Routes() []Route {
 		{Method: "POST", Path: "/api/login", Access: Anonymous, Summary: "Log in and get a session token", Status: 200, Req: loginReq{}, Resp: loginResp{}, h: (*Server).login},
 		{Method: "POST", Path: "/api/logout", Access: User, Summary: "Revoke the session token", Status: 200, Resp: okResp{}, h: (*Server).logout},
 		{Method: "POST", Path: "/api/setup_mfa", Access: User, Summary: "Set up or replace TOTP MFA", Status: 201, Req: setupMFAReq{}, Resp: setupMFAResp{}, h: (*Server).setupMFA},
+		{Method: "POST", Path: "/api/mfa/recovery_codes", Access: UserMFA, Summary: "Replace the recovery codes (shown once) with a current TOTP code", Status: 201, Req: mfaReq{}, Resp: recoveryCodesResp{}, h: (*Server).newRecoveryCodes},
+		{Method: "POST", Path: "/api/mfa/recover", Access: User, Summary: "Spend a recovery code to turn MFA off (recovery_code), or replace the recovery codes with a current TOTP code (mfa_code)", Status: 200, Req: mfaRecoverReq{}, Resp: mfaRecoverResp{}, h: (*Server).recoverMFA},
 		{Method: "POST", Path: "/api/create_wallet", Access: User, Summary: "Create a wallet with a new key", Status: 201, Req: createWalletReq{}, Resp: createWalletResp{}, h: (*Server).createWallet},
 		{Method: "POST", Path: "/api/load_wallet", Access: UserOrAgent, Summary: "Load a wallet: address, chain and balance", Status: 200, Req: loadWalletReq{}, Resp: loadWalletResp{}, h: (*Server).loadWallet},
 		{Method: "GET", Path: "/api/wallets", Access: User, Summary: "List the user's wallets", Status: 200, Resp: walletsResp{}, h: (*Server).wallets},
@@ -39,6 +40,7 @@ func Routes() []Route {
 		{Method: "POST", Path: "/api/transfer_erc20", Access: UserMFA, Summary: "User-initiated ERC-20 transfer", Status: 201, Req: transferERC20Req{}, Resp: spendResp{}, h: (*Server).transferERC20},
 		{Method: "POST", Path: "/api/contract_call", Access: UserMFA, Summary: "User-initiated contract call", Status: 201, Req: contractCallReq{}, Resp: spendResp{}, h: (*Server).contractCall},
 		{Method: "GET", Path: "/api/audit", Access: User, Summary: "The user's hash-chained audit log", Status: 200, Query: []string{"after", "limit"}, Resp: auditResp{}, h: (*Server).auditLog},
+		{Method: "GET", Path: "/api/audit/checkpoint", Access: User, Summary: "The head of the user's audit chain, signed with the server's Ed25519 audit key (keep it elsewhere; audit verify --checkpoint)", Status: 200, Resp: core.AuditCheckpoint{}, h: (*Server).auditCheckpoint},
 		{Method: "GET", Path: "/api/dev/info", Access: Anonymous, Summary: "Development chain: chain id, faucet and TEST token", Status: 200, Resp: devInfoResp{}, DevOnly: true, h: (*Server).devInfo},
 		{Method: "POST", Path: "/api/dev/faucet", Access: UserOrAgent, Summary: "Development chain: fund an address with ETH or TEST", Status: 200, Req: faucetReq{}, Resp: faucetResp{}, DevOnly: true, h: (*Server).devFaucet},
 		{Method: "POST", Path: "/eth", Access: Agent, Summary: "Ethereum JSON-RPC for agents (ethers, viem): reads forwarded, spends and signatures need a human approval", Status: 200, Req: rpcRequest{}, Resp: rpcResponse{}, h: (*Server).eth},
@@ -143,9 +145,60 @@ type setupMFAReq struct {
 	MFACode string `json:"mfa_code,omitempty"`
 }
 type setupMFAResp struct {
-	MFAURI      string `json:"mfa_uri"`
-	Secret      string `json:"secret"`
-	QRPNGBase64 string `json:"qr_png_base64"`
+	MFAURI        string   `json:"mfa_uri"`
+	Secret        string   `json:"secret"`
+	QRPNGBase64   string   `json:"qr_png_base64"`
+	RecoveryCodes []string `json:"recovery_codes"` // shown once; each works once
+}
+
+type recoveryCodesResp struct {
+	RecoveryCodes []string `json:"recovery_codes"`
+}
+
+type mfaRecoverReq struct {
+	RecoveryCode string `json:"recovery_code,omitempty"`
+	MFACode      string `json:"mfa_code,omitempty"`
+}
+type mfaRecoverResp struct {
+	MFAEnabled    bool     `json:"mfa_enabled"`
+	RecoveryCodes []string `json:"recovery_codes,omitempty"`
+}
+
+func (s *Server) newRecoveryCodes(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	var req mfaReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	codes, err := s.Svc.NewRecoveryCodes(r.Context(), p, req.MFACode)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 201, recoveryCodesResp{RecoveryCodes: codes})
+}
+
+// recoverMFA spends a recovery code (MFA goes off, to enrol again with
+// setup_mfa), or, given a current TOTP code instead, issues new recovery
+// codes like /api/mfa/recovery_codes.
+func (s *Server) recoverMFA(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	var req mfaRecoverReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	switch {
+	case (req.RecoveryCode == "") == (req.MFACode == ""):
+		return countersign.Errorf(countersign.BadRequest, "send exactly one of recovery_code (to turn MFA off) or mfa_code (to get new recovery codes)")
+	case req.RecoveryCode != "":
+		if err := s.Svc.RecoverMFA(r.Context(), p, req.RecoveryCode); err != nil {
+			return err
+		}
+		return writeJSON(w, 200, mfaRecoverResp{MFAEnabled: false})
+	default:
+		codes, err := s.Svc.NewRecoveryCodes(r.Context(), p, req.MFACode)
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, 200, mfaRecoverResp{MFAEnabled: true, RecoveryCodes: codes})
+	}
 }
 
 // decodeOptional decodes a body that may be absent.
@@ -166,7 +219,7 @@ func (s *Server) setupMFA(w http.ResponseWriter, r *http.Request, p *core.Princi
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, 201, setupMFAResp{MFAURI: e.URI, Secret: e.Secret, QRPNGBase64: e.QRPNGBase64})
+	return writeJSON(w, 201, setupMFAResp{MFAURI: e.URI, Secret: e.Secret, QRPNGBase64: e.QRPNGBase64, RecoveryCodes: e.RecoveryCodes})
 }
 
 type createWalletReq struct {
@@ -415,16 +468,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, p *core.Principa
 	q := r.URL.Query()
 	var wait time.Duration
 	if ws := q.Get("wait"); ws != "" {
-		d, err := time.ParseDuration(ws)
+		d, err := parseWait(ws) // queryparse.go
 		if err != nil {
-			n, nerr := strconv.Atoi(ws)
-			if nerr != nil {
-				return countersign.Errorf(countersign.BadRequest, "wait must be a duration such as 30s")
-			}
-			d = time.Duration(n) * time.Second
-		}
-		if d < 0 || d > MaxWait {
-			return countersign.Errorf(countersign.BadRequest, "wait must be between 0s and %s", MaxWait)
+			return err
 		}
 		wait = d
 	}
@@ -477,16 +523,16 @@ func (s *Server) transactions(w http.ResponseWriter, r *http.Request, p *core.Pr
 	q := r.URL.Query()
 	f := countersign.TxFilter{Status: countersign.Status(q.Get("status")), AgentID: q.Get("agent_id"), Limit: 100}
 	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			return countersign.Errorf(countersign.BadRequest, "limit must be 1 to 1000")
+		n, err := parseLimit(l, 1000)
+		if err != nil {
+			return err
 		}
 		f.Limit = n
 	}
 	if b := q.Get("before"); b != "" {
-		t, err := time.Parse(time.RFC3339Nano, b)
+		t, err := parseBefore(b)
 		if err != nil {
-			return countersign.Errorf(countersign.BadRequest, "before must be an RFC 3339 time")
+			return err
 		}
 		f.Before = t
 	}
@@ -584,16 +630,16 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request, p *core.Princi
 	q := r.URL.Query()
 	after, limit := int64(0), 100
 	if a := q.Get("after"); a != "" {
-		n, err := strconv.ParseInt(a, 10, 64)
-		if err != nil || n < 0 {
-			return countersign.Errorf(countersign.BadRequest, "after must be a sequence number")
+		n, err := parseSeq("after", a)
+		if err != nil {
+			return err
 		}
 		after = n
 	}
 	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			return countersign.Errorf(countersign.BadRequest, "limit must be 1 to 1000")
+		n, err := parseLimit(l, 1000)
+		if err != nil {
+			return err
 		}
 		limit = n
 	}

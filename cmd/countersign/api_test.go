@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/countersign/countersign/auth"
 	"github.com/countersign/countersign/contracts"
@@ -113,6 +115,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}
 	rows := []row{
 		{"POST", "/api/setup_mfa", map[string]string{}, forAll("403 MFA_REQUIRED", "skip", "403 FORBIDDEN")},
+		{"POST", "/api/mfa/recovery_codes", map[string]string{"mfa_code": "123456"}, forAll("403 MFA_INVALID", "403 MFA_REQUIRED", "403 FORBIDDEN")},
+		{"POST", "/api/mfa/recover", map[string]string{"recovery_code": "AAAA-BBBB-CCCC-DDDD"}, forAll("403 MFA_INVALID", "409 CONFLICT", "403 FORBIDDEN")},
 		{"POST", "/api/create_wallet", map[string]string{"password": testPassword}, forAll(ok, ok, "403 FORBIDDEN")},
 		{"POST", "/api/load_wallet", map[string]string{"address": wallet, "password": testPassword, "mfa_code": "123456"}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "400 BAD_REQUEST")},
 		{"POST", "/api/load_wallet", map[string]string{"address": wallet}, forAll("400 BAD_REQUEST", "403 MFA_REQUIRED", "404 NOT_FOUND")},
@@ -132,6 +136,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"POST", "/api/transfer_erc20", map[string]any{"password": testPassword, "mfa_code": "123456", "to_address": randomAddress(), "amount": "1", "address": wallet, "token_address": wallet}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
 		{"POST", "/api/contract_call", map[string]any{"password": testPassword, "mfa_code": "123456", "address": wallet, "contract_address": wallet, "contract_abi": "[]", "function_name": "f"}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
 		{"GET", "/api/audit", nil, forAll(ok, ok, "403 FORBIDDEN")},
+		{"GET", "/api/audit/checkpoint", nil, forAll(ok, ok, "403 FORBIDDEN")},
 		{"POST", "/api/dev/faucet", map[string]string{"address": randomAddress(), "amount": "1"}, forAll(ok, ok, ok)},
 		{"POST", "/mcp", map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, forAll("403 FORBIDDEN", "403 FORBIDDEN", "skip")},
 		{"POST", "/eth", map[string]any{"jsonrpc": "2.0", "id": 1, "method": "eth_accounts"}, forAll("403 FORBIDDEN", "403 FORBIDDEN", ok)},
@@ -142,11 +147,26 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"POST", "/v1/mint-oidc-jwt", nil, forAll("401 UNAUTHORIZED", "401 UNAUTHORIZED", "401 UNAUTHORIZED")},
 		{"POST", "/api/logout", nil, forAll(ok, ok, "403 FORBIDDEN")}, // last: it ends sessions
 	}
+	// forged and foreign credentials: refused on every route (the signer
+	// token is right on the signer's own /dev/* routes only)
+	forged := forgedCredentials(t, e, owner)
+	for name, c := range forged {
+		callers[name] = c
+	}
 	covered := map[string]bool{}
 	for _, r := range rows {
 		covered[r.method+" "+strings.Split(strings.Replace(r.path, agentID, "{id}", 1), "?")[0]] = true
 		for name, c := range callers {
 			want := r.want[name]
+			if _, ok := forged[name]; ok {
+				want = "refused"
+				if name == "signer token" && strings.HasPrefix(r.path, "/dev/") {
+					want = "skip" // the signer's own routes: TestDerivedSigner* use it
+				}
+				if name == "omni session" && (r.path == "/v1/wallet/link" || r.path == "/v1/mint-oidc-jwt") {
+					want = "skip" // the omni session's own routes: TestOmni* use it
+				}
+			}
 			if want == "skip" {
 				continue
 			}
@@ -164,17 +184,25 @@ func TestAuthorizationMatrix(t *testing.T) {
 					return
 				}
 				got := res.status
+				if want == "refused" {
+					if got != 401 && got != 403 {
+						t.Fatalf("a forged or foreign credential got %d: %s", got, res.raw)
+					}
+					return
+				}
 				if gotS := http.StatusText(got); gotS == "" || want != itoa(got)+" "+res.code() {
 					t.Fatalf("got %d %s, want %s: %s", got, res.code(), want, res.raw)
 				}
 			})
 		}
 	}
+	// the wallet daemon's routes, each with the daemon principals
+	for k := range daemonAuthorizationMatrix(t, e, key, owner.token) {
+		covered[k] = true
+	}
 	// every protected route is in the matrix
 	for _, rt := range cshttp.Routes() {
-		// the daemon's routes have their own rule (loopback or X-Auth-Token):
-		// TestWalletDaemonAuth walks each of them
-		if rt.Access != cshttp.Anonymous && rt.Access != cshttp.Daemon && !covered[rt.Method+" "+rt.Path] {
+		if rt.Access != cshttp.Anonymous && !covered[rt.Method+" "+rt.Path] {
 			t.Errorf("route %s %s is missing from the authorization matrix", rt.Method, rt.Path)
 		}
 	}
@@ -184,6 +212,51 @@ func TestAuthorizationMatrix(t *testing.T) {
 		if (id == pending && st != "pending") || (id == authorized && st != "authorized") {
 			t.Fatalf("transaction %s changed to %s", id, st)
 		}
+	}
+}
+
+// forgedCredentials are the credentials an attacker can make or borrow:
+// session tokens that are expired, signed by another key, unsigned (alg
+// none) or HMAC-signed with the public JWKS key, an omni (identity)
+// session, and the signer's service token right and wrong.
+func forgedCredentials(t *testing.T, e *env, owner *user) map[string]cred {
+	t.Helper()
+	keys := e.app.Svc.Tokens.Keys()
+	k := keys[len(keys)-1]
+	uid := ""
+	for _, a := range e.do("GET", "/api/audit", bearer(owner.token), nil).must(t, 200).body["entries"].([]any) {
+		if m := a.(map[string]any); m["action"] == "user.register" {
+			uid, _ = m["subject"].(string)
+		}
+	}
+	if uid == "" {
+		t.Fatal("no user id for the owner in the audit log")
+	}
+	now := e.clock.Now()
+	claims := func(exp time.Time) jwt.MapClaims {
+		return jwt.MapClaims{"iss": auth.Issuer, "aud": auth.Issuer, "sub": uid, "name": owner.name, "jti": "forged-" + itoa(int(exp.Unix()%1000)), "iat": now.Add(-2 * time.Hour).Unix(), "exp": exp.Unix()}
+	}
+	sign := func(m jwt.SigningMethod, key any, c jwt.MapClaims) string {
+		tt := jwt.NewWithClaims(m, c)
+		tt.Header["kid"] = k.KID
+		s, err := tt.SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	other, _ := auth.NewTokenKey()
+	pub, _ := k.Private.PublicKey.Bytes()
+	key, _ := crypto.GenerateKey()
+	omni := e.siweLogin(t, key).must(t, 200).str("session_jwt")
+	return map[string]cred{
+		"expired JWT":             bearer(sign(jwt.SigningMethodES256, k.Private, claims(now.Add(-time.Hour)))),
+		"JWT of another key":      bearer(sign(jwt.SigningMethodES256, other.Private, claims(now.Add(time.Hour)))),
+		"JWT alg none":            bearer(sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims(now.Add(time.Hour)))),
+		"JWT HS256 with JWKS key": bearer(sign(jwt.SigningMethodHS256, pub, claims(now.Add(time.Hour)))),
+		"omni session":            bearer(omni),
+		"signer token":            bearer(testSignerToken),
+		"wrong signer token":      bearer(testSignerToken + "x"),
 	}
 }
 
@@ -209,8 +282,9 @@ func TestMFAReplayAndLockout(t *testing.T) {
 	e.clock.Advance(90 * time.Second)
 	old := auth.TOTPCode(u.secret, e.clock.Now().Add(-61*time.Second))
 	e.do("POST", "/api/authorize_transaction", bearer(u.token), map[string]string{"transaction_id": id, "mfa_code": old}).refused(t, 403, "MFA_INVALID")
-	// two more wrong codes make four in a row; the fifth locks
-	for range 2 {
+	// the replay did not count (a double submit must not lock the owner
+	// out); three more wrong codes make four in a row; the fifth locks
+	for range 3 {
 		e.do("POST", "/api/authorize_transaction", bearer(u.token), map[string]string{"transaction_id": id, "mfa_code": "999999x"[:6]}).refused(t, 403, "MFA_INVALID")
 	}
 	r := e.do("POST", "/api/authorize_transaction", bearer(u.token), map[string]string{"transaction_id": id, "mfa_code": "000001"})

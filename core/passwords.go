@@ -1,0 +1,315 @@
+package core
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/auth"
+)
+
+// Password checks: every Argon2id run of the server (login, registration,
+// the re-checks of sensitive actions) goes through one bounded pool, and
+// every password guess through one limiter.
+//
+// Why a pool: each Argon2id run allocates its memory cost (64 MiB by
+// default) and anonymous callers can start them, so without a bound forty
+// parallel logins for a user that does not exist take gigabytes. Why count
+// before verifying: the check takes a third of a second, and a limiter that
+// counts the failure afterwards lets every guess already in flight through.
+
+// hashPool bounds how many Argon2id computations run at once, with a short
+// queue in front; beyond it callers are told to come back later.
+type hashPool struct {
+	slots   chan struct{}
+	mu      sync.Mutex
+	waiting int
+	queue   int
+	wait    time.Duration
+	idle    *time.Timer // returns the hashing memory to the OS once idle
+	running int
+}
+
+// DefaultHashConcurrency sizes the pool from the machine: a quarter of its
+// memory divided by one hash's memory cost, at most two per core, at least 1.
+func DefaultHashConcurrency(memKiB uint32) int {
+	n := 2 * runtime.NumCPU()
+	if total := systemMemory(); total > 0 && memKiB > 0 {
+		if byMem := int(total / 4 / (uint64(memKiB) * 1024)); byMem < n {
+			n = byMem
+		}
+	}
+	return max(n, 1)
+}
+
+// systemMemory returns the machine's memory in bytes (Linux), or 0.
+func systemMemory() uint64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err == nil {
+				return kb * 1024
+			}
+		}
+	}
+	return 0
+}
+
+func newHashPool(concurrency, queue int, wait time.Duration) *hashPool {
+	return &hashPool{slots: make(chan struct{}, concurrency), queue: queue, wait: wait}
+}
+
+// do runs f in a slot. It answers UNAVAILABLE with Retry-After when the
+// queue is full or no slot frees up in time; f then never runs.
+func (p *hashPool) do(ctx context.Context, f func()) error {
+	busy := &countersign.Error{Code: countersign.Unavailable, RetryAfter: 1,
+		Detail: "the server is busy checking passwords; try again in a moment"}
+	select {
+	case p.slots <- struct{}{}:
+	default:
+		p.mu.Lock()
+		if p.waiting >= p.queue {
+			p.mu.Unlock()
+			return busy
+		}
+		p.waiting++
+		p.mu.Unlock()
+		t := time.NewTimer(p.wait)
+		var err error
+		select {
+		case p.slots <- struct{}{}:
+		case <-t.C:
+			err = busy
+		case <-ctx.Done():
+			err = busy
+		}
+		t.Stop()
+		p.mu.Lock()
+		p.waiting--
+		p.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	p.mu.Lock()
+	p.running++
+	if p.idle != nil {
+		p.idle.Stop()
+	}
+	p.mu.Unlock()
+	defer func() {
+		<-p.slots
+		p.mu.Lock()
+		p.running--
+		if p.running == 0 {
+			// Argon2's blocks are garbage now, but the runtime keeps the pages
+			// for reuse for minutes: give them back once hashing has been idle
+			// for a moment, so one burst of logins does not hold its peak.
+			p.idle = time.AfterFunc(2*time.Second, func() {
+				p.mu.Lock()
+				idle := p.running == 0
+				p.mu.Unlock()
+				if idle {
+					debug.FreeOSMemory()
+				}
+			})
+		}
+		p.mu.Unlock()
+	}()
+	f()
+	return nil
+}
+
+// hashPassword hashes a new password in the pool.
+func (s *Service) hashPassword(ctx context.Context, password string) (string, error) {
+	var hash string
+	var herr error
+	if err := s.hashes.do(ctx, func() { hash, herr = auth.HashPassword(password, s.Config.Argon2) }); err != nil {
+		return "", err
+	}
+	return hash, herr
+}
+
+// dummyHash is verified against when the username does not exist, so a
+// failed login takes the same time (and the same pool slot) whether or not
+// the user exists.
+var (
+	dummyOnce sync.Once
+	dummyHash string
+)
+
+// verifyPassword checks password against u's hash in the pool; a nil u
+// verifies against a dummy hash of the same cost and never matches.
+func (s *Service) verifyPassword(ctx context.Context, u *countersign.User, password string) (bool, error) {
+	hash := ""
+	if u != nil {
+		hash = u.PasswordHash
+	} else {
+		dummyOnce.Do(func() { dummyHash, _ = auth.HashPassword("countersign-dummy-password", s.Config.Argon2) })
+		hash = dummyHash
+	}
+	var ok bool
+	var verr error
+	if err := s.hashes.do(ctx, func() { ok, verr = auth.VerifyPassword(password, hash) }); err != nil {
+		return false, err
+	}
+	return ok && u != nil, verr
+}
+
+// guessPassword is the one path for every password guess: the attempt is
+// counted before the hash is checked (so parallel guesses cannot outrun
+// the limit), a correct password gives the attempt back, and a wrong one
+// is audited. what names the check in the audit entry.
+func (s *Service) guessPassword(ctx context.Context, username string, u *countersign.User, password, what string) error {
+	addr := ClientAddrFrom(ctx)
+	now := s.Clock.Now()
+	if wait := s.logins.attempt(username, addr, now); wait > 0 {
+		return &countersign.Error{Code: countersign.RateLimit, RetryAfter: int(wait.Seconds()) + 1,
+			Detail: "too many wrong passwords; try again later"}
+	}
+	ok, err := s.verifyPassword(ctx, u, password)
+	if err != nil {
+		s.logins.refund(username, addr) // not a guess: the pool was busy or the hash unreadable
+		return err
+	}
+	if ok {
+		s.logins.succeed(username, addr)
+		return nil
+	}
+	owner := SystemOwner
+	if u != nil {
+		owner = u.ID
+	}
+	if err := s.inTx(ctx, func(ctx context.Context) error {
+		return s.audit(ctx, owner, "anonymous", what, username, map[string]string{"client": addr})
+	}); err != nil {
+		return err
+	}
+	return errWrongPassword
+}
+
+var errWrongPassword = countersign.Errorf(countersign.Unauthorized, "invalid username or password")
+
+// loginLimiter counts password attempts in fixed windows per (username,
+// client address) pair, per client address, and, more loosely, per
+// username from anywhere: an attacker at one address locks out only that
+// pair, so the owner elsewhere can still log in, while a spray from many
+// addresses still meets the per-user ceiling. It is per process: behind
+// several replicas the effective limits multiply (see docs/SECURITY.md).
+type loginLimiter struct {
+	mu                      sync.Mutex
+	perPair, perAddr, perUs int
+	window                  time.Duration
+	pairs, addrs, users     map[string]*failWindow
+}
+
+type failWindow struct {
+	start time.Time
+	n     int
+}
+
+func newLoginLimiter(perPair, perAddr, perUser int, window time.Duration) *loginLimiter {
+	return &loginLimiter{perPair: perPair, perAddr: perAddr, perUs: perUser, window: window,
+		pairs: map[string]*failWindow{}, addrs: map[string]*failWindow{}, users: map[string]*failWindow{}}
+}
+
+type limitKey struct {
+	m   map[string]*failWindow
+	k   string
+	max int
+}
+
+func (l *loginLimiter) keys(user, addr string) [3]limitKey {
+	u := strings.ToLower(user)
+	return [3]limitKey{{l.pairs, u + "\x00" + addr, l.perPair}, {l.addrs, addr, l.perAddr}, {l.users, u, l.perUs}}
+}
+
+// attempt counts one attempt, or, when any limit is reached, counts
+// nothing and returns how long to wait.
+func (l *loginLimiter) attempt(user, addr string, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ks := l.keys(user, addr)
+	var wait time.Duration
+	for _, c := range ks {
+		w := c.m[c.k]
+		if w == nil {
+			continue
+		}
+		if now.Sub(w.start) >= l.window {
+			delete(c.m, c.k)
+			continue
+		}
+		if w.n >= c.max {
+			wait = max(wait, w.start.Add(l.window).Sub(now))
+		}
+	}
+	if wait > 0 {
+		return wait
+	}
+	for _, c := range ks {
+		w := c.m[c.k]
+		if w == nil {
+			w = &failWindow{start: now}
+			c.m[c.k] = w
+		}
+		w.n++
+	}
+	if len(l.pairs) > 100_000 || len(l.addrs) > 100_000 || len(l.users) > 100_000 { // bound memory under a spray
+		for _, m := range []map[string]*failWindow{l.pairs, l.addrs, l.users} {
+			for k, w := range m {
+				if now.Sub(w.start) >= l.window {
+					delete(m, k)
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// refund gives back one attempt.
+func (l *loginLimiter) refund(user, addr string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.keys(user, addr) {
+		if w := c.m[c.k]; w != nil && w.n > 0 {
+			w.n--
+		}
+	}
+}
+
+// succeed records a correct password: the pair's failures are forgiven,
+// and this attempt is given back to the address and the user.
+func (l *loginLimiter) succeed(user, addr string) {
+	l.refund(user, addr)
+	l.mu.Lock()
+	delete(l.pairs, strings.ToLower(user)+"\x00"+addr)
+	l.mu.Unlock()
+}
+
+type clientAddrKey struct{}
+
+// WithClientAddr returns ctx carrying the caller's network address, which
+// the password limiter keys on.
+func WithClientAddr(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, clientAddrKey{}, addr)
+}
+
+// ClientAddrFrom returns the address WithClientAddr stored, or "".
+func ClientAddrFrom(ctx context.Context) string {
+	a, _ := ctx.Value(clientAddrKey{}).(string)
+	return a
+}
