@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"database/sql"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -85,4 +87,48 @@ func TestSecurity_PathTraversalInNames(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestSecurity_ChangeAfterApprovalIsRefused: someone who can write the
+// database (or a bug) changes an approved request's destination, value,
+// calldata or fee: execute recomputes the approval digest, refuses, and
+// signs nothing.
+func TestSecurity_ChangeAfterApprovalIsRefused(t *testing.T) {
+	e := newEnv(t)
+	u, wallet, _, key := setup(t, e)
+	db, err := sql.Open("sqlite", "file:"+e.app.DataDir+"/countersign.db?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	attacker := randomAddress()
+	for name, q := range map[string]string{
+		"destination":         `UPDATE transactions SET to_address = '` + attacker + `', tx_to = '` + attacker + `' WHERE id = ?`,
+		"value":               `UPDATE transactions SET amount = '1000000000000000000', tx_value = '1000000000000000000' WHERE id = ?`,
+		"calldata":            `UPDATE transactions SET tx_data = X'a9059cbb' WHERE id = ?`,
+		"fee":                 `UPDATE transactions SET max_fee_per_gas = '900000000000' WHERE id = ?`,
+		"digests overwritten": `UPDATE transactions SET to_address = '` + attacker + `', tx_to = '` + attacker + `', digest = X'00', approved_digest = X'00' WHERE id = ?`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			id := e.do("POST", "/api/prepare_transaction", apiKey(key), map[string]string{"type": "native", "to_address": randomAddress(), "amount": "1"}).must(t, 202).str("transaction_id")
+			e.do("POST", "/api/authorize_transaction", bearer(u.token), map[string]string{"transaction_id": id, "mfa_code": e.code(u)}).must(t, 200)
+			if _, err := db.Exec(q, id); err != nil {
+				t.Fatal(err)
+			}
+			nonce := e.pendingNonce(t, wallet)
+			e.do("POST", "/api/execute_transaction", apiKey(key), map[string]string{"transaction_id": id}).refused(t, 409, "NOT_AUTHORIZED")
+			if got := e.pendingNonce(t, wallet); got != nonce {
+				t.Fatalf("a transaction was sent for a changed approval (nonce %d → %d)", nonce, got)
+			}
+		})
+	}
+}
+
+func (e *env) pendingNonce(t *testing.T, addr string) uint64 {
+	t.Helper()
+	n, err := e.app.Svc.Chain.PendingNonceAt(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
