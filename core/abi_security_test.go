@@ -2,13 +2,9 @@ package core
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"math/big"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -17,11 +13,6 @@ import (
 	"github.com/ethereum/go-ethereum/accounts/abi"
 
 	"github.com/countersign/countersign"
-	"github.com/countersign/countersign/auth"
-	"github.com/countersign/countersign/keys/envelope"
-	"github.com/countersign/countersign/keys/keystore"
-	"github.com/countersign/countersign/signer/local"
-	"github.com/countersign/countersign/store/sqlite"
 )
 
 // abiStubChain answers ChainID only: every refusal under test happens while
@@ -37,26 +28,7 @@ func (abiStubChain) CodeAt(context.Context, string) ([]byte, error) { return nil
 // newABIAgent returns a service and an agent principal that may prepare.
 func newABIAgent(t *testing.T) (*Service, *Principal, context.Context) {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "abi.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	kek := make([]byte, 32)
-	if _, err := io.ReadFull(rand.Reader, kek); err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := envelope.New(kek)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := New(ctx, st, abiStubChain{}, local.New(sealer, keystore.Dir{Path: filepath.Join(t.TempDir(), "ks")}), sealer,
-		&fixedClock{t: time.Unix(1_800_000_000, 0)}, slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Config{Argon2: auth.Argon2Params{Time: 1, Memory: 8 * 1024, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, ctx := newStubService(t, abiStubChain{})
 	const pw = "correct horse battery staple"
 	u, err := svc.Register(ctx, "abi-owner", pw)
 	if err != nil {

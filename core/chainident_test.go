@@ -2,18 +2,15 @@ package core
 
 import (
 	"context"
-	"crypto/rand"
 	"io"
 	"log/slog"
 	"math/big"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/auth"
-	"github.com/countersign/countersign/keys/envelope"
 	"github.com/countersign/countersign/keys/keystore"
 	"github.com/countersign/countersign/signer/local"
 	"github.com/countersign/countersign/store/sqlite"
@@ -59,19 +56,7 @@ type chainFixture struct {
 
 func newChainFixture(t *testing.T) *chainFixture {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "c.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	kek := make([]byte, 32)
-	if _, err := io.ReadFull(rand.Reader, kek); err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := envelope.New(kek)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, sealer := openTestStore(t)
 	f := &chainFixture{t: t, st: st, sealer: sealer, ks: t.TempDir(), clock: &fixedClock{t: time.Unix(1_800_000_000, 0)}}
 	ctx := context.Background()
 	if err := st.CreateUser(ctx, &countersign.User{ID: "u1", Username: "alice", PasswordHash: "x", CreatedAt: f.clock.Now()}); err != nil {

@@ -2,12 +2,8 @@ package core
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
-	"io"
-	"log/slog"
 	"math/big"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,11 +12,6 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/countersign/countersign"
-	"github.com/countersign/countersign/auth"
-	"github.com/countersign/countersign/keys/envelope"
-	"github.com/countersign/countersign/keys/keystore"
-	"github.com/countersign/countersign/signer/local"
-	"github.com/countersign/countersign/store/sqlite"
 )
 
 // The characters an attacker would use to make an approver misread text.
@@ -227,27 +218,7 @@ func (stubChain) SuggestFees(context.Context) (*big.Int, *big.Int, error) {
 
 func newTextService(t *testing.T) (*Service, context.Context) {
 	t.Helper()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "t.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	kek := make([]byte, 32)
-	if _, err := io.ReadFull(rand.Reader, kek); err != nil {
-		t.Fatal(err)
-	}
-	sealer, err := envelope.New(kek)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := New(ctx, st, stubChain{}, local.New(sealer, keystore.Dir{Path: filepath.Join(t.TempDir(), "ks")}), sealer,
-		&fixedClock{t: time.Unix(1_800_000_000, 0)}, slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Config{Argon2: auth.Argon2Params{Time: 1, Memory: 8 * 1024, Threads: 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return svc, ctx
+	return newStubService(t, stubChain{})
 }
 
 const textTestPassword = "correct horse battery staple"
