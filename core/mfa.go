@@ -48,11 +48,7 @@ type MFAEnrolment struct {
 // the user's TOTP secret. It is usable at once, and comes with new
 // recovery codes (shown once) that replace any earlier ones.
 func (s *Service) SetupMFA(ctx context.Context, p *Principal, currentCode string) (*MFAEnrolment, error) {
-	proved, err := s.proveCurrentMFA(ctx, p, currentCode, "send mfa_code (a code from the current authenticator, or a recovery code) to replace it")
-	if err != nil {
-		return nil, err
-	}
-	secret, err := auth.NewTOTPSecret()
+	proved, secret, err := s.newSecret(ctx, p, currentCode, "send mfa_code (a code from the current authenticator, or a recovery code) to replace it")
 	if err != nil {
 		return nil, err
 	}
@@ -93,11 +89,7 @@ func (s *Service) SetupMFA(ctx context.Context, p *Principal, currentCode string
 // only once ConfirmMFA sees a code from it. While MFA is on, it needs a
 // current code or a recovery code.
 func (s *Service) BeginMFA(ctx context.Context, p *Principal, currentCode string) (*MFAEnrolment, error) {
-	proved, err := s.proveCurrentMFA(ctx, p, currentCode, "enter a code from your current authenticator (or a recovery code) to replace it")
-	if err != nil {
-		return nil, err
-	}
-	secret, err := auth.NewTOTPSecret()
+	proved, secret, err := s.newSecret(ctx, p, currentCode, "enter a code from your current authenticator (or a recovery code) to replace it")
 	if err != nil {
 		return nil, err
 	}
@@ -253,6 +245,16 @@ func (s *Service) RecoverMFA(ctx context.Context, p *Principal, code string) err
 		}
 		return s.audit(ctx, u.ID, p.Actor(), "mfa.recover", u.ID, nil)
 	})
+}
+
+// newSecret proves the current MFA (when on) and returns a fresh TOTP
+// secret; see proveCurrentMFA for what proved means.
+func (s *Service) newSecret(ctx context.Context, p *Principal, code, hint string) (proved bool, secret []byte, err error) {
+	if proved, err = s.proveCurrentMFA(ctx, p, code, hint); err != nil {
+		return false, nil, err
+	}
+	secret, err = auth.NewTOTPSecret()
+	return proved, secret, err
 }
 
 // proveCurrentMFA checks, when p has MFA on, that code is a current TOTP
