@@ -15,7 +15,7 @@ import (
 	"github.com/countersign/countersign"
 )
 
-// The wallet daemon's door (finding 2 of the security review). Loopback
+// The wallet daemon's door. Loopback
 // alone proves nothing: a web page in the operator's browser, a DNS
 // rebinding name, a same-host reverse proxy and an agent process on the
 // machine all reach 127.0.0.1. So every daemon request must:
