@@ -134,9 +134,12 @@ type txCollector struct{ svc *core.Service }
 
 var txDesc = prometheus.NewDesc("countersign_transactions", "Transactions by status.", []string{"status"}, nil)
 
-func (c *txCollector) Describe(ch chan<- *prometheus.Desc) { ch <- txDesc }
+var trackerErrDesc = prometheus.NewDesc("countersign_tracker_errors_total", "Receipt-tracker errors (one transaction each; the pass goes on).", nil, nil)
+
+func (c *txCollector) Describe(ch chan<- *prometheus.Desc) { ch <- txDesc; ch <- trackerErrDesc }
 
 func (c *txCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(trackerErrDesc, prometheus.CounterValue, float64(c.svc.TrackerErrors()))
 	counts, err := c.svc.Store.CountTransactionsByStatus(context.Background())
 	if err != nil {
 		return

@@ -104,7 +104,7 @@ func NewServer(svc *core.Service, p *core.Principal) *sdk.Server {
 	sdk.AddTool(s, &sdk.Tool{Name: "transaction_status",
 		Description: "The status of a transaction you prepared: pending (waiting for the human), authorized (execute it now), rejected (see reason), expired, cancelled, submitted, confirmed or failed. With wait_seconds (max 60) it waits until the status changes."}, t.status)
 	sdk.AddTool(s, &sdk.Tool{Name: "execute_transaction",
-		Description: "Sign and broadcast a transaction the human has authorized. Safe to repeat: it never sends twice and returns the same tx_hash. Fails with NOT_AUTHORIZED while the request is still pending."}, t.execute)
+		Description: "Sign and broadcast a transaction the human has authorized. Safe to repeat: it never sends twice and returns the same tx_hash once sent. Fails with NOT_AUTHORIZED while the request is still pending, FEE_TOO_HIGH when the network now needs a higher fee than the human approved (retry later or prepare again), and CONFLICT when the transaction already failed."}, t.execute)
 	sdk.AddTool(s, &sdk.Tool{Name: "cancel_transaction",
 		Description: "Withdraw a transaction you prepared that is still pending."}, t.cancel)
 	sdk.AddTool(s, &sdk.Tool{Name: "list_transactions",

@@ -4,6 +4,10 @@
 # default FUZZTIME; run it longer by hand (FUZZTIME=5m scripts/fuzz.sh).
 #
 #   FUZZTIME      how long each target fuzzes (-fuzztime; default 3s)
+#   FUZZMINIMIZE  how long the fuzzer may minimise each new input (default
+#                 1s: Go's minimiser is quadratic in the input's length and
+#                 runs no new inputs meanwhile, so unbounded it can eat a
+#                 short run whole)
 #   FUZZ_TIMEOUT  -timeout of each target's run (default 5m)
 #   FUZZ_MATCH    only run targets whose "dir.FuzzName" matches this grep -E regex
 #
@@ -18,6 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 fuzztime="${FUZZTIME:-3s}"
+minimize="${FUZZMINIMIZE:-1s}"
 timeout="${FUZZ_TIMEOUT:-5m}"
 match="${FUZZ_MATCH:-}"
 root=$(pwd)
@@ -70,7 +75,7 @@ while read -r dir name; do
   # run in the package directory, as go test does: testdata/fuzz seeds are
   # read from there and a failing input is written there.
   if (cd "$root/$dir" && "$bin" -test.run '^$' -test.fuzz "^${name}\$" -test.fuzztime "$fuzztime" \
-    -test.timeout "$timeout" -test.fuzzcachedir "$cache/$importpath") >"$log" 2>&1; then
+    -test.fuzzminimizetime "$minimize" -test.timeout "$timeout" -test.fuzzcachedir "$cache/$importpath") >"$log" 2>&1; then
     printf 'ok    %-22s %-30s %3ds\n' "$pkg" "$name" $((SECONDS - t0))
     n=$((n + 1))
   else

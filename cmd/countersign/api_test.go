@@ -437,7 +437,7 @@ func TestOpsEndpoints(t *testing.T) {
 	e.do("POST", "/api/prepare_transaction", apiKey(key), map[string]string{"type": "native", "to_address": randomAddress(), "amount": "1"}).must(t, 202)
 	_ = u
 	m := e.do("GET", "/metrics", anon, nil).must(t, 200).raw
-	for _, want := range []string{`countersign_transactions{status="pending"} 1`, `countersign_http_requests_total{code="202",route="POST /api/prepare_transaction"} 1`, "countersign_http_request_duration_seconds_bucket"} {
+	for _, want := range []string{`countersign_transactions{status="pending"} 1`, `countersign_http_requests_total{code="202",route="POST /api/prepare_transaction"} 1`, "countersign_http_request_duration_seconds_bucket", "countersign_tracker_errors_total 0"} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %q", want)
 		}

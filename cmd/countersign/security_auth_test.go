@@ -283,6 +283,9 @@ func TestSecurity_PasswordRecheckIsNoOracle(t *testing.T) {
 		{"/api/transfer", func(u *user, w, pw string) map[string]string {
 			return map[string]string{"address": w, "password": pw, "mfa_code": e.code(u), "to_address": randomAddress(), "amount": "1"}
 		}},
+		{"/api/contract_call", func(u *user, w, pw string) map[string]string {
+			return map[string]string{"address": w, "password": pw, "mfa_code": e.code(u), "contract_address": randomAddress(), "contract_abi": "[]", "function_name": "f"}
+		}},
 		{"/api/transfer_erc20", func(u *user, w, pw string) map[string]string {
 			return map[string]string{"address": w, "password": pw, "mfa_code": e.code(u), "to_address": randomAddress(), "amount": "1", "token_address": randomAddress()}
 		}},
@@ -380,5 +383,29 @@ func TestSecurity_LoginMemoryIsBounded(t *testing.T) {
 			t.Fatalf("%d MiB of heap still held by the process 10 s after the burst", held/mib)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestSecurity_AgentCannotApproveItsOwnRequest: an agent that prepared a
+// request cannot approve it, with or without a code (a code it somehow
+// learnt included), as a key or as a bearer token, alone or in a batch.
+func TestSecurity_AgentCannotApproveItsOwnRequest(t *testing.T) {
+	e := newEnv(t)
+	u, _, _, key := setup(t, e)
+	id := e.do("POST", "/api/prepare_transaction", apiKey(key), map[string]string{"type": "native", "to_address": randomAddress(), "amount": "1"}).must(t, 202).str("transaction_id")
+	for name, c := range map[string]cred{"X-API-KEY": apiKey(key), "bearer": bearer(key)} {
+		for _, body := range []map[string]any{
+			{"transaction_id": id, "mfa_code": e.code(u)},
+			{"transaction_ids": []string{id}, "mfa_code": e.code(u)},
+			{"transaction_id": id, "mfa_code": e.code(u), "decision": "approve"},
+		} {
+			if r := e.do("POST", "/api/authorize_transaction", c, body); r.status != 403 || r.code() != "FORBIDDEN" {
+				t.Fatalf("%s: an agent's approval got %d %s", name, r.status, r.raw)
+			}
+		}
+	}
+	e.do("POST", "/api/execute_transaction", apiKey(key), map[string]string{"transaction_id": id}).refused(t, 409, "NOT_AUTHORIZED")
+	if st := e.do("GET", "/api/transaction_status?transaction_id="+id, apiKey(key), nil).must(t, 200).str("status"); st != "pending" {
+		t.Fatalf("the request is %s after the agent's attempts, want pending", st)
 	}
 }

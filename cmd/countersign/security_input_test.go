@@ -61,6 +61,11 @@ func TestSecurity_PathTraversalInNames(t *testing.T) {
 			t.Fatalf("daemon wallet named %q: %d %s", n, r.status, r.raw)
 		}
 	}
+	// nothing landed where the names point (relative to the keystore or
+	// data directory, ../../../../tmp reaches /tmp)
+	if m, _ := filepath.Glob("/tmp/cs-escape*"); len(m) > 0 {
+		t.Errorf("a wallet name became a path: %v", m)
+	}
 	// every file is inside the data directory under a name the server chose
 	root := e.app.DataDir
 	if err := filepath.WalkDir(filepath.Dir(root), func(p string, d fs.DirEntry, err error) error {

@@ -255,8 +255,9 @@ func TestWebUIApprovalFlow(t *testing.T) {
 		chromedp.Navigate(e.url+"/inbox"), chromedp.WaitVisible(chromedp.ID("login-submit")))
 }
 
-// TestWebUIEscapesAgentInput: markup in a memo, an ABI function name and an
-// argument name renders as text, and no script runs.
+// TestWebUIEscapesAgentInput: markup in a memo, an ABI function name, an
+// argument name, a string argument's value, a personal_sign text and typed
+// data's domain and message renders as text, and no script runs.
 func TestWebUIEscapesAgentInput(t *testing.T) {
 	e := newEnv(t)
 	u, _, _, key := setup(t, e)
@@ -267,9 +268,42 @@ func TestWebUIEscapesAgentInput(t *testing.T) {
 	id := e.do("POST", "/api/prepare_transaction", apiKey(key), map[string]any{"type": "contract_call", "contract_address": info.str("counter_address"),
 		"contract_abi": evilABI, "function_name": "x<script>window.__xss=3</script>", "function_args": []string{"1"}, "memo": memo}).must(t, 202).str("transaction_id")
 
+	// every other string an agent controls: a string argument's value, a
+	// personal_sign text, typed data's domain name and message fields
+	noteABI := `[{"type":"function","name":"note","stateMutability":"nonpayable","inputs":[{"name":"text","type":"string"}],"outputs":[]}]`
+	others := []string{
+		e.do("POST", "/api/prepare_transaction", apiKey(key), map[string]any{"type": "contract_call", "contract_address": info.str("counter_address"),
+			"contract_abi": noteABI, "function_name": "note", "function_args": []string{`<img src=x onerror="window.__xss=5">`}}).must(t, 202).str("transaction_id"),
+		e.do("POST", "/api/prepare_transaction", apiKey(key), map[string]any{"type": "personal_sign",
+			"message": `<script>window.__xss=6</script><img src=x onerror="window.__xss=7">`}).must(t, 202).str("transaction_id"),
+		e.do("POST", "/api/prepare_transaction", apiKey(key), map[string]any{"type": "typed_data", "message": map[string]any{
+			"types": map[string]any{
+				"EIP712Domain": []map[string]string{{"name": "name", "type": "string"}, {"name": "chainId", "type": "uint256"}},
+				"Note":         []map[string]string{{"name": "text", "type": "string"}},
+			},
+			"primaryType": "Note",
+			"domain":      map[string]any{"name": `<img src=x onerror="window.__xss=8">`, "chainId": 1337},
+			"message":     map[string]any{"text": `<script>window.__xss=9</script>`},
+		}}).must(t, 202).str("transaction_id"),
+	}
+
 	ctx := newBrowser(t)
 	do(t, ctx, chromedp.Navigate(e.url+"/login"), chromedp.SendKeys(chromedp.ID("username"), u.name), chromedp.SendKeys(chromedp.ID("password"), u.password),
 		chromedp.Click(chromedp.ID("login-submit")), chromedp.WaitVisible(chromedp.ID("inbox-list")))
+	for _, oid := range others {
+		do(t, ctx, chromedp.Navigate(e.url+"/tx/"+oid), chromedp.WaitVisible(chromedp.ID("summary")))
+		time.Sleep(100 * time.Millisecond)
+		if v := eval[string](t, ctx, `String(window.__xss)`); v != "undefined" {
+			t.Fatalf("an injected script ran on /tx/%s: window.__xss = %s", oid, v)
+		}
+		if n := eval[int](t, ctx, `document.querySelectorAll("main script, main img[src=x]").length`); n != 0 {
+			t.Fatalf("%d injected elements on /tx/%s", n, oid)
+		}
+		if body := text(t, ctx, "main"); !strings.Contains(body, "window.__xss=") {
+			t.Fatalf("the agent's text is not shown on /tx/%s: %s", oid, body)
+		}
+	}
+	do(t, ctx, chromedp.Navigate(e.url+"/inbox"), chromedp.WaitVisible(chromedp.ID("inbox-list")))
 	if inbox := text(t, ctx, "#inbox-list"); !strings.Contains(inbox, `<script>window.__xss=1</script>`) || !strings.Contains(inbox, "x<script>") {
 		t.Fatalf("the markup is not shown as text: %s", inbox)
 	}
