@@ -49,6 +49,7 @@ trap 'rm -rf "$tmp"' EXIT
 log="$tmp/log"
 start=$SECONDS
 n=0
+flaked=0
 built=""
 fail() { # pkg name command
   printf 'FAIL  %-22s %-30s %3ds\n' "$1" "$2" $((SECONDS - t0))
@@ -74,10 +75,23 @@ while read -r dir name; do
   t0=$SECONDS
   # run in the package directory, as go test does: testdata/fuzz seeds are
   # read from there and a failing input is written there.
-  if (cd "$root/$dir" && "$bin" -test.run '^$' -test.fuzz "^${name}\$" -test.fuzztime "$fuzztime" \
-    -test.fuzzminimizetime "$minimize" -test.timeout "$timeout" -test.fuzzcachedir "$cache/$importpath") >"$log" 2>&1; then
+  run() {
+    (cd "$root/$dir" && "$bin" -test.run '^$' -test.fuzz "^${name}\$" -test.fuzztime "$fuzztime" \
+      -test.fuzzminimizetime "$minimize" -test.timeout "$timeout" -test.fuzzcachedir "$cache/$importpath") >"$log" 2>&1
+  }
+  # Go 1.26's fuzz coordinator can report a bare "context deadline
+  # exceeded" when -fuzztime ends while a worker is mid-run (go.dev/issue/
+  # 75804, fixed in Go 1.27): no input fails, nothing is written. A real
+  # finding always writes its input ("Failing input written to"), panics or
+  # fails a check; only the bare deadline, with none of those, is retried,
+  # once, and a second bare deadline is reported but not failed.
+  flake() { grep -q 'context deadline exceeded' "$log" && ! grep -qE 'Failing input written|panic:|_test\.go:[0-9]+:' "$log"; }
+  if run || { flake && run; }; then
     printf 'ok    %-22s %-30s %3ds\n' "$pkg" "$name" $((SECONDS - t0))
     n=$((n + 1))
+  elif flake; then
+    printf 'flake %-22s %-30s %3ds (the coordinator deadline race twice; no input failed)\n' "$pkg" "$name" $((SECONDS - t0))
+    flaked=$((flaked + 1))
   else
     fail "$pkg" "$name" "go test -run '^\$' -fuzz '^${name}\$' -fuzztime $fuzztime $pkg"
     echo "fuzz: $name in $pkg failed. A failing input is under $dir/testdata/fuzz/$name/:" >&2
@@ -85,4 +99,4 @@ while read -r dir name; do
     exit 1
   fi
 done <<<"$targets"
-echo "fuzz: $n targets passed, FUZZTIME=$fuzztime each, in $((SECONDS - start))s"
+echo "fuzz: $n targets passed, $flaked hit only the coordinator's deadline race, FUZZTIME=$fuzztime each, in $((SECONDS - start))s"
