@@ -228,9 +228,12 @@ type Store interface {
 	WebSession(ctx context.Context, tokenHash []byte, now time.Time) (*WebSession, error)
 	DeleteWebSession(ctx context.Context, tokenHash []byte) error
 
-	// SetRecoveryCodes replaces the user's recovery codes (hashes).
+	// SetRecoveryCodes replaces the user's recovery codes (hashes); the
+	// replaced ones stay known as spent, so UseRecoveryCode can tell a
+	// replay from a guess.
 	SetRecoveryCodes(ctx context.Context, userID string, hashes [][]byte) error
-	// UseRecoveryCode marks a code used; NotFound if unknown or used.
+	// UseRecoveryCode marks a code used; NotFound if unknown, Conflict if it
+	// was already used or replaced.
 	UseRecoveryCode(ctx context.Context, userID string, hash []byte, at time.Time) error
 
 	// LinkIdentity records that an identity belongs to omni; Conflict if

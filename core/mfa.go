@@ -385,6 +385,13 @@ func (s *Service) useRecoveryCode(ctx context.Context, userID, code string) erro
 		if err == nil {
 			return s.audit(ctx, u.ID, "user:"+u.ID, "mfa.recovery_code.used", u.ID, nil)
 		}
+		if countersign.ErrorCode(err) == countersign.Conflict {
+			// spent or replaced a moment ago: a replay (a double submit, or
+			// one of several parallel copies), refused without counting, as
+			// for a TOTP code
+			verr = countersign.Errorf(countersign.MFAInvalid, "that recovery code is wrong or was already used")
+			return nil
+		}
 		if countersign.ErrorCode(err) != countersign.NotFound {
 			return err
 		}

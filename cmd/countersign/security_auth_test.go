@@ -409,3 +409,45 @@ func TestSecurity_AgentCannotApproveItsOwnRequest(t *testing.T) {
 		t.Fatalf("the request is %s after the agent's attempts, want pending", st)
 	}
 }
+
+// TestSecurity_ParallelRecoveryCodeDoesNotLockOut: twenty parallel copies
+// of one recovery code replacing the secret: one wins, the rest are
+// replays (refused, not counted), so the owner is not locked out of the
+// secret they have just set.
+func TestSecurity_ParallelRecoveryCodeDoesNotLockOut(t *testing.T) {
+	e := newEnv(t)
+	u := e.newUser(true)
+	r := e.do("POST", "/api/mfa/recovery_codes", bearer(u.token), map[string]string{"mfa_code": e.code(u)}).must(t, 201)
+	code := r.body["recovery_codes"].([]any)[0].(string)
+	var won, replay atomic.Int32
+	var secret atomic.Value
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := e.do("POST", "/api/setup_mfa", bearer(u.token), map[string]string{"mfa_code": code})
+			switch {
+			case r.status == 201:
+				won.Add(1)
+				secret.Store(r.str("secret"))
+			case r.status == 403 && r.code() == "MFA_INVALID":
+				replay.Add(1)
+			default:
+				t.Errorf("unexpected answer: %d %s", r.status, r.raw)
+			}
+		}()
+	}
+	wg.Wait()
+	if won.Load() != 1 || replay.Load() != 19 {
+		t.Fatalf("%d replaced the secret, %d refused as replays: want 1 and 19", won.Load(), replay.Load())
+	}
+	u.secret = decodeSecret(t, secret.Load().(string))
+	// not locked: the new secret works at once
+	e.createAgent(u, e.createWallet(u))
+	// and a wrong (never issued) recovery code still counts
+	for range 4 {
+		e.do("POST", "/api/mfa/recover", bearer(u.token), map[string]string{"recovery_code": "AAAA-BBBB-CCCC-DDDD"}).refused(t, 403, "MFA_INVALID")
+	}
+	e.do("POST", "/api/mfa/recover", bearer(u.token), map[string]string{"recovery_code": "AAAA-BBBB-CCCC-DDDE"}).refused(t, 429, "MFA_LOCKED")
+}

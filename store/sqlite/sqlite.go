@@ -861,11 +861,13 @@ func (s *Store) DeleteWebSession(ctx context.Context, h []byte) error {
 
 func (s *Store) SetRecoveryCodes(ctx context.Context, userID string, hashes [][]byte) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
-		if _, err := s.writer(ctx).ExecContext(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, userID); err != nil {
+		// replaced codes are kept as spent (used_at -1): a late copy of one is
+		// a replay, not a guess
+		if _, err := s.writer(ctx).ExecContext(ctx, `UPDATE recovery_codes SET used_at = -1 WHERE user_id = ? AND used_at = 0`, userID); err != nil {
 			return err
 		}
 		for _, h := range hashes {
-			if _, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO recovery_codes (user_id, code_hash) VALUES (?, ?)`, userID, h); err != nil {
+			if _, err := s.writer(ctx).ExecContext(ctx, `INSERT OR REPLACE INTO recovery_codes (user_id, code_hash, used_at) VALUES (?, ?, 0)`, userID, h); err != nil {
 				return err
 			}
 		}
@@ -875,7 +877,17 @@ func (s *Store) SetRecoveryCodes(ctx context.Context, userID string, hashes [][]
 
 func (s *Store) UseRecoveryCode(ctx context.Context, userID string, h []byte, at time.Time) error {
 	res, err := s.writer(ctx).ExecContext(ctx, `UPDATE recovery_codes SET used_at = ? WHERE user_id = ? AND code_hash = ? AND used_at = 0`, ts(at), userID, h)
-	return mustAffect(res, err, "recovery code")
+	if err = mustAffect(res, err, "recovery code"); countersign.ErrorCode(err) != countersign.NotFound {
+		return err
+	}
+	var n int
+	if qerr := s.writer(ctx).QueryRowContext(ctx, `SELECT count(*) FROM recovery_codes WHERE user_id = ? AND code_hash = ?`, userID, h).Scan(&n); qerr != nil {
+		return qerr
+	}
+	if n > 0 {
+		return countersign.Errorf(countersign.Conflict, "recovery code already used")
+	}
+	return err
 }
 
 // ---- identities

@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) countersign.Store) {
 		"tokens and keys":    testTokensKeys,
 		"daemon accounts":    testDaemonAccounts,
 		"chain identity":     testChainIdentity,
+		"recovery codes":     testRecoveryCodes,
 	} {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
 	}
