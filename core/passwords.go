@@ -3,6 +3,7 @@ package core
 import (
 	"bufio"
 	"context"
+	"net/netip"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -174,7 +175,7 @@ func (s *Service) verifyPassword(ctx context.Context, u *countersign.User, passw
 // the limit), a correct password gives the attempt back, and a wrong one
 // is audited. what names the check in the audit entry.
 func (s *Service) guessPassword(ctx context.Context, username string, u *countersign.User, password, what string) error {
-	addr := ClientAddrFrom(ctx)
+	addr := limitAddr(ClientAddrFrom(ctx))
 	now := s.Clock.Now()
 	if wait := s.logins.attempt(username, addr, now); wait > 0 {
 		return &countersign.Error{Code: countersign.RateLimit, RetryAfter: int(wait.Seconds()) + 1,
@@ -298,6 +299,23 @@ func (l *loginLimiter) succeed(user, addr string) {
 	l.mu.Lock()
 	delete(l.pairs, strings.ToLower(user)+"\x00"+addr)
 	l.mu.Unlock()
+}
+
+// limitAddr is the address the limiter counts against: IPv6 clients by
+// their /64 (one host usually holds a whole /64, so counting single
+// addresses would give it billions of allowances), IPv4-mapped addresses as
+// IPv4.
+func limitAddr(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.String()
 }
 
 type clientAddrKey struct{}

@@ -125,3 +125,18 @@ func TestLoginLimiterCountsAttemptsBeforeVerifying(t *testing.T) {
 		t.Fatal("the per-user ceiling was not applied")
 	}
 }
+
+func TestLimitAddrGroupsIPv6By64(t *testing.T) {
+	for in, want := range map[string]string{
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::1": "2001:db8:1:2::/64",
+		"::ffff:192.0.2.7":     "192.0.2.7",
+		"192.0.2.7":            "192.0.2.7",
+		"::1":                  "::/64",
+		"not an address":       "not an address",
+	} {
+		if got := limitAddr(in); got != want {
+			t.Errorf("limitAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/countersign/countersign"
@@ -58,7 +59,7 @@ func DecodeJSON(body []byte, v any) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return countersign.Errorf(countersign.BadRequest, "request body must be a single JSON object")
 	}
-	return nil
+	return checkOneMeaning(body, reflect.TypeOf(v))
 }
 
 func jsonError(err error) error {

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -60,6 +61,11 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	var ce *countersign.Error
 	if errors.As(err, &ce) && ce.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(ce.RetryAfter))
+	}
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// the client went away: nothing failed on our side
+		log.InfoContext(r.Context(), "client closed the request", "err", err)
+		return
 	}
 	if status >= 500 {
 		log.ErrorContext(r.Context(), "request failed", "code", code, "err", err)

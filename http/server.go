@@ -225,6 +225,12 @@ func (s *Server) guard(rt Route) http.Handler {
 			p, err = s.authenticate(r, rt.Access)
 		}
 		if err == nil {
+			if rt.Access == Daemon && r.Method != http.MethodGet {
+				// a wallet created, imported or signed for stays done (and
+				// audited) when its client hangs up halfway: no orphans
+				// answered as 500s
+				r = r.WithContext(context.WithoutCancel(r.Context()))
+			}
 			err = rt.h(s, w, r, p)
 		}
 		if err != nil {
