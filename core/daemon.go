@@ -628,6 +628,7 @@ type WalletInfo struct {
 	Name      string    `json:"name"`
 	Kind      string    `json:"kind"`
 	Curve     string    `json:"curve,omitempty"`
+	Curves    []string  `json:"curves"` // the design's WalletMeta.curves: both for HD (it derives either), else the key's
 	CreatedAt time.Time `json:"created_at"`
 	Unlocked  bool      `json:"unlocked"`
 }
@@ -656,7 +657,11 @@ func (d *Daemon) Wallets(ctx context.Context) ([]WalletInfo, error) {
 		d.mu.Lock()
 		_, open := d.unlocked[id]
 		d.mu.Unlock()
-		out = append(out, WalletInfo{WalletID: id, Name: m.Name, Kind: m.Kind, Curve: m.Curve, CreatedAt: m.CreatedAt, Unlocked: open})
+		curves := []string{CurveEd25519, CurveSecp256k1}
+		if m.Curve != "" {
+			curves = []string{m.Curve}
+		}
+		out = append(out, WalletInfo{WalletID: id, Name: m.Name, Kind: m.Kind, Curve: m.Curve, Curves: curves, CreatedAt: m.CreatedAt, Unlocked: open})
 	}
 	return out, nil
 }
@@ -698,11 +703,12 @@ type SignedTx struct {
 //   - "aitbc_v0": Ed25519 over the transaction bytes exactly as given (no
 //     prefix, no hashing); the signed blob is the bytes followed by the
 //     64-byte signature. Ed25519 accounts only.
-//   - "evm": the bytes are an unsigned EIP-2718 transaction (EIP-1559 or
-//     EIP-2930, whose chain id it carries) or a legacy one (signed with
-//     EIP-155 for chainID), encoded as go-ethereum and ethers encode an
-//     unsigned transaction (v, r, s zero). The result is the signed raw
-//     transaction and its hash. Secp256k1 accounts only.
+//   - "evm": the bytes are an unsigned EIP-1559 or EIP-2930 transaction
+//     (signed for the chain id it carries) or a legacy one (signed with
+//     EIP-155 for chainID), in ethers' unsignedSerialized form (the
+//     signing pre-image) or go-ethereum's (v, r, s zero): see
+//     DecodeUnsignedEVMTx. The result is the signed raw transaction and
+//     its hash. Secp256k1 accounts only.
 func (d *Daemon) SignTx(ctx context.Context, accountID string, tx []byte, typ string, chainID *big.Int) (*SignedTx, error) {
 	if len(tx) == 0 || len(tx) > 128<<10 {
 		return nil, countersign.Errorf(countersign.BadRequest, "tx_bytes_base64 must hold 1 byte to 128 KiB")
@@ -726,10 +732,11 @@ func (d *Daemon) SignTx(ctx context.Context, accountID string, tx []byte, typ st
 	default:
 		return nil, countersign.Errorf(countersign.BadRequest, "type must be aitbc_v0 or evm")
 	}
-	var unsigned types.Transaction
+	var unsigned *types.Transaction
+	var signer types.Signer
 	if typ == "evm" {
-		if err := unsigned.UnmarshalBinary(tx); err != nil {
-			return nil, countersign.Errorf(countersign.BadRequest, "tx_bytes_base64 is not an EVM transaction: %v", err)
+		if unsigned, signer, err = DecodeUnsignedEVMTx(tx, chainID); err != nil {
+			return nil, err
 		}
 	}
 	out := &SignedTx{PublicKey: a.PublicKey}
@@ -739,11 +746,7 @@ func (d *Daemon) SignTx(ctx context.Context, accountID string, tx []byte, typ st
 			out.Signed = append(append([]byte(nil), tx...), out.Signature...)
 			return nil
 		}
-		signer := types.LatestSignerForChainID(chainID)
-		if unsigned.Type() != types.LegacyTxType {
-			signer = types.LatestSignerForChainID(unsigned.ChainId())
-		}
-		signed, err := types.SignTx(&unsigned, signer, k.ec)
+		signed, err := types.SignTx(unsigned, signer, k.ec)
 		if err != nil {
 			return countersign.Errorf(countersign.BadRequest, "cannot sign this transaction: %v", err)
 		}

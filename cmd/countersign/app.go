@@ -54,8 +54,8 @@ type App struct {
 
 // openStore opens the database named by cfg.DB.
 func openStore(ctx context.Context, cfg *Config) (countersign.Store, error) {
-	if strings.HasPrefix(cfg.DB, "postgres://") || strings.HasPrefix(cfg.DB, "postgresql://") {
-		return nil, errors.New("PostgreSQL is not supported yet in this build: use a SQLite path (the store port is ready for it; see docs/OPERATIONS.md)")
+	if err := checkDB(cfg.DB); err != nil {
+		return nil, err
 	}
 	return sqlite.Open(ctx, strings.TrimPrefix(cfg.DB, "sqlite://"))
 }
@@ -69,6 +69,9 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 			a.closeAll()
 		}
 	}()
+	if err := cfg.validate(); err != nil { // a refused start leaves nothing behind
+		return nil, err
+	}
 	if err := checkDataDir(cfg, log); err != nil { // before anything is written into it
 		return nil, err
 	}
@@ -220,6 +223,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 		srv.ExportScryptN = cfg.ExportScryptN
 	}
 	srv.MCP = csmcp.Handler(svc)
+	srv.Version = buildVersion() // the same as `countersign version`
 	srv.Explorer = cfg.Explorer
 
 	ln, err := net.Listen("tcp", cfg.Addr)

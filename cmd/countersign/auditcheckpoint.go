@@ -5,10 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/core"
@@ -22,8 +22,12 @@ import (
 // file directly, like `audit verify`, and refuses to sign chains that do
 // not verify.
 func auditCheckpoint(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := parseServeConfig(args, getenv, stderr)
-	if err != nil {
+	fs := flag.NewFlagSet("audit checkpoint", flag.ContinueOnError)
+	cfg := auditFlags(fs, getenv, true)
+	if err := parseFlags(fs, args, stdout, "Usage: countersign audit checkpoint [flags]\n\nPrints every audit chain's head signed with the server's audit key, as JSON: keep it\nwhere the database's writers cannot reach, and check it later with audit verify --checkpoint.", nil); err != nil {
+		return err
+	}
+	if err := auditArgs(fs, cfg); err != nil {
 		return err
 	}
 	// LoadOrCreateKeyFile would make a new master key where there is none:
@@ -64,29 +68,26 @@ func auditCheckpoint(ctx context.Context, args []string, getenv func(string) str
 	return err
 }
 
-// checkpointFlag takes --checkpoint FILE (or --checkpoint=FILE) out of
-// audit verify's arguments; the rest are serve's flags.
-func checkpointFlag(args []string) (file string, rest []string, err error) {
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !strings.HasPrefix(a, "-") || name != "checkpoint" {
-			rest = append(rest, a)
-			continue
-		}
-		if !hasValue {
-			if i+1 >= len(args) {
-				return "", nil, errors.New("--checkpoint needs a file")
-			}
-			i++
-			value = args[i]
-		}
-		if value == "" {
-			return "", nil, errors.New("--checkpoint needs a file")
-		}
-		file = value
+// auditFlags registers the flags the audit commands share with serve:
+// where the database is (and, for checkpoint, the master key), with the
+// same environment variables and defaults. Only these: the audit commands
+// open the files directly and start nothing else.
+func auditFlags(fs *flag.FlagSet, getenv func(string) string, masterKey bool) *Config {
+	c := &Config{}
+	fs.StringVar(&c.DataDir, "data-dir", or(getenv("COUNTERSIGN_DATA_DIR"), "./data"), "the server's state directory (env COUNTERSIGN_DATA_DIR)")
+	fs.StringVar(&c.DB, "db", getenv("DATABASE_URL"), "the SQLite database (default DATA_DIR/countersign.db) (env DATABASE_URL)")
+	if masterKey {
+		fs.StringVar(&c.MasterKeyFile, "master-key-file", getenv("COUNTERSIGN_MASTER_KEY_FILE"), "the server's key-encryption key file (default DATA_DIR/master.key) (env COUNTERSIGN_MASTER_KEY_FILE)")
 	}
-	return file, rest, nil
+	return c
+}
+
+// auditArgs refuses arguments after the flags and fills in the defaults.
+func auditArgs(fs *flag.FlagSet, c *Config) error {
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return c.defaults()
 }
 
 // verifyCheckpointFile checks a checkpoint file against st: its signature,

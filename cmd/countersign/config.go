@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -8,12 +9,15 @@ import (
 	"net/http"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/auth"
 	"github.com/countersign/countersign/core"
+	cshttp "github.com/countersign/countersign/http"
 	"github.com/countersign/countersign/keys/keystore"
+	"github.com/countersign/countersign/signer/derived"
 )
 
 // Config is everything serve needs, from flags and environment variables
@@ -58,6 +62,7 @@ type Config struct {
 	WalletOrigins string // WALLET_ALLOWED_ORIGINS
 	MetricsToken  string // METRICS_TOKEN
 	WalletChain   string // WALLET_CHAIN: mock (default)
+	LedgerDB      string // LEDGER_DB: only accepted when it names the main database (validate)
 	ExportScryptN int    // scrypt N of exported v3 keystores; 0 is geth's standard 2^18
 	EventsSocket  string // "" disables; default DATA_DIR/events.sock
 	WebhookAllow  string // WEBHOOK_ALLOW_NETS: CIDRs webhooks may reach although internal
@@ -76,11 +81,103 @@ type Config struct {
 	WebhookDNS core.Resolver // tests: where webhook hosts resolve; nil is the system resolver
 }
 
-// parseServeConfig reads serve's flags and environment.
-func parseServeConfig(args []string, getenv func(string) string, stderr io.Writer) (*Config, error) {
+// setting is one environment variable serve reads. serveSettings is the
+// one list of them: `serve -h` prints it, and a test checks that every
+// name parseServeConfig asks the environment for is in it (and nothing
+// else), so a new variable cannot be added without being documented.
+type setting struct {
+	Env     string // the variable
+	Flag    string // the flag that overrides it, "" when there is none
+	Default string // "" when unset means off or none
+	Help    string
+}
+
+var serveSettings = []setting{
+	{"WALLET_BIND", "--addr", "127.0.0.1", "listen host (loopback by default; put TLS in front for anything else)"},
+	{"WALLET_PORT", "--addr", "8555", "listen port"},
+	{"COUNTERSIGN_DATA_DIR", "--data-dir", "./data", "state directory: database, master key, keystore, wallet token"},
+	{"DATABASE_URL", "--db", "DATA_DIR/countersign.db", "database: a SQLite file path (PostgreSQL is not in this build: refused at start)"},
+	{"LEDGER_DB", "", "", "not supported: the mock ledger lives in the main database so a transfer commits with its audit entry; a value other than that database's path stops the start"},
+	{"EVM_RPC_URL", "--chain", "", "EVM JSON-RPC URL (http, ws, ipc); empty runs the embedded dev chain"},
+	{"WEB3_PROVIDER_URI", "--chain", "", "the same as EVM_RPC_URL, when that is not set"},
+	{"COUNTERSIGN_MASTER_KEY_FILE", "--master-key-file", "DATA_DIR/master.key", "key-encryption key file (32 bytes hex, mode 0600); generated at first start"},
+	{"LOG_FORMAT", "--log-format", "text", "text or json"},
+	{"LOG_LEVEL", "--log-level", "info", "debug, info, warn or error"},
+	{"PENDING_TTL", "--pending-ttl", "24h", "approval window of a prepared transaction"},
+	{"MFA_LOCKOUT", "--mfa-lockout", "15m", "lockout after too many wrong MFA codes in a row"},
+	{"MFA_MAX_FAILURES", "", "5", "wrong MFA codes in a row before the lockout"},
+	{"POLL_INTERVAL", "--poll-interval", "1s (100ms on the embedded chain)", "receipt tracker and expiry sweeper period"},
+	{"ETH_RPC_APPROVAL_WAIT", "--approval-wait", "2m", "how long /eth signing calls wait for a human"},
+	{"EXPLORER_URL", "--explorer", "", "block explorer base URL for links in the UI, e.g. https://basescan.org"},
+	{"SIGNER_URL", "--signer-url", "", "a separate derived-key signer (countersign signer) instead of the in-process one"},
+	{"ACCEPT_NEW_CHAIN", "--accept-new-chain", "0", "1: start although the chain is not the one recorded for this data"},
+	{"ALLOW_OPEN_DATA_DIR", "--allow-open-data-dir", "0", "1: start although group or others can write to the data directory"},
+	{"JWT_ACCESS_TOKEN_EXPIRES", "", "1800", "session token lifetime, seconds"},
+	{"KEYSTORE", "", "dir", "where wallet keys live: dir (one .kdb file per wallet) or store (the database, for replicas)"},
+	{"KEYSTORE_DIR", "", "DATA_DIR/keystore", "the keystore directory of KEYSTORE=dir"},
+	{"UNLOCK_TTL_SEC", "", "120", "how long an unlocked daemon wallet stays in memory, seconds"},
+	{"ARGON_TIME", "", "4", "Argon2id passes of new .kdb files"},
+	{"ARGON_MEMORY_MB", "", "256", "Argon2id memory of new .kdb files, MiB"},
+	{"ARGON_PARALLELISM", "", "2", "Argon2id lanes of new .kdb files"},
+	{"WALLET_TOKEN", "", "generated: DATA_DIR/wallet.token", "the X-Auth-Token the daemon routes require (at least 32 characters)"},
+	{"WALLET_CHAIN", "", "mock", "the daemon's ledger adapter: mock (aitbc is refused until that chain has a node)"},
+	{"WALLET_ALLOW", "", "", "comma-separated addresses or CIDRs: the only non-loopback clients the daemon answers"},
+	{"WALLET_ALLOWED_HOSTS", "", "", "comma-separated Host names the daemon accepts besides loopback"},
+	{"WALLET_ALLOWED_ORIGINS", "", "", "comma-separated origins (e.g. chrome-extension://ID) the daemon answers"},
+	{"METRICS_TOKEN", "", "", "bearer token /metrics requires from everyone (at least 32 characters); unset: loopback only"},
+	{"EVENTS_SOCKET", "", "DATA_DIR/events.sock", "Unix socket streaming every event as NDJSON (off disables)"},
+	{"SIGN_RATE", "", "100", "daemon signatures per second (429 RATE_LIMIT beyond)"},
+	{"SIGN_BURST", "", "200", "daemon signature burst"},
+	{"WEBHOOK_ALLOW_NETS", "", "", "comma-separated CIDRs webhooks may reach although internal"},
+	{"MAX_FEE_PER_GAS", "", "500gwei", "cap on every transaction's fee per gas (wei, or with a gwei suffix)"},
+	{"RECONCILE_BLOCKS", "", "2000", "how far back execute looks on chain when the nonce is ahead of the record"},
+	{"DEV_KEY_SERVICE_MASTER_SECRET", "", "", "DEV ONLY: enables the in-process derived-key signer (/dev/*); 64 hex digits"},
+	{"SIGNER_TOKEN", "", "", "service credential the /dev/* routes require (at least 16 characters)"},
+	{"OMNI_CLIENT_ID", "", "countersign", "client_id of omni_account"},
+	{"PUBLIC_URL", "", "http://ADDR", "this server as users reach it (SIWE domain and URI; https makes cookies Secure)"},
+	{"OIDC_ISSUER", "", "", "enables minting OIDC JWTs: the https issuer URL clouds fetch"},
+	{"OIDC_AUDIENCE", "", "sts.amazonaws.com", "aud of minted OIDC JWTs"},
+	{"SMTP_ADDR", "", "", "SMTP server host:port for email login codes"},
+	{"SMTP_FROM", "", "countersign@localhost", "sender of email login codes"},
+	{"SMTP_USERNAME", "", "", "SMTP user"},
+	{"SMTP_PASSWORD", "", "", "SMTP password"},
+	{"OIDC_LOGIN_ISSUER", "", "", "OIDC login with ID tokens from this issuer"},
+	{"OIDC_LOGIN_CLIENT_ID", "", "", "the aud the OIDC login issuer's ID tokens carry (needed with OIDC_LOGIN_ISSUER)"},
+	{"PASSWORD_ARGON_TIME", "", "3", "Argon2id passes of new password hashes"},
+	{"PASSWORD_ARGON_MEMORY_MB", "", "64", "Argon2id memory of new password hashes, MiB"},
+	{"PASSWORD_ARGON_PARALLELISM", "", "2", "Argon2id lanes of new password hashes"},
+	{"PASSWORD_HASH_CONCURRENCY", "", "from memory and cores", "Argon2id computations at once"},
+	{"PASSWORD_HASH_QUEUE", "", "4 x concurrency", "requests that may wait for a hashing slot before 503"},
+}
+
+// printSettings writes serveSettings as the environment part of serve -h.
+func printSettings(w io.Writer) {
+	fmt.Fprintln(w, "\nEnvironment variables (a flag wins over its variable):")
+	for _, s := range serveSettings {
+		line := "  " + s.Env
+		if s.Flag != "" {
+			line += " (" + s.Flag + ")"
+		}
+		fmt.Fprintf(w, "%s\n    \t%s", line, s.Help)
+		if s.Default != "" {
+			fmt.Fprintf(w, " (default %s)", s.Default)
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+const serveSynopsis = `Usage: countersign serve [flags]
+
+Runs the server. With no flags and no environment it starts on embedded
+defaults: SQLite in ./data, an in-process EVM dev chain, a generated master
+key, bound to 127.0.0.1:8555.`
+
+// parseServeConfig reads serve's flags and environment. With -h it writes
+// serve's usage (flags and every environment variable) to helpOut and
+// returns flag.ErrHelp.
+func parseServeConfig(args []string, getenv func(string) string, helpOut io.Writer) (*Config, error) {
 	c := &Config{}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	env := func(names ...string) string {
 		for _, n := range names {
 			if v := getenv(n); v != "" {
@@ -113,7 +210,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.DurationVar(&c.ApprovalWait, "approval-wait", 0, "how long /eth signing calls wait for a human (env ETH_RPC_APPROVAL_WAIT, default 2m)")
 	fs.StringVar(&c.SignerURL, "signer-url", env("SIGNER_URL"), "a separate derived-key signer (countersign signer) to use instead of the in-process one (env SIGNER_URL)")
 	durabilityFlags(fs, c)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, helpOut, serveSynopsis, printSettings); err != nil {
 		return nil, err
 	}
 	if err := durabilityEnv(fs, c, env); err != nil {
@@ -133,6 +230,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	c.WalletAllow = env("WALLET_ALLOW")
 	c.WalletHosts, c.WalletOrigins, c.MetricsToken = env("WALLET_ALLOWED_HOSTS"), env("WALLET_ALLOWED_ORIGINS"), env("METRICS_TOKEN")
 	c.WalletChain = or(env("WALLET_CHAIN"), "mock")
+	c.LedgerDB = env("LEDGER_DB")
 	c.WebhookAllow = env("WEBHOOK_ALLOW_NETS")
 	c.EventsSocket = or(env("EVENTS_SOCKET"), filepath.Join(c.DataDir, "events.sock"))
 	if env("EVENTS_SOCKET") == "off" {
@@ -246,6 +344,84 @@ func (c *Config) defaults() error {
 	}
 	if c.PollInterval == 0 && c.ChainURL == "" {
 		c.PollInterval = 100 * time.Millisecond
+	}
+	return nil
+}
+
+// validate checks every setting that can be checked without the disk or
+// the network. Start calls it first, so a setting that would stop the
+// start later stops it before anything is created: no master key, wallet
+// token or database file is left behind by a start that was refused.
+func (c *Config) validate() error {
+	if err := checkDB(c.DB); err != nil {
+		return err
+	}
+	if c.LedgerDB != "" {
+		// The mock ledger's balances and transfers are rows of the main
+		// database, written in the same transaction as their audit
+		// entries; a second file would let a transfer commit without its
+		// audit entry (or the reverse). Ignoring the variable would leave
+		// the operator looking for a ledger file that is never written.
+		l, errL := filepath.Abs(strings.TrimPrefix(c.LedgerDB, "sqlite://"))
+		d, errD := filepath.Abs(sqlitePath(c.DB))
+		if errL != nil || errD != nil || sqlitePath(c.DB) == "" || l != d {
+			return fmt.Errorf("LEDGER_DB is not supported: the mock ledger is kept in the main database (%s) so each transfer commits with its audit entry; unset LEDGER_DB (or set it to that database's path)", c.DB)
+		}
+	}
+	switch c.KeystoreKind {
+	case "", "dir", "store":
+	default:
+		return fmt.Errorf("KEYSTORE must be dir or store, not %q", c.KeystoreKind)
+	}
+	switch c.WalletChain {
+	case "", "mock":
+	case "aitbc":
+		return errors.New("WALLET_CHAIN=aitbc: there is no AITBC node adapter yet (the chain has no RPC to talk to); use WALLET_CHAIN=mock")
+	default:
+		return fmt.Errorf("WALLET_CHAIN must be mock (or, later, aitbc), not %q", c.WalletChain)
+	}
+	if c.OIDCLoginIss != "" && c.OIDCLoginAud == "" {
+		return errors.New("OIDC_LOGIN_ISSUER needs OIDC_LOGIN_CLIENT_ID (the aud its ID tokens carry)")
+	}
+	if c.WalletToken != "" {
+		if err := cshttp.CheckTokenStrength("WALLET_TOKEN", c.WalletToken); err != nil {
+			return err
+		}
+	}
+	if c.MetricsToken != "" {
+		if err := cshttp.CheckTokenStrength("METRICS_TOKEN", c.MetricsToken); err != nil {
+			return err
+		}
+	}
+	if c.SignerURL != "" || c.SignerSecret != "" {
+		if len(c.SignerToken) < 16 {
+			return errors.New("the derived-key signer needs SIGNER_TOKEN (at least 16 characters): its /dev routes must not be open")
+		}
+		if c.SignerURL == "" {
+			if _, err := derived.New(c.SignerSecret); err != nil {
+				return fmt.Errorf("DEV_KEY_SERVICE_MASTER_SECRET: %w", err)
+			}
+		}
+	}
+	if _, err := core.ParseAllowNets(c.WebhookAllow); err != nil {
+		return err
+	}
+	if _, err := cshttp.ParseAllowList(c.WalletAllow); err != nil {
+		return err
+	}
+	if _, err := cshttp.ParseHostList(c.WalletHosts); err != nil {
+		return err
+	}
+	if _, err := cshttp.ParseOriginList(c.WalletOrigins); err != nil {
+		return err
+	}
+	return nil
+}
+
+// checkDB refuses a database this build cannot open.
+func checkDB(db string) error {
+	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
+		return errors.New("PostgreSQL is not supported yet in this build: use a SQLite path (the store port is ready for it; see docs/OPERATIONS.md)")
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/countersign/countersign/core"
 )
 
 // FuzzDaemonSignTx drives POST /v1/sign/tx — the JSON body, the base64,
@@ -94,15 +96,26 @@ func FuzzDaemonSignTx(f *testing.F) {
 				t.Fatalf("aitbc_v0 signature does not cover the bytes sent")
 			}
 		case "evm":
-			var unsigned, signed types.Transaction
-			if !secp || unsigned.UnmarshalBinary(tx) != nil || signed.UnmarshalBinary(signedRaw) != nil {
+			// go-ethereum's own reading where it has one (an independent
+			// oracle); ethers' unsigned forms, which go-ethereum does not
+			// parse, are read by the server's decoder (and checked against
+			// ethers itself in TestSurface_SignTxEthersForms)
+			var signed types.Transaction
+			unsigned := new(types.Transaction)
+			var signer types.Signer
+			var derr error
+			if unsigned.UnmarshalBinary(tx) == nil {
+				signer = types.LatestSignerForChainID(chainID)
+				if unsigned.Type() != types.LegacyTxType {
+					signer = types.LatestSignerForChainID(unsigned.ChainId())
+				}
+			} else {
+				unsigned, signer, derr = core.DecodeUnsignedEVMTx(tx, chainID)
+			}
+			if !secp || derr != nil || signed.UnmarshalBinary(signedRaw) != nil {
 				t.Fatalf("evm: signed something that is not the transaction sent")
 			}
-			signer := types.LatestSignerForChainID(chainID)
-			if unsigned.Type() != types.LegacyTxType {
-				signer = types.LatestSignerForChainID(unsigned.ChainId())
-			}
-			if signer.Hash(&unsigned) != signer.Hash(&signed) {
+			if signer.Hash(unsigned) != signer.Hash(&signed) {
 				t.Fatalf("the signed transaction differs from the one sent")
 			}
 			if from, err := types.Sender(signer, &signed); err != nil || from != skAddr || signed.Hash().Hex() != out.TxHash {

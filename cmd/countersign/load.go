@@ -53,7 +53,6 @@ type loadReport struct {
 
 func loadCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	base := fs.String("url", or(getenv("COUNTERSIGN_URL"), "http://127.0.0.1:8555"), "the server (env COUNTERSIGN_URL)")
 	curve := fs.String("curve", "ed25519", "ed25519 or secp256k1")
 	conns := fs.Int("connections", 32, "concurrent keep-alive connections")
@@ -62,7 +61,10 @@ func loadCmd(ctx context.Context, args []string, getenv func(string) string, std
 	calib := fs.Duration("in-process-time", 2*time.Second, "how long to measure the in-process signing rate")
 	account := fs.String("account", "", "sign with this unlocked account instead of a new throwaway wallet")
 	dataDir := fs.String("data-dir", defaultDataDir(getenv), "the server's data directory, for its wallet.token when WALLET_TOKEN is not set (env COUNTERSIGN_DATA_DIR)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, `Usage: countersign load [--curve C] [--connections N] [--duration D] [--account ID] [flags]
+
+Drives POST /v1/sign/message on a running server and reports the signing rate,
+latencies and errors next to the in-process single-core rate.`, nil); err != nil {
 		return err
 	}
 	if *curve != "ed25519" && *curve != "secp256k1" {

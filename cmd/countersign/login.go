@@ -30,7 +30,6 @@ var stdin io.Reader = os.Stdin
 //     printing the credentials in the AWS CLI's credential_process format.
 func loginCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("login", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	base := fs.String("url", or(getenv("COUNTERSIGN_URL"), "http://127.0.0.1:8555"), "the countersign server (env COUNTERSIGN_URL)")
 	email := fs.String("email", "", "log in with a code sent to this address")
 	idToken := fs.String("oidc-token", "", "log in with an ID token from the server's OIDC login issuer")
@@ -40,7 +39,11 @@ func loginCmd(ctx context.Context, args []string, getenv func(string) string, st
 	stsEndpoint := fs.String("sts-endpoint", getenv("AWS_STS_ENDPOINT"), "STS endpoint (env AWS_STS_ENDPOINT; default AWS's)")
 	region := fs.String("region", or(getenv("AWS_REGION"), "us-east-1"), "AWS region")
 	chainID := fs.Int64("chain-id", 1337, "the server's chain id, for SIWE")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, `Usage: countersign login (--email E | --oidc-token T [--nonce N]) [--role-arn ARN] [flags]
+
+Signs in, links the derived wallet, signs in with it (SIWE) and mints an OIDC JWT;
+with --role-arn, assumes that AWS role and prints credential_process JSON.
+The signer's credential comes from SIGNER_TOKEN (required).`, nil); err != nil {
 		return err
 	}
 	if (*email == "") == (*idToken == "") {

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -29,17 +30,64 @@ import (
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-var version = "dev"
+// version is empty unless a release build stamps it (-ldflags "-X
+// main.version=…", deploy/build.sh); buildVersion then reads the build
+// info. `countersign version` and GET /about both print buildVersion, so
+// they cannot disagree.
+var version = ""
+
+// buildVersion is the stamped version, else the main module's version from
+// the build info (a tag or pseudo-version when built from a git checkout),
+// else "dev" (go run, go test: "(devel)").
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "countersign:", err)
-		}
+		fmt.Fprintln(os.Stderr, "countersign:", err)
 		os.Exit(1)
 	}
+}
+
+// parseFlags parses a subcommand's flags. -h (-help, --help) prints the
+// command's synopsis, its flags and, with extra, more (serve's environment
+// variables) to stdout and returns flag.ErrHelp, which run turns into
+// success: asking for help is not an error. A bad flag is an error that
+// names it; the flag package's own printing is silenced so the message
+// appears once.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer, synopsis string, extra func(io.Writer)) error {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(stdout, synopsis)
+		fmt.Fprintln(stdout, "\nFlags:")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+		if extra != nil {
+			extra(stdout)
+		}
+		return flag.ErrHelp
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w (run \"countersign %s -h\" for its flags)", fs.Name(), err, fs.Name())
+	}
+	return nil
+}
+
+// isHelp reports whether args asks for help before any subcommand word.
+func isHelp(args []string) bool {
+	return len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help")
 }
 
 const usage = `countersign — a wallet server for AI agents in which a human countersigns every spend.
@@ -67,15 +115,43 @@ Usage:
 Run "countersign serve -h" for the server's flags and environment variables.
 `
 
+const auditUsage = `Usage:
+  countersign audit verify [--checkpoint FILE] [--data-dir DIR] [--db PATH]
+  countersign audit checkpoint [--data-dir DIR] [--db PATH] [--master-key-file FILE]
+
+Run "countersign audit verify -h" or "countersign audit checkpoint -h" for each.`
+
+const mcpUsage = `Usage: countersign mcp
+
+Serves MCP on stdio for an agent's MCP host, forwarding to a running server.
+
+Environment variables:
+  COUNTERSIGN_URL        the server (default http://127.0.0.1:8555)
+  COUNTERSIGN_API_KEY    the agent's API key`
+
+// run is main without the process: the tests drive it. Help (-h on any
+// command) returns nil.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, getenv, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return errors.New("a command is required")
 	}
 	switch args[0] {
 	case "serve":
-		return serve(ctx, args[1:], getenv, stderr)
+		return serve(ctx, args[1:], getenv, stdout, stderr)
 	case "audit":
+		if isHelp(args[1:]) {
+			fmt.Fprintln(stdout, auditUsage)
+			return nil
+		}
 		if len(args) >= 2 && args[1] == "checkpoint" {
 			return auditCheckpoint(ctx, args[2:], getenv, stdout, stderr)
 		}
@@ -92,16 +168,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "login":
 		return loginCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "signer":
-		return signerCmd(ctx, args[1:], getenv, stderr)
+		return signerCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "mcp":
 		// stdio MCP server for MCP hosts: forwards to a running server.
+		if err := parseFlags(flag.NewFlagSet("mcp", flag.ContinueOnError), args[1:], stdout, mcpUsage, nil); err != nil {
+			return err
+		}
 		url := getenv("COUNTERSIGN_URL")
 		if url == "" {
 			url = "http://127.0.0.1:8555"
 		}
 		return csmcp.Proxy(ctx, url, getenv("COUNTERSIGN_API_KEY"), &sdk.StdioTransport{})
 	case "version", "--version":
-		fmt.Fprintln(stdout, "countersign", version)
+		if err := parseFlags(flag.NewFlagSet("version", flag.ContinueOnError), args[1:], stdout, "Usage: countersign version\n\nPrints the version (the same as GET /about's).", nil); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "countersign", buildVersion())
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -130,8 +212,8 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 	return slog.New(cshttp.LogHandler{Handler: h}), nil
 }
 
-func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
-	cfg, err := parseServeConfig(args, getenv, stderr)
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseServeConfig(args, getenv, stdout)
 	if err != nil {
 		return err
 	}
@@ -153,12 +235,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 }
 
 func auditVerify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	checkpoint, args, err := checkpointFlag(args)
-	if err != nil {
+	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
+	checkpoint := fs.String("checkpoint", "", "also check a checkpoint file (from audit checkpoint or GET /api/audit/checkpoint): nothing in it may be gone")
+	cfg := auditFlags(fs, getenv, false)
+	if err := parseFlags(fs, args, stdout, "Usage: countersign audit verify [flags]\n\nChecks every audit hash chain in the database (a deleted, inserted or edited row breaks it).", nil); err != nil {
 		return err
 	}
-	cfg, err := parseServeConfig(args, getenv, stderr)
-	if err != nil {
+	if err := auditArgs(fs, cfg); err != nil {
 		return err
 	}
 	st, err := openStore(ctx, cfg)
@@ -170,10 +253,10 @@ func auditVerify(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return fmt.Errorf("audit chain BROKEN after %d good entries: %w", n, err)
 	}
-	if checkpoint != "" {
-		heads, err := verifyCheckpointFile(ctx, st, checkpoint)
+	if *checkpoint != "" {
+		heads, err := verifyCheckpointFile(ctx, st, *checkpoint)
 		if err != nil {
-			return fmt.Errorf("audit chain BROKEN against checkpoint %s: %w", checkpoint, err)
+			return fmt.Errorf("audit chain BROKEN against checkpoint %s: %w", *checkpoint, err)
 		}
 		fmt.Fprintf(stdout, "audit chain OK: %d entries verified, checkpoint of %d chain heads intact\n", n, heads)
 		return nil
@@ -184,12 +267,17 @@ func auditVerify(ctx context.Context, args []string, getenv func(string) string,
 
 // signerCmd runs the derived-key signer as its own process: only the /dev/*
 // routes, the boundary a TEE worker will take over (same wire shape).
-func signerCmd(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+func signerCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("signer", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8556", "listen address")
 	format := fs.String("log-format", "text", "text or json")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, `Usage: countersign signer [flags]
+
+Runs the derived-key signer alone (DEV ONLY): the /dev/* routes.
+
+Environment variables:
+  DEV_KEY_SERVICE_MASTER_SECRET  the master secret every key derives from (64 hex digits; required)
+  SIGNER_TOKEN                   the service credential callers send (at least 16 characters; required)`, nil); err != nil {
 		return err
 	}
 	log, err := newLogger(*format, "info", stderr)

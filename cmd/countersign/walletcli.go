@@ -69,13 +69,33 @@ func printJSON(w io.Writer, raw json.RawMessage) error {
 	return err
 }
 
+// walletSynopses is each wallet subcommand's usage: they share one flag
+// set, so each says which flags it reads.
+var walletSynopses = map[string]string{
+	"create": "Usage: countersign wallet create [--name N] [--words 12|24] [--show-mnemonic]\n\nCreates an HD wallet; the password from COUNTERSIGN_WALLET_PASSWORD or the first line of stdin.",
+	"import": "Usage: countersign wallet import [--name N] (--mnemonic-file F | --key-file F --curve C | --keystore-file F)\n\nImports a wallet; the password from COUNTERSIGN_WALLET_PASSWORD or the first line of stdin.",
+	"list":   "Usage: countersign wallet list\n\nLists the daemon's wallets (never secrets).",
+	"unlock": "Usage: countersign wallet unlock --wallet ID\n\nUnlocks a wallet for UNLOCK_TTL_SEC; the password from COUNTERSIGN_WALLET_PASSWORD or the first line of stdin.",
+	"derive": "Usage: countersign wallet derive --wallet ID [--curve C] [--path P]\n\nDerives an account of an unlocked HD wallet.",
+	"export": "Usage: countersign wallet export --account ID --out FILE\n\nExports an account's key as an encrypted keystore; the export password from COUNTERSIGN_EXPORT_PASSWORD or the first line of stdin.",
+}
+
+const walletUsage = `Usage: countersign wallet create|import|list|unlock|derive|export [flags]
+
+The local wallet daemon's wallets, on a running server (--url, env COUNTERSIGN_URL).
+The token is WALLET_TOKEN, else DATA_DIR/wallet.token (--data-dir, env COUNTERSIGN_DATA_DIR).
+Run "countersign wallet SUBCOMMAND -h" for each.`
+
 func walletCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
 	usage := errors.New("usage: countersign wallet create|import|list|unlock|derive|export [flags] (-h for each)")
-	if len(args) == 0 {
+	if isHelp(args) {
+		fmt.Fprintln(stdout, walletUsage)
+		return flag.ErrHelp
+	}
+	if len(args) == 0 || walletSynopses[args[0]] == "" {
 		return usage
 	}
 	fs := flag.NewFlagSet("wallet "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	url := fs.String("url", "", "the server (env COUNTERSIGN_URL, default http://127.0.0.1:8555)")
 	dataDir := fs.String("data-dir", defaultDataDir(getenv), "the server's data directory, for its wallet.token when WALLET_TOKEN is not set (env COUNTERSIGN_DATA_DIR)")
 	name := fs.String("name", "", "wallet name")
@@ -89,7 +109,7 @@ func walletCmd(ctx context.Context, args []string, getenv func(string) string, s
 	wallet := fs.String("wallet", "", "wallet id")
 	account := fs.String("account", "", "account id")
 	out := fs.String("out", "", "export: write the encrypted keystore here (mode 0600)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:], stdout, walletSynopses[args[0]], nil); err != nil {
 		return err
 	}
 	c, from := daemonClient(getenv, *url, *dataDir)
@@ -195,18 +215,23 @@ func walletCmd(ctx context.Context, args []string, getenv func(string) string, s
 	return printJSON(stdout, res)
 }
 
+const signUsage = "Usage: countersign sign message --account ID (--text T | --base64 B)\n\nSigns a message with a daemon account (ed25519: the bytes; secp256k1: EIP-191)."
+
 func signCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if isHelp(args) {
+		fmt.Fprintln(stdout, signUsage)
+		return flag.ErrHelp
+	}
 	if len(args) == 0 || args[0] != "message" {
 		return errors.New("usage: countersign sign message --account ID (--text T | --base64 B)")
 	}
 	fs := flag.NewFlagSet("sign message", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	url := fs.String("url", "", "the server (env COUNTERSIGN_URL)")
 	dataDir := fs.String("data-dir", defaultDataDir(getenv), "the server's data directory, for its wallet.token when WALLET_TOKEN is not set (env COUNTERSIGN_DATA_DIR)")
 	account := fs.String("account", "", "account id")
 	text := fs.String("text", "", "the message as text")
 	b64 := fs.String("base64", "", "the message as base64")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:], stdout, signUsage, nil); err != nil {
 		return err
 	}
 	if (*text == "") == (*b64 == "") {
