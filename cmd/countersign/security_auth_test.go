@@ -216,8 +216,9 @@ func TestSecurity_MFAParallelSubmitOfOneCodeDoesNotLockOut(t *testing.T) {
 	if ok.Load() != 1 || replay.Load() != 9 {
 		t.Fatalf("accepted %d, refused %d: want 1 and 9", ok.Load(), replay.Load())
 	}
-	// not locked: the next code works at once
-	e.do("POST", "/api/authorize_transaction", bearer(u.token), map[string]string{"transaction_id": ids[0], "mfa_code": e.code(u)}).must(t, 200)
+	// not locked: the next code works at once (on a request still pending)
+	fresh := e.do("POST", "/api/prepare_transaction", apiKey(key), map[string]string{"type": "native", "to_address": randomAddress(), "amount": "1"}).must(t, 202).str("transaction_id")
+	e.do("POST", "/api/authorize_transaction", bearer(u.token), map[string]string{"transaction_id": fresh, "mfa_code": e.code(u)}).must(t, 200)
 }
 
 // TestSecurity_ParallelPasswordGuessesMeetTheLimit: 40 parallel wrong
