@@ -159,7 +159,9 @@ func DecodeRPCRequest(raw []byte) (*rpcRequest, error) {
 	return &req, nil
 }
 
-// toRPCError maps countersign and node errors to JSON-RPC errors.
+// toRPCError maps countersign and node errors to JSON-RPC errors. The
+// EIP-1193 answers (4001, 4100, -32002 pending) are built where they arise,
+// as *rpcError, and pass through unchanged.
 func toRPCError(err error) *rpcError {
 	if re, ok := err.(*rpcError); ok {
 		return re
@@ -172,16 +174,23 @@ func toRPCError(err error) *rpcError {
 		}
 		return e
 	}
-	detail := countersign.ErrorDetail(err)
-	switch countersign.ErrorCode(err) {
-	case countersign.BadRequest:
-		return &rpcError{Code: rpcInvalidParams, Message: detail}
-	case countersign.InsufficientFunds, countersign.ChainError:
-		return &rpcError{Code: rpcServerError, Message: detail, Data: map[string]string{"code": string(countersign.ErrorCode(err))}}
-	case countersign.Internal:
+	// the code comes from the one error table (error.go), its ETH column
+	code := countersign.ErrorCode(err)
+	row, ok := errorTable[code]
+	if !ok {
+		// a code from outside the table (a remote signer can echo its
+		// own): answered node-style, as it always was
+		row.ETH = rpcServerError
+	}
+	switch row.ETH {
+	case rpcInternal:
+		// an internal error's detail is for the log, not for the agent
 		return &rpcError{Code: rpcInternal, Message: "internal error"}
+	case rpcServerError:
+		// -32000 alone does not say what failed: the countersign code goes in data
+		return &rpcError{Code: rpcServerError, Message: countersign.ErrorDetail(err), Data: map[string]string{"code": string(code)}}
 	default:
-		return &rpcError{Code: rpcServerError, Message: detail, Data: map[string]string{"code": string(countersign.ErrorCode(err))}}
+		return &rpcError{Code: row.ETH, Message: countersign.ErrorDetail(err)}
 	}
 }
 

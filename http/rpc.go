@@ -101,20 +101,15 @@ func (s *Server) about(w http.ResponseWriter, r *http.Request, _ *core.Principal
 		Libraries: libs})
 }
 
-// daemonRPCError gives countersign errors the daemon's JSON-RPC codes.
+// daemonRPCError gives countersign errors the daemon's JSON-RPC codes: the
+// RPC column of the one error table (error.go). A code without a row gets
+// Internal's, -32603.
 func daemonRPCError(err error) error {
 	if _, ok := err.(*rpcError); ok {
 		return err
 	}
-	code := map[countersign.Code]int{
-		countersign.BadRequest: rpcInvalidParams, core.WalletLocked: -32001, countersign.BadPassword: -32002,
-		countersign.Forbidden: -32003, countersign.NotFound: -32004, countersign.Conflict: -32009, countersign.RateLimit: -32029,
-		countersign.InsufficientFunds: -32010,
-	}[countersign.ErrorCode(err)]
-	if code == 0 {
-		code = rpcInternal
-	}
-	return &rpcError{Code: code, Message: countersign.ErrorDetail(err), Data: map[string]string{"code": string(countersign.ErrorCode(err))}}
+	_, row := errorRowOf(err)
+	return &rpcError{Code: row.RPC, Message: countersign.ErrorDetail(err), Data: map[string]string{"code": string(countersign.ErrorCode(err))}}
 }
 
 func (s *Server) daemonRPC(w http.ResponseWriter, r *http.Request, principal *core.Principal) error {

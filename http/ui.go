@@ -156,7 +156,7 @@ func (s *Server) uiGuard(rt UIRoute) http.Handler {
 				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}
-			http.Error(w, "not logged in", http.StatusUnauthorized)
+			s.uiError(w, r, countersign.Errorf(countersign.Unauthorized, "not logged in"))
 			return
 		}
 		if c.p == nil { // anonymous forms: double-submit cookie
@@ -170,28 +170,33 @@ func (s *Server) uiGuard(rt UIRoute) http.Handler {
 		if r.Method == "POST" {
 			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
 			if err := r.ParseForm(); err != nil {
-				http.Error(w, "bad form", http.StatusBadRequest)
+				s.uiError(w, r, countersign.Wrap(countersign.BadRequest, err, "bad form"))
 				return
 			}
 			form := r.PostForm.Get("csrf")
 			if c.csrf == "" || form == "" || subtle.ConstantTimeCompare([]byte(c.csrf), []byte(form)) != 1 {
 				s.Log.WarnContext(r.Context(), "csrf token missing or wrong", "path", r.URL.Path)
-				http.Error(w, "The form's CSRF token is missing or wrong: reload the page and try again.", http.StatusForbidden)
+				s.uiError(w, r, countersign.Errorf(countersign.Forbidden, "The form's CSRF token is missing or wrong: reload the page and try again."))
 				return
 			}
 		}
 		if err := rt.h(s, w, r, c); err != nil {
-			code := countersign.ErrorCode(err)
-			status := statusOf[code]
-			if status == 0 {
-				status = 500
-			}
-			if status >= 500 {
-				s.Log.ErrorContext(r.Context(), "ui request failed", "err", err)
-			}
-			http.Error(w, countersign.ErrorDetail(err), status)
+			s.uiError(w, r, err)
 		}
 	})
+}
+
+// uiError answers a UI request that has no page to go back to: the status
+// from the one error table (error.go), the same as REST's for the code, and
+// the error's public detail as plain text. The guard's own refusals and a
+// handler's error answer alike; forms that can show a message redirect with
+// back() instead.
+func (s *Server) uiError(w http.ResponseWriter, r *http.Request, err error) {
+	_, row := errorRowOf(err)
+	if row.Status >= 500 {
+		s.Log.ErrorContext(r.Context(), "ui request failed", "err", err)
+	}
+	http.Error(w, countersign.ErrorDetail(err), row.Status)
 }
 
 // page is what every template gets.
