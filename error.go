@@ -34,6 +34,7 @@ const (
 	FeeTooHigh        Code = "FEE_TOO_HIGH"    // the network fee now exceeds what the approval (or MAX_FEE_PER_GAS) allows
 	ChainMismatch     Code = "CHAIN_MISMATCH"  // the approval is for another chain than the one the server is connected to
 	Unavailable       Code = "UNAVAILABLE"     // the server is too busy for this now: retry after Retry-After
+	WalletLocked      Code = "WALLET_LOCKED"   // the seed's code for a daemon wallet that must be unlocked first
 	Internal          Code = "INTERNAL"
 )
 

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/ethsig"
 	"github.com/countersign/countersign/keys/hd"
 	"github.com/countersign/countersign/keys/keystore"
 )
@@ -29,8 +30,9 @@ import (
 // curves, messages signed. It acts as the operator: agents never reach it
 // (they go through the countersigned flow).
 
-// WalletLocked is the seed's error code for a wallet that must be unlocked.
-const WalletLocked countersign.Code = "WALLET_LOCKED"
+// WalletLocked is the seed's error code for a wallet that must be unlocked
+// (defined in the root with the other codes; kept here for callers of core).
+const WalletLocked = countersign.WalletLocked
 
 // Curves.
 const (
@@ -607,11 +609,10 @@ func (d *Daemon) SignMessage(ctx context.Context, accountID string, msg []byte) 
 			out.Signature, out.Algo = ed25519.Sign(k.ed, msg), "ed25519"
 			return nil
 		}
-		sig, err := crypto.Sign(accounts.TextHash(msg), k.ec)
+		sig, err := ethsig.SignHash(k.ec, accounts.TextHash(msg))
 		if err != nil {
 			return err
 		}
-		sig[64] += 27
 		out.Signature, out.Algo = sig, "secp256k1-eip191"
 		return nil
 	})

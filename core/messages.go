@@ -5,79 +5,28 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"io"
-	"math/big"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/ethereum/go-ethereum/accounts"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/signer/core/apitypes"
 
 	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/ethsig"
 )
 
-// MaxMessage bounds a message to sign.
-const MaxMessage = 64 << 10
+// The message helpers are ethsig's (shared with the signers); these names
+// keep core's callers (http, mcp) unchanged.
+const (
+	MaxMessage = ethsig.MaxMessage
+	AnyChain   = ethsig.AnyChain
+)
 
-// ParsePersonalMessage reads a personal_sign message: 0x-hex bytes, or
-// otherwise the UTF-8 text itself.
-func ParsePersonalMessage(s string) ([]byte, error) {
-	if strings.HasPrefix(s, "0x") || strings.HasPrefix(s, "0X") {
-		b, err := hexutil.Decode(s)
-		if err == nil {
-			return b, nil
-		}
-		if s == "0x" {
-			return []byte{}, nil
-		}
-	}
-	if !utf8.ValidString(s) {
-		return nil, countersign.Errorf(countersign.BadRequest, "message must be 0x-hex or UTF-8 text")
-	}
-	return []byte(s), nil
-}
+// ParsePersonalMessage is ethsig.ParsePersonalMessage.
+func ParsePersonalMessage(s string) ([]byte, error) { return ethsig.ParsePersonalMessage(s) }
 
-// AnyChain is ParseTypedData's chainID for callers documented as chain-free.
-const AnyChain = -1
-
-// ParseTypedData parses and hashes EIP-712 typed data for chainID.
-//
-// chainID >= 0 (the countersigned flow: agent requests and /eth
-// eth_signTypedData_v4): domain.chainId is required and must equal chainID,
-// compared as integers of any size — comparing truncated int64s let
-// 2^64+1337 pass as 1337 while the wallet signs for another chain. Typed
-// data without a chain id is replayable on every chain, so it is refused
-// here rather than shown to a human who cannot tell.
-//
-// chainID < 0 (callers that are documented as chain-free: the derived-key
-// signer's /dev/sign-typed-data): any domain.chainId, or none, is accepted.
-// Pass AnyChain to say so.
+// ParseTypedData is ethsig.ParseTypedData (see there for chainID).
 func ParseTypedData(raw []byte, chainID int64) (apitypes.TypedData, []byte, error) {
-	var td apitypes.TypedData
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&td); err != nil {
-		return td, nil, countersign.Errorf(countersign.BadRequest, "message is not EIP-712 typed data: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return td, nil, countersign.Errorf(countersign.BadRequest, "typed data must be one JSON object with nothing after it")
-	}
-	if td.PrimaryType == "" || len(td.Types) == 0 {
-		return td, nil, countersign.Errorf(countersign.BadRequest, "typed data needs types and primaryType")
-	}
-	if chainID >= 0 {
-		if td.Domain.ChainId == nil {
-			return td, nil, countersign.Errorf(countersign.BadRequest, "typed data needs domain.chainId (this wallet is on chain %d): without it the signature is valid on every chain", chainID)
-		}
-		if got := (*big.Int)(td.Domain.ChainId); got.Cmp(big.NewInt(chainID)) != 0 {
-			return td, nil, countersign.Errorf(countersign.BadRequest, "typed data is for chain %s, this wallet is on chain %d", got, chainID)
-		}
-	}
-	hash, _, err := apitypes.TypedDataAndHash(td)
-	if err != nil {
-		return td, nil, countersign.Errorf(countersign.BadRequest, "typed data does not hash: %v", err)
-	}
-	return td, hash, nil
+	return ethsig.ParseTypedData(raw, chainID)
 }
 
 // buildMessage validates a message request and fills what the approval

@@ -80,21 +80,13 @@ func CheckIssuerURL(s string) error {
 	return nil
 }
 
-// Mailer sends email (the SMTP adapter, or a test sink).
-type Mailer interface {
-	Send(ctx context.Context, to, subject, body string) error
-}
-
-// VerifiedIDToken is what an OIDC login proves.
-type VerifiedIDToken struct {
-	Issuer, Subject, Nonce string
-}
-
-// IDTokenVerifier checks an ID token from a configured issuer (discovery,
-// JWKS, aud, exp).
-type IDTokenVerifier interface {
-	Verify(ctx context.Context, rawIDToken string) (*VerifiedIDToken, error)
-}
+// The login ports are the root's, so the mailer and oidc adapters import
+// only the domain; these aliases keep core's callers unchanged.
+type (
+	Mailer          = countersign.Mailer
+	VerifiedIDToken = countersign.VerifiedIDToken
+	IDTokenVerifier = countersign.IDTokenVerifier
+)
 
 // OmniSession is a session for an omni_account.
 type OmniSession struct {

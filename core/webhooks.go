@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/netguard"
 )
 
 // Webhooks: every event written to the outbox is also queued, in the same
@@ -23,10 +24,9 @@ import (
 // backoff; after MaxDeliveryAttempts a delivery is dead (kept, with its last
 // error, in the delivery log).
 
-// WebhookSender POSTs a delivery (the notify package).
-type WebhookSender interface {
-	Post(ctx context.Context, url string, headers map[string]string, body []byte) (status int, err error)
-}
+// WebhookSender POSTs a delivery (the notify package); the port is the
+// root's, so notify imports only the domain.
+type WebhookSender = countersign.WebhookSender
 
 // MaxDeliveryAttempts is how often a delivery is tried before it is dead.
 const MaxDeliveryAttempts = 8
@@ -166,7 +166,7 @@ func (s *Service) DeliverDue(ctx context.Context) error {
 		}
 		// The sender checks the address it dials; this catches a literal
 		// target the policy no longer allows without dialing at all.
-		if u, perr := parseWebhookURL(w.URL); perr != nil || s.literalRefused(u.Hostname()) {
+		if u, perr := netguard.ParseURL(w.URL); perr != nil || s.literalRefused(u.Hostname()) {
 			if err := s.failDelivery(ctx, d, 0, DeliveryRefusedAddress); err != nil {
 				return err
 			}
@@ -210,7 +210,7 @@ func (s *Service) DeliverDue(ctx context.Context) error {
 // literalRefused reports whether host is an IP literal the policy refuses
 // (or a malformed numeric host).
 func (s *Service) literalRefused(host string) bool {
-	ip, literal, err := hostLiteral(host)
+	ip, literal, err := netguard.HostLiteral(host)
 	return err != nil || (literal && s.webhookGuard().CheckIP(ip) != nil)
 }
 

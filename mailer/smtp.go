@@ -1,4 +1,4 @@
-// Package mailer sends email over SMTP (core.Mailer): the login codes of
+// Package mailer sends email over SMTP (countersign.Mailer): the login codes of
 // email sign-in.
 package mailer
 

@@ -1,4 +1,5 @@
-// Package notify delivers webhooks over HTTP (core.WebhookSender).
+// Package notify delivers webhooks over HTTP (countersign.WebhookSender)
+// and relays the event stream to a local socket.
 package notify
 
 import (
@@ -12,7 +13,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/netguard"
 )
 
 // HTTP posts deliveries to the addresses its guard allows. Redirects are
@@ -25,19 +27,19 @@ import (
 // changed record) is refused however it got there.
 type HTTP struct {
 	Client *http.Client
-	guard  *core.WebhookGuard
+	guard  *netguard.Guard
 }
 
 var (
-	_ core.WebhookSender = (*HTTP)(nil)
-	_ core.AddressGuard  = (*HTTP)(nil)
+	_ countersign.WebhookSender = (*HTTP)(nil)
+	_ netguard.AddressGuard     = (*HTTP)(nil)
 )
 
 // New returns a sender held to guard (nil: no exceptions to the policy,
 // system resolver) with a 10 s timeout and no redirects.
-func New(guard *core.WebhookGuard) *HTTP {
+func New(guard *netguard.Guard) *HTTP {
 	if guard == nil {
-		guard = &core.WebhookGuard{}
+		guard = &netguard.Guard{}
 	}
 	h := &HTTP{guard: guard}
 	dialer := Dialer(guard)
@@ -61,7 +63,7 @@ func New(guard *core.WebhookGuard) *HTTP {
 // Dialer returns a dialer that refuses, in its Control function, any
 // socket whose destination guard refuses: the last check, on the address
 // the kernel is asked to connect to, whatever resolved it.
-func Dialer(guard *core.WebhookGuard) *net.Dialer {
+func Dialer(guard *netguard.Guard) *net.Dialer {
 	return &net.Dialer{
 		Timeout:   5 * time.Second,
 		KeepAlive: 30 * time.Second,
@@ -73,12 +75,12 @@ func Dialer(guard *core.WebhookGuard) *net.Dialer {
 
 // AddressGuard is the policy CreateWebhook checks registrations against:
 // the same one this sender dials under.
-func (h *HTTP) AddressGuard() *core.WebhookGuard { return h.guard }
+func (h *HTTP) AddressGuard() *netguard.Guard { return h.guard }
 
 // dial resolves addr's host with the guard (refusing it if any address is
 // internal), then connects to the addresses themselves, so the name is not
 // resolved a second time behind the guard's back; Control checks again.
-func dial(ctx context.Context, d *net.Dialer, guard *core.WebhookGuard, network, addr string) (net.Conn, error) {
+func dial(ctx context.Context, d *net.Dialer, guard *netguard.Guard, network, addr string) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign/netguard"
 )
 
 // fakeDNS answers from a table the test changes, like a DNS record an
@@ -63,7 +63,7 @@ func TestSecurity_WebhookDialRefusesInward(t *testing.T) {
 	dns := &fakeDNS{}
 	dns.set("rebind.example.com", "127.0.0.1")
 	dns.set("mixed.example.com", "93.184.215.14", "127.0.0.1")
-	h := New(&core.WebhookGuard{Resolver: dns})
+	h := New(&netguard.Guard{Resolver: dns})
 	for u, h := range map[string]*HTTP{
 		srv.URL:                              h,
 		"http://localhost:" + port:           New(nil), // the system resolver: localhost is loopback
@@ -74,7 +74,7 @@ func TestSecurity_WebhookDialRefusesInward(t *testing.T) {
 		"http://[::]:" + port:                h,
 		"http://rebind.example.com.:" + port: h,
 	} {
-		if _, err := h.Post(context.Background(), u, nil, []byte("{}")); !errors.Is(err, core.ErrRefusedAddress) {
+		if _, err := h.Post(context.Background(), u, nil, []byte("{}")); !errors.Is(err, netguard.ErrRefusedAddress) {
 			t.Errorf("posted to %s: %v", u, err)
 		}
 	}
@@ -83,7 +83,7 @@ func TestSecurity_WebhookDialRefusesInward(t *testing.T) {
 	}
 
 	// the operator's allowlist opens loopback, and only loopback
-	ok := New(&core.WebhookGuard{Allow: loopback, Resolver: dns})
+	ok := New(&netguard.Guard{Allow: loopback, Resolver: dns})
 	if st, err := ok.Post(context.Background(), "http://rebind.example.com:"+port, nil, []byte("{}")); err != nil || st != 200 || hits.Load() != 1 {
 		t.Fatalf("allowlisted delivery: %d %v (%d hits)", st, err, hits.Load())
 	}
@@ -95,15 +95,15 @@ func TestSecurity_WebhookDialRefusesInward(t *testing.T) {
 func TestSecurity_WebhookDialerControl(t *testing.T) {
 	srv, hits := counting(t)
 	addr := strings.TrimPrefix(srv.URL, "http://")
-	c, err := Dialer(&core.WebhookGuard{}).DialContext(context.Background(), "tcp", addr)
+	c, err := Dialer(&netguard.Guard{}).DialContext(context.Background(), "tcp", addr)
 	if err == nil {
 		c.Close()
 		t.Fatal("dialed loopback")
 	}
-	if !errors.Is(err, core.ErrRefusedAddress) {
+	if !errors.Is(err, netguard.ErrRefusedAddress) {
 		t.Fatalf("want a refused address, got %v", err)
 	}
-	c, err = Dialer(&core.WebhookGuard{Allow: loopback}).DialContext(context.Background(), "tcp", addr)
+	c, err = Dialer(&netguard.Guard{Allow: loopback}).DialContext(context.Background(), "tcp", addr)
 	if err != nil {
 		t.Fatalf("allowlisted dial: %v", err)
 	}
@@ -122,7 +122,7 @@ func TestSecurity_WebhookNoRedirectNoProxy(t *testing.T) {
 		http.Redirect(w, r, target.URL+"/inside", http.StatusTemporaryRedirect)
 	}))
 	defer redirector.Close()
-	h := New(&core.WebhookGuard{Allow: loopback})
+	h := New(&netguard.Guard{Allow: loopback})
 	st, err := h.Post(context.Background(), redirector.URL, nil, []byte("{}"))
 	if err != nil || st != http.StatusTemporaryRedirect || hits.Load() != 0 {
 		t.Fatalf("redirect followed: %d %v (%d hits)", st, err, hits.Load())

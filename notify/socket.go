@@ -9,14 +9,14 @@ import (
 	"os"
 	"time"
 
-	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign"
 )
 
 // ServeEventSocket streams every event (all owners: this is the operator's
 // local view) as newline-delimited JSON to each client of a Unix socket,
 // from the moment it connects (seed 001 §2: the local stream of "signed"
 // notifications). The socket file is mode 0600. It returns when ctx ends.
-func ServeEventSocket(ctx context.Context, path string, svc *core.Service, log *slog.Logger) error {
+func ServeEventSocket(ctx context.Context, path string, feed countersign.EventFeed, log *slog.Logger) error {
 	_ = os.Remove(path) // a stale socket from an unclean stop
 	ln, err := net.Listen("unix", path)
 	if err != nil {
@@ -38,15 +38,15 @@ func ServeEventSocket(ctx context.Context, path string, svc *core.Service, log *
 			}
 			return err
 		}
-		go streamTo(ctx, c, svc, log)
+		go streamTo(ctx, c, feed, log)
 	}
 }
 
-func streamTo(ctx context.Context, c net.Conn, svc *core.Service, log *slog.Logger) {
+func streamTo(ctx context.Context, c net.Conn, feed countersign.EventFeed, log *slog.Logger) {
 	defer c.Close()
-	wake, stop := svc.Broker.Subscribe(core.AllOwners)
+	wake, stop := feed.Wake()
 	defer stop()
-	after, err := svc.Store.LastEventIDAll(ctx)
+	after, err := feed.LastEventIDAll(ctx)
 	if err != nil {
 		return
 	}
@@ -54,7 +54,7 @@ func streamTo(ctx context.Context, c net.Conn, svc *core.Service, log *slog.Logg
 	tick := time.NewTicker(15 * time.Second)
 	defer tick.Stop()
 	for {
-		evs, err := svc.Store.AllEventsAfter(ctx, after, 100)
+		evs, err := feed.AllEventsAfter(ctx, after, 100)
 		if err != nil {
 			return
 		}

@@ -1,5 +1,5 @@
 // Package oidc verifies ID tokens from a configured OpenID Connect issuer
-// (discovery and JWKS with coreos/go-oidc) for OIDC login (core.IDTokenVerifier).
+// (discovery and JWKS with coreos/go-oidc) for OIDC login (countersign.IDTokenVerifier).
 package oidc
 
 import (
@@ -8,7 +8,7 @@ import (
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 
-	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign"
 )
 
 // Verifier checks ID tokens of one issuer for one client id (aud).
@@ -18,7 +18,7 @@ type Verifier struct {
 	provider         *gooidc.Provider
 }
 
-var _ core.IDTokenVerifier = (*Verifier)(nil)
+var _ countersign.IDTokenVerifier = (*Verifier)(nil)
 
 // New discovers the issuer lazily, on the first login, so the server
 // starts even when the issuer is briefly unreachable.
@@ -30,7 +30,7 @@ func New(issuer, clientID string, client *http.Client) *Verifier {
 }
 
 // Verify checks signature (via the issuer's JWKS), iss, aud and exp.
-func (v *Verifier) Verify(ctx context.Context, raw string) (*core.VerifiedIDToken, error) {
+func (v *Verifier) Verify(ctx context.Context, raw string) (*countersign.VerifiedIDToken, error) {
 	ctx = gooidc.ClientContext(ctx, v.client)
 	if v.provider == nil {
 		p, err := gooidc.NewProvider(ctx, v.issuer)
@@ -43,5 +43,5 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*core.VerifiedIDToke
 	if err != nil {
 		return nil, err
 	}
-	return &core.VerifiedIDToken{Issuer: tok.Issuer, Subject: tok.Subject, Nonce: tok.Nonce}, nil
+	return &countersign.VerifiedIDToken{Issuer: tok.Issuer, Subject: tok.Subject, Nonce: tok.Nonce}, nil
 }

@@ -268,7 +268,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := notify.ServeEventSocket(runCtx, cfg.EventsSocket, svc, log); err != nil {
+				if err := notify.ServeEventSocket(runCtx, cfg.EventsSocket, svc.AllEventsFeed(), log); err != nil {
 					log.Warn("event socket", "path", cfg.EventsSocket, "err", err)
 				}
 			}()

@@ -29,7 +29,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/countersign/countersign"
-	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign/ethsig"
 	"github.com/countersign/countersign/keys/keystore"
 )
 
@@ -110,17 +110,12 @@ func (s *Signer) signHash(omni string, hash []byte) ([]byte, error) {
 		return nil, err
 	}
 	defer keystore.ZeroKey(key)
-	sig, err := crypto.Sign(hash, key)
-	if err != nil {
-		return nil, err
-	}
-	sig[64] += 27
-	return sig, nil
+	return ethsig.SignHash(key, hash)
 }
 
 // SignMessage signs an EIP-191 personal message. DEV ONLY — replace with a TEE.
 func (s *Signer) SignMessage(_ context.Context, omni string, message []byte) ([]byte, error) {
-	if len(message) > core.MaxMessage {
+	if len(message) > ethsig.MaxMessage {
 		return nil, countersign.Errorf(countersign.BadRequest, "message is too large")
 	}
 	return s.signHash(omni, accounts.TextHash(message))
@@ -130,7 +125,7 @@ func (s *Signer) SignMessage(_ context.Context, omni string, message []byte) ([]
 // Chain-free by design: a derived key belongs to an omni_account, not to a
 // chain, so any domain.chainId, or none, is signed.
 func (s *Signer) SignTypedData(_ context.Context, omni string, typedData []byte) ([]byte, error) {
-	_, hash, err := core.ParseTypedData(typedData, core.AnyChain)
+	_, hash, err := ethsig.ParseTypedData(typedData, ethsig.AnyChain)
 	if err != nil {
 		return nil, err
 	}

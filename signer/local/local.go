@@ -18,6 +18,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/ethsig"
 	"github.com/countersign/countersign/keys/keystore"
 )
 
@@ -194,12 +195,7 @@ func (s *Signer) SignHash(ctx context.Context, w *countersign.Wallet, hash []byt
 		return nil, err
 	}
 	defer keystore.ZeroKey(key)
-	sig, err := crypto.Sign(hash, key)
-	if err != nil {
-		return nil, err
-	}
-	sig[64] += 27
-	return sig, nil
+	return ethsig.SignHash(key, hash)
 }
 
 // SignTx signs an EIP-1559 transaction with the wallet's key.
