@@ -20,7 +20,7 @@ import (
 // startAt starts the real wiring on data directory dir with clock (kept
 // across restarts, so TOTP steps keep increasing). stop closes it early;
 // it is also closed when the test ends.
-func startAt(t *testing.T, dir string, clock *testClock, opts ...envOption) (e *env, stop func(), err error) {
+func startAt(t testing.TB, dir string, clock *testClock, opts ...envOption) (e *env, stop func(), err error) {
 	t.Helper()
 	cfg := &Config{Addr: "127.0.0.1:0", DataDir: dir, Clock: clock, PollInterval: 20 * time.Millisecond,
 		Argon2: auth.Argon2Params{Time: 1, Memory: 8 * 1024, Threads: 1}, LogFormat: "json"}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/base32"
 	"encoding/json"
 	"fmt"
@@ -57,30 +56,11 @@ type envOption func(*Config)
 // dir, cheap Argon2 parameters and an injected clock.
 func newEnv(t testing.TB, opts ...envOption) *env {
 	t.Helper()
-	clock := &testClock{now: time.Now().UTC().Truncate(time.Second)}
-	cfg := &Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), Clock: clock, PollInterval: 20 * time.Millisecond,
-		Argon2: auth.Argon2Params{Time: 1, Memory: 8 * 1024, Threads: 1}, LogFormat: "json"}
-	for _, o := range opts {
-		o(cfg)
-	}
-	if err := cfg.defaults(); err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	log, err := newLogger("json", "debug", logs)
+	e, _, err := startAt(t, t.TempDir(), restartClock(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	app, err := Start(context.Background(), cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := app.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	return &env{t: t, app: app, url: app.URL, clock: clock, logs: logs, http: &http.Client{Timeout: 90 * time.Second}}
+	return e
 }
 
 // cred is how a request authenticates.
