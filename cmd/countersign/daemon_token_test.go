@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -65,15 +64,7 @@ func (e *env) daemonDo(method, path, body string, hdr ...string) resp {
 			req.Header[k] = []string{v}
 		}
 	}
-	res, err := e.http.Do(req)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	out := resp{status: res.StatusCode, raw: string(raw), header: res.Header}
-	_ = json.Unmarshal(raw, &out.body)
-	return out
+	return e.send(req)
 }
 
 // serveAs runs a request through the server's handler in process, from

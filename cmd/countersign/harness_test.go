@@ -126,9 +126,15 @@ func (e *env) do(method, path string, c cred, body any, extra ...string) resp {
 	for i := 0; i+1 < len(extra); i += 2 {
 		req.Header.Set(extra[i], extra[i+1])
 	}
+	return e.send(req)
+}
+
+// send runs req and reads the answer (JSON decoded when it is JSON).
+func (e *env) send(req *http.Request) resp {
+	e.t.Helper()
 	res, err := e.http.Do(req)
 	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
+		e.t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
