@@ -14,12 +14,7 @@ import (
 
 func TestMockLedger(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "l.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	l := mock.Ledger{Store: st}
+	l := newLedger(t)
 	if l.Name() != "mock" {
 		t.Fatal(l.Name())
 	}
@@ -32,7 +27,7 @@ func TestMockLedger(t *testing.T) {
 	}
 	// a transfer it cannot pay records nothing, inside the caller's transaction too
 	over := &countersign.LedgerTx{ID: "t2", From: "ait1a", To: "ait1b", Units: big.NewInt(41), Canonical: "{}", Signature: []byte{1}, PublicKey: []byte{2}, CreatedAt: time.Now().UTC()}
-	err = st.InTx(ctx, func(ctx context.Context) error { return l.Submit(ctx, over) })
+	err := l.Store.InTx(ctx, func(ctx context.Context) error { return l.Submit(ctx, over) })
 	if countersign.ErrorCode(err) != countersign.InsufficientFunds {
 		t.Fatalf("overdraft: %v", err)
 	}
@@ -51,4 +46,15 @@ func TestMockLedger(t *testing.T) {
 	if z, _ := l.Balance(ctx, "ait1nobody"); z.Sign() != 0 {
 		t.Fatalf("unknown address balance %v", z)
 	}
+}
+
+// newLedger opens a mock ledger on a fresh SQLite store.
+func newLedger(t *testing.T) mock.Ledger {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "l.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return mock.Ledger{Store: st}
 }

@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"context"
 	"math/big"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/keys/hd"
-	"github.com/countersign/countersign/ledger/mock"
-	"github.com/countersign/countersign/store/sqlite"
 )
 
 // TestMoney_LedgerAddressCaseIsOneAccount: BIP-173 makes "AIT1…" the same
@@ -23,12 +20,7 @@ import (
 // and the balance of the address read as zero.
 func TestMoney_LedgerAddressCaseIsOneAccount(t *testing.T) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "l.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	l := mock.Ledger{Store: st}
+	l := newLedger(t)
 	a, _ := hd.Address(bytes.Repeat([]byte{1}, 32))
 	b, _ := hd.Address(bytes.Repeat([]byte{2}, 32))
 	if _, err := hd.ParseAddress(strings.ToUpper(b)); err != nil {
