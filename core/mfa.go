@@ -69,15 +69,8 @@ func (s *Service) SetupMFA(ctx context.Context, p *Principal, currentCode string
 		if u.MFAEnabled && !proved {
 			return countersign.Errorf(countersign.MFARequired, "MFA was turned on meanwhile: send mfa_code to replace it")
 		}
-		replacing := u.MFAEnabled
-		u.MFASealed, u.MFAPending, u.MFAEnabled, u.MFALastStep, u.MFAFailures, u.MFALockedUntil = sealed, nil, true, 0, 0, time.Time{}
-		if err := s.Store.UpdateUserMFA(ctx, u); err != nil {
-			return err
-		}
-		if enr.RecoveryCodes, err = s.newRecoveryCodes(ctx, u.ID); err != nil {
-			return err
-		}
-		return s.audit(ctx, u.ID, p.Actor(), "mfa.setup", u.ID, map[string]any{"replaced": replacing, "recovery_codes": RecoveryCodes, "via": "api"})
+		enr.RecoveryCodes, err = s.activateMFA(ctx, p, u, sealed, 0, "api")
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -179,15 +172,8 @@ func (s *Service) ConfirmMFA(ctx context.Context, p *Principal, code, currentCod
 		if err != nil {
 			return err
 		}
-		replacing := u.MFAEnabled
-		u.MFASealed, u.MFAPending, u.MFAEnabled, u.MFALastStep, u.MFAFailures, u.MFALockedUntil = sealed, nil, true, step, 0, time.Time{}
-		if err := s.Store.UpdateUserMFA(ctx, u); err != nil {
-			return err
-		}
-		if codes, err = s.newRecoveryCodes(ctx, u.ID); err != nil {
-			return err
-		}
-		return s.audit(ctx, u.ID, p.Actor(), "mfa.setup", u.ID, map[string]any{"replaced": replacing, "recovery_codes": RecoveryCodes, "via": "web"})
+		codes, err = s.activateMFA(ctx, p, u, sealed, step, "web")
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -196,6 +182,23 @@ func (s *Service) ConfirmMFA(ctx context.Context, p *Principal, code, currentCod
 		return nil, verr
 	}
 	return codes, nil
+}
+
+// activateMFA makes sealed u's active secret (lastStep: the step of the
+// code that proved it, 0 if none), discards any pending enrolment, issues
+// new recovery codes and audits it, inside the caller's transaction: the
+// one place where a secret becomes active.
+func (s *Service) activateMFA(ctx context.Context, p *Principal, u *countersign.User, sealed []byte, lastStep int64, via string) ([]string, error) {
+	replacing := u.MFAEnabled
+	u.MFASealed, u.MFAPending, u.MFAEnabled, u.MFALastStep, u.MFAFailures, u.MFALockedUntil = sealed, nil, true, lastStep, 0, time.Time{}
+	if err := s.Store.UpdateUserMFA(ctx, u); err != nil {
+		return nil, err
+	}
+	codes, err := s.newRecoveryCodes(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	return codes, s.audit(ctx, u.ID, p.Actor(), "mfa.setup", u.ID, map[string]any{"replaced": replacing, "recovery_codes": RecoveryCodes, "via": via})
 }
 
 // NewRecoveryCodes replaces the user's recovery codes with new ones, shown
