@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/netguard"
 )
 
 // tableDNS resolves from a fixed table; other names do not exist.
@@ -122,7 +123,7 @@ func TestSecurity_WebhookEventNames(t *testing.T) {
 func TestWebhookDeliveryErrorClass(t *testing.T) {
 	for want, err := range map[string]error{
 		DeliveryRefusedAddress: &url.Error{Op: "Post", URL: "http://x", Err: &net.OpError{Op: "dial", Err: ErrRefusedAddress}},
-		DeliveryDNS:            &url.Error{Op: "Post", URL: "http://x", Err: &dnsError{errors.New("nx")}},
+		DeliveryDNS:            &url.Error{Op: "Post", URL: "http://x", Err: &netguard.DNSError{Err: errors.New("nx")}},
 		DeliveryTimeout:        fmt.Errorf("post: %w", context.DeadlineExceeded),
 		DeliveryConnect:        &url.Error{Op: "Post", URL: "http://x", Err: &net.OpError{Op: "dial", Err: errors.New("connection refused")}},
 		DeliveryTLS:            &url.Error{Op: "Post", URL: "https://x", Err: errors.New("tls: handshake failure")},
@@ -170,7 +171,7 @@ func FuzzWebhookURL(f *testing.F) {
 			}
 			return
 		}
-		if u.Scheme != "http" && u.Scheme != "https" || u.User != nil || u.Hostname() == "" || len(raw) > maxWebhookURL {
+		if u.Scheme != "http" && u.Scheme != "https" || u.User != nil || u.Hostname() == "" || len(raw) > netguard.MaxURL {
 			t.Fatalf("%q accepted with the wrong shape", raw)
 		}
 		ips, err := g.Resolve(context.Background(), u.Hostname())
@@ -181,7 +182,7 @@ func FuzzWebhookURL(f *testing.F) {
 			if (&WebhookGuard{}).CheckIP(ip) != nil {
 				t.Fatalf("%q accepted, resolving to internal %s", raw, ip)
 			}
-			for _, p := range refusedNets {
+			for _, p := range netguard.RefusedNets() {
 				if p.Contains(ip.Unmap()) {
 					t.Fatalf("%q accepted, resolving to %s in %s", raw, ip, p)
 				}
