@@ -37,3 +37,32 @@ type EventFeed interface {
 	LastEventIDAll(ctx context.Context) (int64, error)
 	AllEventsAfter(ctx context.Context, afterID int64, limit int) ([]*Event, error)
 }
+
+// A Change is one state change as the audit log and the event outbox
+// record it: one entry on Owner's hash-chained audit log, and the events
+// that webhooks and live streams see.
+type Change struct {
+	Owner   string // whose audit chain (a user id, or "daemon")
+	Actor   string // who did it ("user:…", "agent:…", "operator", …)
+	Action  string // e.g. "tx.authorize", "daemon.sign.tx"
+	Subject string // the object's id
+	Details any    // audit details, stored as JSON: never secrets
+	Events  []ChangeEvent
+}
+
+// ChangeEvent is an event enqueued on the Change's owner's outbox.
+type ChangeEvent struct {
+	Type    string // e.g. "transaction.authorized", "signed"
+	Subject string
+	Payload any // stored as JSON
+}
+
+// Recorder is the one state-change path every service uses. Record runs
+// apply (which may be nil) in a store transaction and, in the same
+// transaction, appends c's audit entry and enqueues its events: all of it
+// commits or none does, and Record returns only once it is durable.
+// Records without apply may share a transaction with concurrent ones
+// (group commit); a failing piece never fails another caller's.
+type Recorder interface {
+	Record(ctx context.Context, c Change, apply func(ctx context.Context) error) error
+}

@@ -40,7 +40,7 @@ func newABIAgent(t *testing.T) (*Service, *Principal, context.Context) {
 	}
 	a := &countersign.Agent{ID: "7a1c1e5e-0a55-4a55-9d55-0000000000ab", OwnerID: u.ID, Name: "agent", WalletID: w.ID,
 		KeyHash: make([]byte, 32), KeyPrefix: "cs_test", CreatedAt: time.Unix(1_800_000_000, 0)}
-	if err := svc.Store.CreateAgent(ctx, a); err != nil {
+	if err := svc.store.CreateAgent(ctx, a); err != nil {
 		t.Fatal(err)
 	}
 	return svc, &Principal{User: u, Agent: a}, ctx

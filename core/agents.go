@@ -35,9 +35,9 @@ func (s *Service) CreateAgent(ctx context.Context, p *Principal, name, walletAdd
 		return nil, "", err
 	}
 	a := &countersign.Agent{ID: uuid.NewString(), OwnerID: p.User.ID, Name: name, WalletID: w.ID, KeyHash: hash,
-		KeyPrefix: key[:len(auth.APIKeyPrefix)+6], CreatedAt: s.Clock.Now().UTC()}
+		KeyPrefix: key[:len(auth.APIKeyPrefix)+6], CreatedAt: s.clock.Now().UTC()}
 	err = s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.Store.CreateAgent(ctx, a); err != nil {
+		if err := s.store.CreateAgent(ctx, a); err != nil {
 			return err
 		}
 		return s.audit(ctx, p.User.ID, p.Actor(), "agent.create", a.ID, map[string]string{"name": name, "wallet": w.Address, "key_prefix": a.KeyPrefix})
@@ -50,7 +50,7 @@ func (s *Service) CreateAgent(ctx context.Context, p *Principal, name, walletAdd
 
 // Agents lists the user's agents (never their keys).
 func (s *Service) Agents(ctx context.Context, p *Principal) ([]*countersign.Agent, error) {
-	return s.Store.AgentsByOwner(ctx, p.User.ID)
+	return s.store.AgentsByOwner(ctx, p.User.ID)
 }
 
 // RevokeAgent revokes an agent's key at once.
@@ -58,7 +58,7 @@ func (s *Service) RevokeAgent(ctx context.Context, p *Principal, agentID, mfaCod
 	if err := requireMFA(p); err != nil {
 		return err
 	}
-	a, err := s.Store.AgentByID(ctx, agentID)
+	a, err := s.store.AgentByID(ctx, agentID)
 	if err != nil || a.OwnerID != p.User.ID {
 		return countersign.Errorf(countersign.NotFound, "agent not found")
 	}
@@ -69,7 +69,7 @@ func (s *Service) RevokeAgent(ctx context.Context, p *Principal, agentID, mfaCod
 		return err
 	}
 	return s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.Store.RevokeAgent(ctx, a.ID, s.Clock.Now().UTC()); err != nil {
+		if err := s.store.RevokeAgent(ctx, a.ID, s.clock.Now().UTC()); err != nil {
 			return err
 		}
 		return s.audit(ctx, p.User.ID, p.Actor(), "agent.revoke", a.ID, map[string]string{"name": a.Name})

@@ -53,16 +53,16 @@ type auditRecord struct {
 // appendAudit chains records onto their owners' chains, in order, and
 // stores them in one statement.
 func (s *Service) appendAudit(ctx context.Context, recs []auditRecord) error {
-	return s.Store.InTx(ctx, func(ctx context.Context) error {
+	return s.store.InTx(ctx, func(ctx context.Context) error {
 		memo := memoOf(ctx)
 		heads := map[string]*countersign.AuditEntry{} // owner → newest entry (nil: an empty chain)
 		entries := make([]*countersign.AuditEntry, 0, len(recs))
-		now := s.Clock.Now().UTC()
+		now := s.clock.Now().UTC()
 		for _, r := range recs {
 			head, known := heads[r.owner]
 			if !known {
 				if head = memo.head(r.owner); head == nil {
-					list, err := s.Store.AuditEntries(ctx, r.owner, -1, 1)
+					list, err := s.store.AuditEntries(ctx, r.owner, -1, 1)
 					if err != nil {
 						return err
 					}
@@ -81,7 +81,7 @@ func (s *Service) appendAudit(ctx context.Context, recs []auditRecord) error {
 			heads[r.owner] = e
 			entries = append(entries, e)
 		}
-		if err := s.Store.AppendAudit(ctx, entries...); err != nil {
+		if err := s.store.AppendAudit(ctx, entries...); err != nil {
 			return err
 		}
 		for owner, e := range heads {
@@ -96,7 +96,7 @@ func (s *Service) AuditLog(ctx context.Context, owner string, afterSeq int64, li
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
-	return s.Store.AuditEntries(ctx, owner, afterSeq, limit)
+	return s.store.AuditEntries(ctx, owner, afterSeq, limit)
 }
 
 // VerifyAudit walks every owner's chain and returns the number of entries

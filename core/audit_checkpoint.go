@@ -155,7 +155,7 @@ func AuditPublicKey(ctx context.Context, st countersign.Store) (ed25519.PublicKe
 // EnsureAuditKey creates the audit key at first start, so its public half
 // exists before the first checkpoint is taken.
 func (s *Service) EnsureAuditKey(ctx context.Context) error {
-	k, err := auditKey(ctx, s.Store, s.Sealer, s.Clock.Now().UTC())
+	k, err := auditKey(ctx, s.store, s.sealer, s.clock.Now().UTC())
 	clear(k)
 	return err
 }
@@ -163,7 +163,7 @@ func (s *Service) EnsureAuditKey(ctx context.Context) error {
 // AuditCheckpoint signs the head of owner's chain (the GET
 // /api/audit/checkpoint route: a user's own chain).
 func (s *Service) AuditCheckpoint(ctx context.Context, owner string) (*AuditCheckpoint, error) {
-	return NewAuditCheckpoint(ctx, s.Store, s.Sealer, s.Clock.Now(), []string{owner})
+	return NewAuditCheckpoint(ctx, s.store, s.sealer, s.clock.Now(), []string{owner})
 }
 
 // NewAuditCheckpoint signs the heads of owners' chains (nil: every owner,

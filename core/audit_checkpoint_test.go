@@ -60,7 +60,7 @@ func TestMoney_AuditCheckpointTruncation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	s := &Service{Store: st, Sealer: prefixSealer{}, Clock: &fixedClock{t: time.Unix(1_800_000_000, 0)}, Broker: NewBroker()}
+	s := &Service{store: st, sealer: prefixSealer{}, clock: &fixedClock{t: time.Unix(1_800_000_000, 0)}, broker: NewBroker()}
 	for i := range 5 {
 		if err := s.inTx(ctx, func(ctx context.Context) error {
 			return s.audit(ctx, "u1", "user:u1", "test", "s", map[string]int{"i": i})
@@ -74,7 +74,7 @@ func TestMoney_AuditCheckpointTruncation(t *testing.T) {
 	if err := s.EnsureAuditKey(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cp, err := NewAuditCheckpoint(ctx, st, s.Sealer, s.Clock.Now(), nil)
+	cp, err := NewAuditCheckpoint(ctx, st, s.sealer, s.clock.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestMoney_AuditCheckpointTruncation(t *testing.T) {
 		}
 	}
 	// the key is made once and then reused
-	again, err := NewAuditCheckpoint(ctx, st, s.Sealer, s.Clock.Now(), []string{"u2"})
+	again, err := NewAuditCheckpoint(ctx, st, s.sealer, s.clock.Now(), []string{"u2"})
 	if err != nil || !bytes.Equal(again.PublicKey, cp.PublicKey) {
 		t.Fatalf("a second key: %v", err)
 	}

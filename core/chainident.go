@@ -46,17 +46,17 @@ type ChainChange struct {
 // belongs elsewhere (refused unless accepted); on the embedded chain
 // in-flight rows can only be from an earlier, gone dev chain (dropped).
 func (s *Service) CheckChain(ctx context.Context, opts ChainCheck) (*ChainChange, error) {
-	genesis, err := s.Chain.GenesisHash(ctx)
+	genesis, err := s.chain.GenesisHash(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read the chain's genesis block: %w", err)
 	}
-	if !s.ChainID.IsInt64() {
-		return nil, fmt.Errorf("chain id %s does not fit the store", s.ChainID)
+	if !s.chainID.IsInt64() {
+		return nil, fmt.Errorf("chain id %s does not fit the store", s.chainID)
 	}
-	ch := &ChainChange{Current: countersign.ChainIdentity{ChainID: s.ChainID.Int64(), GenesisHash: genesis,
-		Embedded: opts.Embedded, RecordedAt: s.Clock.Now().UTC()}}
+	ch := &ChainChange{Current: countersign.ChainIdentity{ChainID: s.chainID.Int64(), GenesisHash: genesis,
+		Embedded: opts.Embedded, RecordedAt: s.clock.Now().UTC()}}
 	err = s.inTx(ctx, func(ctx context.Context) error {
-		prev, err := s.Store.ChainIdentity(ctx)
+		prev, err := s.store.ChainIdentity(ctx)
 		switch {
 		case countersign.ErrorCode(err) == countersign.NotFound:
 			prev = nil
@@ -136,14 +136,14 @@ func (s *Service) CheckChain(ctx context.Context, opts ChainCheck) (*ChainChange
 		// for the gap forever.
 		if ch.Changed || opts.Embedded {
 			for id := range chains {
-				n, err := s.Store.ResetNonces(ctx, id)
+				n, err := s.store.ResetNonces(ctx, id)
 				if err != nil {
 					return err
 				}
 				ch.Nonces += n
 			}
 		}
-		if err := s.Store.SetChainIdentity(ctx, &ch.Current); err != nil {
+		if err := s.store.SetChainIdentity(ctx, &ch.Current); err != nil {
 			return err
 		}
 		action := "chain.record"
@@ -168,7 +168,7 @@ const chainCheckMax = 100_000
 func (s *Service) chainRowsInFlight(ctx context.Context) ([]*countersign.Transaction, error) {
 	var out []*countersign.Transaction
 	for _, st := range []countersign.Status{countersign.StatusAuthorized, countersign.StatusSubmitted} {
-		rows, err := s.Store.TransactionsByStatus(ctx, st, chainCheckMax)
+		rows, err := s.store.TransactionsByStatus(ctx, st, chainCheckMax)
 		if err != nil {
 			return nil, err
 		}
@@ -223,14 +223,14 @@ func ids(m map[int64]bool) string {
 // broadcast); the tracker would otherwise first wait out the rebroadcast
 // backoff. A rebroadcast signs nothing: the same bytes, the same hash.
 func (s *Service) RebroadcastAfterRestart(ctx context.Context) (int, error) {
-	rows, err := s.Store.TransactionsByStatus(ctx, countersign.StatusSubmitted, chainCheckMax)
+	rows, err := s.store.TransactionsByStatus(ctx, countersign.StatusSubmitted, chainCheckMax)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	err = s.inTx(ctx, func(ctx context.Context) error {
 		for _, t := range rows {
-			cur, err := s.Store.Transaction(ctx, t.ID)
+			cur, err := s.store.Transaction(ctx, t.ID)
 			if err != nil {
 				return err
 			}
@@ -242,7 +242,7 @@ func (s *Service) RebroadcastAfterRestart(ctx context.Context) (int, error) {
 				continue
 			}
 			cur.NextBroadcastAt = time.Time{}
-			if err := s.Store.UpdateTransaction(ctx, cur); err != nil {
+			if err := s.store.UpdateTransaction(ctx, cur); err != nil {
 				return err
 			}
 		}

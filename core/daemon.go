@@ -159,13 +159,13 @@ func NewDaemon(svc *Service, ks countersign.KeyStore, cfg DaemonConfig) *Daemon 
 		cfg.SignBurst = 200
 	}
 	return &Daemon{svc: svc, keys: ks, cfg: cfg, unlocked: map[string]*unlocked{}, limiter: rate.NewLimiter(rate.Limit(cfg.SignRate), cfg.SignBurst),
-		commits: newGroupCommit(svc, 64)}
+		commits: svc.commits}
 }
 
 // Close stops the daemon's commit worker once every signature waiting on
 // it is recorded. Call it after the HTTP server has stopped and before the
 // store closes.
-func (d *Daemon) Close() { d.commits.close() }
+func (d *Daemon) Close() {}
 
 // signedEvent audits a signature and emits the "signed" event (webhooks,
 // streams) in one transaction — shared with concurrent signatures (group
@@ -178,7 +178,7 @@ func (d *Daemon) signedEvent(ctx context.Context, a *countersign.DaemonAccount, 
 	}
 	// the JSON is made here, on the caller's core, not in the commit worker
 	rec := &auditRecord{owner: DaemonOwner, actor: "operator", action: action, subject: a.ID, details: jsonString(details)}
-	ev := &countersign.Event{OwnerID: DaemonOwner, Type: "signed", Subject: a.ID, Payload: jsonString(payload), CreatedAt: d.svc.Clock.Now().UTC()}
+	ev := &countersign.Event{OwnerID: DaemonOwner, Type: "signed", Subject: a.ID, Payload: jsonString(payload), CreatedAt: d.svc.clock.Now().UTC()}
 	return d.commits.record(ctx, rec, ev)
 }
 
@@ -206,7 +206,7 @@ func (d *Daemon) store(ctx context.Context, name, kind, curve string, secret []b
 	if err := CheckText("name", name, MaxName, false); err != nil {
 		return "", err
 	}
-	m := walletMeta{WalletID: uuid.NewString(), Name: name, Kind: kind, Curve: curve, CreatedAt: d.svc.Clock.Now().UTC()}
+	m := walletMeta{WalletID: uuid.NewString(), Name: name, Kind: kind, Curve: curve, CreatedAt: d.svc.clock.Now().UTC()}
 	meta, _ := json.Marshal(m)
 	if err := keystore.Put(ctx, d.keys, m.WalletID, secret, []byte(password), meta, d.cfg.Argon2); err != nil {
 		return "", err
@@ -318,12 +318,12 @@ func (d *Daemon) addAccount(ctx context.Context, walletID, curve, path string, p
 	if tags == nil {
 		tags = map[string]string{}
 	}
-	a := &countersign.DaemonAccount{ID: uuid.NewString(), WalletID: walletID, Curve: curve, Path: path, Address: addr, PublicKey: pub, Tags: tags, CreatedAt: d.svc.Clock.Now().UTC()}
+	a := &countersign.DaemonAccount{ID: uuid.NewString(), WalletID: walletID, Curve: curve, Path: path, Address: addr, PublicKey: pub, Tags: tags, CreatedAt: d.svc.clock.Now().UTC()}
 	if curve == CurveSecp256k1 {
 		k, _ := crypto.ToECDSA(priv)
 		a.EVMAddress = crypto.PubkeyToAddress(k.PublicKey).Hex()
 	}
-	if err := d.svc.Store.CreateDaemonAccount(ctx, a); err != nil {
+	if err := d.svc.store.CreateDaemonAccount(ctx, a); err != nil {
 		return nil, err
 	}
 	return a, d.audit(ctx, "daemon.account.derive", a.ID, map[string]string{"wallet_id": walletID, "curve": curve, "path": path, "address": a.Address})
@@ -365,7 +365,7 @@ func (d *Daemon) SetAccountTags(ctx context.Context, accountID string, tags map[
 		tags = map[string]string{}
 	}
 	err := d.svc.inTx(ctx, func(ctx context.Context) error {
-		if err := d.svc.Store.SetDaemonAccountTags(ctx, accountID, tags); err != nil {
+		if err := d.svc.store.SetDaemonAccountTags(ctx, accountID, tags); err != nil {
 			return err
 		}
 		return d.svc.audit(ctx, DaemonOwner, "operator", "daemon.account.tags", accountID, tags)
@@ -402,7 +402,7 @@ func (d *Daemon) Unlock(ctx context.Context, walletID, password string) (time.Ti
 		clear(secret)
 		return time.Time{}, countersign.Errorf(countersign.Internal, "the wallet file belongs to another wallet")
 	}
-	exp := d.svc.Clock.Now().Add(d.cfg.UnlockTTL)
+	exp := d.svc.clock.Now().Add(d.cfg.UnlockTTL)
 	d.mu.Lock()
 	if old := d.unlocked[walletID]; old != nil {
 		old.wipe()
@@ -430,7 +430,7 @@ func (d *Daemon) Lock(ctx context.Context, walletID string) (int, error) {
 
 // Sweep zeroes every wallet whose TTL has passed.
 func (d *Daemon) Sweep() {
-	now := d.svc.Clock.Now()
+	now := d.svc.clock.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for id, u := range d.unlocked {
@@ -448,7 +448,7 @@ func (d *Daemon) useWallet(walletID string, fn func(u *unlocked) error) error {
 	d.mu.RLock()
 	u := d.unlocked[walletID]
 	d.mu.RUnlock()
-	if u != nil && !d.svc.Clock.Now().Before(u.expires) {
+	if u != nil && !d.svc.clock.Now().Before(u.expires) {
 		d.mu.Lock()
 		if d.unlocked[walletID] == u {
 			u.wipe()
@@ -505,7 +505,7 @@ func (d *Daemon) account(ctx context.Context, id string) (*countersign.DaemonAcc
 	if a, ok := d.accounts.Load(id); ok {
 		return a.(*countersign.DaemonAccount), nil
 	}
-	a, err := d.svc.Store.DaemonAccount(ctx, id)
+	a, err := d.svc.store.DaemonAccount(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -671,7 +671,7 @@ func (d *Daemon) Wallets(ctx context.Context) ([]WalletInfo, error) {
 // With tag "name" only accounts carrying that tag are listed; with
 // "name=value", only those where it has that value.
 func (d *Daemon) Accounts(ctx context.Context, walletID, tag string) ([]*countersign.DaemonAccount, error) {
-	list, err := d.svc.Store.DaemonAccounts(ctx, walletID)
+	list, err := d.svc.store.DaemonAccounts(ctx, walletID)
 	if err != nil || tag == "" {
 		return list, err
 	}

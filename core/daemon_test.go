@@ -27,7 +27,7 @@ func (c *fixedClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return 
 func TestDaemonZeroesSecrets(t *testing.T) {
 	d, ctx := newTestDaemon(t)
 	d.cfg.UnlockTTL = time.Minute
-	clock := d.svc.Clock.(*fixedClock)
+	clock := d.svc.clock.(*fixedClock)
 	id, _, err := d.CreateWallet(ctx, "w", "pw", 12)
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +96,9 @@ func newTestDaemon(t *testing.T) (*Daemon, context.Context) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	svc := &Service{Store: st, Clock: &fixedClock{t: time.Unix(1_800_000_000, 0)}, Broker: NewBroker()}
+	svc := &Service{store: st, clock: &fixedClock{t: time.Unix(1_800_000_000, 0)}, broker: NewBroker()}
+	svc.commits = newGroupCommit(svc, 64)
+	t.Cleanup(svc.Close)
 	d := NewDaemon(svc, keystore.Dir{Path: filepath.Join(t.TempDir(), "ks")}, DaemonConfig{UnlockTTL: time.Hour,
 		Argon2: keystore.Params{Time: 1, MemoryKiB: 8 << 10, Threads: 1}, SignRate: 1e9, SignBurst: 1e9})
 	t.Cleanup(d.Close)
@@ -146,7 +148,7 @@ func TestDaemonGroupCommit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	entries, err := d.svc.Store.AuditEntries(ctx, DaemonOwner, 0, 10_000)
+	entries, err := d.svc.store.AuditEntries(ctx, DaemonOwner, 0, 10_000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,10 +161,10 @@ func TestDaemonGroupCommit(t *testing.T) {
 	if signs != workers*each {
 		t.Fatalf("%d signature audit entries, want %d", signs, workers*each)
 	}
-	if _, err := VerifyAudit(ctx, d.svc.Store); err != nil {
+	if _, err := VerifyAudit(ctx, d.svc.store); err != nil {
 		t.Fatalf("audit chain: %v", err)
 	}
-	evs, _ := d.svc.Store.EventsAfter(ctx, DaemonOwner, 0, 10_000)
+	evs, _ := d.svc.store.EventsAfter(ctx, DaemonOwner, 0, 10_000)
 	signed := 0
 	for _, ev := range evs {
 		if ev.Type == "signed" {
@@ -199,7 +201,7 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 			t.Fatalf("piece %d: %v", i, err)
 		}
 	}
-	entries, _ := d.svc.Store.AuditEntries(ctx, DaemonOwner, 0, 1000)
+	entries, _ := d.svc.store.AuditEntries(ctx, DaemonOwner, 0, 1000)
 	if want := 40 - 6; len(entries) != want {
 		t.Fatalf("%d audit entries, want %d", len(entries), want)
 	}
@@ -290,7 +292,7 @@ func TestGroupCommitClose(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n, err := VerifyAudit(ctx, d.svc.Store); err != nil || n != 51 {
+	if n, err := VerifyAudit(ctx, d.svc.store); err != nil || n != 51 {
 		t.Fatalf("audit: %d entries, %v", n, err)
 	}
 	d.Close() // twice is fine
@@ -327,7 +329,7 @@ func TestGroupCommitInsideATransaction(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("deadlock: a nested submit waited for the worker")
 	}
-	if entries, _ := d.svc.Store.AuditEntries(ctx, DaemonOwner, 0, 10); len(entries) != 0 {
+	if entries, _ := d.svc.store.AuditEntries(ctx, DaemonOwner, 0, 10); len(entries) != 0 {
 		t.Fatal("the nested work survived its transaction's rollback")
 	}
 }
@@ -338,7 +340,7 @@ func TestGroupCommitInsideATransaction(t *testing.T) {
 func TestGroupCommitStaleHead(t *testing.T) {
 	d, ctx := newTestDaemon(t)
 	_, a := unlockedAccount(t, d, ctx)
-	before, _ := d.svc.Store.AuditEntries(ctx, DaemonOwner, 0, 1000)
+	before, _ := d.svc.store.AuditEntries(ctx, DaemonOwner, 0, 1000)
 	var wg sync.WaitGroup
 	errs := make(chan error, 400)
 	for w := range 8 {
@@ -362,11 +364,11 @@ func TestGroupCommitStaleHead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	entries, _ := d.svc.Store.AuditEntries(ctx, DaemonOwner, 0, 10_000)
+	entries, _ := d.svc.store.AuditEntries(ctx, DaemonOwner, 0, 10_000)
 	if got, want := len(entries)-len(before), 200; got != want {
 		t.Fatalf("%d new audit entries, want %d", got, want)
 	}
-	if _, err := VerifyAudit(ctx, d.svc.Store); err != nil {
+	if _, err := VerifyAudit(ctx, d.svc.store); err != nil {
 		t.Fatalf("audit chain: %v", err)
 	}
 }

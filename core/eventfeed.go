@@ -13,12 +13,12 @@ func (s *Service) AllEventsFeed() countersign.EventFeed { return allEventsFeed{s
 
 type allEventsFeed struct{ s *Service }
 
-func (f allEventsFeed) Wake() (<-chan struct{}, func()) { return f.s.Broker.Subscribe(AllOwners) }
+func (f allEventsFeed) Wake() (<-chan struct{}, func()) { return f.s.broker.Subscribe(AllOwners) }
 
 func (f allEventsFeed) LastEventIDAll(ctx context.Context) (int64, error) {
-	return f.s.Store.LastEventIDAll(ctx)
+	return f.s.store.LastEventIDAll(ctx)
 }
 
 func (f allEventsFeed) AllEventsAfter(ctx context.Context, afterID int64, limit int) ([]*countersign.Event, error) {
-	return f.s.Store.AllEventsAfter(ctx, afterID, limit)
+	return f.s.store.AllEventsAfter(ctx, afterID, limit)
 }

@@ -63,13 +63,13 @@ type notifyKey struct{}
 // listeners of every owner fn wrote an event for.
 func (s *Service) inTx(ctx context.Context, fn func(ctx context.Context) error) error {
 	if _, nested := ctx.Value(notifyKey{}).(*[]string); nested {
-		return s.Store.InTx(ctx, fn)
+		return s.store.InTx(ctx, fn)
 	}
 	owners := &[]string{}
-	err := s.Store.InTx(context.WithValue(ctx, notifyKey{}, owners), fn)
+	err := s.store.InTx(context.WithValue(ctx, notifyKey{}, owners), fn)
 	if err == nil {
 		for _, o := range *owners {
-			s.Broker.Notify(o)
+			s.broker.Notify(o)
 		}
 	}
 	return err
@@ -77,13 +77,13 @@ func (s *Service) inTx(ctx context.Context, fn func(ctx context.Context) error) 
 
 // emit writes an event to the outbox inside the current transaction.
 func (s *Service) emit(ctx context.Context, owner, typ, subject string, payload any) error {
-	return s.emitEvents(ctx, []*countersign.Event{{OwnerID: owner, Type: typ, Subject: subject, Payload: jsonString(payload), CreatedAt: s.Clock.Now().UTC()}})
+	return s.emitEvents(ctx, []*countersign.Event{{OwnerID: owner, Type: typ, Subject: subject, Payload: jsonString(payload), CreatedAt: s.clock.Now().UTC()}})
 }
 
 // emitEvents writes events to the outbox in one statement, queues their
 // webhook deliveries, and has their owners' listeners woken after commit.
 func (s *Service) emitEvents(ctx context.Context, events []*countersign.Event) error {
-	if err := s.Store.AddEvent(ctx, events...); err != nil {
+	if err := s.store.AddEvent(ctx, events...); err != nil {
 		return err
 	}
 	owners, _ := ctx.Value(notifyKey{}).(*[]string)
@@ -100,5 +100,5 @@ func (s *Service) emitEvents(ctx context.Context, events []*countersign.Event) e
 
 // Events returns owner's events after id.
 func (s *Service) Events(ctx context.Context, owner string, after int64) ([]*countersign.Event, error) {
-	return s.Store.EventsAfter(ctx, owner, after, 100)
+	return s.store.EventsAfter(ctx, owner, after, 100)
 }

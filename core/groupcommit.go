@@ -37,11 +37,11 @@ type groupCommit struct {
 // commitItem is one caller's work: fn, and/or an audit record and an
 // event, which a batch stores with one statement each.
 type commitItem struct {
-	ctx   context.Context
-	fn    func(ctx context.Context) error
-	audit *auditRecord
-	event *countersign.Event
-	done  chan error
+	ctx    context.Context
+	fn     func(ctx context.Context) error
+	audits []auditRecord
+	events []*countersign.Event
+	done   chan error
 }
 
 // newGroupCommit starts the worker; batches hold at most max pieces.
@@ -61,7 +61,7 @@ func (g *groupCommit) do(ctx context.Context, fn func(ctx context.Context) error
 // record stores an audit record and an event in a shared transaction and
 // returns once it has committed or failed.
 func (g *groupCommit) record(ctx context.Context, a *auditRecord, e *countersign.Event) error {
-	return g.submit(ctx, &commitItem{ctx: ctx, audit: a, event: e})
+	return g.submit(ctx, &commitItem{ctx: ctx, audits: []auditRecord{*a}, events: []*countersign.Event{e}})
 }
 
 func (g *groupCommit) submit(ctx context.Context, it *commitItem) error {
@@ -96,12 +96,8 @@ func (g *groupCommit) apply(ctx context.Context, batch []*commitItem) error {
 				return err
 			}
 		}
-		if it.audit != nil {
-			audits = append(audits, *it.audit)
-		}
-		if it.event != nil {
-			events = append(events, it.event)
-		}
+		audits = append(audits, it.audits...)
+		events = append(events, it.events...)
 	}
 	if len(audits) > 0 {
 		if err := g.svc.appendAudit(ctx, audits); err != nil {

@@ -119,11 +119,11 @@ func (d *Daemon) LedgerTransfer(ctx context.Context, from, to, amount, memo stri
 	if err != nil {
 		return nil, err
 	}
-	acct, err := d.svc.Store.DaemonAccountByAddress(ctx, from)
+	acct, err := d.svc.store.DaemonAccountByAddress(ctx, from)
 	if err != nil {
 		return nil, countersign.Errorf(countersign.NotFound, "from must be a local account of this daemon")
 	}
-	t := &countersign.LedgerTx{ID: uuid.NewString(), From: from, To: to, Memo: memo, Units: units, CreatedAt: d.svc.Clock.Now().UTC()}
+	t := &countersign.LedgerTx{ID: uuid.NewString(), From: from, To: to, Memo: memo, Units: units, CreatedAt: d.svc.clock.Now().UTC()}
 	var c bytes.Buffer
 	c.WriteString(`{"amount_units":"` + units.String() + `","from":`)
 	_ = jcsString(&c, from)

@@ -96,12 +96,12 @@ func (s *Service) signMessage(ctx context.Context, actor string, w *countersign.
 	if err != nil {
 		return nil, err
 	}
-	sig, err := s.Signer.SignHash(ctx, w, hash)
+	sig, err := s.signer.SignHash(ctx, w, hash)
 	if err != nil {
 		return nil, err
 	}
 	err = s.inTx(ctx, func(ctx context.Context) error {
-		cur, err := s.Store.Transaction(ctx, t.ID)
+		cur, err := s.store.Transaction(ctx, t.ID)
 		if err != nil {
 			return err
 		}

@@ -53,7 +53,7 @@ func (s *Service) SetupMFA(ctx context.Context, p *Principal, currentCode string
 		return nil, err
 	}
 	defer clear(secret)
-	sealed, err := s.Sealer.Seal("mfa:"+p.User.ID, secret)
+	sealed, err := s.sealer.Seal("mfa:"+p.User.ID, secret)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +62,7 @@ func (s *Service) SetupMFA(ctx context.Context, p *Principal, currentCode string
 		return nil, err
 	}
 	err = s.inTx(ctx, func(ctx context.Context) error {
-		u, err := s.Store.UserByID(ctx, p.User.ID)
+		u, err := s.store.UserByID(ctx, p.User.ID)
 		if err != nil {
 			return err
 		}
@@ -92,7 +92,7 @@ func (s *Service) BeginMFA(ctx context.Context, p *Principal, currentCode string
 		return nil, err
 	}
 	err = s.inTx(ctx, func(ctx context.Context) error {
-		u, err := s.Store.UserByID(ctx, p.User.ID)
+		u, err := s.store.UserByID(ctx, p.User.ID)
 		if err != nil {
 			return err
 		}
@@ -100,7 +100,7 @@ func (s *Service) BeginMFA(ctx context.Context, p *Principal, currentCode string
 			return countersign.Errorf(countersign.MFARequired, "MFA was turned on meanwhile: enter a current code to replace it")
 		}
 		u.MFAPending = sealed
-		if err := s.Store.UpdateUserMFA(ctx, u); err != nil {
+		if err := s.store.UpdateUserMFA(ctx, u); err != nil {
 			return err
 		}
 		return s.audit(ctx, u.ID, p.Actor(), "mfa.begin", u.ID, map[string]bool{"replacing": u.MFAEnabled})
@@ -116,7 +116,7 @@ func (s *Service) BeginMFA(ctx context.Context, p *Principal, currentCode string
 // never displayed again (whoever replaces it saw it when they began, with
 // a current code).
 func (s *Service) PendingMFA(ctx context.Context, p *Principal) (*MFAEnrolment, error) {
-	u, err := s.Store.UserByID(ctx, p.User.ID)
+	u, err := s.store.UserByID(ctx, p.User.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +146,7 @@ func (s *Service) ConfirmMFA(ctx context.Context, p *Principal, code, currentCod
 	var codes []string
 	var verr error
 	err = s.inTx(ctx, func(ctx context.Context) error {
-		u, err := s.Store.UserByID(ctx, p.User.ID)
+		u, err := s.store.UserByID(ctx, p.User.ID)
 		if err != nil {
 			return err
 		}
@@ -163,12 +163,12 @@ func (s *Service) ConfirmMFA(ctx context.Context, p *Principal, code, currentCod
 			return nil
 		}
 		defer clear(secret)
-		step, ok := auth.VerifyTOTP(secret, code, s.Clock.Now(), 0)
+		step, ok := auth.VerifyTOTP(secret, code, s.clock.Now(), 0)
 		if !ok {
 			verr = countersign.Errorf(countersign.MFAInvalid, "that code does not match the new secret: check the app's clock and try the next code")
 			return nil
 		}
-		sealed, err := s.Sealer.Seal("mfa:"+u.ID, secret)
+		sealed, err := s.sealer.Seal("mfa:"+u.ID, secret)
 		if err != nil {
 			return err
 		}
@@ -191,7 +191,7 @@ func (s *Service) ConfirmMFA(ctx context.Context, p *Principal, code, currentCod
 func (s *Service) activateMFA(ctx context.Context, p *Principal, u *countersign.User, sealed []byte, lastStep int64, via string) ([]string, error) {
 	replacing := u.MFAEnabled
 	u.MFASealed, u.MFAPending, u.MFAEnabled, u.MFALastStep, u.MFAFailures, u.MFALockedUntil = sealed, nil, true, lastStep, 0, time.Time{}
-	if err := s.Store.UpdateUserMFA(ctx, u); err != nil {
+	if err := s.store.UpdateUserMFA(ctx, u); err != nil {
 		return nil, err
 	}
 	codes, err := s.newRecoveryCodes(ctx, u.ID)
@@ -238,12 +238,12 @@ func (s *Service) RecoverMFA(ctx context.Context, p *Principal, code string) err
 		return err
 	}
 	return s.inTx(ctx, func(ctx context.Context) error {
-		u, err := s.Store.UserByID(ctx, p.User.ID)
+		u, err := s.store.UserByID(ctx, p.User.ID)
 		if err != nil {
 			return err
 		}
 		u.MFAEnabled, u.MFASealed, u.MFAPending, u.MFALastStep = false, nil, nil, 0
-		if err := s.Store.UpdateUserMFA(ctx, u); err != nil {
+		if err := s.store.UpdateUserMFA(ctx, u); err != nil {
 			return err
 		}
 		return s.audit(ctx, u.ID, p.Actor(), "mfa.recover", u.ID, nil)
@@ -267,7 +267,7 @@ func (s *Service) proveCurrentMFA(ctx context.Context, p *Principal, code, hint 
 	if !p.User.MFAEnabled {
 		// Re-read: the principal was loaded at authentication, and MFA may
 		// have been enabled since. The write transactions check again.
-		u, err := s.Store.UserByID(ctx, p.User.ID)
+		u, err := s.store.UserByID(ctx, p.User.ID)
 		if err != nil {
 			return false, err
 		}
@@ -307,8 +307,8 @@ func (s *Service) VerifyMFA(ctx context.Context, userID, code string) error {
 		return countersign.Errorf(countersign.BadRequest, "mfa_code is required")
 	}
 	var verr error
-	err := s.Store.InTx(ctx, func(ctx context.Context) error {
-		u, err := s.Store.UserByID(ctx, userID)
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		u, err := s.store.UserByID(ctx, userID)
 		if err != nil {
 			return err
 		}
@@ -316,11 +316,11 @@ func (s *Service) VerifyMFA(ctx context.Context, userID, code string) error {
 			verr = countersign.Errorf(countersign.MFARequired, "MFA is not set up: call POST /api/setup_mfa first")
 			return nil
 		}
-		now := s.Clock.Now()
+		now := s.clock.Now()
 		if verr = lockedErr(u, now); verr != nil {
 			return nil
 		}
-		secret, err := s.Sealer.Open("mfa:"+u.ID, u.MFASealed)
+		secret, err := s.sealer.Open("mfa:"+u.ID, u.MFASealed)
 		if err != nil {
 			return err
 		}
@@ -329,7 +329,7 @@ func (s *Service) VerifyMFA(ctx context.Context, userID, code string) error {
 		clear(secret)
 		if ok {
 			u.MFALastStep, u.MFAFailures = step, 0
-			return s.Store.UpdateUserMFA(ctx, u)
+			return s.store.UpdateUserMFA(ctx, u)
 		}
 		if replay {
 			verr = countersign.Errorf(countersign.MFAInvalid, "that MFA code was already used: wait for the next one")
@@ -358,14 +358,14 @@ func (s *Service) countMFAFailure(ctx context.Context, u *countersign.User, now 
 	u.MFAFailures++
 	action := "mfa.failure"
 	var verr error = countersign.Errorf(countersign.MFAInvalid, "invalid or already used MFA code")
-	if u.MFAFailures >= s.Config.MFAMaxFailures {
+	if u.MFAFailures >= s.cfg.MFAMaxFailures {
 		u.MFAFailures = 0
-		u.MFALockedUntil = now.Add(s.Config.MFALockout)
+		u.MFALockedUntil = now.Add(s.cfg.MFALockout)
 		action = "mfa.locked"
-		verr = &countersign.Error{Code: countersign.MFALocked, RetryAfter: int(s.Config.MFALockout.Seconds()),
+		verr = &countersign.Error{Code: countersign.MFALocked, RetryAfter: int(s.cfg.MFALockout.Seconds()),
 			Detail: "too many wrong MFA codes: locked until " + u.MFALockedUntil.UTC().Format(time.RFC3339)}
 	}
-	if err := s.Store.UpdateUserMFA(ctx, u); err != nil {
+	if err := s.store.UpdateUserMFA(ctx, u); err != nil {
 		return nil, err
 	}
 	return verr, s.audit(ctx, u.ID, "user:"+u.ID, action, u.ID, map[string]int{"failures": u.MFAFailures})
@@ -375,16 +375,16 @@ func (s *Service) countMFAFailure(ctx context.Context, u *countersign.User, now 
 // feeding the MFA lockout. It commits on its own.
 func (s *Service) useRecoveryCode(ctx context.Context, userID, code string) error {
 	var verr error
-	err := s.Store.InTx(ctx, func(ctx context.Context) error {
-		u, err := s.Store.UserByID(ctx, userID)
+	err := s.store.InTx(ctx, func(ctx context.Context) error {
+		u, err := s.store.UserByID(ctx, userID)
 		if err != nil {
 			return err
 		}
-		now := s.Clock.Now()
+		now := s.clock.Now()
 		if verr = lockedErr(u, now); verr != nil {
 			return nil
 		}
-		err = s.Store.UseRecoveryCode(ctx, u.ID, tokenHash(normalizeRecovery(code)), now)
+		err = s.store.UseRecoveryCode(ctx, u.ID, tokenHash(normalizeRecovery(code)), now)
 		if err == nil {
 			return s.audit(ctx, u.ID, "user:"+u.ID, "mfa.recovery_code.used", u.ID, nil)
 		}
@@ -428,14 +428,14 @@ func (s *Service) newRecoveryCodes(ctx context.Context, userID string) ([]string
 		codes = append(codes, c[:4]+"-"+c[4:8]+"-"+c[8:12]+"-"+c[12:])
 		hashes = append(hashes, tokenHash(normalizeRecovery(c)))
 	}
-	if err := s.Store.SetRecoveryCodes(ctx, userID, hashes); err != nil {
+	if err := s.store.SetRecoveryCodes(ctx, userID, hashes); err != nil {
 		return nil, err
 	}
 	return codes, nil
 }
 
 func (s *Service) enrolment(username string, secret []byte) (*MFAEnrolment, error) {
-	uri := auth.TOTPURI(s.Config.MFAIssuer, username, secret)
+	uri := auth.TOTPURI(s.cfg.MFAIssuer, username, secret)
 	png, err := qrcode.Encode(uri, qrcode.Medium, 256)
 	if err != nil {
 		return nil, err
@@ -450,10 +450,10 @@ var pendingMagic = []byte("MFP1")
 func (s *Service) sealPending(userID string, secret []byte) ([]byte, error) {
 	b := make([]byte, 0, len(pendingMagic)+8+len(secret))
 	b = append(b, pendingMagic...)
-	b = binary.BigEndian.AppendUint64(b, uint64(s.Clock.Now().Add(MFAPendingTTL).Unix()))
+	b = binary.BigEndian.AppendUint64(b, uint64(s.clock.Now().Add(MFAPendingTTL).Unix()))
 	b = append(b, secret...)
 	defer clear(b)
-	return s.Sealer.Seal("mfa-pending:"+userID, b)
+	return s.sealer.Seal("mfa-pending:"+userID, b)
 }
 
 // openPending returns u's pending secret, or nil when none is pending or
@@ -462,13 +462,13 @@ func (s *Service) openPending(u *countersign.User) ([]byte, error) {
 	if len(u.MFAPending) == 0 {
 		return nil, nil
 	}
-	b, err := s.Sealer.Open("mfa-pending:"+u.ID, u.MFAPending)
+	b, err := s.sealer.Open("mfa-pending:"+u.ID, u.MFAPending)
 	if err != nil {
 		return nil, err
 	}
 	n := len(pendingMagic) + 8
 	if len(b) <= n || !bytes.Equal(b[:len(pendingMagic)], pendingMagic) ||
-		s.Clock.Now().Unix() >= int64(binary.BigEndian.Uint64(b[len(pendingMagic):n])) {
+		s.clock.Now().Unix() >= int64(binary.BigEndian.Uint64(b[len(pendingMagic):n])) {
 		clear(b)
 		return nil, nil
 	}

@@ -111,26 +111,26 @@ func (s *Service) bindFees(ctx context.Context, t *countersign.Transaction) erro
 		return countersign.Errorf(countersign.Internal, "transaction value is not an integer")
 	}
 	msg := countersign.CallMsg{From: t.From, To: t.TxTo, Value: value, Data: t.TxData}
-	gas, err := s.Chain.EstimateGas(ctx, msg)
+	gas, err := s.chain.EstimateGas(ctx, msg)
 	if err != nil && t.Type == countersign.TxNative && countersign.ErrorCode(err) == countersign.InsufficientFunds {
 		// A plain transfer to an account without code needs the same gas
 		// whatever it sends, and the wallet may be funded before execute.
-		if code, cerr := s.Chain.CodeAt(ctx, t.TxTo); cerr == nil && len(code) == 0 {
-			gas, err = s.Chain.EstimateGas(ctx, countersign.CallMsg{From: t.From, To: t.TxTo, Value: new(big.Int)})
+		if code, cerr := s.chain.CodeAt(ctx, t.TxTo); cerr == nil && len(code) == 0 {
+			gas, err = s.chain.EstimateGas(ctx, countersign.CallMsg{From: t.From, To: t.TxTo, Value: new(big.Int)})
 		}
 	}
 	if err != nil {
 		return nil // unbound: the review shows the failed simulation
 	}
-	_, feeCap, err := s.Chain.SuggestFees(ctx)
+	_, feeCap, err := s.chain.SuggestFees(ctx)
 	if err != nil {
 		return err
 	}
-	base, err := s.Chain.BaseFee(ctx)
+	base, err := s.chain.BaseFee(ctx)
 	if err != nil {
 		return err
 	}
-	limit := s.Config.Money.MaxFeePerGas
+	limit := s.cfg.Money.MaxFeePerGas
 	if base.Cmp(limit) > 0 {
 		return countersign.Errorf(countersign.FeeTooHigh, "the chain's base fee is %s wei per gas, above MAX_FEE_PER_GAS (%s wei): nothing can be sent until fees fall", base, limit)
 	}
@@ -173,7 +173,7 @@ func (s *Service) planSpend(ctx context.Context, t *countersign.Transaction) (*s
 	if p.value, ok = new(big.Int).SetString(t.TxValue, 10); !ok {
 		return nil, countersign.Errorf(countersign.Internal, "transaction value is not an integer")
 	}
-	gas, err := s.Chain.EstimateGas(ctx, countersign.CallMsg{From: t.From, To: t.TxTo, Value: p.value, Data: t.TxData})
+	gas, err := s.chain.EstimateGas(ctx, countersign.CallMsg{From: t.From, To: t.TxTo, Value: p.value, Data: t.TxData})
 	if err != nil {
 		return nil, err
 	}
@@ -184,17 +184,17 @@ func (s *Service) planSpend(ctx context.Context, t *countersign.Transaction) (*s
 	if gas > t.GasLimit {
 		return nil, countersign.Errorf(countersign.FeeTooHigh, "the transaction needs %d gas now; its approval allows at most %d: prepare it again", gas, t.GasLimit)
 	}
-	if limit := s.Config.Money.MaxFeePerGas; p.maxFeePerGas.Cmp(limit) > 0 {
+	if limit := s.cfg.Money.MaxFeePerGas; p.maxFeePerGas.Cmp(limit) > 0 {
 		return nil, countersign.Errorf(countersign.FeeTooHigh, "its approved max fee per gas (%s wei) is above MAX_FEE_PER_GAS (%s wei): prepare it again", p.maxFeePerGas, limit)
 	}
-	base, err := s.Chain.BaseFee(ctx)
+	base, err := s.chain.BaseFee(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if base.Cmp(p.maxFeePerGas) > 0 {
 		return nil, countersign.Errorf(countersign.FeeTooHigh, "the base fee is now %s wei per gas, above the %s its approval allows: execute again when fees fall, or prepare it again", base, p.maxFeePerGas)
 	}
-	if p.tip, _, err = s.Chain.SuggestFees(ctx); err != nil {
+	if p.tip, _, err = s.chain.SuggestFees(ctx); err != nil {
 		return nil, err
 	}
 	if p.tip.Cmp(p.maxFeePerGas) > 0 {
@@ -202,13 +202,13 @@ func (s *Service) planSpend(ctx context.Context, t *countersign.Transaction) (*s
 	}
 	// The mined nonce first, then the balance: if a block lands between
 	// the two reads, spends are counted twice (refused), never missed.
-	if p.mined, err = s.Chain.NonceAt(ctx, t.From); err != nil {
+	if p.mined, err = s.chain.NonceAt(ctx, t.From); err != nil {
 		return nil, err
 	}
-	if p.pending, err = s.Chain.PendingNonceAt(ctx, t.From); err != nil {
+	if p.pending, err = s.chain.PendingNonceAt(ctx, t.From); err != nil {
 		return nil, err
 	}
-	if p.balance, err = s.Chain.BalanceAt(ctx, t.From); err != nil {
+	if p.balance, err = s.chain.BalanceAt(ctx, t.From); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -236,7 +236,7 @@ func maxCost(t *countersign.Transaction) *big.Int {
 // balance on chain does not show them, and the node refuses a transaction
 // the wallet cannot pay after them, which would leave a nonce gap.
 func (s *Service) inFlight(ctx context.Context, t *countersign.Transaction, mined uint64) (*big.Int, error) {
-	subs, err := s.Store.Transactions(ctx, countersign.TxFilter{OwnerID: t.OwnerID, From: t.From, ChainID: t.ChainID, Status: countersign.StatusSubmitted, Limit: maxInFlight})
+	subs, err := s.store.Transactions(ctx, countersign.TxFilter{OwnerID: t.OwnerID, From: t.From, ChainID: t.ChainID, Status: countersign.StatusSubmitted, Limit: maxInFlight})
 	if err != nil {
 		return nil, err
 	}
@@ -255,7 +255,7 @@ func (s *Service) inFlight(ctx context.Context, t *countersign.Transaction, mine
 // knownNonces maps the nonces of t's wallet's signed transactions on t's
 // chain to their hashes.
 func (s *Service) knownNonces(ctx context.Context, t *countersign.Transaction) (map[uint64]string, error) {
-	rows, err := s.Store.Transactions(ctx, countersign.TxFilter{OwnerID: t.OwnerID, From: t.From, ChainID: t.ChainID, Limit: 1000})
+	rows, err := s.store.Transactions(ctx, countersign.TxFilter{OwnerID: t.OwnerID, From: t.From, ChainID: t.ChainID, Limit: 1000})
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +284,7 @@ func matches(t *countersign.Transaction, f *countersign.SentTx) bool {
 // instead of signing a second payment; it refuses when it cannot rule
 // that out. It returns the adopted row, or nil to sign anew.
 func (s *Service) reconcile(ctx context.Context, actor string, t *countersign.Transaction, p *spendPlan) (*countersign.Transaction, error) {
-	counter, err := s.Store.NonceCounter(ctx, t.ChainID, t.From)
+	counter, err := s.store.NonceCounter(ctx, t.ChainID, t.From)
 	if err != nil || p.pending <= counter {
 		return nil, err
 	}
@@ -305,7 +305,7 @@ func (s *Service) reconcile(ctx context.Context, actor string, t *countersign.Tr
 	if !t.DecidedAt.IsZero() {
 		since = t.DecidedAt.Add(-reconcileSkew) // nothing for this approval was signed before it was approved
 	}
-	found, complete, err := s.Chain.SentTxs(ctx, countersign.SentQuery{From: t.From, Nonces: unknown, Since: since, MaxBlocks: s.Config.Money.ReconcileBlocks})
+	found, complete, err := s.chain.SentTxs(ctx, countersign.SentQuery{From: t.From, Nonces: unknown, Since: since, MaxBlocks: s.cfg.Money.ReconcileBlocks})
 	if err != nil {
 		return nil, err
 	}
@@ -329,18 +329,18 @@ func (s *Service) reconcile(ctx context.Context, actor string, t *countersign.Tr
 			if !seen[n] {
 				return nil, countersign.Errorf(countersign.Conflict,
 					"wallet %s sent a transaction countersign has no record of (nonce %d) that is not among the last %d blocks, so countersign cannot rule out that it pays this approval: raise RECONCILE_BLOCKS and execute again",
-					t.From, n, s.Config.Money.ReconcileBlocks)
+					t.From, n, s.cfg.Money.ReconcileBlocks)
 			}
 		}
 	}
-	s.Log.Info("reconciled unknown nonces: none pays this approval", "transaction_id", t.ID, "from", t.From, "nonces", len(unknown))
+	s.log.Info("reconciled unknown nonces: none pays this approval", "transaction_id", t.ID, "from", t.From, "nonces", len(unknown))
 	return nil, nil
 }
 
 // adopt records f as the transaction that fulfils t's approval.
 func (s *Service) adopt(ctx context.Context, actor string, t *countersign.Transaction, f *countersign.SentTx) (*countersign.Transaction, error) {
 	err := s.inTx(ctx, func(ctx context.Context) error {
-		cur, err := s.Store.Transaction(ctx, t.ID)
+		cur, err := s.store.Transaction(ctx, t.ID)
 		if err != nil {
 			return err
 		}
@@ -360,7 +360,7 @@ func (s *Service) adopt(ctx context.Context, actor string, t *countersign.Transa
 		}
 		n := f.Nonce
 		cur.Nonce, cur.RawTx, cur.TxHash = &n, f.Raw, f.Hash
-		cur.NextBroadcastAt = s.Clock.Now().UTC().Add(s.Config.Money.RebroadcastAfter)
+		cur.NextBroadcastAt = s.clock.Now().UTC().Add(s.cfg.Money.RebroadcastAfter)
 		where := "mined"
 		if f.BlockNumber == nil {
 			where = "in the node's pool"
@@ -378,7 +378,7 @@ func (s *Service) adopt(ctx context.Context, actor string, t *countersign.Transa
 	if ended(t) { // settled by a concurrent execute meanwhile
 		return nil, failedError(t)
 	}
-	s.Log.Warn("adopted a transaction found on chain instead of signing again", "transaction_id", t.ID, "tx_hash", t.TxHash, "nonce", *t.Nonce)
+	s.log.Warn("adopted a transaction found on chain instead of signing again", "transaction_id", t.ID, "tx_hash", t.TxHash, "nonce", *t.Nonce)
 	s.nudge()
 	return t, nil
 }
@@ -400,10 +400,10 @@ func (s *Service) execute(ctx context.Context, actor string, t *countersign.Tran
 	}
 	// The approval names its chain; signing for whatever chain the server
 	// is connected to now would spend on a chain nobody approved.
-	if t.ChainID != s.ChainID.Int64() {
-		return nil, countersign.Errorf(countersign.ChainMismatch, "transaction %s was approved for chain %d, but this server is connected to chain %s: it cannot be executed here", t.ID, t.ChainID, s.ChainID)
+	if t.ChainID != s.chainID.Int64() {
+		return nil, countersign.Errorf(countersign.ChainMismatch, "transaction %s was approved for chain %d, but this server is connected to chain %s: it cannot be executed here", t.ID, t.ChainID, s.chainID)
 	}
-	w, err := s.Store.WalletByID(ctx, t.WalletID)
+	w, err := s.store.WalletByID(ctx, t.WalletID)
 	if err != nil {
 		return nil, err
 	}
@@ -419,7 +419,7 @@ func (s *Service) execute(ctx context.Context, actor string, t *countersign.Tran
 	}
 	signed := false
 	err = s.inTx(ctx, func(ctx context.Context) error {
-		cur, err := s.Store.Transaction(ctx, t.ID)
+		cur, err := s.store.Transaction(ctx, t.ID)
 		if err != nil {
 			return err
 		}
@@ -442,17 +442,17 @@ func (s *Service) execute(ctx context.Context, actor string, t *countersign.Tran
 			return countersign.Errorf(countersign.InsufficientFunds, "wallet %s holds %s wei but needs up to %s wei (value plus the approved maximum fee) on top of %s wei its transactions in flight may spend",
 				cur.From, p.balance, need, flight)
 		}
-		nonce, err := s.Store.NextNonce(ctx, cur.ChainID, cur.From, p.pending)
+		nonce, err := s.store.NextNonce(ctx, cur.ChainID, cur.From, p.pending)
 		if err != nil {
 			return err
 		}
-		raw, hash, err := s.Signer.SignTx(ctx, w, &countersign.UnsignedTx{ChainID: big.NewInt(cur.ChainID), Nonce: nonce, To: cur.TxTo,
+		raw, hash, err := s.signer.SignTx(ctx, w, &countersign.UnsignedTx{ChainID: big.NewInt(cur.ChainID), Nonce: nonce, To: cur.TxTo,
 			Value: p.value, Data: cur.TxData, Gas: cur.GasLimit, Tip: p.tip, FeeCap: p.maxFeePerGas})
 		if err != nil {
 			return err
 		}
 		cur.Nonce, cur.RawTx, cur.TxHash = &nonce, raw, hash
-		cur.Broadcasts, cur.NextBroadcastAt = 0, s.Clock.Now().UTC().Add(s.Config.Money.RebroadcastAfter)
+		cur.Broadcasts, cur.NextBroadcastAt = 0, s.clock.Now().UTC().Add(s.cfg.Money.RebroadcastAfter)
 		if err := s.setStatus(ctx, cur, countersign.StatusSubmitted, actor, "transaction.execute",
 			map[string]any{"tx_hash": hash, "nonce": nonce, "gas_limit": cur.GasLimit, "max_fee_per_gas": cur.MaxFeePerGas, "tip": p.tip.String()}); err != nil {
 			return err
@@ -480,11 +480,11 @@ func (s *Service) execute(ctx context.Context, actor string, t *countersign.Tran
 // ends it; anything ambiguous stays submitted for the tracker, which
 // settles it by the hash and the sender's nonce.
 func (s *Service) broadcast(ctx context.Context, t *countersign.Transaction) (*countersign.Transaction, error) {
-	if h := s.Hooks.BeforeBroadcast; h != nil {
+	if h := s.hooks.BeforeBroadcast; h != nil {
 		h(t)
 	}
-	err := s.Chain.SendRawTransaction(ctx, t.RawTx)
-	if h := s.Hooks.AfterBroadcast; h != nil {
+	err := s.chain.SendRawTransaction(ctx, t.RawTx)
+	if h := s.hooks.AfterBroadcast; h != nil {
 		h(t, err)
 	}
 	if err == nil {
@@ -492,7 +492,7 @@ func (s *Service) broadcast(ctx context.Context, t *countersign.Transaction) (*c
 		return t, nil
 	}
 	if !errors.Is(err, countersign.ErrRefused) {
-		s.Log.Warn("broadcast unconfirmed: the node may have the transaction; the tracker settles it from the chain", "transaction_id", t.ID, "tx_hash", t.TxHash, "err", err)
+		s.log.Warn("broadcast unconfirmed: the node may have the transaction; the tracker settles it from the chain", "transaction_id", t.ID, "tx_hash", t.TxHash, "err", err)
 		s.nudge()
 		return t, nil
 	}
@@ -507,17 +507,17 @@ type fillPlan struct {
 }
 
 func (s *Service) planFill(ctx context.Context, from string) (*fillPlan, error) {
-	tip, feeCap, err := s.Chain.SuggestFees(ctx)
+	tip, feeCap, err := s.chain.SuggestFees(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if limit := s.Config.Money.MaxFeePerGas; feeCap.Cmp(limit) > 0 {
+	if limit := s.cfg.Money.MaxFeePerGas; feeCap.Cmp(limit) > 0 {
 		feeCap = new(big.Int).Set(limit)
 	}
 	if tip.Cmp(feeCap) > 0 {
 		tip = new(big.Int).Set(feeCap)
 	}
-	gas, err := s.Chain.EstimateGas(ctx, countersign.CallMsg{From: from, To: from, Value: new(big.Int)})
+	gas, err := s.chain.EstimateGas(ctx, countersign.CallMsg{From: from, To: from, Value: new(big.Int)})
 	if err != nil {
 		gas = 21000 // a plain transfer's intrinsic gas
 	}
@@ -532,7 +532,7 @@ func (s *Service) refused(ctx context.Context, t *countersign.Transaction, cause
 	fp, fillErr := s.planFill(ctx, t.From) // only used if there is a gap
 	var filler *countersign.Transaction
 	err := s.inTx(ctx, func(ctx context.Context) error {
-		cur, err := s.Store.Transaction(ctx, t.ID)
+		cur, err := s.store.Transaction(ctx, t.ID)
 		if err != nil {
 			return err
 		}
@@ -541,10 +541,10 @@ func (s *Service) refused(ctx context.Context, t *countersign.Transaction, cause
 		}
 		nonce := *cur.Nonce
 		cur.Error = countersign.ErrorDetail(cause)
-		if err := s.Store.ReleaseNonce(ctx, cur.ChainID, cur.From, nonce); err != nil {
+		if err := s.store.ReleaseNonce(ctx, cur.ChainID, cur.From, nonce); err != nil {
 			return err
 		}
-		counter, err := s.Store.NonceCounter(ctx, cur.ChainID, cur.From)
+		counter, err := s.store.NonceCounter(ctx, cur.ChainID, cur.From)
 		if err != nil {
 			return err
 		}
@@ -564,9 +564,9 @@ func (s *Service) refused(ctx context.Context, t *countersign.Transaction, cause
 		return err
 	}
 	if filler != nil {
-		s.Log.Warn("filled a refused transaction's nonce with a self-transfer", "transaction_id", t.ID, "filler_id", filler.ID, "nonce", *filler.Nonce)
-		if err := s.Chain.SendRawTransaction(ctx, filler.RawTx); err != nil {
-			s.Log.Warn("nonce filler broadcast: the tracker retries it", "transaction_id", filler.ID, "err", err)
+		s.log.Warn("filled a refused transaction's nonce with a self-transfer", "transaction_id", t.ID, "filler_id", filler.ID, "nonce", *filler.Nonce)
+		if err := s.chain.SendRawTransaction(ctx, filler.RawTx); err != nil {
+			s.log.Warn("nonce filler broadcast: the tracker retries it", "transaction_id", filler.ID, "err", err)
 		}
 		s.nudge()
 	}
@@ -578,11 +578,11 @@ func (s *Service) refused(ctx context.Context, t *countersign.Transaction, cause
 // value, so it needs no human: its only cost is its fee, bounded by
 // MAX_FEE_PER_GAS, and it is audited and listed like any transaction.
 func (s *Service) fillNonce(ctx context.Context, refused *countersign.Transaction, fp *fillPlan) (*countersign.Transaction, error) {
-	w, err := s.Store.WalletByID(ctx, refused.WalletID)
+	w, err := s.store.WalletByID(ctx, refused.WalletID)
 	if err != nil {
 		return nil, err
 	}
-	now := s.Clock.Now().UTC()
+	now := s.clock.Now().UTC()
 	nonce := *refused.Nonce
 	f := &countersign.Transaction{ID: uuid.NewString(), OwnerID: refused.OwnerID, WalletID: refused.WalletID, ChainID: refused.ChainID,
 		Type: countersign.TxNonceFill, From: refused.From, To: refused.From, Amount: "0", TxTo: refused.From, TxValue: "0",
@@ -591,20 +591,20 @@ func (s *Service) fillNonce(ctx context.Context, refused *countersign.Transactio
 		CreatedAt: now, UpdatedAt: now, ExpiresAt: now}
 	f.Digest = Digest(f)
 	f.ApprovedDigest = f.Digest
-	if err := s.Store.CreateTransaction(ctx, f); err != nil {
+	if err := s.store.CreateTransaction(ctx, f); err != nil {
 		return nil, err
 	}
 	if err := s.audit(ctx, f.OwnerID, "system", "transaction.nonce_fill", f.ID, map[string]any{"nonce": nonce, "refused": refused.ID,
 		"gas_limit": f.GasLimit, "max_fee_per_gas": f.MaxFeePerGas}); err != nil {
 		return nil, err
 	}
-	raw, hash, err := s.Signer.SignTx(ctx, w, &countersign.UnsignedTx{ChainID: big.NewInt(f.ChainID), Nonce: nonce, To: f.TxTo,
+	raw, hash, err := s.signer.SignTx(ctx, w, &countersign.UnsignedTx{ChainID: big.NewInt(f.ChainID), Nonce: nonce, To: f.TxTo,
 		Value: new(big.Int), Gas: f.GasLimit, Tip: fp.tip, FeeCap: fp.feeCap})
 	if err != nil {
 		return nil, err
 	}
 	f.Nonce, f.RawTx, f.TxHash = &nonce, raw, hash
-	f.NextBroadcastAt = now.Add(s.Config.Money.RebroadcastAfter)
+	f.NextBroadcastAt = now.Add(s.cfg.Money.RebroadcastAfter)
 	if err := s.setStatus(ctx, f, countersign.StatusSubmitted, "system", "transaction.execute",
 		map[string]any{"tx_hash": hash, "nonce": nonce, "gas_limit": f.GasLimit, "max_fee_per_gas": f.MaxFeePerGas}); err != nil {
 		return nil, err
@@ -619,7 +619,7 @@ func (s *Service) fillNonce(ctx context.Context, refused *countersign.Transactio
 // row that cannot be settled is logged and counted and does not stop the
 // others.
 func (s *Service) TrackReceipts(ctx context.Context) error {
-	subs, err := s.Store.TransactionsByStatus(ctx, countersign.StatusSubmitted, s.Config.Money.TrackBatch)
+	subs, err := s.store.TransactionsByStatus(ctx, countersign.StatusSubmitted, s.cfg.Money.TrackBatch)
 	if err != nil {
 		return err
 	}
@@ -636,7 +636,7 @@ func (s *Service) TrackReceipts(ctx context.Context) error {
 		}
 		return a.Nonce != nil && *a.Nonce < *b.Nonce
 	})
-	now := s.Clock.Now().UTC()
+	now := s.clock.Now().UTC()
 	mined := map[string]uint64{} // per sender, read once a pass
 	checked := make([]string, 0, len(subs))
 	failed := 0
@@ -648,10 +648,10 @@ func (s *Service) TrackReceipts(ctx context.Context) error {
 		if err := s.track(ctx, t, now, mined); err != nil {
 			failed++
 			s.tracker.errors.Add(1)
-			s.Log.Warn("receipt tracker: cannot settle transaction", "transaction_id", t.ID, "err", err)
+			s.log.Warn("receipt tracker: cannot settle transaction", "transaction_id", t.ID, "err", err)
 		}
 	}
-	if err := s.Store.MarkChecked(ctx, now, checked...); err != nil {
+	if err := s.store.MarkChecked(ctx, now, checked...); err != nil {
 		return err
 	}
 	if failed > 0 {
@@ -661,7 +661,7 @@ func (s *Service) TrackReceipts(ctx context.Context) error {
 }
 
 func (s *Service) track(ctx context.Context, t *countersign.Transaction, now time.Time, mined map[string]uint64) error {
-	r, err := s.Chain.Receipt(ctx, t.TxHash)
+	r, err := s.chain.Receipt(ctx, t.TxHash)
 	if err == nil {
 		return s.settleReceipt(ctx, t, r)
 	}
@@ -674,7 +674,7 @@ func (s *Service) track(ctx context.Context, t *countersign.Transaction, now tim
 	if t.Nonce != nil {
 		m, ok := mined[t.From]
 		if !ok {
-			if m, err = s.Chain.NonceAt(ctx, t.From); err != nil {
+			if m, err = s.chain.NonceAt(ctx, t.From); err != nil {
 				return err
 			}
 			mined[t.From] = m
@@ -685,15 +685,15 @@ func (s *Service) track(ctx context.Context, t *countersign.Transaction, now tim
 	}
 	// Never ends the transaction: an earlier broadcast may sit in some
 	// node's pool whatever this one answers.
-	if err := s.Chain.SendRawTransaction(ctx, t.RawTx); err != nil {
-		s.Log.Warn("rebroadcast", "transaction_id", t.ID, "err", err)
+	if err := s.chain.SendRawTransaction(ctx, t.RawTx); err != nil {
+		s.log.Warn("rebroadcast", "transaction_id", t.ID, "err", err)
 	}
 	return s.backOff(ctx, t, now)
 }
 
 func (s *Service) settleReceipt(ctx context.Context, t *countersign.Transaction, r *countersign.Receipt) error {
 	return s.inTx(ctx, func(ctx context.Context) error {
-		cur, err := s.Store.Transaction(ctx, t.ID)
+		cur, err := s.store.Transaction(ctx, t.ID)
 		if err != nil || cur.Status != countersign.StatusSubmitted || cur.TxHash != t.TxHash {
 			return err
 		}
@@ -712,17 +712,17 @@ func (s *Service) settleReceipt(ctx context.Context, t *countersign.Transaction,
 // doubles each time, up to RebroadcastMax.
 func (s *Service) backOff(ctx context.Context, t *countersign.Transaction, now time.Time) error {
 	return s.inTx(ctx, func(ctx context.Context) error {
-		cur, err := s.Store.Transaction(ctx, t.ID)
+		cur, err := s.store.Transaction(ctx, t.ID)
 		if err != nil || cur.Status != countersign.StatusSubmitted || cur.TxHash != t.TxHash {
 			return err
 		}
 		cur.Broadcasts++
-		wait := s.Config.Money.RebroadcastMax
+		wait := s.cfg.Money.RebroadcastMax
 		if cur.Broadcasts < 20 {
-			wait = min(s.Config.Money.RebroadcastAfter<<cur.Broadcasts, wait)
+			wait = min(s.cfg.Money.RebroadcastAfter<<cur.Broadcasts, wait)
 		}
 		cur.NextBroadcastAt = now.Add(wait)
-		return s.Store.UpdateTransaction(ctx, cur)
+		return s.store.UpdateTransaction(ctx, cur)
 	})
 }
 
@@ -737,27 +737,27 @@ func (s *Service) settleUsedNonce(ctx context.Context, t *countersign.Transactio
 	if !t.DecidedAt.IsZero() {
 		since = t.DecidedAt.Add(-reconcileSkew)
 	}
-	found, _, err := s.Chain.SentTxs(ctx, countersign.SentQuery{From: t.From, Nonces: []uint64{*t.Nonce}, Since: since, MaxBlocks: s.Config.Money.ReconcileBlocks})
+	found, _, err := s.chain.SentTxs(ctx, countersign.SentQuery{From: t.From, Nonces: []uint64{*t.Nonce}, Since: since, MaxBlocks: s.cfg.Money.ReconcileBlocks})
 	if err != nil {
 		return err
 	}
 	if len(found) == 0 || found[0].Hash == t.TxHash {
 		if len(found) == 0 {
-			s.Log.Warn("the transaction's nonce is used but no transaction with it was found: checking again later", "transaction_id", t.ID, "nonce", *t.Nonce)
+			s.log.Warn("the transaction's nonce is used but no transaction with it was found: checking again later", "transaction_id", t.ID, "nonce", *t.Nonce)
 		}
 		return s.backOff(ctx, t, now)
 	}
 	f := found[0]
 	return s.inTx(ctx, func(ctx context.Context) error {
-		cur, err := s.Store.Transaction(ctx, t.ID)
+		cur, err := s.store.Transaction(ctx, t.ID)
 		if err != nil || cur.Status != countersign.StatusSubmitted || cur.TxHash != t.TxHash {
 			return err
 		}
 		if matches(cur, f) {
 			old := cur.TxHash
 			cur.TxHash, cur.RawTx = f.Hash, f.Raw
-			cur.UpdatedAt = s.Clock.Now().UTC()
-			if err := s.Store.UpdateTransaction(ctx, cur); err != nil {
+			cur.UpdatedAt = s.clock.Now().UTC()
+			if err := s.store.UpdateTransaction(ctx, cur); err != nil {
 				return err
 			}
 			if err := s.audit(ctx, cur.OwnerID, "system", "transaction.adopt", cur.ID, map[string]any{"tx_hash": f.Hash, "replaces": old, "nonce": f.Nonce}); err != nil {

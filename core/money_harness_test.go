@@ -251,7 +251,7 @@ func newMoneyEnv(t *testing.T, cfg MoneyConfig) *moneyEnv {
 		t.Fatal(err)
 	}
 	w := &countersign.Wallet{ID: uuid.NewString(), OwnerID: u.ID, Name: "w", CreatedAt: now}
-	if w.Address, w.KeyFormat, w.KeySealed, err = svc.Signer.NewKey(ctx, w.ID); err != nil {
+	if w.Address, w.KeyFormat, w.KeySealed, err = svc.signer.NewKey(ctx, w.ID); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.CreateWallet(ctx, w); err != nil {
@@ -282,7 +282,7 @@ func (e *moneyEnv) approved(req *PrepareRequest) *countersign.Transaction {
 		e.t.Fatal(err)
 	}
 	t.Status, t.ApprovedDigest, t.DecidedBy, t.DecidedAt = countersign.StatusAuthorized, t.Digest, e.user.ID, e.clock.Now()
-	if err := e.svc.Store.UpdateTransaction(e.ctx, t); err != nil {
+	if err := e.svc.store.UpdateTransaction(e.ctx, t); err != nil {
 		e.t.Fatal(err)
 	}
 	return t
@@ -299,7 +299,7 @@ func (e *moneyEnv) execute(id string) (*countersign.Transaction, error) {
 
 func (e *moneyEnv) row(id string) *countersign.Transaction {
 	e.t.Helper()
-	t, err := e.svc.Store.Transaction(e.ctx, id)
+	t, err := e.svc.store.Transaction(e.ctx, id)
 	if err != nil {
 		e.t.Fatal(err)
 	}

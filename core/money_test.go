@@ -117,13 +117,13 @@ func (e *moneyEnv) loseCommit(id string) {
 	r := e.row(id)
 	nonce := *r.Nonce
 	r.Status, r.Nonce, r.RawTx, r.TxHash, r.BlockNumber = countersign.StatusAuthorized, nil, nil, "", nil
-	if err := e.svc.Store.UpdateTransaction(e.ctx, r); err != nil {
+	if err := e.svc.store.UpdateTransaction(e.ctx, r); err != nil {
 		e.t.Fatal(err)
 	}
-	if err := e.svc.Store.ReleaseNonce(e.ctx, r.ChainID, r.From, nonce); err != nil {
+	if err := e.svc.store.ReleaseNonce(e.ctx, r.ChainID, r.From, nonce); err != nil {
 		e.t.Fatal(err)
 	}
-	if c, _ := e.svc.Store.NonceCounter(e.ctx, r.ChainID, r.From); c != nonce {
+	if c, _ := e.svc.store.NonceCounter(e.ctx, r.ChainID, r.From); c != nonce {
 		e.t.Fatalf("counter %d after the lost commit, want %d", c, nonce)
 	}
 }
@@ -153,7 +153,7 @@ func TestMoney_LostCommitIsReconciledNotPaidTwice(t *testing.T) {
 		if got := e.balance(to); got.Cmp(eth(1)) != 0 || e.minedNonce() != 1 {
 			t.Fatalf("recipient holds %s after %d transactions: paid twice", got, e.minedNonce())
 		}
-		if c, _ := e.svc.Store.NonceCounter(e.ctx, tx.ChainID, tx.From); c > 1 {
+		if c, _ := e.svc.store.NonceCounter(e.ctx, tx.ChainID, tx.From); c > 1 {
 			t.Fatalf("counter %d", c)
 		}
 		// the next approval takes the next nonce
@@ -182,7 +182,7 @@ func TestMoney_LostCommitIsReconciledNotPaidTwice(t *testing.T) {
 		if r := e.row(tx.ID); r.Status != countersign.StatusAuthorized || r.TxHash != "" || len(e.proxy.sends) != sends || e.minedNonce() != 1 {
 			t.Fatalf("something was signed: %s %q", r.Status, r.TxHash)
 		}
-		e.svc.Config.Money.ReconcileBlocks = 2000
+		e.svc.cfg.Money.ReconcileBlocks = 2000
 		again, err := e.execute(tx.ID)
 		if err != nil || again.TxHash != first.TxHash {
 			t.Fatalf("with a wide window: %v (hash %s, first %s)", err, hashOf(again), first.TxHash)
@@ -197,12 +197,12 @@ func TestMoney_LostCommitIsReconciledNotPaidTwice(t *testing.T) {
 		e.fund(e.wallet.Address, eth(10))
 		// the key used outside countersign's counter
 		other := randomAddr()
-		raw, _, err := e.svc.Signer.SignTx(e.ctx, e.wallet, &countersign.UnsignedTx{ChainID: big.NewInt(1337), Nonce: 0, To: other,
+		raw, _, err := e.svc.signer.SignTx(e.ctx, e.wallet, &countersign.UnsignedTx{ChainID: big.NewInt(1337), Nonce: 0, To: other,
 			Value: big.NewInt(1), Gas: 21000, Tip: big.NewInt(1e9), FeeCap: big.NewInt(50e9)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := e.svc.Chain.SendRawTransaction(e.ctx, raw); err != nil {
+		if err := e.svc.chain.SendRawTransaction(e.ctx, raw); err != nil {
 			t.Fatal(err)
 		}
 		to := randomAddr()
@@ -252,14 +252,14 @@ func TestMoney_ChainMismatchIsRefused(t *testing.T) {
 	e := newMoneyEnv(t, MoneyConfig{})
 	e.fund(e.wallet.Address, eth(10))
 	tx := e.pay(randomAddr(), eth(1))
-	e.svc.ChainID = big.NewInt(11155111) // restarted against another chain
+	e.svc.chainID = big.NewInt(11155111) // restarted against another chain
 	if _, err := e.execute(tx.ID); code(err) != countersign.ChainMismatch {
 		t.Fatalf("execute on another chain: %v", err)
 	}
 	if r := e.row(tx.ID); r.Status != countersign.StatusAuthorized || r.TxHash != "" || r.Nonce != nil || len(e.proxy.sends) != 0 {
 		t.Fatalf("signed anyway: %s %q", r.Status, r.TxHash)
 	}
-	e.svc.ChainID = big.NewInt(1337)
+	e.svc.chainID = big.NewInt(1337)
 	got, err := e.execute(tx.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -346,7 +346,7 @@ func TestMoney_RefusedNonceGapIsFilled(t *testing.T) {
 	e.clock.Advance(time.Minute)
 	e.track(txs[2].ID, countersign.StatusConfirmed)
 	e.track(txs[3].ID, countersign.StatusConfirmed)
-	all, err := e.svc.Store.Transactions(e.ctx, countersign.TxFilter{OwnerID: e.user.ID})
+	all, err := e.svc.store.Transactions(e.ctx, countersign.TxFilter{OwnerID: e.user.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,7 +362,7 @@ func TestMoney_RefusedNonceGapIsFilled(t *testing.T) {
 	if filler == nil || *filler.Nonce != 1 || filler.To != e.wallet.Address || filler.TxTo != e.wallet.Address || filler.TxValue != "0" || len(filler.TxData) != 0 {
 		t.Fatalf("no zero-value self-transfer at nonce 1: %+v", filler)
 	}
-	if perGas, _ := new(big.Int).SetString(filler.MaxFeePerGas, 10); perGas.Cmp(e.svc.Config.Money.MaxFeePerGas) > 0 {
+	if perGas, _ := new(big.Int).SetString(filler.MaxFeePerGas, 10); perGas.Cmp(e.svc.cfg.Money.MaxFeePerGas) > 0 {
 		t.Fatalf("filler fee cap %s above MAX_FEE_PER_GAS", perGas)
 	}
 	e.track(filler.ID, countersign.StatusConfirmed)
@@ -374,7 +374,7 @@ func TestMoney_RefusedNonceGapIsFilled(t *testing.T) {
 	if e.minedNonce() != 4 {
 		t.Fatalf("mined nonce %d", e.minedNonce())
 	}
-	entries, _ := e.svc.Store.AuditEntries(e.ctx, e.user.ID, 0, 1000)
+	entries, _ := e.svc.store.AuditEntries(e.ctx, e.user.ID, 0, 1000)
 	audited := false
 	for _, a := range entries {
 		audited = audited || (a.Action == "transaction.nonce_fill" && a.Subject == filler.ID)
@@ -461,7 +461,7 @@ func TestMoney_FeesAreBoundByTheApproval(t *testing.T) {
 		e := newMoneyEnv(t, MoneyConfig{})
 		e.fund(e.wallet.Address, eth(10))
 		tx := e.pay(randomAddr(), big.NewInt(1))
-		e.svc.Config.Money.MaxFeePerGas = big.NewInt(1)
+		e.svc.cfg.Money.MaxFeePerGas = big.NewInt(1)
 		if _, err := e.execute(tx.ID); code(err) != countersign.FeeTooHigh {
 			t.Fatalf("execute above MAX_FEE_PER_GAS: %v", err)
 		}
@@ -471,18 +471,18 @@ func TestMoney_FeesAreBoundByTheApproval(t *testing.T) {
 		if _, err := e.svc.Prepare(e.ctx, e.agent, &PrepareRequest{Type: "native", ToAddress: randomAddr(), Amount: "1"}, ""); code(err) != countersign.FeeTooHigh {
 			t.Fatalf("prepare: %v", err)
 		}
-		if l, _ := e.svc.Store.Transactions(e.ctx, countersign.TxFilter{OwnerID: e.user.ID}); len(l) != 0 {
+		if l, _ := e.svc.store.Transactions(e.ctx, countersign.TxFilter{OwnerID: e.user.ID}); len(l) != 0 {
 			t.Fatal("a refused prepare stored a row")
 		}
 	})
 	t.Run("ok/MAX_FEE_PER_GAS caps what an approval binds", func(t *testing.T) {
 		e := newMoneyEnv(t, MoneyConfig{})
-		base, err := e.svc.Chain.BaseFee(e.ctx)
+		base, err := e.svc.chain.BaseFee(e.ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		limit := new(big.Int).Add(base, big.NewInt(1))
-		e.svc.Config.Money.MaxFeePerGas = limit
+		e.svc.cfg.Money.MaxFeePerGas = limit
 		if tx := e.pay(randomAddr(), big.NewInt(1)); tx.MaxFeePerGas != limit.String() {
 			t.Fatalf("bound %s per gas, cap %s", tx.MaxFeePerGas, limit)
 		}
@@ -499,7 +499,7 @@ func TestMoney_FeesAreBoundByTheApproval(t *testing.T) {
 		tx.Digest = Digest(tx)
 		now := e.clock.Now()
 		tx.AgentID, tx.Status, tx.ApprovedDigest, tx.CreatedAt, tx.UpdatedAt, tx.ExpiresAt = e.agent.Agent.ID, countersign.StatusAuthorized, tx.Digest, now, now, now
-		if err := e.svc.Store.CreateTransaction(e.ctx, tx); err != nil {
+		if err := e.svc.store.CreateTransaction(e.ctx, tx); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := e.execute(tx.ID); code(err) != countersign.NotAuthorized || !strings.Contains(countersign.ErrorDetail(err), "prepare it again") {
@@ -590,7 +590,7 @@ func TestMoney_TrackerIsPerTransactionFairAndBacksOff(t *testing.T) {
 				From: randomAddr(), To: randomAddr(), Amount: "1", TxTo: randomAddr(), TxValue: "1", Digest: []byte{1}, Status: countersign.StatusSubmitted,
 				Nonce: &n, TxHash: common.BytesToHash([]byte(uuid.NewString())).Hex(), RawTx: []byte{1},
 				CreatedAt: created, UpdatedAt: created, ExpiresAt: created, NextBroadcastAt: e.clock.Now().Add(24 * time.Hour)}
-			if err := e.svc.Store.CreateTransaction(e.ctx, stuck); err != nil {
+			if err := e.svc.store.CreateTransaction(e.ctx, stuck); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -641,12 +641,12 @@ func TestMoney_TrackerIsPerTransactionFairAndBacksOff(t *testing.T) {
 		}
 		e.proxy.set(nil)
 		// the key used elsewhere takes nonce 0
-		raw, _, err := e.svc.Signer.SignTx(e.ctx, e.wallet, &countersign.UnsignedTx{ChainID: big.NewInt(1337), Nonce: 0, To: randomAddr(),
+		raw, _, err := e.svc.signer.SignTx(e.ctx, e.wallet, &countersign.UnsignedTx{ChainID: big.NewInt(1337), Nonce: 0, To: randomAddr(),
 			Value: big.NewInt(1), Gas: 21000, Tip: big.NewInt(1e9), FeeCap: big.NewInt(50e9)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := e.svc.Chain.SendRawTransaction(e.ctx, raw); err != nil {
+		if err := e.svc.chain.SendRawTransaction(e.ctx, raw); err != nil {
 			t.Fatal(err)
 		}
 		e.clock.Advance(time.Minute)

@@ -97,19 +97,19 @@ type OmniSession struct {
 }
 
 func (s *Service) omniTokens() *auth.Tokens {
-	t, _ := auth.NewTokensFor("countersign-omni", s.Tokens.Keys(), s.Omni.SessionTTL, s.Clock.Now)
+	t, _ := auth.NewTokensFor("countersign-omni", s.tokens.Keys(), s.omni.SessionTTL, s.clock.Now)
 	return t
 }
 
 // masterOmni resolves an identity to its omni_account: the account it is
 // linked to, or its own.
 func (s *Service) masterOmni(ctx context.Context, typ, value string) (string, error) {
-	if omni, err := s.Store.LinkedOmni(ctx, typ, value); err == nil {
+	if omni, err := s.store.LinkedOmni(ctx, typ, value); err == nil {
 		return omni, nil
 	} else if countersign.ErrorCode(err) != countersign.NotFound {
 		return "", err
 	}
-	return countersign.OmniAccount(s.Omni.ClientID, typ, value), nil
+	return countersign.OmniAccount(s.omni.ClientID, typ, value), nil
 }
 
 // sessionFor issues a session for a proven identity.
@@ -146,11 +146,11 @@ type SIWEChallenge struct {
 }
 
 func (s *Service) siweDomain() (domain, uri string) {
-	u, err := url.Parse(s.Omni.PublicURL)
+	u, err := url.Parse(s.omni.PublicURL)
 	if err != nil || u.Host == "" {
 		return "127.0.0.1:8555", "http://127.0.0.1:8555"
 	}
-	return u.Host, strings.TrimRight(s.Omni.PublicURL, "/")
+	return u.Host, strings.TrimRight(s.omni.PublicURL, "/")
 }
 
 func randomNonce() string {
@@ -169,10 +169,10 @@ func (s *Service) SIWEStart(ctx context.Context, address string, chainID int64) 
 	if err != nil {
 		return nil, err
 	}
-	if chainID != s.ChainID.Int64() {
-		return nil, countersign.Errorf(countersign.BadRequest, "chain_id %d is not this server's chain (%s)", chainID, s.ChainID)
+	if chainID != s.chainID.Int64() {
+		return nil, countersign.Errorf(countersign.BadRequest, "chain_id %d is not this server's chain (%s)", chainID, s.chainID)
 	}
-	now := s.Clock.Now().UTC()
+	now := s.clock.Now().UTC()
 	domain, uri := s.siweDomain()
 	m := &auth.SIWE{Domain: domain, Address: a.Hex(), Statement: "Sign in to countersign with this wallet.", URI: uri, Version: "1",
 		ChainID: chainID, Nonce: randomNonce(), IssuedAt: now.Format("2006-01-02T15:04:05.000Z"),
@@ -181,7 +181,7 @@ func (s *Service) SIWEStart(ctx context.Context, address string, chainID int64) 
 		return nil, err
 	}
 	r := &countersign.SIWERequest{ID: m.RequestID, Address: m.Address, Message: m.String(), Nonce: m.Nonce, ExpiresAt: now.Add(5 * time.Minute)}
-	if err := s.Store.CreateSIWERequest(ctx, r); err != nil {
+	if err := s.store.CreateSIWERequest(ctx, r); err != nil {
 		return nil, err
 	}
 	return &SIWEChallenge{RequestID: r.ID, Message: r.Message, Nonce: r.Nonce, ExpiresAt: r.ExpiresAt}, nil
@@ -196,11 +196,11 @@ func (s *Service) siweProve(ctx context.Context, requestID, signature string) (c
 	fail := func(format string, args ...any) (common.Address, error) {
 		return common.Address{}, countersign.Errorf(countersign.Unauthorized, "sign-in refused: "+format, args...)
 	}
-	r, err := s.Store.TakeSIWERequest(ctx, requestID, s.Clock.Now())
+	r, err := s.store.TakeSIWERequest(ctx, requestID, s.clock.Now())
 	if err != nil {
 		return fail("unknown or already used request (each nonce works once)")
 	}
-	now := s.Clock.Now()
+	now := s.clock.Now()
 	if !now.Before(r.ExpiresAt) {
 		return fail("the request expired")
 	}
@@ -209,7 +209,7 @@ func (s *Service) siweProve(ctx context.Context, requestID, signature string) (c
 		return fail("%v", err)
 	}
 	domain, _ := s.siweDomain()
-	if err := m.Check(auth.SIWECheck{Domain: domain, Nonce: r.Nonce, ChainID: s.ChainID.Int64(), Time: now}); err != nil {
+	if err := m.Check(auth.SIWECheck{Domain: domain, Nonce: r.Nonce, ChainID: s.chainID.Int64(), Time: now}); err != nil {
 		return fail("%v", err)
 	}
 	sig, err := hexDecode(signature)
@@ -221,9 +221,9 @@ func (s *Service) siweProve(ctx context.Context, requestID, signature string) (c
 		return want, nil
 	}
 	// A contract wallet signs by code: ask it (ERC-1271).
-	if code, err := s.Chain.CodeAt(ctx, want.Hex()); err == nil && len(code) > 0 {
+	if code, err := s.chain.CodeAt(ctx, want.Hex()); err == nil && len(code) > 0 {
 		data, _ := erc1271ABI.Pack("isValidSignature", [32]byte(accounts.TextHash([]byte(r.Message))), sig)
-		if out, err := s.Chain.Call(ctx, countersign.CallMsg{To: want.Hex(), Data: data}); err == nil && len(out) >= 4 && bytes.Equal(out[:4], erc1271Magic) {
+		if out, err := s.chain.Call(ctx, countersign.CallMsg{To: want.Hex(), Data: data}); err == nil && len(out) >= 4 && bytes.Equal(out[:4], erc1271Magic) {
 			return want, nil
 		}
 	}
@@ -253,29 +253,29 @@ func (s *Service) emailCodeHash(email, code string) []byte {
 // EmailStart sends a one-time login code. Sending is rate limited per
 // address; the answer is the same whether or not the address is known.
 func (s *Service) EmailStart(ctx context.Context, email string) error {
-	if s.Mailer == nil {
+	if s.mailer == nil {
 		return countersign.Errorf(countersign.NotFound, "email login is not configured on this server (set SMTP_ADDR)")
 	}
 	e, err := countersign.CanonicalIdentity(countersign.IdentityEmail, email)
 	if err != nil {
 		return err
 	}
-	now := s.Clock.Now()
-	n, err := s.Store.EmailCodesSince(ctx, e, now.Add(-time.Hour))
+	now := s.clock.Now()
+	n, err := s.store.EmailCodesSince(ctx, e, now.Add(-time.Hour))
 	if err != nil {
 		return err
 	}
-	if n >= s.Omni.EmailPerHour {
+	if n >= s.omni.EmailPerHour {
 		return &countersign.Error{Code: countersign.RateLimit, RetryAfter: 600, Detail: "too many login codes for this address; try again later"}
 	}
 	nb, _ := rand.Int(rand.Reader, big.NewInt(1_000_000))
 	code := fmt.Sprintf("%06d", nb.Int64())
-	if err := s.Store.AddEmailCode(ctx, &countersign.EmailCode{Email: e, CodeHash: s.emailCodeHash(e, code), CreatedAt: now, ExpiresAt: now.Add(s.Omni.EmailCodeTTL)}); err != nil {
+	if err := s.store.AddEmailCode(ctx, &countersign.EmailCode{Email: e, CodeHash: s.emailCodeHash(e, code), CreatedAt: now, ExpiresAt: now.Add(s.omni.EmailCodeTTL)}); err != nil {
 		return err
 	}
 	body := fmt.Sprintf("Your countersign login code is %s\r\n\r\nIt expires in %d minutes and works once. If you did not ask for it, ignore this email.\r\n",
-		code, int(s.Omni.EmailCodeTTL.Minutes()))
-	if err := s.Mailer.Send(ctx, e, "Your countersign login code", body); err != nil {
+		code, int(s.omni.EmailCodeTTL.Minutes()))
+	if err := s.mailer.Send(ctx, e, "Your countersign login code", body); err != nil {
 		return countersign.Wrap(countersign.Internal, err, "could not send the email")
 	}
 	return nil
@@ -289,23 +289,23 @@ func (s *Service) emailProve(ctx context.Context, email, code string) (string, e
 	}
 	refused := countersign.Errorf(countersign.Unauthorized, "wrong or expired login code")
 	var out error
-	err = s.Store.InTx(ctx, func(ctx context.Context) error {
-		c, err := s.Store.LatestEmailCode(ctx, e, s.Clock.Now())
+	err = s.store.InTx(ctx, func(ctx context.Context) error {
+		c, err := s.store.LatestEmailCode(ctx, e, s.clock.Now())
 		if err != nil {
 			out = refused
 			return nil
 		}
-		if c.Attempts >= s.Omni.EmailAttempts {
+		if c.Attempts >= s.omni.EmailAttempts {
 			out = countersign.Errorf(countersign.RateLimit, "too many wrong codes: ask for a new one")
 			return nil
 		}
 		if subtle.ConstantTimeCompare(c.CodeHash, s.emailCodeHash(e, strings.TrimSpace(code))) != 1 {
 			c.Attempts++
 			out = refused
-			return s.Store.UpdateEmailCode(ctx, c)
+			return s.store.UpdateEmailCode(ctx, c)
 		}
-		c.UsedAt = s.Clock.Now()
-		return s.Store.UpdateEmailCode(ctx, c)
+		c.UsedAt = s.clock.Now()
+		return s.store.UpdateEmailCode(ctx, c)
 	})
 	if err != nil {
 		return "", err
@@ -325,10 +325,10 @@ func (s *Service) EmailVerify(ctx context.Context, email, code string) (*OmniSes
 // ---- OIDC login
 
 func (s *Service) oidcIdentity(ctx context.Context, idToken, nonce string) (typ, value string, err error) {
-	if s.IDTokens == nil {
+	if s.idTokens == nil {
 		return "", "", countersign.Errorf(countersign.NotFound, "OIDC login is not configured on this server (set OIDC_LOGIN_ISSUER)")
 	}
-	v, err := s.IDTokens.Verify(ctx, idToken)
+	v, err := s.idTokens.Verify(ctx, idToken)
 	if err != nil {
 		return "", "", countersign.Wrap(countersign.Unauthorized, err, "the ID token does not verify")
 	}
@@ -392,17 +392,17 @@ func (s *Service) Link(ctx context.Context, sess *OmniSession, typ, value string
 	default:
 		return "", countersign.Errorf(countersign.BadRequest, "linking %s identities is not supported yet", typ)
 	}
-	own := countersign.OmniAccount(s.Omni.ClientID, typ, canonical)
+	own := countersign.OmniAccount(s.omni.ClientID, typ, canonical)
 	if own == sess.OmniAccount {
 		return "", countersign.Errorf(countersign.Conflict, "this identity is the account's own anchor")
 	}
-	if linked, err := s.Store.LinkedOmni(ctx, typ, canonical); err == nil && linked != sess.OmniAccount {
+	if linked, err := s.store.LinkedOmni(ctx, typ, canonical); err == nil && linked != sess.OmniAccount {
 		return "", countersign.Errorf(countersign.Conflict, "this identity already belongs to another account")
 	} else if err == nil {
 		return sess.OmniAccount, nil // already linked here
 	}
 	err = s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.Store.LinkIdentity(ctx, typ, canonical, sess.OmniAccount, s.Clock.Now()); err != nil {
+		if err := s.store.LinkIdentity(ctx, typ, canonical, sess.OmniAccount, s.clock.Now()); err != nil {
 			return err
 		}
 		return s.audit(ctx, "omni:"+sess.OmniAccount, "omni:"+sess.OmniAccount, "omni.link", sess.OmniAccount, map[string]string{"identity_type": typ})
@@ -416,28 +416,28 @@ func (s *Service) Link(ctx context.Context, sess *OmniSession, typ, value string
 // a new key when the newest is older than the rotation period. A retired key
 // stays published for one more period, so tokens it signed still verify.
 func (s *Service) OIDCKeys(ctx context.Context) ([]auth.TokenKey, error) {
-	stored, err := s.Store.SigningKeys(ctx)
+	stored, err := s.store.SigningKeys(ctx)
 	if err != nil {
 		return nil, err
 	}
-	now := s.Clock.Now()
+	now := s.clock.Now()
 	var newest time.Time
 	for _, k := range stored {
 		if k.Alg == oidcAlg && k.CreatedAt.After(newest) {
 			newest = k.CreatedAt
 		}
 	}
-	if newest.IsZero() || now.Sub(newest) >= s.Omni.OIDCRotation {
+	if newest.IsZero() || now.Sub(newest) >= s.omni.OIDCRotation {
 		if _, err := s.addSigningKey(ctx, oidcAlg); err != nil && countersign.ErrorCode(err) != countersign.Conflict {
 			return nil, err
 		}
-		if stored, err = s.Store.SigningKeys(ctx); err != nil {
+		if stored, err = s.store.SigningKeys(ctx); err != nil {
 			return nil, err
 		}
 	}
 	var keys []auth.TokenKey
 	for _, sk := range stored { // newest first
-		if sk.Alg != oidcAlg || (len(keys) > 0 && now.Sub(sk.CreatedAt) >= 2*s.Omni.OIDCRotation) {
+		if sk.Alg != oidcAlg || (len(keys) > 0 && now.Sub(sk.CreatedAt) >= 2*s.omni.OIDCRotation) {
 			continue
 		}
 		k, err := s.openSigningKey(sk)
@@ -454,13 +454,13 @@ const oidcAlg = "ES256-oidc"
 // JWKS is the public key set served at /.well-known/jwks.json: session
 // keys and OIDC keys, all ES256.
 func (s *Service) JWKS(ctx context.Context) (auth.JWKSet, error) {
-	set := auth.JWKS(s.Tokens.Keys())
-	if s.Omni.OIDCIssuer != "" {
+	set := auth.JWKS(s.tokens.Keys())
+	if s.omni.OIDCIssuer != "" {
 		keys, err := s.OIDCKeys(ctx)
 		if err != nil {
 			return set, err
 		}
-		set = auth.JWKS(s.Tokens.Keys(), keys)
+		set = auth.JWKS(s.tokens.Keys(), keys)
 	}
 	return set, nil
 }
@@ -474,17 +474,17 @@ type MintedToken struct {
 // MintOIDC issues an OIDC JWT for the session's omni_account with AWS
 // session tags.
 func (s *Service) MintOIDC(ctx context.Context, sess *OmniSession) (*MintedToken, error) {
-	if s.Omni.OIDCIssuer == "" {
+	if s.omni.OIDCIssuer == "" {
 		return nil, countersign.Errorf(countersign.NotFound, "the OIDC issuer is not configured (set OIDC_ISSUER)")
 	}
 	keys, err := s.OIDCKeys(ctx)
 	if err != nil {
 		return nil, err
 	}
-	now := s.Clock.Now()
-	exp := now.Add(s.Omni.OIDCTokenTTL)
+	now := s.clock.Now()
+	exp := now.Add(s.omni.OIDCTokenTTL)
 	claims := jwt.MapClaims{
-		"iss": s.Omni.OIDCIssuer, "sub": sess.OmniAccount, "aud": s.Omni.OIDCAudience,
+		"iss": s.omni.OIDCIssuer, "sub": sess.OmniAccount, "aud": s.omni.OIDCAudience,
 		"iat": now.Unix(), "nbf": now.Unix(), "exp": exp.Unix(), "jti": uuid.NewString(),
 		"https://aws.amazon.com/tags": map[string]any{
 			"principal_tags":      map[string][]string{"omni_account": {sess.OmniAccount}, "identity_type": {sess.IdentityType}},
@@ -498,7 +498,7 @@ func (s *Service) MintOIDC(ctx context.Context, sess *OmniSession) (*MintedToken
 		return nil, err
 	}
 	err = s.inTx(ctx, func(ctx context.Context) error {
-		return s.audit(ctx, "omni:"+sess.OmniAccount, "omni:"+sess.OmniAccount, "oidc.mint", sess.OmniAccount, map[string]string{"aud": s.Omni.OIDCAudience, "kid": keys[0].KID})
+		return s.audit(ctx, "omni:"+sess.OmniAccount, "omni:"+sess.OmniAccount, "oidc.mint", sess.OmniAccount, map[string]string{"aud": s.omni.OIDCAudience, "kid": keys[0].KID})
 	})
 	return &MintedToken{JWT: signed, Expiration: exp}, err
 }

@@ -138,7 +138,7 @@ func (p *hashPool) do(ctx context.Context, f func()) error {
 func (s *Service) hashPassword(ctx context.Context, password string) (string, error) {
 	var hash string
 	var herr error
-	if err := s.hashes.do(ctx, func() { hash, herr = auth.HashPassword(password, s.Config.Argon2) }); err != nil {
+	if err := s.hashes.do(ctx, func() { hash, herr = auth.HashPassword(password, s.cfg.Argon2) }); err != nil {
 		return "", err
 	}
 	return hash, herr
@@ -159,7 +159,7 @@ func (s *Service) verifyPassword(ctx context.Context, u *countersign.User, passw
 	if u != nil {
 		hash = u.PasswordHash
 	} else {
-		dummyOnce.Do(func() { dummyHash, _ = auth.HashPassword("countersign-dummy-password", s.Config.Argon2) })
+		dummyOnce.Do(func() { dummyHash, _ = auth.HashPassword("countersign-dummy-password", s.cfg.Argon2) })
 		hash = dummyHash
 	}
 	var ok bool
@@ -176,7 +176,7 @@ func (s *Service) verifyPassword(ctx context.Context, u *countersign.User, passw
 // is audited. what names the check in the audit entry.
 func (s *Service) guessPassword(ctx context.Context, username string, u *countersign.User, password, what string) error {
 	addr := limitAddr(ClientAddrFrom(ctx))
-	now := s.Clock.Now()
+	now := s.clock.Now()
 	if wait := s.logins.attempt(username, addr, now); wait > 0 {
 		return &countersign.Error{Code: countersign.RateLimit, RetryAfter: int(wait.Seconds()) + 1,
 			Detail: "too many wrong passwords; try again later"}

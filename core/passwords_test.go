@@ -69,8 +69,8 @@ func TestHashPoolQueueTimesOut(t *testing.T) {
 
 // An unknown user costs one hash in the pool, like a known one.
 func TestUnknownUserCostsOneHash(t *testing.T) {
-	s := &Service{Config: Config{Argon2: auth.Argon2Params{Time: 1, Memory: 1024, Threads: 1}}, hashes: newHashPool(1, 0, time.Second)}
-	hash, err := auth.HashPassword("correct horse battery", s.Config.Argon2)
+	s := &Service{cfg: Config{Argon2: auth.Argon2Params{Time: 1, Memory: 1024, Threads: 1}}, hashes: newHashPool(1, 0, time.Second)}
+	hash, err := auth.HashPassword("correct horse battery", s.cfg.Argon2)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ var tokens = tokenCache{m: map[string]*TokenInfo{}}
 
 // CachedTokenInfo is TokenInfo with a process-wide cache.
 func (s *Service) CachedTokenInfo(ctx context.Context, token string) (*TokenInfo, error) {
-	key := s.ChainID.String() + ":" + strings.ToLower(token)
+	key := s.chainID.String() + ":" + strings.ToLower(token)
 	tokens.mu.Lock()
 	info, ok := tokens.m[key]
 	tokens.mu.Unlock()
@@ -113,7 +113,7 @@ func (s *Service) Review(ctx context.Context, p *Principal, id string) (*Review,
 	}
 	r := &Review{Tx: t, View: View(t)}
 	if t.AgentID != "" {
-		if a, err := s.Store.AgentByID(ctx, t.AgentID); err == nil {
+		if a, err := s.store.AgentByID(ctx, t.AgentID); err == nil {
 			r.AgentName = a.Name
 		}
 	} else {
@@ -185,7 +185,7 @@ func (s *Service) Review(ctx context.Context, p *Principal, id string) (*Review,
 	}
 	if !t.Type.IsMessage() && (t.Status == countersign.StatusPending || t.Status == countersign.StatusAuthorized) {
 		value, _ := new(big.Int).SetString(t.TxValue, 10)
-		gas, err := s.Chain.EstimateGas(ctx, countersign.CallMsg{From: t.From, To: t.TxTo, Value: value, Data: t.TxData})
+		gas, err := s.chain.EstimateGas(ctx, countersign.CallMsg{From: t.From, To: t.TxTo, Value: value, Data: t.TxData})
 		r.Simulated = true
 		if err != nil {
 			r.SimError = countersign.ErrorDetail(err)
@@ -284,7 +284,7 @@ func (s *Service) warn(ctx context.Context, t *countersign.Transaction, r *Revie
 	if t.Type != countersign.TxNative && t.Type != countersign.TxERC20 {
 		return
 	}
-	history, err := s.Store.Transactions(ctx, countersign.TxFilter{OwnerID: t.OwnerID, Status: countersign.StatusConfirmed, Limit: 500})
+	history, err := s.store.Transactions(ctx, countersign.TxFilter{OwnerID: t.OwnerID, Status: countersign.StatusConfirmed, Limit: 500})
 	if err != nil {
 		return
 	}

@@ -32,6 +32,15 @@ type Config struct {
 	MFAIssuer       string        // issuer in otpauth URIs (default "countersign")
 	Omni            OmniConfig
 	Money           MoneyConfig
+	Ports           Ports
+	Hooks           ExecuteHooks // called around execute's broadcast (crash-point tests)
+}
+
+// Ports are the service's optional outbound adapters.
+type Ports struct {
+	Webhooks WebhookSender   // webhook deliveries; nil leaves them queued
+	Mailer   Mailer          // email login codes; nil disables email login
+	IDTokens IDTokenVerifier // OIDC login; nil disables it
 }
 
 func (c *Config) defaults() {
@@ -80,26 +89,26 @@ func (c *Config) defaults() {
 
 // Service is the application: every use case is a method on it.
 type Service struct {
-	Store   countersign.Store
-	Chain   countersign.Chain
-	Signer  countersign.Signer
-	Sealer  countersign.Sealer
-	Clock   countersign.Clock
-	Log     *slog.Logger
-	Config  Config
-	ChainID *big.Int
+	store   countersign.Store
+	chain   countersign.Chain
+	signer  countersign.Signer
+	sealer  countersign.Sealer
+	clock   countersign.Clock
+	log     *slog.Logger
+	cfg     Config
+	chainID *big.Int
 
-	Tokens *auth.Tokens
-	Broker *Broker
-	Omni   OmniConfig
+	tokens *auth.Tokens
+	broker *Broker
+	omni   OmniConfig
 
-	Webhooks WebhookSender   // webhook deliveries; nil leaves them queued
-	Mailer   Mailer          // email login codes; nil disables email login
-	IDTokens IDTokenVerifier // OIDC login; nil disables it
+	webhooks WebhookSender   // webhook deliveries; nil leaves them queued
+	mailer   Mailer          // email login codes; nil disables email login
+	idTokens IDTokenVerifier // OIDC login; nil disables it
+	hooks    ExecuteHooks    // called around execute's broadcast (crash-point tests)
+	tracker  trackerStats    // the receipt tracker's counters
 
-	// Hooks are called around execute's broadcast (crash-point tests).
-	Hooks   ExecuteHooks
-	tracker trackerStats // the receipt tracker's counters
+	commits *groupCommit // shares one transaction among concurrent pure records
 
 	logins *loginLimiter
 	hashes *hashPool
@@ -117,13 +126,14 @@ func New(ctx context.Context, st countersign.Store, ch countersign.Chain, sg cou
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Service{Store: st, Chain: ch, Signer: sg, Sealer: se, Clock: clock, Log: log, Config: cfg,
-		Broker: NewBroker(), wake: make(chan struct{}, 1)}
+	s := &Service{store: st, chain: ch, signer: sg, sealer: se, clock: clock, log: log, cfg: cfg,
+		broker: NewBroker(), wake: make(chan struct{}, 1),
+		webhooks: cfg.Ports.Webhooks, mailer: cfg.Ports.Mailer, idTokens: cfg.Ports.IDTokens, hooks: cfg.Hooks}
 	s.logins = newLoginLimiter(cfg.LoginFailures, cfg.LoginIPFails, cfg.LoginUserFails, cfg.LoginWindow)
 	s.hashes = newHashPool(cfg.HashConcurrency, cfg.HashQueue, 5*time.Second)
-	s.Omni = cfg.Omni
-	if s.Omni.OIDCIssuer != "" {
-		if err := CheckIssuerURL(s.Omni.OIDCIssuer); err != nil {
+	s.omni = cfg.Omni
+	if s.omni.OIDCIssuer != "" {
+		if err := CheckIssuerURL(s.omni.OIDCIssuer); err != nil {
 			return nil, err
 		}
 	}
@@ -131,15 +141,16 @@ func New(ctx context.Context, st countersign.Store, ch countersign.Chain, sg cou
 	if err != nil {
 		return nil, err
 	}
-	s.ChainID = id
+	s.chainID = id
 	keys, err := s.tokenKeys(ctx)
 	if err != nil {
 		return nil, err
 	}
-	s.Tokens, err = auth.NewTokens(keys, cfg.TokenTTL, clock.Now)
+	s.tokens, err = auth.NewTokens(keys, cfg.TokenTTL, clock.Now)
 	if err != nil {
 		return nil, err
 	}
+	s.commits = newGroupCommit(s, 64)
 	return s, nil
 }
 
@@ -153,7 +164,7 @@ func (s *Service) tokenKeys(ctx context.Context) ([]auth.TokenKey, error) {
 // creating the first one.
 func (s *Service) signingKeys(ctx context.Context, alg string) ([]auth.TokenKey, error) {
 	load := func() ([]auth.TokenKey, error) {
-		stored, err := s.Store.SigningKeys(ctx)
+		stored, err := s.store.SigningKeys(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -182,7 +193,7 @@ func (s *Service) signingKeys(ctx context.Context, alg string) ([]auth.TokenKey,
 
 // openSigningKey unseals a stored signing key.
 func (s *Service) openSigningKey(sk *countersign.SigningKey) (auth.TokenKey, error) {
-	scalar, err := s.Sealer.Open("signing-key:"+sk.KID, sk.Sealed)
+	scalar, err := s.sealer.Open("signing-key:"+sk.KID, sk.Sealed)
 	if err != nil {
 		return auth.TokenKey{}, err
 	}
@@ -200,19 +211,19 @@ func (s *Service) addSigningKey(ctx context.Context, alg string) (auth.TokenKey,
 	if err != nil {
 		return k, err
 	}
-	sealed, err := s.Sealer.Seal("signing-key:"+k.KID, scalar)
+	sealed, err := s.sealer.Seal("signing-key:"+k.KID, scalar)
 	clear(scalar)
 	if err != nil {
 		return k, err
 	}
 	pub, _ := k.Private.PublicKey.Bytes()
-	return k, s.Store.AddSigningKey(ctx, &countersign.SigningKey{KID: k.KID, Alg: alg, Sealed: sealed, Public: pub, CreatedAt: s.Clock.Now()})
+	return k, s.store.AddSigningKey(ctx, &countersign.SigningKey{KID: k.KID, Alg: alg, Sealed: sealed, Public: pub, CreatedAt: s.clock.Now()})
 }
 
 // Run runs the background workers (receipt tracker, expiry sweeper) until
 // ctx ends.
 func (s *Service) Run(ctx context.Context) {
-	t := time.NewTicker(s.Config.PollInterval)
+	t := time.NewTicker(s.cfg.PollInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -222,13 +233,13 @@ func (s *Service) Run(ctx context.Context) {
 		case <-s.wake:
 		}
 		if err := s.TrackReceipts(ctx); err != nil && ctx.Err() == nil {
-			s.Log.Warn("receipt tracker", "err", err)
+			s.log.Warn("receipt tracker", "err", err)
 		}
 		if err := s.ExpirePending(ctx); err != nil && ctx.Err() == nil {
-			s.Log.Warn("expiry sweeper", "err", err)
+			s.log.Warn("expiry sweeper", "err", err)
 		}
 		if err := s.DeliverDue(ctx); err != nil && ctx.Err() == nil {
-			s.Log.Warn("webhook deliveries", "err", err)
+			s.log.Warn("webhook deliveries", "err", err)
 		}
 	}
 }

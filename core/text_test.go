@@ -287,7 +287,7 @@ func TestSecurity_MemoBidiRefused(t *testing.T) {
 	}
 	a := &countersign.Agent{ID: "6f1c1e5e-0a55-4a55-9d55-555555555555", OwnerID: u.ID, Name: "agent", WalletID: w.ID,
 		KeyHash: make([]byte, 32), KeyPrefix: "cs_test", CreatedAt: time.Unix(1_800_000_000, 0)}
-	if err := svc.Store.CreateAgent(ctx, a); err != nil {
+	if err := svc.store.CreateAgent(ctx, a); err != nil {
 		t.Fatal(err)
 	}
 	agent := &Principal{User: u, Agent: a}
@@ -365,7 +365,7 @@ func TestSecurity_LookalikeUsernameRefused(t *testing.T) {
 		if c := countersign.ErrorCode(err); c != countersign.BadRequest && c != countersign.Conflict {
 			t.Errorf("username %s (%q): err = %v, want BAD_REQUEST or CONFLICT", name, n, err)
 		}
-		if _, err := svc.Store.UserByName(ctx, n); err == nil {
+		if _, err := svc.store.UserByName(ctx, n); err == nil {
 			t.Errorf("username %s (%q) was stored", name, n)
 		}
 	}

@@ -167,7 +167,7 @@ func (s *Service) buildSpend(ctx context.Context, w *countersign.Wallet, req *Pr
 	if err := checkMemo(req.Memo); err != nil {
 		return nil, err
 	}
-	t := &countersign.Transaction{ID: uuid.NewString(), OwnerID: w.OwnerID, WalletID: w.ID, ChainID: s.ChainID.Int64(),
+	t := &countersign.Transaction{ID: uuid.NewString(), OwnerID: w.OwnerID, WalletID: w.ID, ChainID: s.chainID.Int64(),
 		Type: countersign.TxType(req.Type), From: w.Address, Memo: req.Memo}
 	abiSet := len(bytes.TrimSpace(req.ContractABI)) > 0 && string(bytes.TrimSpace(req.ContractABI)) != "null"
 	argsSet := len(bytes.TrimSpace(req.FunctionArgs)) > 0 && string(bytes.TrimSpace(req.FunctionArgs)) != "null"
@@ -276,12 +276,12 @@ func (s *Service) buildSpend(ctx context.Context, w *countersign.Wallet, req *Pr
 			}
 			compactABI, sig = abiJSON, m.Sig
 		}
-		code, err := s.Chain.CodeAt(ctx, contract.Hex())
+		code, err := s.chain.CodeAt(ctx, contract.Hex())
 		if err != nil {
 			return nil, err
 		}
 		if len(code) == 0 {
-			return nil, countersign.Errorf(countersign.BadRequest, "contract_address %s has no contract code on chain %s", contract.Hex(), s.ChainID)
+			return nil, countersign.Errorf(countersign.BadRequest, "contract_address %s has no contract code on chain %s", contract.Hex(), s.chainID)
 		}
 		args := ""
 		if compactABI != "" {
@@ -328,14 +328,14 @@ func (s *Service) Prepare(ctx context.Context, p *Principal, req *PrepareRequest
 	}
 	rh := requestHash(req)
 	if idemKey != "" {
-		if prev, err := s.Store.TransactionByIdempotencyKey(ctx, p.Agent.ID, idemKey); err == nil {
+		if prev, err := s.store.TransactionByIdempotencyKey(ctx, p.Agent.ID, idemKey); err == nil {
 			if !bytes.Equal(prev.RequestHash, rh) {
 				return nil, countersign.Errorf(countersign.Conflict, "Idempotency-Key was already used for a different request")
 			}
 			return prev, nil
 		}
 	}
-	w, err := s.Store.WalletByID(ctx, p.Agent.WalletID)
+	w, err := s.store.WalletByID(ctx, p.Agent.WalletID)
 	if err != nil {
 		return nil, err
 	}
@@ -343,11 +343,11 @@ func (s *Service) Prepare(ctx context.Context, p *Principal, req *PrepareRequest
 	if err != nil {
 		return nil, err
 	}
-	now := s.Clock.Now().UTC()
+	now := s.clock.Now().UTC()
 	t.AgentID, t.Status, t.IdempotencyKey, t.RequestHash = p.Agent.ID, countersign.StatusPending, idemKey, rh
-	t.CreatedAt, t.UpdatedAt, t.ExpiresAt = now, now, now.Add(s.Config.PendingTTL)
+	t.CreatedAt, t.UpdatedAt, t.ExpiresAt = now, now, now.Add(s.cfg.PendingTTL)
 	err = s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.Store.CreateTransaction(ctx, t); err != nil {
+		if err := s.store.CreateTransaction(ctx, t); err != nil {
 			return err
 		}
 		if err := s.audit(ctx, t.OwnerID, p.Actor(), "transaction.prepare", t.ID, map[string]string{
@@ -378,7 +378,7 @@ func (s *Service) load(ctx context.Context, p *Principal, id string) (*countersi
 	if _, err := uuid.Parse(id); err != nil {
 		return nil, countersign.Errorf(countersign.BadRequest, "transaction_id must be a UUID")
 	}
-	t, err := s.Store.Transaction(ctx, id)
+	t, err := s.store.Transaction(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -394,8 +394,8 @@ func (s *Service) setStatus(ctx context.Context, t *countersign.Transaction, to 
 	if !countersign.CanTransition(t.Status, to) {
 		return countersign.Errorf(countersign.Conflict, "transaction %s is %s and cannot become %s", t.ID, t.Status, to)
 	}
-	t.Status, t.UpdatedAt = to, s.Clock.Now().UTC()
-	if err := s.Store.UpdateTransaction(ctx, t); err != nil {
+	t.Status, t.UpdatedAt = to, s.clock.Now().UTC()
+	if err := s.store.UpdateTransaction(ctx, t); err != nil {
 		return err
 	}
 	if err := s.audit(ctx, t.OwnerID, actor, action, t.ID, details); err != nil {
@@ -407,16 +407,16 @@ func (s *Service) setStatus(ctx context.Context, t *countersign.Transaction, to 
 // expireIfDue marks a pending transaction whose window has passed as
 // expired, and returns the current row.
 func (s *Service) expireIfDue(ctx context.Context, t *countersign.Transaction) (*countersign.Transaction, error) {
-	if !t.Expired(s.Clock.Now()) {
+	if !t.Expired(s.clock.Now()) {
 		return t, nil
 	}
 	err := s.inTx(ctx, func(ctx context.Context) error {
-		cur, err := s.Store.Transaction(ctx, t.ID)
+		cur, err := s.store.Transaction(ctx, t.ID)
 		if err != nil {
 			return err
 		}
 		t = cur
-		if !cur.Expired(s.Clock.Now()) {
+		if !cur.Expired(s.clock.Now()) {
 			return nil
 		}
 		return s.setStatus(ctx, cur, countersign.StatusExpired, "system", "transaction.expire", map[string]string{"expires_at": cur.ExpiresAt.Format(time.RFC3339)})
@@ -426,7 +426,7 @@ func (s *Service) expireIfDue(ctx context.Context, t *countersign.Transaction) (
 
 // ExpirePending expires every pending request whose window has passed.
 func (s *Service) ExpirePending(ctx context.Context) error {
-	pending, err := s.Store.TransactionsByStatus(ctx, countersign.StatusPending, 500)
+	pending, err := s.store.TransactionsByStatus(ctx, countersign.StatusPending, 500)
 	if err != nil {
 		return err
 	}
@@ -476,7 +476,7 @@ func (s *Service) Authorize(ctx context.Context, p *Principal, ids []string, cod
 		return nil, err
 	}
 	check := func(t *countersign.Transaction) error {
-		if t.Status == countersign.StatusExpired || t.Expired(s.Clock.Now()) {
+		if t.Status == countersign.StatusExpired || t.Expired(s.clock.Now()) {
 			return countersign.Errorf(countersign.Conflict, "transaction %s has expired", t.ID)
 		}
 		if t.Status != countersign.StatusPending {
@@ -502,7 +502,7 @@ func (s *Service) Authorize(ctx context.Context, p *Principal, ids []string, cod
 	err := s.inTx(ctx, func(ctx context.Context) error {
 		out = out[:0]
 		for _, id := range ids {
-			t, err := s.Store.Transaction(ctx, id)
+			t, err := s.store.Transaction(ctx, id)
 			if err != nil {
 				return err
 			}
@@ -512,7 +512,7 @@ func (s *Service) Authorize(ctx context.Context, p *Principal, ids []string, cod
 			if !bytes.Equal(Digest(t), t.Digest) {
 				return countersign.Errorf(countersign.Internal, "transaction %s does not match its digest", t.ID)
 			}
-			t.DecidedBy, t.DecidedAt, t.Reason = p.User.ID, s.Clock.Now().UTC(), reason
+			t.DecidedBy, t.DecidedAt, t.Reason = p.User.ID, s.clock.Now().UTC(), reason
 			to, action := countersign.StatusAuthorized, "transaction.authorize"
 			if d == Reject {
 				to, action = countersign.StatusRejected, "transaction.reject"
@@ -541,7 +541,7 @@ func (s *Service) Status(ctx context.Context, p *Principal, id string, wait time
 	if err != nil || wait <= 0 || (t.Status != countersign.StatusPending && t.Status != countersign.StatusSubmitted) {
 		return t, err
 	}
-	wake, stop := s.Broker.Subscribe(t.OwnerID)
+	wake, stop := s.broker.Subscribe(t.OwnerID)
 	defer stop()
 	initial := t.Status
 	timer := time.NewTimer(wait)
@@ -576,7 +576,7 @@ func (s *Service) Transactions(ctx context.Context, p *Principal, f countersign.
 	if f.Status != "" && !f.Status.Valid() {
 		return nil, countersign.Errorf(countersign.BadRequest, "unknown status %q", truncate(string(f.Status), 32))
 	}
-	list, err := s.Store.Transactions(ctx, f)
+	list, err := s.store.Transactions(ctx, f)
 	if err != nil {
 		return nil, err
 	}
@@ -598,7 +598,7 @@ func (s *Service) Cancel(ctx context.Context, p *Principal, id string) (*counter
 		return nil, err
 	}
 	err = s.inTx(ctx, func(ctx context.Context) error {
-		if t, err = s.Store.Transaction(ctx, id); err != nil {
+		if t, err = s.store.Transaction(ctx, id); err != nil {
 			return err
 		}
 		if t.Status != countersign.StatusPending {
@@ -658,11 +658,11 @@ func (s *Service) UserSpend(ctx context.Context, p *Principal, password, code, w
 	if err := s.VerifyMFA(ctx, p.User.ID, code); err != nil {
 		return nil, err
 	}
-	now := s.Clock.Now().UTC()
+	now := s.clock.Now().UTC()
 	t.Status, t.ApprovedDigest, t.DecidedBy, t.DecidedAt = countersign.StatusAuthorized, t.Digest, p.User.ID, now
 	t.CreatedAt, t.UpdatedAt, t.ExpiresAt = now, now, now
 	err = s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.Store.CreateTransaction(ctx, t); err != nil {
+		if err := s.store.CreateTransaction(ctx, t); err != nil {
 			return err
 		}
 		if err := s.audit(ctx, t.OwnerID, p.Actor(), "transaction.user_spend", t.ID, map[string]string{

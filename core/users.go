@@ -57,16 +57,16 @@ func (s *Service) Register(ctx context.Context, username, password string) (*cou
 	if err := auth.CheckPasswordPolicy(password); err != nil {
 		return nil, err
 	}
-	if _, err := s.Store.UserByName(ctx, username); err == nil {
+	if _, err := s.store.UserByName(ctx, username); err == nil {
 		return nil, countersign.Errorf(countersign.Conflict, "username is taken")
 	}
 	hash, err := s.hashPassword(ctx, password)
 	if err != nil {
 		return nil, err
 	}
-	u := &countersign.User{ID: uuid.NewString(), Username: username, PasswordHash: hash, CreatedAt: s.Clock.Now().UTC()}
+	u := &countersign.User{ID: uuid.NewString(), Username: username, PasswordHash: hash, CreatedAt: s.clock.Now().UTC()}
 	err = s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.Store.CreateUser(ctx, u); err != nil {
+		if err := s.store.CreateUser(ctx, u); err != nil {
 			return err
 		}
 		return s.audit(ctx, u.ID, "user:"+u.ID, "user.register", u.ID, map[string]string{"username": username})
@@ -84,7 +84,7 @@ func (s *Service) checkLogin(ctx context.Context, username, password, clientAddr
 	if clientAddr != "" {
 		ctx = WithClientAddr(ctx, clientAddr)
 	}
-	u, err := s.Store.UserByName(ctx, username)
+	u, err := s.store.UserByName(ctx, username)
 	if err != nil && countersign.ErrorCode(err) != countersign.NotFound {
 		return nil, err
 	}
@@ -100,7 +100,7 @@ func (s *Service) Login(ctx context.Context, username, password, clientAddr stri
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	token, jti, exp, err := s.Tokens.Issue(u.ID, u.Username)
+	token, jti, exp, err := s.tokens.Issue(u.ID, u.Username)
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -113,7 +113,7 @@ func (s *Service) Login(ctx context.Context, username, password, clientAddr stri
 // Logout revokes the session token of p.
 func (s *Service) Logout(ctx context.Context, p *Principal) error {
 	return s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.Store.RevokeToken(ctx, p.JTI, p.Exp); err != nil {
+		if err := s.store.RevokeToken(ctx, p.JTI, p.Exp); err != nil {
 			return err
 		}
 		return s.audit(ctx, p.User.ID, p.Actor(), "logout", p.User.ID, map[string]string{"jti": p.JTI})
@@ -122,18 +122,18 @@ func (s *Service) Logout(ctx context.Context, p *Principal) error {
 
 // AuthenticateUser verifies a session token and returns its principal.
 func (s *Service) AuthenticateUser(ctx context.Context, token string) (*Principal, error) {
-	c, err := s.Tokens.Verify(token)
+	c, err := s.tokens.Verify(token)
 	if err != nil {
 		return nil, countersign.Errorf(countersign.Unauthorized, "invalid or expired token")
 	}
-	revoked, err := s.Store.TokenRevoked(ctx, c.ID)
+	revoked, err := s.store.TokenRevoked(ctx, c.ID)
 	if err != nil {
 		return nil, err
 	}
 	if revoked {
 		return nil, countersign.Errorf(countersign.Unauthorized, "token has been revoked (logged out)")
 	}
-	u, err := s.Store.UserByID(ctx, c.Subject)
+	u, err := s.store.UserByID(ctx, c.Subject)
 	if err != nil {
 		return nil, countersign.Errorf(countersign.Unauthorized, "invalid or expired token")
 	}
@@ -146,20 +146,20 @@ func (s *Service) AuthenticateAgent(ctx context.Context, key string) (*Principal
 		return nil, countersign.Errorf(countersign.Unauthorized, "invalid API key")
 	}
 	h := auth.HashAPIKey(key)
-	a, err := s.Store.AgentByKeyHash(ctx, h)
+	a, err := s.store.AgentByKeyHash(ctx, h)
 	if err != nil || subtle.ConstantTimeCompare(a.KeyHash, h) != 1 {
 		return nil, countersign.Errorf(countersign.Unauthorized, "invalid API key")
 	}
 	if a.Revoked() {
 		return nil, countersign.Errorf(countersign.Unauthorized, "API key has been revoked")
 	}
-	u, err := s.Store.UserByID(ctx, a.OwnerID)
+	u, err := s.store.UserByID(ctx, a.OwnerID)
 	if err != nil {
 		return nil, err
 	}
-	now := s.Clock.Now()
+	now := s.clock.Now()
 	if now.Sub(a.LastUsedAt) > time.Minute { // keep hot paths free of writes
-		_ = s.Store.TouchAgent(ctx, a.ID, now)
+		_ = s.store.TouchAgent(ctx, a.ID, now)
 	}
 	return &Principal{User: u, Agent: a}, nil
 }

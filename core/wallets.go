@@ -24,20 +24,20 @@ func (s *Service) CreateWallet(ctx context.Context, p *Principal, password, name
 	if err := s.checkPassword(ctx, p.User, password); err != nil {
 		return nil, err
 	}
-	existing, err := s.Store.WalletsByOwner(ctx, p.User.ID)
+	existing, err := s.store.WalletsByOwner(ctx, p.User.ID)
 	if err != nil {
 		return nil, err
 	}
 	if name == "" {
 		name = fmt.Sprintf("wallet %d", len(existing)+1)
 	}
-	w := &countersign.Wallet{ID: uuid.NewString(), OwnerID: p.User.ID, Name: name, CreatedAt: s.Clock.Now().UTC()}
-	w.Address, w.KeyFormat, w.KeySealed, err = s.Signer.NewKey(ctx, w.ID)
+	w := &countersign.Wallet{ID: uuid.NewString(), OwnerID: p.User.ID, Name: name, CreatedAt: s.clock.Now().UTC()}
+	w.Address, w.KeyFormat, w.KeySealed, err = s.signer.NewKey(ctx, w.ID)
 	if err != nil {
 		return nil, err
 	}
 	err = s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.Store.CreateWallet(ctx, w); err != nil {
+		if err := s.store.CreateWallet(ctx, w); err != nil {
 			return err
 		}
 		return s.audit(ctx, p.User.ID, p.Actor(), "wallet.create", w.ID, map[string]string{"address": w.Address, "name": name})
@@ -56,7 +56,7 @@ func (s *Service) ownedWallet(ctx context.Context, p *Principal, address string)
 	if err != nil {
 		return nil, err
 	}
-	w, err := s.Store.WalletByAddress(ctx, a.Hex())
+	w, err := s.store.WalletByAddress(ctx, a.Hex())
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +89,7 @@ func (s *Service) LoadWallet(ctx context.Context, p *Principal, address, passwor
 			return nil, nil, err
 		}
 	}
-	bal, err := s.Chain.BalanceAt(ctx, w.Address)
+	bal, err := s.chain.BalanceAt(ctx, w.Address)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -98,7 +98,7 @@ func (s *Service) LoadWallet(ctx context.Context, p *Principal, address, passwor
 
 // Wallets lists the user's wallets.
 func (s *Service) Wallets(ctx context.Context, p *Principal) ([]*countersign.Wallet, error) {
-	return s.Store.WalletsByOwner(ctx, p.User.ID)
+	return s.store.WalletsByOwner(ctx, p.User.ID)
 }
 
 // Balance is a native or ERC-20 balance in base units.
@@ -120,7 +120,7 @@ func (s *Service) Balance(ctx context.Context, address, token string) (*Balance,
 		return nil, err
 	}
 	if token == "" {
-		bal, err := s.Chain.BalanceAt(ctx, a.Hex())
+		bal, err := s.chain.BalanceAt(ctx, a.Hex())
 		if err != nil {
 			return nil, err
 		}
@@ -153,12 +153,12 @@ var erc20ABI = contracts.MustLoad("TestToken").ABI
 // TokenInfo reads decimals and symbol of an ERC-20; a token without them
 // is refused.
 func (s *Service) TokenInfo(ctx context.Context, token common.Address) (*TokenInfo, error) {
-	code, err := s.Chain.CodeAt(ctx, token.Hex())
+	code, err := s.chain.CodeAt(ctx, token.Hex())
 	if err != nil {
 		return nil, err
 	}
 	if len(code) == 0 {
-		return nil, countersign.Errorf(countersign.BadRequest, "token_address %s has no contract code on chain %s", token.Hex(), s.ChainID)
+		return nil, countersign.Errorf(countersign.BadRequest, "token_address %s has no contract code on chain %s", token.Hex(), s.chainID)
 	}
 	dec, err := s.erc20Call(ctx, token, "decimals")
 	if err != nil {
@@ -176,7 +176,7 @@ func (s *Service) erc20Call(ctx context.Context, token common.Address, method st
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.Chain.Call(ctx, countersign.CallMsg{To: token.Hex(), Data: data})
+	out, err := s.chain.Call(ctx, countersign.CallMsg{To: token.Hex(), Data: data})
 	if err != nil {
 		return nil, err
 	}
@@ -199,11 +199,11 @@ type keyMigrator interface {
 // is still in the old format) with an audit entry; a run cut short leaves
 // the rest for the next start. It returns how many wallets moved.
 func (s *Service) MigrateWalletKeys(ctx context.Context) (int, error) {
-	m, ok := s.Signer.(keyMigrator)
+	m, ok := s.signer.(keyMigrator)
 	if !ok {
 		return 0, nil
 	}
-	list, err := s.Store.WalletsByKeyFormat(ctx, countersign.WalletKeySealed)
+	list, err := s.store.WalletsByKeyFormat(ctx, countersign.WalletKeySealed)
 	if err != nil {
 		return 0, err
 	}
@@ -214,7 +214,7 @@ func (s *Service) MigrateWalletKeys(ctx context.Context) (int, error) {
 			return n, fmt.Errorf("move the key of wallet %s into the keystore: %w", w.ID, err)
 		}
 		err = s.inTx(ctx, func(ctx context.Context) error {
-			if err := s.Store.SwapWalletKey(ctx, w.ID, countersign.WalletKeySealed, format, sealed); err != nil {
+			if err := s.store.SwapWalletKey(ctx, w.ID, countersign.WalletKeySealed, format, sealed); err != nil {
 				return err
 			}
 			return s.audit(ctx, w.OwnerID, SystemOwner, "wallet.key.migrate", w.ID, map[string]string{"address": w.Address, "format": format})
@@ -238,11 +238,11 @@ type keyChecker interface {
 // switched between dir and store — so the server can refuse to start
 // rather than fail at the first signature.
 func (s *Service) MissingWalletKeys(ctx context.Context) ([]string, error) {
-	c, ok := s.Signer.(keyChecker)
+	c, ok := s.signer.(keyChecker)
 	if !ok {
 		return nil, nil
 	}
-	list, err := s.Store.WalletsByKeyFormat(ctx, countersign.WalletKeyKDB)
+	list, err := s.store.WalletsByKeyFormat(ctx, countersign.WalletKeyKDB)
 	if err != nil {
 		return nil, err
 	}

@@ -32,10 +32,10 @@ func (s *Service) WebLogin(ctx context.Context, username, password, clientAddr s
 		return "", nil, err
 	}
 	tok := randomToken(32)
-	now := s.Clock.Now().UTC()
+	now := s.clock.Now().UTC()
 	ws := &countersign.WebSession{TokenHash: tokenHash(tok), UserID: u.ID, CSRF: randomToken(32), CreatedAt: now, ExpiresAt: now.Add(WebSessionTTL)}
 	err = s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.Store.CreateWebSession(ctx, ws); err != nil {
+		if err := s.store.CreateWebSession(ctx, ws); err != nil {
 			return err
 		}
 		return s.audit(ctx, u.ID, "user:"+u.ID, "login", u.ID, map[string]string{"client": clientAddr, "via": "web"})
@@ -51,11 +51,11 @@ func (s *Service) WebAuthenticate(ctx context.Context, tok string) (*Principal, 
 	if tok == "" || len(tok) > 128 {
 		return nil, nil, countersign.Errorf(countersign.Unauthorized, "not logged in")
 	}
-	ws, err := s.Store.WebSession(ctx, tokenHash(tok), s.Clock.Now())
+	ws, err := s.store.WebSession(ctx, tokenHash(tok), s.clock.Now())
 	if err != nil {
 		return nil, nil, countersign.Errorf(countersign.Unauthorized, "not logged in")
 	}
-	u, err := s.Store.UserByID(ctx, ws.UserID)
+	u, err := s.store.UserByID(ctx, ws.UserID)
 	if err != nil {
 		return nil, nil, countersign.Errorf(countersign.Unauthorized, "not logged in")
 	}
@@ -65,7 +65,7 @@ func (s *Service) WebAuthenticate(ctx context.Context, tok string) (*Principal, 
 // WebLogout ends a browser session.
 func (s *Service) WebLogout(ctx context.Context, p *Principal, tok string) error {
 	return s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.Store.DeleteWebSession(ctx, tokenHash(tok)); err != nil {
+		if err := s.store.DeleteWebSession(ctx, tokenHash(tok)); err != nil {
 			return err
 		}
 		return s.audit(ctx, p.User.ID, p.Actor(), "logout", p.User.ID, map[string]string{"via": "web"})

@@ -31,7 +31,7 @@ func ParseAllowNets(s string) ([]netip.Prefix, error) { return netguard.ParseAll
 // webhookGuard is the policy of this service's sender (which enforces it
 // again at dial time), or, failing closed, the default with no exceptions.
 func (s *Service) webhookGuard() *WebhookGuard {
-	if g, ok := s.Webhooks.(AddressGuard); ok {
+	if g, ok := s.webhooks.(AddressGuard); ok {
 		if wg := g.AddressGuard(); wg != nil {
 			return wg
 		}

@@ -51,12 +51,12 @@ func (s *Service) CreateWebhook(ctx context.Context, owner, rawURL string, event
 	var err error
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	w := &countersign.Webhook{ID: uuid.NewString(), OwnerID: owner, URL: rawURL, Events: events, CreatedAt: s.Clock.Now().UTC()}
-	if w.SecretSealed, err = s.Sealer.Seal("webhook:"+w.ID, secret); err != nil {
+	w := &countersign.Webhook{ID: uuid.NewString(), OwnerID: owner, URL: rawURL, Events: events, CreatedAt: s.clock.Now().UTC()}
+	if w.SecretSealed, err = s.sealer.Seal("webhook:"+w.ID, secret); err != nil {
 		return nil, "", err
 	}
 	err = s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.Store.CreateWebhook(ctx, w); err != nil {
+		if err := s.store.CreateWebhook(ctx, w); err != nil {
 			return err
 		}
 		return s.audit(ctx, owner, "operator", "webhook.create", w.ID, map[string]any{"url": rawURL, "events": events})
@@ -119,7 +119,7 @@ func (s *Service) enqueueDeliveries(ctx context.Context, e *countersign.Event) e
 	hooks, ok := memo.webhooks(e.OwnerID)
 	if !ok {
 		var err error
-		if hooks, err = s.Store.WebhooksFor(ctx, e.OwnerID); err != nil {
+		if hooks, err = s.store.WebhooksFor(ctx, e.OwnerID); err != nil {
 			return err
 		}
 		memo.setWebhooks(e.OwnerID, hooks)
@@ -132,7 +132,7 @@ func (s *Service) enqueueDeliveries(ctx context.Context, e *countersign.Event) e
 			"created_at": e.CreatedAt, "data": json.RawMessage(e.Payload)})
 		d := &countersign.Delivery{ID: uuid.NewString(), WebhookID: w.ID, EventID: e.ID, EventType: e.Type, Payload: string(body),
 			Status: countersign.DeliveryPending, NextAttemptAt: e.CreatedAt, CreatedAt: e.CreatedAt}
-		if err := s.Store.AddDelivery(ctx, d); err != nil {
+		if err := s.store.AddDelivery(ctx, d); err != nil {
 			return err
 		}
 	}
@@ -151,16 +151,16 @@ func SignDelivery(secret []byte, timestamp string, body []byte) string {
 
 // DeliverDue POSTs every due delivery once.
 func (s *Service) DeliverDue(ctx context.Context) error {
-	if s.Webhooks == nil {
+	if s.webhooks == nil {
 		return nil
 	}
-	now := s.Clock.Now()
-	due, err := s.Store.DueDeliveries(ctx, now, 50)
+	now := s.clock.Now()
+	due, err := s.store.DueDeliveries(ctx, now, 50)
 	if err != nil {
 		return err
 	}
 	for _, d := range due {
-		w, err := s.Store.Webhook(ctx, d.WebhookID)
+		w, err := s.store.Webhook(ctx, d.WebhookID)
 		if err != nil {
 			return err
 		}
@@ -172,7 +172,7 @@ func (s *Service) DeliverDue(ctx context.Context) error {
 			}
 			continue
 		}
-		secret, err := s.Sealer.Open("webhook:"+w.ID, w.SecretSealed)
+		secret, err := s.sealer.Open("webhook:"+w.ID, w.SecretSealed)
 		if err != nil {
 			return err
 		}
@@ -181,12 +181,12 @@ func (s *Service) DeliverDue(ctx context.Context) error {
 			"X-Countersign-Delivery": d.ID, "X-Countersign-Timestamp": stamp, "X-Countersign-Signature": SignDelivery(secret, stamp, []byte(d.Payload))}
 		clear(secret)
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		status, err := s.Webhooks.Post(cctx, w.URL, headers, []byte(d.Payload))
+		status, err := s.webhooks.Post(cctx, w.URL, headers, []byte(d.Payload))
 		cancel()
 		if err == nil && status >= 200 && status < 300 {
 			d.Attempts++
-			d.Status, d.DeliveredAt, d.LastStatus, d.LastError = countersign.DeliveryDelivered, s.Clock.Now().UTC(), status, ""
-			if err := s.Store.UpdateDelivery(ctx, d); err != nil {
+			d.Status, d.DeliveredAt, d.LastStatus, d.LastError = countersign.DeliveryDelivered, s.clock.Now().UTC(), status, ""
+			if err := s.store.UpdateDelivery(ctx, d); err != nil {
 				return err
 			}
 			continue
@@ -196,8 +196,8 @@ func (s *Service) DeliverDue(ctx context.Context) error {
 			class = deliveryErrorClass(err)
 			// The cause goes to the operator's log only: the delivery log
 			// is readable over the API and must not map internal hosts.
-			if s.Log != nil {
-				s.Log.WarnContext(ctx, "webhook delivery failed", "webhook_id", w.ID, "delivery_id", d.ID, "class", class, "err", err)
+			if s.log != nil {
+				s.log.WarnContext(ctx, "webhook delivery failed", "webhook_id", w.ID, "delivery_id", d.ID, "class", class, "err", err)
 			}
 		}
 		if err := s.failDelivery(ctx, d, status, class); err != nil {
@@ -223,18 +223,18 @@ func (s *Service) failDelivery(ctx context.Context, d *countersign.Delivery, sta
 	if d.Attempts >= MaxDeliveryAttempts {
 		d.Status = countersign.DeliveryDead
 	} else {
-		d.NextAttemptAt = s.Clock.Now().Add(backoff(d.Attempts))
+		d.NextAttemptAt = s.clock.Now().Add(backoff(d.Attempts))
 	}
-	return s.Store.UpdateDelivery(ctx, d)
+	return s.store.UpdateDelivery(ctx, d)
 }
 
 // Deliveries is a webhook's delivery log, newest first.
 func (s *Service) Deliveries(ctx context.Context, owner, webhookID string) ([]*countersign.Delivery, error) {
-	w, err := s.Store.Webhook(ctx, webhookID)
+	w, err := s.store.Webhook(ctx, webhookID)
 	if err != nil || w.OwnerID != owner {
 		return nil, countersign.Errorf(countersign.NotFound, "webhook not found")
 	}
-	list, err := s.Store.Deliveries(ctx, webhookID, 200)
+	list, err := s.store.Deliveries(ctx, webhookID, 200)
 	for _, d := range list {
 		// Rows written before the log kept classes hold raw error text.
 		if d.LastError != "" && !slices.Contains(deliveryClasses, d.LastError) {

@@ -351,8 +351,8 @@ func lockedOut(what string, d time.Duration) error {
 }
 
 func (s *Server) now() time.Time {
-	if s.Svc != nil && s.Svc.Clock != nil {
-		return s.Svc.Clock.Now()
+	if s.Svc != nil {
+		return s.Svc.Now()
 	}
 	return time.Now()
 }

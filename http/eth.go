@@ -211,13 +211,13 @@ func (s *Server) ethCall(ctx context.Context, p *core.Principal, method string, 
 		return nil, err
 	}
 	if ethReadMethods[method] {
-		rr, ok := s.Svc.Chain.(countersign.RawRPC)
+		res, ok, err := s.Svc.ForwardRead(ctx, method, ps)
 		if !ok {
 			return nil, &rpcError{Code: rpcInternal, Message: "this chain adapter cannot forward reads"}
 		}
-		return rr.CallRaw(ctx, method, ps)
+		return res, err
 	}
-	wallet, err := s.Svc.Store.WalletByID(ctx, p.Agent.WalletID)
+	wallet, err := s.Svc.AgentWallet(ctx, p.Agent)
 	if err != nil {
 		return nil, err
 	}
@@ -330,8 +330,8 @@ func (s *Server) ethSendTransaction(ctx context.Context, p *core.Principal, wall
 		if err != nil {
 			return nil, err
 		}
-		if id.Cmp(s.Svc.ChainID) != 0 {
-			return nil, &rpcError{Code: rpcInvalidParams, Message: fmt.Sprintf("chainId %s does not match this chain (%s)", id, s.Svc.ChainID)}
+		if id.Cmp(s.Svc.ChainID()) != 0 {
+			return nil, &rpcError{Code: rpcInvalidParams, Message: fmt.Sprintf("chainId %s does not match this chain (%s)", id, s.Svc.ChainID())}
 		}
 	}
 	value, err := hexQuantity("value", tx.Value)

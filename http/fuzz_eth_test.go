@@ -16,6 +16,7 @@ import (
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign/keys/envelope"
 )
 
 // A minimal /eth: the real Server, handler and core.Service, over a store
@@ -30,6 +31,7 @@ type ethFuzzStore struct {
 	countersign.Store
 	wallet *countersign.Wallet
 	got    *countersign.Transaction
+	keys   []*countersign.SigningKey
 }
 
 func (s *ethFuzzStore) WalletByID(_ context.Context, id string) (*countersign.Wallet, error) {
@@ -37,6 +39,13 @@ func (s *ethFuzzStore) WalletByID(_ context.Context, id string) (*countersign.Wa
 		return nil, countersign.Errorf(countersign.NotFound, "wallet not found")
 	}
 	return s.wallet, nil
+}
+func (s *ethFuzzStore) SigningKeys(context.Context) ([]*countersign.SigningKey, error) {
+	return s.keys, nil
+}
+func (s *ethFuzzStore) AddSigningKey(_ context.Context, k *countersign.SigningKey) error {
+	s.keys = append(s.keys, k)
+	return nil
 }
 func (s *ethFuzzStore) InTx(ctx context.Context, fn func(context.Context) error) error {
 	return fn(ctx)
@@ -47,6 +56,8 @@ func (s *ethFuzzStore) CreateTransaction(_ context.Context, t *countersign.Trans
 }
 
 type ethFuzzChain struct{ countersign.Chain }
+
+func (ethFuzzChain) ChainID(context.Context) (*big.Int, error) { return big.NewInt(1337), nil }
 
 func (ethFuzzChain) CodeAt(context.Context, string) ([]byte, error) { return []byte{0x60, 0x00}, nil }
 
@@ -61,7 +72,14 @@ const ethFuzzWallet = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
 func newEthFuzzServer() (*Server, *ethFuzzStore, *core.Principal) {
 	st := &ethFuzzStore{wallet: &countersign.Wallet{ID: "w1", OwnerID: "u1", Address: ethFuzzWallet}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := &core.Service{Store: st, Chain: ethFuzzChain{}, Clock: countersign.SystemClock{}, Log: log, ChainID: big.NewInt(1337)}
+	sealer, err := envelope.New(make([]byte, 32))
+	if err != nil {
+		panic(err)
+	}
+	svc, err := core.New(context.Background(), st, ethFuzzChain{}, nil, sealer, nil, log, core.Config{})
+	if err != nil {
+		panic(err)
+	}
 	p := &core.Principal{User: &countersign.User{ID: "u1"}, Agent: &countersign.Agent{ID: "a1", OwnerID: "u1", WalletID: "w1"}}
 	return &Server{Svc: svc, Log: log}, st, p
 }

@@ -185,7 +185,7 @@ type discoveryResp struct {
 // openIDConfiguration is the discovery document of the OIDC issuer, as AWS
 // IAM reads it: the issuer, where its keys are, and that it signs ES256.
 func (s *Server) openIDConfiguration(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
-	iss := s.Svc.Omni.OIDCIssuer
+	iss := s.Svc.OmniSettings().OIDCIssuer
 	if iss == "" {
 		return countersign.Errorf(countersign.NotFound, "the OIDC issuer is not configured (set OIDC_ISSUER)")
 	}

@@ -131,7 +131,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *core.Principal
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, 200, loginResp{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int(s.Svc.Tokens.TTL().Seconds())})
+	return writeJSON(w, 200, loginResp{AccessToken: tok, TokenType: "Bearer", ExpiresIn: int(s.Svc.TokenTTL().Seconds())})
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
@@ -267,7 +267,7 @@ func (s *Server) loadWallet(w http.ResponseWriter, r *http.Request, p *core.Prin
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, 200, loadWalletResp{Address: wl.Address, ChainID: s.Svc.ChainID.Int64(), Balance: bal.String()})
+	return writeJSON(w, 200, loadWalletResp{Address: wl.Address, ChainID: s.Svc.ChainID().Int64(), Balance: bal.String()})
 }
 
 type walletJSON struct {
@@ -330,7 +330,7 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request, p *core.Pri
 	if err != nil {
 		return err
 	}
-	wl, err := s.Svc.Store.WalletByID(r.Context(), a.WalletID)
+	wl, err := s.Svc.AgentWallet(r.Context(), a)
 	if err != nil {
 		return err
 	}
@@ -664,7 +664,7 @@ type devInfoResp struct {
 
 func (s *Server) devInfo(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
 	f, t, c := s.Dev.Info()
-	return writeJSON(w, 200, devInfoResp{ChainID: s.Svc.ChainID.Int64(), FaucetAddress: f, TestTokenAddress: t, CounterAddress: c})
+	return writeJSON(w, 200, devInfoResp{ChainID: s.Svc.ChainID().Int64(), FaucetAddress: f, TestTokenAddress: t, CounterAddress: c})
 }
 
 type faucetReq struct {
@@ -740,12 +740,9 @@ type readyResp struct {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
-	if err := s.Svc.Store.Ping(r.Context()); err != nil {
-		return countersign.Wrap(countersign.Internal, err, "database is not ready")
-	}
-	n, err := s.Svc.Chain.BlockNumber(r.Context())
+	n, err := s.Svc.Ready(r.Context())
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, 200, readyResp{Status: "ready", ChainID: s.Svc.ChainID.Int64(), BlockNumber: n})
+	return writeJSON(w, 200, readyResp{Status: "ready", ChainID: s.Svc.ChainID().Int64(), BlockNumber: n})
 }

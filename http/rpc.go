@@ -45,7 +45,7 @@ func (s *Server) signTx(ctx context.Context, req signTxReq) (*signTxResp, error)
 	if err != nil {
 		return nil, countersign.Errorf(countersign.BadRequest, "tx_bytes_base64 is not base64")
 	}
-	st, err := s.Daemon.SignTx(ctx, req.AccountID, tx, req.Type, s.Svc.ChainID)
+	st, err := s.Daemon.SignTx(ctx, req.AccountID, tx, req.Type, s.Svc.ChainID())
 	if err != nil {
 		return nil, err
 	}

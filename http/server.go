@@ -140,7 +140,7 @@ func (c *txCollector) Describe(ch chan<- *prometheus.Desc) { ch <- txDesc; ch <-
 
 func (c *txCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(trackerErrDesc, prometheus.CounterValue, float64(c.svc.TrackerErrors()))
-	counts, err := c.svc.Store.CountTransactionsByStatus(context.Background())
+	counts, err := c.svc.TransactionCounts(context.Background())
 	if err != nil {
 		return
 	}

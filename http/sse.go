@@ -28,7 +28,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, p *core.Principa
 		return countersign.Errorf(countersign.Internal, "streaming is not supported")
 	}
 	ctx := r.Context()
-	wake, stop := s.Svc.Broker.Subscribe(p.User.ID)
+	wake, stop := s.Svc.Subscribe(p.User.ID)
 	defer stop()
 
 	after, err := eventCursor(r.Header.Get("Last-Event-ID"), r.URL.Query().Get("after"))
@@ -36,7 +36,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, p *core.Principa
 		return err
 	}
 	if after < 0 { // only what happens from now on
-		n, err := s.Svc.Store.LastEventID(ctx, p.User.ID)
+		n, err := s.Svc.LastEventID(ctx, p.User.ID)
 		if err != nil {
 			return err
 		}

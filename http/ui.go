@@ -100,7 +100,7 @@ func (s *Server) publicHTTPS() bool {
 	if s.Svc == nil {
 		return false
 	}
-	u, err := url.Parse(s.Svc.Omni.PublicURL)
+	u, err := url.Parse(s.Svc.OmniSettings().PublicURL)
 	return err == nil && u.Scheme == "https" // url.Parse lowercases the scheme
 }
 
@@ -361,7 +361,7 @@ func (s *Server) agentNames(ctx context.Context, p *core.Principal) map[string]s
 
 func (s *Server) rows(ctx context.Context, p *core.Principal, list []*countersign.Transaction, head uint64) []txRow {
 	names := s.agentNames(ctx, p)
-	now := s.Svc.Clock.Now()
+	now := s.Svc.Now()
 	rows := make([]txRow, 0, len(list))
 	for _, t := range list {
 		row := txRow{View: core.View(t), AgentName: names[t.AgentID], Amount: s.Svc.HumanAmount(ctx, t), TimeLeft: timeLeft(t.ExpiresAt.Sub(now))}
@@ -422,7 +422,7 @@ func (s *Server) uiTx(w http.ResponseWriter, r *http.Request, c *uiCtx) error {
 	if err != nil {
 		return err
 	}
-	d := txData{Review: rv, TimeLeft: timeLeft(rv.Tx.ExpiresAt.Sub(s.Svc.Clock.Now())), ExplorerTx: "#"}
+	d := txData{Review: rv, TimeLeft: timeLeft(rv.Tx.ExpiresAt.Sub(s.Svc.Now())), ExplorerTx: "#"}
 	if rv.Tx.TxHash != "" && s.Explorer != "" {
 		d.ExplorerTx = strings.TrimRight(s.Explorer, "/") + "/tx/" + rv.Tx.TxHash
 	}
@@ -479,7 +479,7 @@ func (s *Server) uiActivity(w http.ResponseWriter, r *http.Request, c *uiCtx) er
 	if err != nil {
 		return err
 	}
-	head, _ := s.Svc.Chain.BlockNumber(r.Context())
+	head, _ := s.Svc.BlockNumber(r.Context())
 	d.Rows = s.rows(r.Context(), c.p, list, head)
 	d.Agents, _ = s.Svc.Agents(r.Context(), c.p)
 	if len(list) == f.Limit {

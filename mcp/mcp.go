@@ -148,7 +148,7 @@ type walletInfoOut struct {
 }
 
 func (t *tools) walletInfo(ctx context.Context, _ *sdk.CallToolRequest, in walletInfoIn) (*sdk.CallToolResult, any, error) {
-	w, err := t.svc.Store.WalletByID(ctx, t.p.Agent.WalletID)
+	w, err := t.svc.AgentWallet(ctx, t.p.Agent)
 	if err != nil {
 		return toolError(err), nil, nil
 	}
@@ -156,7 +156,7 @@ func (t *tools) walletInfo(ctx context.Context, _ *sdk.CallToolRequest, in walle
 	if err != nil {
 		return toolError(err), nil, nil
 	}
-	out := walletInfoOut{Address: w.Address, ChainID: t.svc.ChainID.Int64(), BalanceWei: b.Balance.String(),
+	out := walletInfoOut{Address: w.Address, ChainID: t.svc.ChainID().Int64(), BalanceWei: b.Balance.String(),
 		Balance: countersign.FormatUnits(b.Balance, 18) + " " + core.NativeSymbol}
 	if in.TokenAddress != "" {
 		tb, err := t.svc.Balance(ctx, w.Address, in.TokenAddress)

@@ -221,8 +221,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 // session, and the signer's service token right and wrong.
 func forgedCredentials(t *testing.T, e *env, owner *user) map[string]cred {
 	t.Helper()
-	keys := e.app.Svc.Tokens.Keys()
-	k := keys[len(keys)-1]
+	k := sessionKey(t, e)
 	uid := ""
 	for _, a := range e.do("GET", "/api/audit", bearer(owner.token), nil).must(t, 200).body["entries"].([]any) {
 		if m := a.(map[string]any); m["action"] == "user.register" {
@@ -483,4 +482,30 @@ func TestExecuteRefusalsKeepTheApproval(t *testing.T) {
 	if r.status != 502 || r.code() != "CHAIN_ERROR" || !strings.Contains(r.raw, "always reverts") {
 		t.Fatalf("got %s", r.raw)
 	}
+}
+
+// sessionKey is the newest session-token signing key, unsealed from the
+// store the way the service loads it (forging tokens needs the real key).
+func sessionKey(t *testing.T, e *env) auth.TokenKey {
+	t.Helper()
+	stored, err := e.app.Store.SigningKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sk := range stored {
+		if sk.Alg != "ES256" {
+			continue
+		}
+		scalar, err := e.app.Sealer.Open("signing-key:"+sk.KID, sk.Sealed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := auth.ParseTokenKey(scalar)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k // newest first
+	}
+	t.Fatal("no session signing key in the store")
+	return auth.TokenKey{}
 }

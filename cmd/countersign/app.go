@@ -26,6 +26,7 @@ import (
 	mockledger "github.com/countersign/countersign/ledger/mock"
 	"github.com/countersign/countersign/mailer"
 	csmcp "github.com/countersign/countersign/mcp"
+	"github.com/countersign/countersign/netguard"
 	"github.com/countersign/countersign/notify"
 	oidcverify "github.com/countersign/countersign/oidc"
 	"github.com/countersign/countersign/signer/derived"
@@ -39,7 +40,10 @@ import (
 type App struct {
 	URL     string
 	Svc     *core.Service
-	Dev     *sim.Chain // nil when an external chain is used
+	Store   countersign.Store  // the service's store (tests and maintenance commands)
+	Chain   countersign.Chain  // the service's chain
+	Sealer  countersign.Sealer // the key-encryption envelope
+	Dev     *sim.Chain         // nil when an external chain is used
 	Log     *slog.Logger
 	DataDir string
 	// WalletTokenFile is the generated wallet token's file, "" when the
@@ -50,6 +54,27 @@ type App struct {
 	cancel          context.CancelFunc
 	closers         []func() error
 	done            chan struct{}
+}
+
+// servicePorts builds the service's outbound adapters: webhook deliveries
+// (through the SSRF guard), email login codes, OIDC login.
+func servicePorts(cfg *Config) (core.Ports, error) {
+	var p core.Ports
+	allowNets, err := netguard.ParseAllowNets(cfg.WebhookAllow)
+	if err != nil {
+		return p, err
+	}
+	p.Webhooks = notify.New(&netguard.Guard{Allow: allowNets, Resolver: cfg.WebhookDNS})
+	if cfg.SMTPAddr != "" {
+		p.Mailer = &mailer.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword}
+	}
+	if cfg.OIDCLoginIss != "" {
+		if cfg.OIDCLoginAud == "" {
+			return p, errors.New("OIDC_LOGIN_ISSUER needs OIDC_LOGIN_CLIENT_ID (the aud its ID tokens carry)")
+		}
+		p.IDTokens = oidcverify.New(cfg.OIDCLoginIss, cfg.OIDCLoginAud, cfg.OIDCLoginHTTP)
+	}
+	return p, nil
 }
 
 // openStore opens the database named by cfg.DB.
@@ -139,16 +164,21 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 	default:
 		return nil, fmt.Errorf("KEYSTORE must be dir or store, not %q", cfg.KeystoreKind)
 	}
+	ports, err := servicePorts(cfg)
+	if err != nil {
+		return nil, err
+	}
 	svc, err := core.New(ctx, st, ch, local.New(sealer, ks), sealer, cfg.Clock, log, core.Config{
 		Argon2: cfg.Argon2, TokenTTL: cfg.TokenTTL, PendingTTL: cfg.PendingTTL,
 		MFALockout: cfg.MFALockout, MFAMaxFailures: cfg.MFAMaxFail, PollInterval: cfg.PollInterval,
 		HashConcurrency: cfg.HashConcurrency, HashQueue: cfg.HashQueue, Omni: cfg.Omni, Money: cfg.Money,
+		Ports: ports, Hooks: cfg.ExecuteHooks,
 	})
 	if err != nil {
 		return nil, err
 	}
-	a.Svc = svc
-	svc.Hooks = cfg.ExecuteHooks
+	a.Svc, a.Store, a.Chain, a.Sealer = svc, st, ch, sealer
+	a.closers = append(a.closers, func() error { svc.Close(); return nil }) // drains the group commit before the store closes
 	// Before any worker runs: the data must belong to this chain.
 	if err := bindChain(ctx, cfg, svc, a.Dev != nil, log); err != nil {
 		return nil, err
@@ -171,20 +201,6 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 		return nil, fmt.Errorf("the keys of %d wallet(s) are not in the keystore (%s), e.g. %s: restore the keystore from the backup taken with the database, or point KEYSTORE/KEYSTORE_DIR where the keys are",
 			len(missing), where, missing[0])
 	}
-	allowNets, err := core.ParseAllowNets(cfg.WebhookAllow)
-	if err != nil {
-		return nil, err
-	}
-	svc.Webhooks = notify.New(&core.WebhookGuard{Allow: allowNets, Resolver: cfg.WebhookDNS})
-	if cfg.SMTPAddr != "" {
-		svc.Mailer = &mailer.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword}
-	}
-	if cfg.OIDCLoginIss != "" {
-		if cfg.OIDCLoginAud == "" {
-			return nil, errors.New("OIDC_LOGIN_ISSUER needs OIDC_LOGIN_CLIENT_ID (the aud its ID tokens carry)")
-		}
-		svc.IDTokens = oidcverify.New(cfg.OIDCLoginIss, cfg.OIDCLoginAud, cfg.OIDCLoginHTTP)
-	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -206,7 +222,6 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 		return nil, fmt.Errorf("WALLET_CHAIN must be mock (or, later, aitbc), not %q", cfg.WalletChain)
 	}
 	srv.Daemon = core.NewDaemon(svc, ks, core.DaemonConfig{UnlockTTL: cfg.UnlockTTL, Argon2: cfg.DaemonArgon, SignRate: cfg.SignRate, SignBurst: cfg.SignBurst, Ledger: ledger})
-	a.closers = append(a.closers, func() error { srv.Daemon.Close(); return nil }) // before the store closes
 	srv.WalletToken = a.walletToken
 	srv.WalletRemote = cfg.WalletToken != "" // an explicit token is the operator's choice to serve beyond this machine
 	srv.MetricsToken = cfg.MetricsToken
@@ -281,7 +296,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 			log.Error("http server", "err", err)
 		}
 	}()
-	log.Info("countersign is serving", "url", a.URL, "chain_id", svc.ChainID.String(), "embedded_chain", a.Dev != nil,
+	log.Info("countersign is serving", "url", a.URL, "chain_id", svc.ChainID().String(), "embedded_chain", a.Dev != nil,
 		"data_dir", cfg.DataDir, "db", cfg.DB)
 	if a.Dev != nil {
 		log.Info("embedded dev chain (in memory, fresh on every start)", "faucet", a.Dev.Faucet.Hex(), "test_token", a.Dev.Token.Hex(), "counter", a.Dev.Counter.Hex())

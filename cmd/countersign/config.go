@@ -17,6 +17,7 @@ import (
 	"github.com/countersign/countersign/core"
 	cshttp "github.com/countersign/countersign/http"
 	"github.com/countersign/countersign/keys/keystore"
+	"github.com/countersign/countersign/netguard"
 	"github.com/countersign/countersign/signer/derived"
 )
 
@@ -78,7 +79,7 @@ type Config struct {
 	AllowOpenDataDir bool              // --allow-open-data-dir, ALLOW_OPEN_DATA_DIR=1 (durability.go)
 	ExecuteHooks     core.ExecuteHooks // tests: crash points around execute's broadcast
 
-	WebhookDNS core.Resolver // tests: where webhook hosts resolve; nil is the system resolver
+	WebhookDNS netguard.Resolver // tests: where webhook hosts resolve; nil is the system resolver
 }
 
 // setting is one environment variable serve reads. serveSettings is the
@@ -403,7 +404,7 @@ func (c *Config) validate() error {
 			}
 		}
 	}
-	if _, err := core.ParseAllowNets(c.WebhookAllow); err != nil {
+	if _, err := netguard.ParseAllowNets(c.WebhookAllow); err != nil {
 		return err
 	}
 	if _, err := cshttp.ParseAllowList(c.WalletAllow); err != nil {

@@ -35,7 +35,7 @@ func FuzzDaemonSignTx(f *testing.F) {
 	sk := imp("secp256k1", "1ab42cc412b618bdea3a599e3c9bae199ebf030895b039e9db1e30dafb12b727")
 	edPub, _ := hex.DecodeString(e.do("POST", "/v1/sign/message", anon, map[string]string{"account_id": ed.str("account_id"), "message_base64": "aGk="}).must(f, 200).str("public_key_hex"))
 	skAddr := common.HexToAddress(sk.str("evm_address"))
-	chainID := e.app.Svc.ChainID
+	chainID := e.app.Svc.ChainID()
 
 	to := common.HexToAddress("0x000000000000000000000000000000000000dEaD")
 	for _, tx := range []*types.Transaction{

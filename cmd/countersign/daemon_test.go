@@ -366,7 +366,7 @@ func TestMockLedger(t *testing.T) {
 		t.Fatalf("rpc balance: %s", r.raw)
 	}
 	// each transfer is an event in the outbox (for webhooks)
-	evs, _ := e.app.Svc.Store.EventsAfter(context.Background(), "daemon", 0, 100)
+	evs, _ := e.app.Store.EventsAfter(context.Background(), "daemon", 0, 100)
 	transfers := 0
 	for _, ev := range evs {
 		if ev.Type == "transfer" {
@@ -448,7 +448,7 @@ func TestAccountTags(t *testing.T) {
 		t.Fatalf("account_derive with tags: %s %+v", res, er)
 	}
 	// audited
-	entries, _ := e.app.Svc.Store.AuditEntries(context.Background(), "daemon", 0, 1000)
+	entries, _ := e.app.Store.AuditEntries(context.Background(), "daemon", 0, 1000)
 	n := 0
 	for _, en := range entries {
 		if en.Action == "daemon.account.tags" {

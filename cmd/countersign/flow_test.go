@@ -301,7 +301,7 @@ func runFlow(t *testing.T, e *env, u *user, fx fixture) {
 			t.Errorf("audit log has no %s entry (has %v)", a, actions)
 		}
 	}
-	if n, err := core.VerifyAudit(ctx, e.app.Svc.Store); err != nil || n < 40 {
+	if n, err := core.VerifyAudit(ctx, e.app.Store); err != nil || n < 40 {
 		t.Fatalf("audit verify: %d entries, %v", n, err)
 	}
 

@@ -30,7 +30,7 @@ func TestAPIWalletKeysLiveInTheKeystore(t *testing.T) {
 			e := newEnv(t, fastDaemon, func(c *Config) { c.KeystoreKind = kind; dir = c.DataDir })
 			u := e.newUser(true)
 			addr := e.createWallet(u)
-			w, err := e.app.Svc.Store.WalletByAddress(context.Background(), addr)
+			w, err := e.app.Store.WalletByAddress(context.Background(), addr)
 			if err != nil || w.KeyFormat != countersign.WalletKeyKDB {
 				t.Fatalf("wallet row: %+v %v", w, err)
 			}
@@ -39,7 +39,7 @@ func TestAPIWalletKeysLiveInTheKeystore(t *testing.T) {
 			if kind == "dir" {
 				blob, err = os.ReadFile(file)
 			} else {
-				blob, err = e.app.Svc.Store.KeyBlob(context.Background(), w.ID)
+				blob, err = e.app.Store.KeyBlob(context.Background(), w.ID)
 				if _, ferr := os.Stat(file); ferr == nil {
 					t.Error("KEYSTORE=store also wrote a file")
 				}
@@ -76,7 +76,7 @@ func TestLegacyWalletKeysMoveIntoTheKeystore(t *testing.T) {
 
 	e := newEnv(t, fastDaemon, same)
 	u := e.newUser(true)
-	owner, err := e.app.Svc.Store.UserByName(ctx, u.name)
+	owner, err := e.app.Store.UserByName(ctx, u.name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func TestLegacyWalletKeysMoveIntoTheKeystore(t *testing.T) {
 	}
 	addr := crypto.PubkeyToAddress(key.PublicKey).Hex()
 	legacy := &countersign.Wallet{ID: id, OwnerID: owner.ID, Name: "old", Address: addr, KeyFormat: countersign.WalletKeySealed, KeySealed: sealed, CreatedAt: time.Now().UTC()}
-	if err := e.app.Svc.Store.CreateWallet(ctx, legacy); err != nil {
+	if err := e.app.Store.CreateWallet(ctx, legacy); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.app.Close(); err != nil {
@@ -105,7 +105,7 @@ func TestLegacyWalletKeysMoveIntoTheKeystore(t *testing.T) {
 	if !strings.Contains(e2.logs.String(), "moved wallet keys into the keystore") {
 		t.Fatalf("no migration logged:\n%s", e2.logs.String())
 	}
-	w, err := e2.app.Svc.Store.WalletByID(ctx, id)
+	w, err := e2.app.Store.WalletByID(ctx, id)
 	if err != nil || w.KeyFormat != countersign.WalletKeyKDB {
 		t.Fatalf("after start: %+v %v", w, err)
 	}
@@ -116,7 +116,7 @@ func TestLegacyWalletKeysMoveIntoTheKeystore(t *testing.T) {
 	if _, err := keystore.ReadHeader(blob); err != nil {
 		t.Fatal(err)
 	}
-	entries, _ := e2.app.Svc.Store.AuditEntries(ctx, owner.ID, 0, 100)
+	entries, _ := e2.app.Store.AuditEntries(ctx, owner.ID, 0, 100)
 	migrated := 0
 	for _, a := range entries {
 		if a.Action == "wallet.key.migrate" && a.Subject == id {
@@ -142,7 +142,7 @@ func TestLegacyWalletKeysMoveIntoTheKeystore(t *testing.T) {
 	if strings.Contains(e3.logs.String(), "moved wallet keys") {
 		t.Fatal("migrated twice")
 	}
-	if w3, _ := e3.app.Svc.Store.WalletByID(ctx, id); string(w3.KeySealed) != string(w.KeySealed) {
+	if w3, _ := e3.app.Store.WalletByID(ctx, id); string(w3.KeySealed) != string(w.KeySealed) {
 		t.Fatal("the row changed on a start with nothing to move")
 	}
 }

@@ -28,7 +28,7 @@ func TestLoadCommand(t *testing.T) {
 			}
 			// every signature is in the audit log (plus the wallet's import and unlock)
 			n := 0
-			entries, _ := e.app.Svc.Store.AuditEntries(context.Background(), "daemon", 0, 1_000_000)
+			entries, _ := e.app.Store.AuditEntries(context.Background(), "daemon", 0, 1_000_000)
 			for _, a := range entries {
 				if a.Action == "daemon.sign.message" {
 					n++

@@ -87,7 +87,7 @@ func TestLoginCLIFlow(t *testing.T) {
 	// the derived wallet is linked: signing in with it gives the same account
 	var addr struct{ Address string }
 	json.Unmarshal([]byte(e.do("POST", "/dev/derive-address", bearer(testSignerToken), map[string]string{"omni_account": omni}).must(t, 200).raw), &addr)
-	if owner, err := e.app.Svc.Store.LinkedOmni(context.Background(), "evm", strings.ToLower(addr.Address)); err != nil || owner != omni {
+	if owner, err := e.app.Store.LinkedOmni(context.Background(), "evm", strings.ToLower(addr.Address)); err != nil || owner != omni {
 		t.Fatalf("derived wallet %s not linked to %s: %v", addr.Address, omni, err)
 	}
 	// a second run reuses the link (no conflict) and, without a role, prints the tokens

@@ -131,7 +131,7 @@ func TestSecurity_ChangeAfterApprovalIsRefused(t *testing.T) {
 
 func (e *env) pendingNonce(t *testing.T, addr string) uint64 {
 	t.Helper()
-	n, err := e.app.Svc.Chain.PendingNonceAt(context.Background(), addr)
+	n, err := e.app.Chain.PendingNonceAt(context.Background(), addr)
 	if err != nil {
 		t.Fatal(err)
 	}

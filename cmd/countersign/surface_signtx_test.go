@@ -43,7 +43,7 @@ func TestSurface_SignTxEthersForms(t *testing.T) {
 	node := needTool(t, "node")
 	e := newEnv(t, fastDaemon)
 	account, addr := surfaceSecpAccount(t, e)
-	chainID := e.app.Svc.ChainID
+	chainID := e.app.Svc.ChainID()
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -101,7 +101,7 @@ func TestSurface_SignTxEthersForms(t *testing.T) {
 func TestSecurity_SignTxRefusesOtherForms(t *testing.T) {
 	e := newEnv(t, fastDaemon)
 	account, _ := surfaceSecpAccount(t, e)
-	chainID := e.app.Svc.ChainID
+	chainID := e.app.Svc.ChainID()
 	to := common.HexToAddress("0x000000000000000000000000000000000000dEaD")
 
 	// go-ethereum's own unsigned forms still work (the form the daemon read before)
