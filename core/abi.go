@@ -473,11 +473,35 @@ func truncate(s string, n int) string {
 	return s
 }
 
+// toABI converts one decoded JSON value to the Go value go-ethereum packs
+// for type t, naming path in every error. budget counts the values still
+// allowed in the whole call, so nesting cannot multiply the work.
 func toABI(t abi.Type, v any, path string, budget *int) (reflect.Value, error) {
 	*budget--
 	if *budget < 0 {
 		return reflect.Value{}, badArg("function_args has too many values (limit %d)", maxABIElements)
 	}
+	switch t.T {
+	case abi.AddressTy, abi.BoolTy, abi.StringTy:
+		return toABIScalar(t, v, path)
+	case abi.IntTy, abi.UintTy:
+		return toInt(t, v, path)
+	case abi.BytesTy:
+		b, err := hexArg(v, path)
+		return reflect.ValueOf(b), err
+	case abi.FixedBytesTy, abi.FunctionTy:
+		return toABIFixedBytes(t, v, path)
+	case abi.SliceTy, abi.ArrayTy:
+		return toABIList(t, v, path, budget)
+	case abi.TupleTy:
+		return toABITuple(t, v, path, budget)
+	default:
+		return reflect.Value{}, badArg("%s: type %s is not supported", path, t)
+	}
+}
+
+// toABIScalar is an address (0x-hex, EIP-55 checked), a bool or a string.
+func toABIScalar(t abi.Type, v any, path string) (reflect.Value, error) {
 	switch t.T {
 	case abi.AddressTy:
 		s, ok := v.(string)
@@ -492,89 +516,94 @@ func toABI(t abi.Type, v any, path string, budget *int) (reflect.Value, error) {
 			return reflect.Value{}, badArg("%s: bool must be true or false", path)
 		}
 		return reflect.ValueOf(b), nil
-	case abi.StringTy:
+	default: // abi.StringTy
 		s, ok := v.(string)
 		if !ok {
 			return reflect.Value{}, badArg("%s: string expected", path)
 		}
 		return reflect.ValueOf(s), nil
-	case abi.IntTy, abi.UintTy:
-		return toInt(t, v, path)
-	case abi.BytesTy:
-		b, err := hexArg(v, path)
-		return reflect.ValueOf(b), err
-	case abi.FixedBytesTy, abi.FunctionTy:
-		size := t.Size
-		if t.T == abi.FunctionTy {
-			size = 24
+	}
+}
+
+// toABIFixedBytes is bytesN, or a function (24 bytes: address ‖ selector),
+// given as 0x-hex of exactly that length.
+func toABIFixedBytes(t abi.Type, v any, path string) (reflect.Value, error) {
+	size := t.Size
+	if t.T == abi.FunctionTy {
+		size = 24
+	}
+	b, err := hexArg(v, path)
+	if err != nil {
+		return reflect.Value{}, err
+	}
+	if len(b) != size {
+		return reflect.Value{}, badArg("%s: %s needs exactly %d bytes, got %d", path, t, size, len(b))
+	}
+	arr := reflect.New(t.GetType()).Elem()
+	reflect.Copy(arr, reflect.ValueOf(b))
+	return arr, nil
+}
+
+// toABIList is a fixed-size array (exactly t.Size elements) or a slice (at
+// most maxABIElements), given as a JSON array.
+func toABIList(t abi.Type, v any, path string, budget *int) (reflect.Value, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return reflect.Value{}, badArg("%s: %s must be a JSON array", path, t)
+	}
+	var out reflect.Value
+	if t.T == abi.ArrayTy {
+		if len(list) != t.Size {
+			return reflect.Value{}, badArg("%s: %s needs %d elements, got %d", path, t, t.Size, len(list))
 		}
-		b, err := hexArg(v, path)
+		out = reflect.New(t.GetType()).Elem()
+	} else {
+		if len(list) > maxABIElements {
+			return reflect.Value{}, badArg("%s: too many elements", path)
+		}
+		out = reflect.MakeSlice(t.GetType(), len(list), len(list))
+	}
+	for i, e := range list {
+		ev, err := toABI(*t.Elem, e, fmt.Sprintf("%s[%d]", path, i), budget)
 		if err != nil {
 			return reflect.Value{}, err
 		}
-		if len(b) != size {
-			return reflect.Value{}, badArg("%s: %s needs exactly %d bytes, got %d", path, t, size, len(b))
-		}
-		arr := reflect.New(t.GetType()).Elem()
-		reflect.Copy(arr, reflect.ValueOf(b))
-		return arr, nil
-	case abi.SliceTy, abi.ArrayTy:
-		list, ok := v.([]any)
-		if !ok {
-			return reflect.Value{}, badArg("%s: %s must be a JSON array", path, t)
-		}
-		var out reflect.Value
-		if t.T == abi.ArrayTy {
-			if len(list) != t.Size {
-				return reflect.Value{}, badArg("%s: %s needs %d elements, got %d", path, t, t.Size, len(list))
-			}
-			out = reflect.New(t.GetType()).Elem()
-		} else {
-			if len(list) > maxABIElements {
-				return reflect.Value{}, badArg("%s: too many elements", path)
-			}
-			out = reflect.MakeSlice(t.GetType(), len(list), len(list))
-		}
-		for i, e := range list {
-			ev, err := toABI(*t.Elem, e, fmt.Sprintf("%s[%d]", path, i), budget)
-			if err != nil {
-				return reflect.Value{}, err
-			}
-			out.Index(i).Set(ev)
-		}
-		return out, nil
-	case abi.TupleTy:
-		out := reflect.New(t.GetType()).Elem()
-		var get func(i int) (any, bool)
-		switch x := v.(type) {
-		case []any:
-			if len(x) != len(t.TupleElems) {
-				return reflect.Value{}, badArg("%s: tuple needs %d elements, got %d", path, len(t.TupleElems), len(x))
-			}
-			get = func(i int) (any, bool) { return x[i], true }
-		case map[string]any:
-			if len(x) != len(t.TupleElems) {
-				return reflect.Value{}, badArg("%s: tuple needs the fields %s", path, strings.Join(t.TupleRawNames, ", "))
-			}
-			get = func(i int) (any, bool) { e, ok := x[t.TupleRawNames[i]]; return e, ok }
-		default:
-			return reflect.Value{}, badArg("%s: tuple must be a JSON object or array", path)
-		}
-		for i, et := range t.TupleElems {
-			e, ok := get(i)
-			if !ok {
-				return reflect.Value{}, badArg("%s: missing tuple field %q", path, t.TupleRawNames[i])
-			}
-			ev, err := toABI(*et, e, path+"."+t.TupleRawNames[i], budget)
-			if err != nil {
-				return reflect.Value{}, err
-			}
-			out.Field(i).Set(ev)
-		}
-		return out, nil
-	default:
-		return reflect.Value{}, badArg("%s: type %s is not supported", path, t)
+		out.Index(i).Set(ev)
 	}
+	return out, nil
+}
+
+// toABITuple is a tuple (struct), given as a JSON array of its elements in
+// order or as an object with exactly its field names.
+func toABITuple(t abi.Type, v any, path string, budget *int) (reflect.Value, error) {
+	out := reflect.New(t.GetType()).Elem()
+	var get func(i int) (any, bool)
+	switch x := v.(type) {
+	case []any:
+		if len(x) != len(t.TupleElems) {
+			return reflect.Value{}, badArg("%s: tuple needs %d elements, got %d", path, len(t.TupleElems), len(x))
+		}
+		get = func(i int) (any, bool) { return x[i], true }
+	case map[string]any:
+		if len(x) != len(t.TupleElems) {
+			return reflect.Value{}, badArg("%s: tuple needs the fields %s", path, strings.Join(t.TupleRawNames, ", "))
+		}
+		get = func(i int) (any, bool) { e, ok := x[t.TupleRawNames[i]]; return e, ok }
+	default:
+		return reflect.Value{}, badArg("%s: tuple must be a JSON object or array", path)
+	}
+	for i, et := range t.TupleElems {
+		e, ok := get(i)
+		if !ok {
+			return reflect.Value{}, badArg("%s: missing tuple field %q", path, t.TupleRawNames[i])
+		}
+		ev, err := toABI(*et, e, path+"."+t.TupleRawNames[i], budget)
+		if err != nil {
+			return reflect.Value{}, err
+		}
+		out.Field(i).Set(ev)
+	}
+	return out, nil
 }
 
 func hexArg(v any, path string) ([]byte, error) {

@@ -12,10 +12,8 @@ import (
 
 // CreateAgent creates an agent bound to one of the user's wallets and
 // returns its API key, which is shown this once and stored only as a hash.
+// p is a user with MFA on: the route's rule (http: UserMFA, WebMFA).
 func (s *Service) CreateAgent(ctx context.Context, p *Principal, name, walletAddress, mfaCode string) (*countersign.Agent, string, error) {
-	if err := requireMFA(p); err != nil {
-		return nil, "", err
-	}
 	name = strings.TrimSpace(name)
 	if name == "" {
 		return nil, "", countersign.Errorf(countersign.BadRequest, "name is required (at most %d characters)", MaxName)
@@ -36,12 +34,9 @@ func (s *Service) CreateAgent(ctx context.Context, p *Principal, name, walletAdd
 	}
 	a := &countersign.Agent{ID: uuid.NewString(), OwnerID: p.User.ID, Name: name, WalletID: w.ID, KeyHash: hash,
 		KeyPrefix: key[:len(auth.APIKeyPrefix)+6], CreatedAt: s.clock.Now().UTC()}
-	err = s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.store.CreateAgent(ctx, a); err != nil {
-			return err
-		}
-		return s.audit(ctx, p.User.ID, p.Actor(), "agent.create", a.ID, map[string]string{"name": name, "wallet": w.Address, "key_prefix": a.KeyPrefix})
-	})
+	err = s.Record(ctx, countersign.Change{Owner: p.User.ID, Actor: p.Actor(), Action: "agent.create", Subject: a.ID,
+		Details: map[string]string{"name": name, "wallet": w.Address, "key_prefix": a.KeyPrefix}},
+		func(ctx context.Context) error { return s.store.CreateAgent(ctx, a) })
 	if err != nil {
 		return nil, "", err
 	}
@@ -54,10 +49,8 @@ func (s *Service) Agents(ctx context.Context, p *Principal) ([]*countersign.Agen
 }
 
 // RevokeAgent revokes an agent's key at once.
+// p is a user with MFA on: the route's rule (http: UserMFA, WebMFA).
 func (s *Service) RevokeAgent(ctx context.Context, p *Principal, agentID, mfaCode string) error {
-	if err := requireMFA(p); err != nil {
-		return err
-	}
 	a, err := s.store.AgentByID(ctx, agentID)
 	if err != nil || a.OwnerID != p.User.ID {
 		return countersign.Errorf(countersign.NotFound, "agent not found")
@@ -68,10 +61,6 @@ func (s *Service) RevokeAgent(ctx context.Context, p *Principal, agentID, mfaCod
 	if err := s.VerifyMFA(ctx, p.User.ID, mfaCode); err != nil {
 		return err
 	}
-	return s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.store.RevokeAgent(ctx, a.ID, s.clock.Now().UTC()); err != nil {
-			return err
-		}
-		return s.audit(ctx, p.User.ID, p.Actor(), "agent.revoke", a.ID, map[string]string{"name": a.Name})
-	})
+	return s.Record(ctx, countersign.Change{Owner: p.User.ID, Actor: p.Actor(), Action: "agent.revoke", Subject: a.ID, Details: map[string]string{"name": a.Name}},
+		func(ctx context.Context) error { return s.store.RevokeAgent(ctx, a.ID, s.clock.Now().UTC()) })
 }

@@ -38,59 +38,6 @@ func auditHash(e *countersign.AuditEntry) []byte {
 	return h.Sum(nil)
 }
 
-// audit appends an entry to owner's chain. Called inside the same InTx as
-// the change it records, so both commit or neither does.
-func (s *Service) audit(ctx context.Context, owner, actor, action, subject string, details any) error {
-	return s.appendAudit(ctx, []auditRecord{{owner: owner, actor: actor, action: action, subject: subject, details: jsonString(details)}})
-}
-
-// auditRecord is an audit entry before it is chained.
-type auditRecord struct {
-	owner, actor, action, subject string
-	details                       string // JSON
-}
-
-// appendAudit chains records onto their owners' chains, in order, and
-// stores them in one statement.
-func (s *Service) appendAudit(ctx context.Context, recs []auditRecord) error {
-	return s.store.InTx(ctx, func(ctx context.Context) error {
-		memo := memoOf(ctx)
-		heads := map[string]*countersign.AuditEntry{} // owner → newest entry (nil: an empty chain)
-		entries := make([]*countersign.AuditEntry, 0, len(recs))
-		now := s.clock.Now().UTC()
-		for _, r := range recs {
-			head, known := heads[r.owner]
-			if !known {
-				if head = memo.head(r.owner); head == nil {
-					list, err := s.store.AuditEntries(ctx, r.owner, -1, 1)
-					if err != nil {
-						return err
-					}
-					if len(list) == 1 {
-						head = list[0]
-					}
-				}
-			}
-			e := &countersign.AuditEntry{OwnerID: r.owner, Seq: 1, At: now, Actor: r.actor, Action: r.action,
-				Subject: r.subject, Details: r.details, PrevHash: make([]byte, sha256.Size)}
-			if head != nil {
-				e.Seq = head.Seq + 1
-				e.PrevHash = head.Hash
-			}
-			e.Hash = auditHash(e)
-			heads[r.owner] = e
-			entries = append(entries, e)
-		}
-		if err := s.store.AppendAudit(ctx, entries...); err != nil {
-			return err
-		}
-		for owner, e := range heads {
-			memo.setHead(owner, e)
-		}
-		return nil
-	})
-}
-
 // AuditLog returns an owner's entries after afterSeq, oldest first.
 func (s *Service) AuditLog(ctx context.Context, owner string, afterSeq int64, limit int) ([]*countersign.AuditEntry, error) {
 	if limit <= 0 || limit > 1000 {

@@ -55,7 +55,7 @@ func (s *Service) CheckChain(ctx context.Context, opts ChainCheck) (*ChainChange
 	}
 	ch := &ChainChange{Current: countersign.ChainIdentity{ChainID: s.chainID.Int64(), GenesisHash: genesis,
 		Embedded: opts.Embedded, RecordedAt: s.clock.Now().UTC()}}
-	err = s.inTx(ctx, func(ctx context.Context) error {
+	err = s.change(ctx, func(ctx context.Context, cs *changeSet) error {
 		prev, err := s.store.ChainIdentity(ctx)
 		switch {
 		case countersign.ErrorCode(err) == countersign.NotFound:
@@ -125,7 +125,7 @@ func (s *Service) CheckChain(ctx context.Context, opts ChainCheck) (*ChainChange
 			chains[t.ChainID] = true
 			t.Error = fmt.Sprintf("dropped: the server now uses chain %d (genesis %s); this transaction was %s on an earlier chain (genesis %s)",
 				ch.Current.ChainID, short(genesis), t.Status, short(from))
-			if err := s.setStatus(ctx, t, countersign.StatusDropped, "system", "transaction.drop", details); err != nil {
+			if err := s.setStatus(ctx, cs, t, countersign.StatusDropped, "system", "transaction.drop", details); err != nil {
 				return err
 			}
 			ch.Dropped++
@@ -151,7 +151,8 @@ func (s *Service) CheckChain(ctx context.Context, opts ChainCheck) (*ChainChange
 			action = "chain.change"
 		}
 		details["dropped"], details["nonce_counters_reset"] = ch.Dropped, ch.Nonces
-		return s.audit(ctx, SystemOwner, "system", action, "chain:"+strconv.FormatInt(ch.Current.ChainID, 10), details)
+		cs.add(countersign.Change{Owner: SystemOwner, Actor: "system", Action: action, Subject: "chain:" + strconv.FormatInt(ch.Current.ChainID, 10), Details: details})
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"slices"
 	"sync"
 
 	"github.com/countersign/countersign"
@@ -55,47 +54,6 @@ func (b *Broker) Notify(owner string) {
 			}
 		}
 	}
-}
-
-type notifyKey struct{}
-
-// inTx runs fn in a store transaction and, once it has committed, wakes the
-// listeners of every owner fn wrote an event for.
-func (s *Service) inTx(ctx context.Context, fn func(ctx context.Context) error) error {
-	if _, nested := ctx.Value(notifyKey{}).(*[]string); nested {
-		return s.store.InTx(ctx, fn)
-	}
-	owners := &[]string{}
-	err := s.store.InTx(context.WithValue(ctx, notifyKey{}, owners), fn)
-	if err == nil {
-		for _, o := range *owners {
-			s.broker.Notify(o)
-		}
-	}
-	return err
-}
-
-// emit writes an event to the outbox inside the current transaction.
-func (s *Service) emit(ctx context.Context, owner, typ, subject string, payload any) error {
-	return s.emitEvents(ctx, []*countersign.Event{{OwnerID: owner, Type: typ, Subject: subject, Payload: jsonString(payload), CreatedAt: s.clock.Now().UTC()}})
-}
-
-// emitEvents writes events to the outbox in one statement, queues their
-// webhook deliveries, and has their owners' listeners woken after commit.
-func (s *Service) emitEvents(ctx context.Context, events []*countersign.Event) error {
-	if err := s.store.AddEvent(ctx, events...); err != nil {
-		return err
-	}
-	owners, _ := ctx.Value(notifyKey{}).(*[]string)
-	for _, e := range events {
-		if err := s.enqueueDeliveries(ctx, e); err != nil {
-			return err
-		}
-		if owners != nil && !slices.Contains(*owners, e.OwnerID) {
-			*owners = append(*owners, e.OwnerID)
-		}
-	}
-	return nil
 }
 
 // Events returns owner's events after id.

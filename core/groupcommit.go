@@ -34,14 +34,14 @@ type groupCommit struct {
 	heads map[string]*countersign.AuditEntry
 }
 
-// commitItem is one caller's work: fn, and/or an audit record and an
-// event, which a batch stores with one statement each.
+// commitItem is one caller's work: fn, and/or the changes to record, which
+// a batch records together (one statement for the audit entries, one for
+// the events).
 type commitItem struct {
-	ctx    context.Context
-	fn     func(ctx context.Context) error
-	audits []auditRecord
-	events []*countersign.Event
-	done   chan error
+	ctx     context.Context
+	fn      func(ctx context.Context) error
+	changes *changeSet
+	done    chan error
 }
 
 // newGroupCommit starts the worker; batches hold at most max pieces.
@@ -50,18 +50,6 @@ func newGroupCommit(svc *Service, max int) *groupCommit {
 	g.done.Add(1)
 	go g.run()
 	return g
-}
-
-// do runs fn inside a store transaction shared with other callers, and
-// returns once that transaction has committed or failed.
-func (g *groupCommit) do(ctx context.Context, fn func(ctx context.Context) error) error {
-	return g.submit(ctx, &commitItem{ctx: ctx, fn: fn})
-}
-
-// record stores an audit record and an event in a shared transaction and
-// returns once it has committed or failed.
-func (g *groupCommit) record(ctx context.Context, a *auditRecord, e *countersign.Event) error {
-	return g.submit(ctx, &commitItem{ctx: ctx, audits: []auditRecord{*a}, events: []*countersign.Event{e}})
 }
 
 func (g *groupCommit) submit(ctx context.Context, it *commitItem) error {
@@ -86,28 +74,21 @@ func (g *groupCommit) submit(ctx context.Context, it *commitItem) error {
 	return <-it.done // queued before close: the worker answers it
 }
 
-// apply does a batch's work inside the current transaction.
+// apply does a batch's work inside the current transaction: every fn, then
+// every change recorded by the state-change path's writeChanges (record.go).
 func (g *groupCommit) apply(ctx context.Context, batch []*commitItem) error {
-	var audits []auditRecord
-	var events []*countersign.Event
+	all := &changeSet{}
 	for _, it := range batch {
 		if it.fn != nil {
 			if err := it.fn(ctx); err != nil {
 				return err
 			}
 		}
-		audits = append(audits, it.audits...)
-		events = append(events, it.events...)
-	}
-	if len(audits) > 0 {
-		if err := g.svc.appendAudit(ctx, audits); err != nil {
-			return err
+		if it.changes != nil {
+			all.merge(it.changes)
 		}
 	}
-	if len(events) > 0 {
-		return g.svc.emitEvents(ctx, events)
-	}
-	return nil
+	return g.svc.writeChanges(ctx, all)
 }
 
 // alone runs one item in its own transaction.
@@ -193,52 +174,4 @@ func (g *groupCommit) close() {
 	g.mu.Unlock()
 	close(g.stop) // every item is queued by now: the worker drains them all
 	g.done.Wait()
-}
-
-// txMemo remembers, for the length of one store transaction, what the
-// transaction itself last wrote or read: each owner's audit head and
-// webhook list. A batch of signatures then reads them once instead of
-// once per signature. It is only set where the transaction is the only
-// writer of those rows (SQLite serialises writers).
-type txMemo struct {
-	heads map[string]*countersign.AuditEntry
-	hooks map[string][]*countersign.Webhook
-}
-
-type txMemoKey struct{}
-
-func withTxMemo(ctx context.Context) context.Context {
-	return context.WithValue(ctx, txMemoKey{}, &txMemo{heads: map[string]*countersign.AuditEntry{}, hooks: map[string][]*countersign.Webhook{}})
-}
-
-func memoOf(ctx context.Context) *txMemo {
-	m, _ := ctx.Value(txMemoKey{}).(*txMemo)
-	return m
-}
-
-func (m *txMemo) head(owner string) *countersign.AuditEntry {
-	if m == nil {
-		return nil
-	}
-	return m.heads[owner]
-}
-
-func (m *txMemo) setHead(owner string, e *countersign.AuditEntry) {
-	if m != nil {
-		m.heads[owner] = e
-	}
-}
-
-func (m *txMemo) webhooks(owner string) ([]*countersign.Webhook, bool) {
-	if m == nil {
-		return nil, false
-	}
-	h, ok := m.hooks[owner]
-	return h, ok
-}
-
-func (m *txMemo) setWebhooks(owner string, h []*countersign.Webhook) {
-	if m != nil {
-		m.hooks[owner] = h
-	}
 }

@@ -100,7 +100,7 @@ func (s *Service) signMessage(ctx context.Context, actor string, w *countersign.
 	if err != nil {
 		return nil, err
 	}
-	err = s.inTx(ctx, func(ctx context.Context) error {
+	err = s.change(ctx, func(ctx context.Context, cs *changeSet) error {
 		cur, err := s.store.Transaction(ctx, t.ID)
 		if err != nil {
 			return err
@@ -114,7 +114,7 @@ func (s *Service) signMessage(ctx context.Context, actor string, w *countersign.
 		}
 		cur.Signature = sig
 		t = cur
-		return s.setStatus(ctx, cur, countersign.StatusSigned, actor, "transaction.sign", map[string]string{"hash": hex.EncodeToString(hash)})
+		return s.setStatus(ctx, cs, cur, countersign.StatusSigned, actor, "transaction.sign", map[string]string{"hash": hex.EncodeToString(hash)})
 	})
 	if err != nil {
 		return nil, err

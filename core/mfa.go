@@ -5,13 +5,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
-	"encoding/base64"
 	"encoding/binary"
 	"math"
 	"strings"
 	"time"
-
-	qrcode "github.com/skip2/go-qrcode"
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/auth"
@@ -61,7 +58,7 @@ func (s *Service) SetupMFA(ctx context.Context, p *Principal, currentCode string
 	if err != nil {
 		return nil, err
 	}
-	err = s.inTx(ctx, func(ctx context.Context) error {
+	err = s.change(ctx, func(ctx context.Context, cs *changeSet) error {
 		u, err := s.store.UserByID(ctx, p.User.ID)
 		if err != nil {
 			return err
@@ -69,7 +66,7 @@ func (s *Service) SetupMFA(ctx context.Context, p *Principal, currentCode string
 		if u.MFAEnabled && !proved {
 			return countersign.Errorf(countersign.MFARequired, "MFA was turned on meanwhile: send mfa_code to replace it")
 		}
-		enr.RecoveryCodes, err = s.activateMFA(ctx, p, u, sealed, 0, "api")
+		enr.RecoveryCodes, err = s.activateMFA(ctx, cs, p, u, sealed, 0, "api")
 		return err
 	})
 	if err != nil {
@@ -91,7 +88,7 @@ func (s *Service) BeginMFA(ctx context.Context, p *Principal, currentCode string
 	if err != nil {
 		return nil, err
 	}
-	err = s.inTx(ctx, func(ctx context.Context) error {
+	err = s.change(ctx, func(ctx context.Context, cs *changeSet) error {
 		u, err := s.store.UserByID(ctx, p.User.ID)
 		if err != nil {
 			return err
@@ -103,7 +100,8 @@ func (s *Service) BeginMFA(ctx context.Context, p *Principal, currentCode string
 		if err := s.store.UpdateUserMFA(ctx, u); err != nil {
 			return err
 		}
-		return s.audit(ctx, u.ID, p.Actor(), "mfa.begin", u.ID, map[string]bool{"replacing": u.MFAEnabled})
+		cs.add(countersign.Change{Owner: u.ID, Actor: p.Actor(), Action: "mfa.begin", Subject: u.ID, Details: map[string]bool{"replacing": u.MFAEnabled}})
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -145,7 +143,7 @@ func (s *Service) ConfirmMFA(ctx context.Context, p *Principal, code, currentCod
 	}
 	var codes []string
 	var verr error
-	err = s.inTx(ctx, func(ctx context.Context) error {
+	err = s.change(ctx, func(ctx context.Context, cs *changeSet) error {
 		u, err := s.store.UserByID(ctx, p.User.ID)
 		if err != nil {
 			return err
@@ -172,7 +170,7 @@ func (s *Service) ConfirmMFA(ctx context.Context, p *Principal, code, currentCod
 		if err != nil {
 			return err
 		}
-		codes, err = s.activateMFA(ctx, p, u, sealed, step, "web")
+		codes, err = s.activateMFA(ctx, cs, p, u, sealed, step, "web")
 		return err
 	})
 	if err != nil {
@@ -186,9 +184,9 @@ func (s *Service) ConfirmMFA(ctx context.Context, p *Principal, code, currentCod
 
 // activateMFA makes sealed u's active secret (lastStep: the step of the
 // code that proved it, 0 if none), discards any pending enrolment, issues
-// new recovery codes and audits it, inside the caller's transaction: the
-// one place where a secret becomes active.
-func (s *Service) activateMFA(ctx context.Context, p *Principal, u *countersign.User, sealed []byte, lastStep int64, via string) ([]string, error) {
+// new recovery codes and states the change in cs, inside the caller's
+// transaction: the one place where a secret becomes active.
+func (s *Service) activateMFA(ctx context.Context, cs *changeSet, p *Principal, u *countersign.User, sealed []byte, lastStep int64, via string) ([]string, error) {
 	replacing := u.MFAEnabled
 	u.MFASealed, u.MFAPending, u.MFAEnabled, u.MFALastStep, u.MFAFailures, u.MFALockedUntil = sealed, nil, true, lastStep, 0, time.Time{}
 	if err := s.store.UpdateUserMFA(ctx, u); err != nil {
@@ -198,15 +196,16 @@ func (s *Service) activateMFA(ctx context.Context, p *Principal, u *countersign.
 	if err != nil {
 		return nil, err
 	}
-	return codes, s.audit(ctx, u.ID, p.Actor(), "mfa.setup", u.ID, map[string]any{"replaced": replacing, "recovery_codes": RecoveryCodes, "via": via})
+	cs.add(countersign.Change{Owner: u.ID, Actor: p.Actor(), Action: "mfa.setup", Subject: u.ID, Details: map[string]any{"replaced": replacing, "recovery_codes": RecoveryCodes, "via": via}})
+	return codes, nil
 }
 
 // NewRecoveryCodes replaces the user's recovery codes with new ones, shown
 // once, after checking a current TOTP code.
+// Who may call is the route's rule; VerifyMFA refuses a user whose MFA is
+// off (MFA_REQUIRED), so the /api/mfa/recover form of the call (a User
+// route) cannot reach the codes either.
 func (s *Service) NewRecoveryCodes(ctx context.Context, p *Principal, code string) ([]string, error) {
-	if err := requireMFA(p); err != nil {
-		return nil, err
-	}
 	if !looksLikeTOTP(code) {
 		return nil, countersign.Errorf(countersign.BadRequest, "mfa_code must be a current 6-digit code")
 	}
@@ -214,13 +213,12 @@ func (s *Service) NewRecoveryCodes(ctx context.Context, p *Principal, code strin
 		return nil, err
 	}
 	var codes []string
-	err := s.inTx(ctx, func(ctx context.Context) error {
-		var err error
-		if codes, err = s.newRecoveryCodes(ctx, p.User.ID); err != nil {
+	err := s.Record(ctx, countersign.Change{Owner: p.User.ID, Actor: p.Actor(), Action: "mfa.recovery_codes", Subject: p.User.ID, Details: map[string]int{"recovery_codes": RecoveryCodes}},
+		func(ctx context.Context) error {
+			var err error
+			codes, err = s.newRecoveryCodes(ctx, p.User.ID)
 			return err
-		}
-		return s.audit(ctx, p.User.ID, p.Actor(), "mfa.recovery_codes", p.User.ID, map[string]int{"recovery_codes": RecoveryCodes})
-	})
+		})
 	if err != nil {
 		return nil, err
 	}
@@ -237,17 +235,15 @@ func (s *Service) RecoverMFA(ctx context.Context, p *Principal, code string) err
 	if err := s.useRecoveryCode(ctx, p.User.ID, code); err != nil {
 		return err
 	}
-	return s.inTx(ctx, func(ctx context.Context) error {
-		u, err := s.store.UserByID(ctx, p.User.ID)
-		if err != nil {
-			return err
-		}
-		u.MFAEnabled, u.MFASealed, u.MFAPending, u.MFALastStep = false, nil, nil, 0
-		if err := s.store.UpdateUserMFA(ctx, u); err != nil {
-			return err
-		}
-		return s.audit(ctx, u.ID, p.Actor(), "mfa.recover", u.ID, nil)
-	})
+	return s.Record(ctx, countersign.Change{Owner: p.User.ID, Actor: p.Actor(), Action: "mfa.recover", Subject: p.User.ID},
+		func(ctx context.Context) error {
+			u, err := s.store.UserByID(ctx, p.User.ID)
+			if err != nil {
+				return err
+			}
+			u.MFAEnabled, u.MFASealed, u.MFAPending, u.MFALastStep = false, nil, nil, 0
+			return s.store.UpdateUserMFA(ctx, u)
+		})
 }
 
 // newSecret proves the current MFA (when on) and returns a fresh TOTP
@@ -307,7 +303,7 @@ func (s *Service) VerifyMFA(ctx context.Context, userID, code string) error {
 		return countersign.Errorf(countersign.BadRequest, "mfa_code is required")
 	}
 	var verr error
-	err := s.store.InTx(ctx, func(ctx context.Context) error {
+	err := s.change(ctx, func(ctx context.Context, cs *changeSet) error {
 		u, err := s.store.UserByID(ctx, userID)
 		if err != nil {
 			return err
@@ -335,7 +331,7 @@ func (s *Service) VerifyMFA(ctx context.Context, userID, code string) error {
 			verr = countersign.Errorf(countersign.MFAInvalid, "that MFA code was already used: wait for the next one")
 			return nil
 		}
-		verr, err = s.countMFAFailure(ctx, u, now)
+		verr, err = s.countMFAFailure(ctx, cs, u, now)
 		return err
 	})
 	if err != nil {
@@ -352,9 +348,9 @@ func lockedErr(u *countersign.User, now time.Time) error {
 		Detail: "too many wrong MFA codes: locked until " + u.MFALockedUntil.UTC().Format(time.RFC3339)}
 }
 
-// countMFAFailure records one wrong code (TOTP or recovery) inside the
-// caller's transaction and returns the error to show.
-func (s *Service) countMFAFailure(ctx context.Context, u *countersign.User, now time.Time) (error, error) {
+// countMFAFailure counts one wrong code (TOTP or recovery) inside the
+// caller's transaction, states it in cs and returns the error to show.
+func (s *Service) countMFAFailure(ctx context.Context, cs *changeSet, u *countersign.User, now time.Time) (error, error) {
 	u.MFAFailures++
 	action := "mfa.failure"
 	var verr error = countersign.Errorf(countersign.MFAInvalid, "invalid or already used MFA code")
@@ -368,14 +364,15 @@ func (s *Service) countMFAFailure(ctx context.Context, u *countersign.User, now 
 	if err := s.store.UpdateUserMFA(ctx, u); err != nil {
 		return nil, err
 	}
-	return verr, s.audit(ctx, u.ID, "user:"+u.ID, action, u.ID, map[string]int{"failures": u.MFAFailures})
+	cs.add(countersign.Change{Owner: u.ID, Actor: "user:" + u.ID, Action: action, Subject: u.ID, Details: map[string]int{"failures": u.MFAFailures}})
+	return verr, nil
 }
 
 // useRecoveryCode spends one recovery code of userID, honouring and
 // feeding the MFA lockout. It commits on its own.
 func (s *Service) useRecoveryCode(ctx context.Context, userID, code string) error {
 	var verr error
-	err := s.store.InTx(ctx, func(ctx context.Context) error {
+	err := s.change(ctx, func(ctx context.Context, cs *changeSet) error {
 		u, err := s.store.UserByID(ctx, userID)
 		if err != nil {
 			return err
@@ -386,7 +383,8 @@ func (s *Service) useRecoveryCode(ctx context.Context, userID, code string) erro
 		}
 		err = s.store.UseRecoveryCode(ctx, u.ID, tokenHash(normalizeRecovery(code)), now)
 		if err == nil {
-			return s.audit(ctx, u.ID, "user:"+u.ID, "mfa.recovery_code.used", u.ID, nil)
+			cs.add(countersign.Change{Owner: u.ID, Actor: "user:" + u.ID, Action: "mfa.recovery_code.used", Subject: u.ID})
+			return nil
 		}
 		if countersign.ErrorCode(err) == countersign.Conflict {
 			// spent or replaced a moment ago: a replay (a double submit, or
@@ -398,7 +396,7 @@ func (s *Service) useRecoveryCode(ctx context.Context, userID, code string) erro
 		if countersign.ErrorCode(err) != countersign.NotFound {
 			return err
 		}
-		verr, err = s.countMFAFailure(ctx, u, now)
+		verr, err = s.countMFAFailure(ctx, cs, u, now)
 		if countersign.ErrorCode(verr) == countersign.MFAInvalid {
 			verr = countersign.Errorf(countersign.MFAInvalid, "that recovery code is wrong or was already used")
 		}
@@ -436,11 +434,11 @@ func (s *Service) newRecoveryCodes(ctx context.Context, userID string) ([]string
 
 func (s *Service) enrolment(username string, secret []byte) (*MFAEnrolment, error) {
 	uri := auth.TOTPURI(s.cfg.MFAIssuer, username, secret)
-	png, err := qrcode.Encode(uri, qrcode.Medium, 256)
+	qr, err := QRPNGBase64(uri, 256)
 	if err != nil {
 		return nil, err
 	}
-	return &MFAEnrolment{URI: uri, Secret: auth.EncodeSecret(secret), QRPNGBase64: base64.StdEncoding.EncodeToString(png)}, nil
+	return &MFAEnrolment{URI: uri, Secret: auth.EncodeSecret(secret), QRPNGBase64: qr}, nil
 }
 
 // pendingMagic marks a pending secret sealed with its expiry; a sealed

@@ -339,7 +339,7 @@ func (s *Service) reconcile(ctx context.Context, actor string, t *countersign.Tr
 
 // adopt records f as the transaction that fulfils t's approval.
 func (s *Service) adopt(ctx context.Context, actor string, t *countersign.Transaction, f *countersign.SentTx) (*countersign.Transaction, error) {
-	err := s.inTx(ctx, func(ctx context.Context) error {
+	err := s.change(ctx, func(ctx context.Context, cs *changeSet) error {
 		cur, err := s.store.Transaction(ctx, t.ID)
 		if err != nil {
 			return err
@@ -365,7 +365,7 @@ func (s *Service) adopt(ctx context.Context, actor string, t *countersign.Transa
 		if f.BlockNumber == nil {
 			where = "in the node's pool"
 		}
-		if err := s.setStatus(ctx, cur, countersign.StatusSubmitted, actor, "transaction.adopt",
+		if err := s.setStatus(ctx, cs, cur, countersign.StatusSubmitted, actor, "transaction.adopt",
 			map[string]any{"tx_hash": f.Hash, "nonce": n, "found": where}); err != nil {
 			return err
 		}
@@ -383,7 +383,10 @@ func (s *Service) adopt(ctx context.Context, actor string, t *countersign.Transa
 	return t, nil
 }
 
-// execute signs and broadcasts an authorized transaction exactly once.
+// execute signs and broadcasts an authorized transaction exactly once:
+// checks what may be signed, plans the spend (fees, balance, nonces),
+// adopts a transaction already on chain for the approval if there is one,
+// and otherwise signs inside the write transaction and broadcasts.
 func (s *Service) execute(ctx context.Context, actor string, t *countersign.Transaction) (*countersign.Transaction, error) {
 	if t.TxHash != "" || len(t.Signature) > 0 {
 		if ended(t) {
@@ -391,17 +394,8 @@ func (s *Service) execute(ctx context.Context, actor string, t *countersign.Tran
 		}
 		return t, nil
 	}
-	if t.Status != countersign.StatusAuthorized {
-		return nil, notAuthorized(t)
-	}
-	// Fail closed: the approval must be for exactly these fields.
-	if !bytes.Equal(Digest(t), t.Digest) || !bytes.Equal(t.ApprovedDigest, t.Digest) {
-		return nil, countersign.Errorf(countersign.NotAuthorized, "the approval does not match this transaction")
-	}
-	// The approval names its chain; signing for whatever chain the server
-	// is connected to now would spend on a chain nobody approved.
-	if t.ChainID != s.chainID.Int64() {
-		return nil, countersign.Errorf(countersign.ChainMismatch, "transaction %s was approved for chain %d, but this server is connected to chain %s: it cannot be executed here", t.ID, t.ChainID, s.chainID)
+	if err := s.checkExecutable(t); err != nil {
+		return nil, err
 	}
 	w, err := s.store.WalletByID(ctx, t.WalletID)
 	if err != nil {
@@ -417,49 +411,7 @@ func (s *Service) execute(ctx context.Context, actor string, t *countersign.Tran
 	if adopted, err := s.reconcile(ctx, actor, t, p); err != nil || adopted != nil {
 		return adopted, err
 	}
-	signed := false
-	err = s.inTx(ctx, func(ctx context.Context) error {
-		cur, err := s.store.Transaction(ctx, t.ID)
-		if err != nil {
-			return err
-		}
-		if cur.TxHash != "" { // a concurrent execute got here first
-			t = cur
-			return nil
-		}
-		if cur.Status != countersign.StatusAuthorized {
-			return notAuthorized(cur)
-		}
-		// Inside the write transaction, so concurrent executes of one
-		// wallet see each other's spends.
-		flight, err := s.inFlight(ctx, cur, p.mined)
-		if err != nil {
-			return err
-		}
-		need := new(big.Int).Mul(p.maxFeePerGas, new(big.Int).SetUint64(cur.GasLimit))
-		need.Add(need, p.value)
-		if total := new(big.Int).Add(need, flight); p.balance.Cmp(total) < 0 {
-			return countersign.Errorf(countersign.InsufficientFunds, "wallet %s holds %s wei but needs up to %s wei (value plus the approved maximum fee) on top of %s wei its transactions in flight may spend",
-				cur.From, p.balance, need, flight)
-		}
-		nonce, err := s.store.NextNonce(ctx, cur.ChainID, cur.From, p.pending)
-		if err != nil {
-			return err
-		}
-		raw, hash, err := s.signer.SignTx(ctx, w, &countersign.UnsignedTx{ChainID: big.NewInt(cur.ChainID), Nonce: nonce, To: cur.TxTo,
-			Value: p.value, Data: cur.TxData, Gas: cur.GasLimit, Tip: p.tip, FeeCap: p.maxFeePerGas})
-		if err != nil {
-			return err
-		}
-		cur.Nonce, cur.RawTx, cur.TxHash = &nonce, raw, hash
-		cur.Broadcasts, cur.NextBroadcastAt = 0, s.clock.Now().UTC().Add(s.cfg.Money.RebroadcastAfter)
-		if err := s.setStatus(ctx, cur, countersign.StatusSubmitted, actor, "transaction.execute",
-			map[string]any{"tx_hash": hash, "nonce": nonce, "gas_limit": cur.GasLimit, "max_fee_per_gas": cur.MaxFeePerGas, "tip": p.tip.String()}); err != nil {
-			return err
-		}
-		t, signed = cur, true
-		return nil
-	})
+	t, signed, err := s.signSpend(ctx, actor, w, t, p)
 	if err != nil {
 		return nil, err
 	}
@@ -474,6 +426,85 @@ func (s *Service) execute(ctx context.Context, actor string, t *countersign.Tran
 	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	return s.broadcast(bctx, t)
+}
+
+// checkExecutable refuses what no approval covers: a transaction not
+// authorized, changed since it was approved, or approved for another chain.
+func (s *Service) checkExecutable(t *countersign.Transaction) error {
+	if t.Status != countersign.StatusAuthorized {
+		return notAuthorized(t)
+	}
+	// Fail closed: the approval must be for exactly these fields.
+	if !bytes.Equal(Digest(t), t.Digest) || !bytes.Equal(t.ApprovedDigest, t.Digest) {
+		return countersign.Errorf(countersign.NotAuthorized, "the approval does not match this transaction")
+	}
+	// The approval names its chain; signing for whatever chain the server
+	// is connected to now would spend on a chain nobody approved.
+	if t.ChainID != s.chainID.Int64() {
+		return countersign.Errorf(countersign.ChainMismatch, "transaction %s was approved for chain %d, but this server is connected to chain %s: it cannot be executed here", t.ID, t.ChainID, s.chainID)
+	}
+	return nil
+}
+
+// signSpend takes the next nonce, signs t and moves it to submitted, in
+// one write transaction, after checking the balance covers it on top of
+// the wallet's spends in flight. It returns the current row and whether
+// this call signed it (false: a concurrent execute did first).
+func (s *Service) signSpend(ctx context.Context, actor string, w *countersign.Wallet, t *countersign.Transaction, p *spendPlan) (*countersign.Transaction, bool, error) {
+	signed := false
+	err := s.change(ctx, func(ctx context.Context, cs *changeSet) error {
+		cur, err := s.store.Transaction(ctx, t.ID)
+		if err != nil {
+			return err
+		}
+		if cur.TxHash != "" { // a concurrent execute got here first
+			t = cur
+			return nil
+		}
+		if cur.Status != countersign.StatusAuthorized {
+			return notAuthorized(cur)
+		}
+		// Inside the write transaction, so concurrent executes of one
+		// wallet see each other's spends.
+		if err := s.checkFunds(ctx, cur, p); err != nil {
+			return err
+		}
+		nonce, err := s.store.NextNonce(ctx, cur.ChainID, cur.From, p.pending)
+		if err != nil {
+			return err
+		}
+		raw, hash, err := s.signer.SignTx(ctx, w, &countersign.UnsignedTx{ChainID: big.NewInt(cur.ChainID), Nonce: nonce, To: cur.TxTo,
+			Value: p.value, Data: cur.TxData, Gas: cur.GasLimit, Tip: p.tip, FeeCap: p.maxFeePerGas})
+		if err != nil {
+			return err
+		}
+		cur.Nonce, cur.RawTx, cur.TxHash = &nonce, raw, hash
+		cur.Broadcasts, cur.NextBroadcastAt = 0, s.clock.Now().UTC().Add(s.cfg.Money.RebroadcastAfter)
+		if err := s.setStatus(ctx, cs, cur, countersign.StatusSubmitted, actor, "transaction.execute",
+			map[string]any{"tx_hash": hash, "nonce": nonce, "gas_limit": cur.GasLimit, "max_fee_per_gas": cur.MaxFeePerGas, "tip": p.tip.String()}); err != nil {
+			return err
+		}
+		t, signed = cur, true
+		return nil
+	})
+	return t, signed, err
+}
+
+// checkFunds refuses a spend the wallet's balance cannot cover: its value
+// plus the approved maximum fee, on top of what its transactions in flight
+// may still spend.
+func (s *Service) checkFunds(ctx context.Context, cur *countersign.Transaction, p *spendPlan) error {
+	flight, err := s.inFlight(ctx, cur, p.mined)
+	if err != nil {
+		return err
+	}
+	need := new(big.Int).Mul(p.maxFeePerGas, new(big.Int).SetUint64(cur.GasLimit))
+	need.Add(need, p.value)
+	if total := new(big.Int).Add(need, flight); p.balance.Cmp(total) < 0 {
+		return countersign.Errorf(countersign.InsufficientFunds, "wallet %s holds %s wei but needs up to %s wei (value plus the approved maximum fee) on top of %s wei its transactions in flight may spend",
+			cur.From, p.balance, need, flight)
+	}
+	return nil
 }
 
 // broadcast sends a freshly signed transaction. Only a definite refusal
@@ -531,7 +562,7 @@ func (s *Service) planFill(ctx context.Context, from string) (*fillPlan, error) 
 func (s *Service) refused(ctx context.Context, t *countersign.Transaction, cause error) error {
 	fp, fillErr := s.planFill(ctx, t.From) // only used if there is a gap
 	var filler *countersign.Transaction
-	err := s.inTx(ctx, func(ctx context.Context) error {
+	err := s.change(ctx, func(ctx context.Context, cs *changeSet) error {
 		cur, err := s.store.Transaction(ctx, t.ID)
 		if err != nil {
 			return err
@@ -548,7 +579,7 @@ func (s *Service) refused(ctx context.Context, t *countersign.Transaction, cause
 		if err != nil {
 			return err
 		}
-		if err := s.setStatus(ctx, cur, countersign.StatusFailed, "system", "transaction.broadcast_failed", map[string]string{"error": cur.Error}); err != nil {
+		if err := s.setStatus(ctx, cs, cur, countersign.StatusFailed, "system", "transaction.broadcast_failed", map[string]string{"error": cur.Error}); err != nil {
 			return err
 		}
 		if counter <= nonce {
@@ -557,7 +588,7 @@ func (s *Service) refused(ctx context.Context, t *countersign.Transaction, cause
 		if fillErr != nil {
 			return fillErr // roll back: the row stays submitted and the tracker retries the bytes
 		}
-		filler, err = s.fillNonce(ctx, cur, fp)
+		filler, err = s.fillNonce(ctx, cs, cur, fp)
 		return err
 	})
 	if err != nil {
@@ -576,8 +607,9 @@ func (s *Service) refused(ctx context.Context, t *countersign.Transaction, cause
 // fillNonce creates, signs and submits the self-transfer that fills the
 // nonce of refused, inside the current database transaction. It moves no
 // value, so it needs no human: its only cost is its fee, bounded by
-// MAX_FEE_PER_GAS, and it is audited and listed like any transaction.
-func (s *Service) fillNonce(ctx context.Context, refused *countersign.Transaction, fp *fillPlan) (*countersign.Transaction, error) {
+// MAX_FEE_PER_GAS, and it is audited (stated in cs) and listed like any
+// transaction.
+func (s *Service) fillNonce(ctx context.Context, cs *changeSet, refused *countersign.Transaction, fp *fillPlan) (*countersign.Transaction, error) {
 	w, err := s.store.WalletByID(ctx, refused.WalletID)
 	if err != nil {
 		return nil, err
@@ -594,10 +626,8 @@ func (s *Service) fillNonce(ctx context.Context, refused *countersign.Transactio
 	if err := s.store.CreateTransaction(ctx, f); err != nil {
 		return nil, err
 	}
-	if err := s.audit(ctx, f.OwnerID, "system", "transaction.nonce_fill", f.ID, map[string]any{"nonce": nonce, "refused": refused.ID,
-		"gas_limit": f.GasLimit, "max_fee_per_gas": f.MaxFeePerGas}); err != nil {
-		return nil, err
-	}
+	cs.add(countersign.Change{Owner: f.OwnerID, Actor: "system", Action: "transaction.nonce_fill", Subject: f.ID, Details: map[string]any{"nonce": nonce, "refused": refused.ID,
+		"gas_limit": f.GasLimit, "max_fee_per_gas": f.MaxFeePerGas}})
 	raw, hash, err := s.signer.SignTx(ctx, w, &countersign.UnsignedTx{ChainID: big.NewInt(f.ChainID), Nonce: nonce, To: f.TxTo,
 		Value: new(big.Int), Gas: f.GasLimit, Tip: fp.tip, FeeCap: fp.feeCap})
 	if err != nil {
@@ -605,7 +635,7 @@ func (s *Service) fillNonce(ctx context.Context, refused *countersign.Transactio
 	}
 	f.Nonce, f.RawTx, f.TxHash = &nonce, raw, hash
 	f.NextBroadcastAt = now.Add(s.cfg.Money.RebroadcastAfter)
-	if err := s.setStatus(ctx, f, countersign.StatusSubmitted, "system", "transaction.execute",
+	if err := s.setStatus(ctx, cs, f, countersign.StatusSubmitted, "system", "transaction.execute",
 		map[string]any{"tx_hash": hash, "nonce": nonce, "gas_limit": f.GasLimit, "max_fee_per_gas": f.MaxFeePerGas}); err != nil {
 		return nil, err
 	}
@@ -692,7 +722,7 @@ func (s *Service) track(ctx context.Context, t *countersign.Transaction, now tim
 }
 
 func (s *Service) settleReceipt(ctx context.Context, t *countersign.Transaction, r *countersign.Receipt) error {
-	return s.inTx(ctx, func(ctx context.Context) error {
+	return s.change(ctx, func(ctx context.Context, cs *changeSet) error {
 		cur, err := s.store.Transaction(ctx, t.ID)
 		if err != nil || cur.Status != countersign.StatusSubmitted || cur.TxHash != t.TxHash {
 			return err
@@ -703,7 +733,7 @@ func (s *Service) settleReceipt(ctx context.Context, t *countersign.Transaction,
 		if !r.Success {
 			to, cur.Error = countersign.StatusFailed, "transaction reverted on chain"
 		}
-		return s.setStatus(ctx, cur, to, "system", "transaction."+string(to),
+		return s.setStatus(ctx, cs, cur, to, "system", "transaction."+string(to),
 			map[string]any{"block_number": bn, "gas_used": r.GasUsed})
 	})
 }
@@ -748,7 +778,7 @@ func (s *Service) settleUsedNonce(ctx context.Context, t *countersign.Transactio
 		return s.backOff(ctx, t, now)
 	}
 	f := found[0]
-	return s.inTx(ctx, func(ctx context.Context) error {
+	return s.change(ctx, func(ctx context.Context, cs *changeSet) error {
 		cur, err := s.store.Transaction(ctx, t.ID)
 		if err != nil || cur.Status != countersign.StatusSubmitted || cur.TxHash != t.TxHash {
 			return err
@@ -760,12 +790,13 @@ func (s *Service) settleUsedNonce(ctx context.Context, t *countersign.Transactio
 			if err := s.store.UpdateTransaction(ctx, cur); err != nil {
 				return err
 			}
-			if err := s.audit(ctx, cur.OwnerID, "system", "transaction.adopt", cur.ID, map[string]any{"tx_hash": f.Hash, "replaces": old, "nonce": f.Nonce}); err != nil {
-				return err
-			}
-			return s.emit(ctx, cur.OwnerID, "transaction.submitted", cur.ID, View(cur))
+			// the same status with another hash: a change without a transition
+			cs.add(countersign.Change{Owner: cur.OwnerID, Actor: "system", Action: "transaction.adopt", Subject: cur.ID,
+				Details: map[string]any{"tx_hash": f.Hash, "replaces": old, "nonce": f.Nonce},
+				Events:  []countersign.ChangeEvent{{Type: "transaction.submitted", Subject: cur.ID, Payload: View(cur)}}})
+			return nil
 		}
 		cur.Error = fmt.Sprintf("nonce %d was used by another transaction (%s): this one can never be mined", f.Nonce, f.Hash)
-		return s.setStatus(ctx, cur, countersign.StatusFailed, "system", "transaction.nonce_taken", map[string]any{"nonce": f.Nonce, "by": f.Hash})
+		return s.setStatus(ctx, cs, cur, countersign.StatusFailed, "system", "transaction.nonce_taken", map[string]any{"nonce": f.Nonce, "by": f.Hash})
 	})
 }

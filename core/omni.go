@@ -122,9 +122,7 @@ func (s *Service) sessionFor(ctx context.Context, typ, value string) (*OmniSessi
 	if err != nil {
 		return nil, err
 	}
-	err = s.inTx(ctx, func(ctx context.Context) error {
-		return s.audit(ctx, "omni:"+omni, "identity:"+typ, "omni.session", omni, map[string]string{"identity_type": typ, "jti": jti})
-	})
+	err = s.Record(ctx, countersign.Change{Owner: "omni:" + omni, Actor: "identity:" + typ, Action: "omni.session", Subject: omni, Details: map[string]string{"identity_type": typ, "jti": jti}}, nil)
 	return &OmniSession{Token: tok, OmniAccount: omni, IdentityType: typ, ExpiresAt: exp}, err
 }
 
@@ -401,12 +399,10 @@ func (s *Service) Link(ctx context.Context, sess *OmniSession, typ, value string
 	} else if err == nil {
 		return sess.OmniAccount, nil // already linked here
 	}
-	err = s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.store.LinkIdentity(ctx, typ, canonical, sess.OmniAccount, s.clock.Now()); err != nil {
-			return err
-		}
-		return s.audit(ctx, "omni:"+sess.OmniAccount, "omni:"+sess.OmniAccount, "omni.link", sess.OmniAccount, map[string]string{"identity_type": typ})
-	})
+	err = s.Record(ctx, countersign.Change{Owner: "omni:" + sess.OmniAccount, Actor: "omni:" + sess.OmniAccount, Action: "omni.link", Subject: sess.OmniAccount, Details: map[string]string{"identity_type": typ}},
+		func(ctx context.Context) error {
+			return s.store.LinkIdentity(ctx, typ, canonical, sess.OmniAccount, s.clock.Now())
+		})
 	return sess.OmniAccount, err
 }
 
@@ -497,8 +493,6 @@ func (s *Service) MintOIDC(ctx context.Context, sess *OmniSession) (*MintedToken
 	if err != nil {
 		return nil, err
 	}
-	err = s.inTx(ctx, func(ctx context.Context) error {
-		return s.audit(ctx, "omni:"+sess.OmniAccount, "omni:"+sess.OmniAccount, "oidc.mint", sess.OmniAccount, map[string]string{"aud": s.omni.OIDCAudience, "kid": keys[0].KID})
-	})
+	err = s.Record(ctx, countersign.Change{Owner: "omni:" + sess.OmniAccount, Actor: "omni:" + sess.OmniAccount, Action: "oidc.mint", Subject: sess.OmniAccount, Details: map[string]string{"aud": s.omni.OIDCAudience, "kid": keys[0].KID}}, nil)
 	return &MintedToken{JWT: signed, Expiration: exp}, err
 }

@@ -194,9 +194,7 @@ func (s *Service) guessPassword(ctx context.Context, username string, u *counter
 	if u != nil {
 		owner = u.ID
 	}
-	if err := s.inTx(ctx, func(ctx context.Context) error {
-		return s.audit(ctx, owner, "anonymous", what, username, map[string]string{"client": addr})
-	}); err != nil {
+	if err := s.Record(ctx, countersign.Change{Owner: owner, Actor: "anonymous", Action: what, Subject: username, Details: map[string]string{"client": addr}}, nil); err != nil {
 		return err
 	}
 	return errWrongPassword

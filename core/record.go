@@ -2,49 +2,247 @@ package core
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"slices"
 
 	"github.com/countersign/countersign"
 )
 
+// The state-change path. Every state change in core goes through change
+// (or Record, its form as the root's Recorder port): one store transaction
+// that
+//
+//  1. applies the change (apply writes the rows and states, with
+//     changeSet.add, what it changed),
+//  2. appends one audit entry per stated change to its owner's hash chain,
+//  3. writes the changes' events to the outbox and queues their webhook
+//     deliveries,
+//
+// and, once the transaction has committed, wakes the owners' live-stream
+// listeners. Steps 2 and 3 are writeChanges, the only code that writes
+// audit entries and events: a service cannot audit outside a transaction
+// that also holds its change, nor change without its audit entry failing
+// the whole. Pure records (no apply: a login, a daemon signature) go
+// through the group commit (groupcommit.go), which batches concurrent ones
+// into one transaction and writes them with the same writeChanges.
+
 var _ countersign.Recorder = (*Service)(nil)
 
-// Record is the one state-change path (countersign.Recorder): apply, the
-// audit entry and the events in one transaction. A pure record (apply nil)
-// goes through the group commit, so concurrent signatures share a commit.
+// Record is the state-change path as the root's port (countersign.Recorder):
+// apply, c's audit entry and its events in one transaction. A pure record
+// (apply nil) goes through the group commit, so concurrent signatures share
+// a commit.
 func (s *Service) Record(ctx context.Context, c countersign.Change, apply func(ctx context.Context) error) error {
-	rec, evs := s.changeRecords(c)
 	if apply == nil {
-		return s.commits.submit(ctx, &commitItem{ctx: ctx, audits: []auditRecord{rec}, events: evs})
+		cs := &changeSet{}
+		cs.add(c) // the JSON is made here, on the caller's goroutine, not in the commit worker
+		return s.commits.submit(ctx, &commitItem{ctx: ctx, changes: cs})
 	}
-	return s.inTx(ctx, func(ctx context.Context) error {
+	return s.change(ctx, func(ctx context.Context, cs *changeSet) error {
 		if err := apply(ctx); err != nil {
 			return err
 		}
-		if err := s.appendAudit(ctx, []auditRecord{rec}); err != nil {
-			return err
-		}
-		if len(evs) == 0 {
-			return nil
-		}
-		return s.emitEvents(ctx, evs)
+		cs.add(c)
+		return nil
 	})
 }
 
-// changeRecords makes a change's audit record and events, marshalling the
-// JSON on the caller's goroutine (not in the commit worker).
-func (s *Service) changeRecords(c countersign.Change) (auditRecord, []*countersign.Event) {
-	rec := auditRecord{owner: c.Owner, actor: c.Actor, action: c.Action, subject: c.Subject, details: jsonString(c.Details)}
-	var evs []*countersign.Event
-	if len(c.Events) > 0 {
-		now := s.clock.Now().UTC()
-		evs = make([]*countersign.Event, len(c.Events))
-		for i, e := range c.Events {
-			evs[i] = &countersign.Event{OwnerID: c.Owner, Type: e.Type, Subject: e.Subject, Payload: jsonString(e.Payload), CreatedAt: now}
+// change runs apply in one store transaction and then, in the same
+// transaction, records every change apply stated in cs (audit entries,
+// events, webhook deliveries). An apply that returns an error rolls back
+// everything; one that states nothing (it found nothing to do, or refused
+// in a way that must still commit, such as a counted MFA failure it
+// reports through its own variable) records nothing.
+func (s *Service) change(ctx context.Context, apply func(ctx context.Context, cs *changeSet) error) error {
+	return s.inTx(ctx, func(ctx context.Context) error {
+		cs := &changeSet{}
+		if err := apply(ctx, cs); err != nil {
+			return err
+		}
+		return s.writeChanges(ctx, cs)
+	})
+}
+
+// changeSet holds the changes one transaction has stated, frozen as they
+// were stated: details and payloads are marshalled at add, so a map the
+// caller goes on filling (CheckChain's details, shared by its drops) is
+// recorded as it was at that moment.
+type changeSet struct {
+	audits []auditRecord
+	events []*countersign.Event
+}
+
+// auditRecord is an audit entry before it is chained.
+type auditRecord struct {
+	owner, actor, action, subject string
+	details                       string // JSON
+}
+
+// add states one change: an audit entry on c.Owner's chain and c's events
+// on c.Owner's outbox.
+func (cs *changeSet) add(c countersign.Change) {
+	cs.audits = append(cs.audits, auditRecord{owner: c.Owner, actor: c.Actor, action: c.Action, subject: c.Subject, details: jsonString(c.Details)})
+	for _, e := range c.Events {
+		cs.events = append(cs.events, &countersign.Event{OwnerID: c.Owner, Type: e.Type, Subject: e.Subject, Payload: jsonString(e.Payload)})
+	}
+}
+
+// merge appends o's changes after cs's.
+func (cs *changeSet) merge(o *changeSet) {
+	cs.audits = append(cs.audits, o.audits...)
+	cs.events = append(cs.events, o.events...)
+}
+
+// writeChanges records cs inside the current transaction: the audit
+// entries chained onto their owners' chains (one statement), the events in
+// the outbox (one statement) with their webhook deliveries, and the events'
+// owners noted for waking after commit.
+func (s *Service) writeChanges(ctx context.Context, cs *changeSet) error {
+	if len(cs.audits) > 0 {
+		if err := s.appendAudit(ctx, cs.audits); err != nil {
+			return err
 		}
 	}
-	return rec, evs
+	if len(cs.events) == 0 {
+		return nil
+	}
+	now := s.clock.Now().UTC()
+	for _, e := range cs.events {
+		if e.CreatedAt.IsZero() {
+			e.CreatedAt = now
+		}
+	}
+	if err := s.store.AddEvent(ctx, cs.events...); err != nil {
+		return err
+	}
+	owners, _ := ctx.Value(notifyKey{}).(*[]string)
+	for _, e := range cs.events {
+		if err := s.enqueueDeliveries(ctx, e); err != nil { // webhooks.go
+			return err
+		}
+		if owners != nil && !slices.Contains(*owners, e.OwnerID) {
+			*owners = append(*owners, e.OwnerID)
+		}
+	}
+	return nil
+}
+
+// appendAudit chains records onto their owners' chains, in order, and
+// stores them in one statement.
+func (s *Service) appendAudit(ctx context.Context, recs []auditRecord) error {
+	memo := memoOf(ctx)
+	heads := map[string]*countersign.AuditEntry{} // owner → newest entry (nil: an empty chain)
+	entries := make([]*countersign.AuditEntry, 0, len(recs))
+	now := s.clock.Now().UTC()
+	for _, r := range recs {
+		head, known := heads[r.owner]
+		if !known {
+			if head = memo.head(r.owner); head == nil {
+				list, err := s.store.AuditEntries(ctx, r.owner, -1, 1)
+				if err != nil {
+					return err
+				}
+				if len(list) == 1 {
+					head = list[0]
+				}
+			}
+		}
+		e := &countersign.AuditEntry{OwnerID: r.owner, Seq: 1, At: now, Actor: r.actor, Action: r.action,
+			Subject: r.subject, Details: r.details, PrevHash: make([]byte, sha256.Size)}
+		if head != nil {
+			e.Seq = head.Seq + 1
+			e.PrevHash = head.Hash
+		}
+		e.Hash = auditHash(e) // audit.go
+		heads[r.owner] = e
+		entries = append(entries, e)
+	}
+	if err := s.store.AppendAudit(ctx, entries...); err != nil {
+		return err
+	}
+	for owner, e := range heads {
+		memo.setHead(owner, e)
+	}
+	return nil
+}
+
+type notifyKey struct{}
+
+// inTx runs fn in a store transaction and, once it has committed, wakes the
+// listeners of every owner fn wrote an event for. Nested, it joins the
+// caller's transaction (whose commit wakes them).
+func (s *Service) inTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if _, nested := ctx.Value(notifyKey{}).(*[]string); nested {
+		return s.store.InTx(ctx, fn)
+	}
+	owners := &[]string{}
+	err := s.store.InTx(context.WithValue(ctx, notifyKey{}, owners), fn)
+	if err == nil {
+		for _, o := range *owners {
+			s.broker.Notify(o)
+		}
+	}
+	return err
+}
+
+// jsonString marshals v for audit details and event payloads.
+func jsonString(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "{}"
+	}
+	return string(b)
 }
 
 // Close stops the group-commit worker after draining what it holds. Call it
 // before closing the store.
 func (s *Service) Close() { s.commits.close() }
+
+// txMemo remembers, for the length of one store transaction, what the
+// transaction itself last wrote or read: each owner's audit head and
+// webhook list. A batch of signatures then reads them once instead of
+// once per signature. It is only set where the transaction is the only
+// writer of those rows (SQLite serialises writers): the group commit's.
+type txMemo struct {
+	heads map[string]*countersign.AuditEntry
+	hooks map[string][]*countersign.Webhook
+}
+
+type txMemoKey struct{}
+
+func withTxMemo(ctx context.Context) context.Context {
+	return context.WithValue(ctx, txMemoKey{}, &txMemo{heads: map[string]*countersign.AuditEntry{}, hooks: map[string][]*countersign.Webhook{}})
+}
+
+func memoOf(ctx context.Context) *txMemo {
+	m, _ := ctx.Value(txMemoKey{}).(*txMemo)
+	return m
+}
+
+func (m *txMemo) head(owner string) *countersign.AuditEntry {
+	if m == nil {
+		return nil
+	}
+	return m.heads[owner]
+}
+
+func (m *txMemo) setHead(owner string, e *countersign.AuditEntry) {
+	if m != nil {
+		m.heads[owner] = e
+	}
+}
+
+func (m *txMemo) webhooks(owner string) ([]*countersign.Webhook, bool) {
+	if m == nil {
+		return nil, false
+	}
+	h, ok := m.hooks[owner]
+	return h, ok
+}
+
+func (m *txMemo) setWebhooks(owner string, h []*countersign.Webhook) {
+	if m != nil {
+		m.hooks[owner] = h
+	}
+}

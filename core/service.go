@@ -6,7 +6,6 @@ package core
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"math/big"
 	"time"
@@ -249,13 +248,4 @@ func (s *Service) nudge() {
 	case s.wake <- struct{}{}:
 	default:
 	}
-}
-
-// jsonString marshals v for audit details and event payloads.
-func jsonString(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return "{}"
-	}
-	return string(b)
 }

@@ -34,7 +34,7 @@ type PrepareRequest struct {
 }
 
 // MaxMemo is the longest memo an agent may attach, in characters.
-const MaxMemo = 500
+const MaxMemo = countersign.MaxMemo
 
 // TxView is the public shape of a transaction, in API responses and event
 // payloads alike.
@@ -162,143 +162,39 @@ func notUsed(typ string, fields map[string]bool) error {
 }
 
 // buildSpend validates req for wallet w and derives what will be signed.
-// Every check that can be made before a human looks is made here.
+// Every check that can be made before a human looks is made here: the
+// fields common to every type, then the type's own (spendFields), then the
+// fee bound for what goes on chain.
 func (s *Service) buildSpend(ctx context.Context, w *countersign.Wallet, req *PrepareRequest) (*countersign.Transaction, error) {
 	if err := checkMemo(req.Memo); err != nil {
 		return nil, err
 	}
 	t := &countersign.Transaction{ID: uuid.NewString(), OwnerID: w.OwnerID, WalletID: w.ID, ChainID: s.chainID.Int64(),
 		Type: countersign.TxType(req.Type), From: w.Address, Memo: req.Memo}
-	abiSet := len(bytes.TrimSpace(req.ContractABI)) > 0 && string(bytes.TrimSpace(req.ContractABI)) != "null"
-	argsSet := len(bytes.TrimSpace(req.FunctionArgs)) > 0 && string(bytes.TrimSpace(req.FunctionArgs)) != "null"
-	msgSet := len(bytes.TrimSpace(req.Message)) > 0 && string(bytes.TrimSpace(req.Message)) != "null"
+	f := spendFieldsOf(req)
 	if t.Type != countersign.TxContractCall && req.Data != "" {
 		return nil, countersign.Errorf(countersign.BadRequest, "data is only used for contract_call transactions")
 	}
-	if !t.Type.IsMessage() && msgSet {
+	if !t.Type.IsMessage() && f.msg {
 		return nil, countersign.Errorf(countersign.BadRequest, "message is only used for personal_sign and typed_data requests")
 	}
+	var err error
 	switch t.Type {
 	case countersign.TxPersonalSign, countersign.TxTypedData:
-		if err := notUsed(req.Type, map[string]bool{"to_address": req.ToAddress != "", "amount": req.Amount != "", "token_address": req.TokenAddress != "",
-			"contract_address": req.ContractAddress != "", "contract_abi": abiSet, "function_name": req.FunctionName != "", "function_args": argsSet, "value": req.Value != ""}); err != nil {
-			return nil, err
-		}
-		if err := s.buildMessage(t, req.Message); err != nil {
-			return nil, err
-		}
+		err = s.buildMessageSpend(t, req, f)
 	case countersign.TxNative:
-		if err := notUsed(req.Type, map[string]bool{"token_address": req.TokenAddress != "", "contract_address": req.ContractAddress != "",
-			"contract_abi": abiSet, "function_name": req.FunctionName != "", "function_args": argsSet, "value": req.Value != ""}); err != nil {
-			return nil, err
-		}
-		to, err := ParseAddress("to_address", req.ToAddress)
-		if err != nil {
-			return nil, err
-		}
-		amount, err := countersign.ParseAmount("amount", req.Amount)
-		if err != nil {
-			return nil, err
-		}
-		t.To, t.Amount, t.TxTo, t.TxValue = to.Hex(), amount.String(), to.Hex(), amount.String()
+		err = buildNativeSpend(t, req, f)
 	case countersign.TxERC20:
-		if err := notUsed(req.Type, map[string]bool{"contract_address": req.ContractAddress != "", "contract_abi": abiSet,
-			"function_name": req.FunctionName != "", "function_args": argsSet, "value": req.Value != ""}); err != nil {
-			return nil, err
-		}
-		to, err := ParseAddress("to_address", req.ToAddress)
-		if err != nil {
-			return nil, err
-		}
-		token, err := ParseAddress("token_address", req.TokenAddress)
-		if err != nil {
-			return nil, err
-		}
-		amount, err := countersign.ParseAmount("amount", req.Amount)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := s.TokenInfo(ctx, token); err != nil {
-			return nil, err
-		}
-		data, err := erc20ABI.Pack("transfer", to, amount)
-		if err != nil {
-			return nil, err
-		}
-		t.To, t.Amount, t.TokenAddress = to.Hex(), amount.String(), token.Hex()
-		t.TxTo, t.TxValue, t.TxData = token.Hex(), "0", data
+		err = s.buildERC20Spend(ctx, t, req, f)
 	case countersign.TxContractCall:
-		if err := notUsed(req.Type, map[string]bool{"to_address": req.ToAddress != "" && req.ToAddress != req.ContractAddress,
-			"token_address": req.TokenAddress != "", "amount": req.Amount != "" && req.Amount != req.Value}); err != nil {
-			return nil, err
-		}
-		contract, err := ParseAddress("contract_address", req.ContractAddress)
-		if err != nil {
-			return nil, err
-		}
-		value := big.NewInt(0)
-		if req.Value != "" {
-			if value, err = countersign.ParseAmount("value", req.Value); err != nil {
-				return nil, err
-			}
-		}
-		var data []byte
-		var compactABI, sig string
-		if req.Data != "" {
-			// Raw calldata (eth_sendTransaction): nothing to decode it with,
-			// so the human sees the selector and the bytes.
-			if abiSet || req.FunctionName != "" || argsSet {
-				return nil, countersign.Errorf(countersign.BadRequest, "give either data or contract_abi with function_name, not both")
-			}
-			if data, err = hexutil.Decode(req.Data); err != nil {
-				return nil, countersign.Errorf(countersign.BadRequest, "data must be 0x-prefixed hex: %v", err)
-			}
-		} else {
-			a, abiJSON, err := ParseABI(req.ContractABI)
-			if err != nil {
-				return nil, err
-			}
-			var nargs []json.RawMessage
-			if argsSet {
-				if err := json.Unmarshal(req.FunctionArgs, &nargs); err != nil {
-					return nil, countersign.Errorf(countersign.BadRequest, "function_args must be a JSON array")
-				}
-			}
-			m, err := FindMethod(a, req.FunctionName, len(nargs))
-			if err != nil {
-				return nil, err
-			}
-			if value.Sign() > 0 && !m.IsPayable() {
-				return nil, countersign.Errorf(countersign.BadRequest, "function %s is not payable: value must be 0", m.Sig)
-			}
-			if data, err = EncodeCall(m, req.FunctionArgs); err != nil {
-				return nil, err
-			}
-			compactABI, sig = abiJSON, m.Sig
-		}
-		code, err := s.chain.CodeAt(ctx, contract.Hex())
-		if err != nil {
-			return nil, err
-		}
-		if len(code) == 0 {
-			return nil, countersign.Errorf(countersign.BadRequest, "contract_address %s has no contract code on chain %s", contract.Hex(), s.chainID)
-		}
-		args := ""
-		if compactABI != "" {
-			args = "[]"
-		}
-		if argsSet {
-			var c bytes.Buffer
-			_ = json.Compact(&c, req.FunctionArgs)
-			args = c.String()
-		}
-		t.To, t.Amount, t.Value, t.ContractAddress = contract.Hex(), value.String(), value.String(), contract.Hex()
-		t.ContractABI, t.FunctionName, t.FunctionArgs = compactABI, sig, args
-		t.TxTo, t.TxValue, t.TxData = contract.Hex(), value.String(), data
+		err = s.buildContractCall(ctx, t, req, f)
 	case "":
-		return nil, countersign.Errorf(countersign.BadRequest, "type is required: native, erc20, contract_call, personal_sign or typed_data")
+		err = countersign.Errorf(countersign.BadRequest, "type is required: native, erc20, contract_call, personal_sign or typed_data")
 	default:
-		return nil, countersign.Errorf(countersign.BadRequest, "type must be native, erc20, contract_call, personal_sign or typed_data, not %q", truncate(req.Type, 32))
+		err = countersign.Errorf(countersign.BadRequest, "type must be native, erc20, contract_call, personal_sign or typed_data, not %q", truncate(req.Type, 32))
+	}
+	if err != nil {
+		return nil, err
 	}
 	if !t.Type.IsMessage() {
 		if err := s.bindFees(ctx, t); err != nil {
@@ -307,6 +203,166 @@ func (s *Service) buildSpend(ctx context.Context, w *countersign.Wallet, req *Pr
 	}
 	t.Digest = Digest(t)
 	return t, nil
+}
+
+// spendFields says which of a request's JSON fields were given (a JSON
+// null counts as not given).
+type spendFields struct{ abi, args, msg bool }
+
+func spendFieldsOf(req *PrepareRequest) spendFields {
+	given := func(raw json.RawMessage) bool {
+		b := bytes.TrimSpace(raw)
+		return len(b) > 0 && string(b) != "null"
+	}
+	return spendFields{abi: given(req.ContractABI), args: given(req.FunctionArgs), msg: given(req.Message)}
+}
+
+// buildMessageSpend is a personal_sign or typed_data request: the message
+// only.
+func (s *Service) buildMessageSpend(t *countersign.Transaction, req *PrepareRequest, f spendFields) error {
+	if err := notUsed(req.Type, map[string]bool{"to_address": req.ToAddress != "", "amount": req.Amount != "", "token_address": req.TokenAddress != "",
+		"contract_address": req.ContractAddress != "", "contract_abi": f.abi, "function_name": req.FunctionName != "", "function_args": f.args, "value": req.Value != ""}); err != nil {
+		return err
+	}
+	return s.buildMessage(t, req.Message)
+}
+
+// buildNativeSpend is a transfer of the chain's own coin: to and amount.
+func buildNativeSpend(t *countersign.Transaction, req *PrepareRequest, f spendFields) error {
+	if err := notUsed(req.Type, map[string]bool{"token_address": req.TokenAddress != "", "contract_address": req.ContractAddress != "",
+		"contract_abi": f.abi, "function_name": req.FunctionName != "", "function_args": f.args, "value": req.Value != ""}); err != nil {
+		return err
+	}
+	to, err := ParseAddress("to_address", req.ToAddress)
+	if err != nil {
+		return err
+	}
+	amount, err := countersign.ParseAmount("amount", req.Amount)
+	if err != nil {
+		return err
+	}
+	t.To, t.Amount, t.TxTo, t.TxValue = to.Hex(), amount.String(), to.Hex(), amount.String()
+	return nil
+}
+
+// buildERC20Spend is a token transfer: transfer(to, amount) called on a
+// contract that answers as an ERC-20.
+func (s *Service) buildERC20Spend(ctx context.Context, t *countersign.Transaction, req *PrepareRequest, f spendFields) error {
+	if err := notUsed(req.Type, map[string]bool{"contract_address": req.ContractAddress != "", "contract_abi": f.abi,
+		"function_name": req.FunctionName != "", "function_args": f.args, "value": req.Value != ""}); err != nil {
+		return err
+	}
+	to, err := ParseAddress("to_address", req.ToAddress)
+	if err != nil {
+		return err
+	}
+	token, err := ParseAddress("token_address", req.TokenAddress)
+	if err != nil {
+		return err
+	}
+	amount, err := countersign.ParseAmount("amount", req.Amount)
+	if err != nil {
+		return err
+	}
+	if _, err := s.TokenInfo(ctx, token); err != nil {
+		return err
+	}
+	data, err := erc20ABI.Pack("transfer", to, amount)
+	if err != nil {
+		return err
+	}
+	t.To, t.Amount, t.TokenAddress = to.Hex(), amount.String(), token.Hex()
+	t.TxTo, t.TxValue, t.TxData = token.Hex(), "0", data
+	return nil
+}
+
+// buildContractCall is a call of a contract that has code on this chain,
+// with calldata given raw or encoded from an ABI, a function and its
+// arguments.
+func (s *Service) buildContractCall(ctx context.Context, t *countersign.Transaction, req *PrepareRequest, f spendFields) error {
+	if err := notUsed(req.Type, map[string]bool{"to_address": req.ToAddress != "" && req.ToAddress != req.ContractAddress,
+		"token_address": req.TokenAddress != "", "amount": req.Amount != "" && req.Amount != req.Value}); err != nil {
+		return err
+	}
+	contract, err := ParseAddress("contract_address", req.ContractAddress)
+	if err != nil {
+		return err
+	}
+	value := big.NewInt(0)
+	if req.Value != "" {
+		if value, err = countersign.ParseAmount("value", req.Value); err != nil {
+			return err
+		}
+	}
+	call, err := callData(req, f, value)
+	if err != nil {
+		return err
+	}
+	code, err := s.chain.CodeAt(ctx, contract.Hex())
+	if err != nil {
+		return err
+	}
+	if len(code) == 0 {
+		return countersign.Errorf(countersign.BadRequest, "contract_address %s has no contract code on chain %s", contract.Hex(), s.chainID)
+	}
+	args := ""
+	if call.abi != "" {
+		args = "[]"
+	}
+	if f.args {
+		var c bytes.Buffer
+		_ = json.Compact(&c, req.FunctionArgs)
+		args = c.String()
+	}
+	t.To, t.Amount, t.Value, t.ContractAddress = contract.Hex(), value.String(), value.String(), contract.Hex()
+	t.ContractABI, t.FunctionName, t.FunctionArgs = call.abi, call.sig, args
+	t.TxTo, t.TxValue, t.TxData = contract.Hex(), value.String(), call.data
+	return nil
+}
+
+// contractCall is a contract call's calldata and, when it was encoded
+// from an ABI, that ABI (compacted) and the function's signature.
+type contractCall struct {
+	data     []byte
+	abi, sig string
+}
+
+// callData is req's calldata: raw (eth_sendTransaction: nothing to decode
+// it with, so the human sees the selector and the bytes), or encoded from
+// contract_abi, function_name and function_args.
+func callData(req *PrepareRequest, f spendFields, value *big.Int) (contractCall, error) {
+	if req.Data != "" {
+		if f.abi || req.FunctionName != "" || f.args {
+			return contractCall{}, countersign.Errorf(countersign.BadRequest, "give either data or contract_abi with function_name, not both")
+		}
+		data, err := hexutil.Decode(req.Data)
+		if err != nil {
+			return contractCall{}, countersign.Errorf(countersign.BadRequest, "data must be 0x-prefixed hex: %v", err)
+		}
+		return contractCall{data: data}, nil
+	}
+	a, abiJSON, err := ParseABI(req.ContractABI)
+	if err != nil {
+		return contractCall{}, err
+	}
+	var nargs []json.RawMessage
+	if f.args {
+		if err := json.Unmarshal(req.FunctionArgs, &nargs); err != nil {
+			return contractCall{}, countersign.Errorf(countersign.BadRequest, "function_args must be a JSON array")
+		}
+	}
+	m, err := FindMethod(a, req.FunctionName, len(nargs))
+	if err != nil {
+		return contractCall{}, err
+	}
+	if value.Sign() > 0 && !m.IsPayable() {
+		return contractCall{}, countersign.Errorf(countersign.BadRequest, "function %s is not payable: value must be 0", m.Sig)
+	}
+	data, err := EncodeCall(m, req.FunctionArgs)
+	if err != nil {
+		return contractCall{}, err
+	}
+	return contractCall{data: data, abi: abiJSON, sig: m.Sig}, nil
 }
 
 // requestHash fingerprints a prepare request for Idempotency-Key checks.
@@ -319,10 +375,9 @@ func requestHash(req *PrepareRequest) []byte {
 // Prepare records an agent's spend request as pending a human decision.
 // With an idempotency key, a repeated request returns the first result and
 // a different request under the same key is a Conflict.
+// p is an agent: the rule of every entry point (http: Agent on
+// /api/prepare_transaction and /eth; mcp: agents only).
 func (s *Service) Prepare(ctx context.Context, p *Principal, req *PrepareRequest, idemKey string) (*countersign.Transaction, error) {
-	if !p.IsAgent() {
-		return nil, countersign.Errorf(countersign.Forbidden, "only agents prepare transactions")
-	}
 	if len(idemKey) > 128 {
 		return nil, countersign.Errorf(countersign.BadRequest, "Idempotency-Key must be at most 128 characters")
 	}
@@ -346,17 +401,7 @@ func (s *Service) Prepare(ctx context.Context, p *Principal, req *PrepareRequest
 	now := s.clock.Now().UTC()
 	t.AgentID, t.Status, t.IdempotencyKey, t.RequestHash = p.Agent.ID, countersign.StatusPending, idemKey, rh
 	t.CreatedAt, t.UpdatedAt, t.ExpiresAt = now, now, now.Add(s.cfg.PendingTTL)
-	err = s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.store.CreateTransaction(ctx, t); err != nil {
-			return err
-		}
-		if err := s.audit(ctx, t.OwnerID, p.Actor(), "transaction.prepare", t.ID, map[string]string{
-			"type": string(t.Type), "to": t.To, "amount": t.Amount, "token": t.TokenAddress, "digest": hex.EncodeToString(t.Digest)}); err != nil {
-			return err
-		}
-		return s.emit(ctx, t.OwnerID, "transaction.pending", t.ID, View(t))
-	})
-	if err != nil {
+	if err := s.createTransaction(ctx, t, p.Actor(), "transaction.prepare"); err != nil {
 		if countersign.ErrorCode(err) == countersign.Conflict && idemKey != "" {
 			// A concurrent twin won the race: answer as it did.
 			return s.Prepare(ctx, p, req, idemKey)
@@ -388,9 +433,20 @@ func (s *Service) load(ctx context.Context, p *Principal, id string) (*countersi
 	return s.expireIfDue(ctx, t)
 }
 
-// setStatus moves t to status inside the current transaction, with its
-// audit entry and outbox event.
-func (s *Service) setStatus(ctx context.Context, t *countersign.Transaction, to countersign.Status, actor, action string, details any) error {
+// createTransaction stores a new transaction (pending from Prepare, or
+// already authorized from UserSpend) with its audit entry and its first
+// event, transaction.<status>, in one transaction.
+func (s *Service) createTransaction(ctx context.Context, t *countersign.Transaction, actor, action string) error {
+	return s.Record(ctx, countersign.Change{Owner: t.OwnerID, Actor: actor, Action: action, Subject: t.ID,
+		Details: map[string]string{"type": string(t.Type), "to": t.To, "amount": t.Amount, "token": t.TokenAddress, "digest": hex.EncodeToString(t.Digest)},
+		Events:  []countersign.ChangeEvent{{Type: "transaction." + string(t.Status), Subject: t.ID, Payload: View(t)}}},
+		func(ctx context.Context) error { return s.store.CreateTransaction(ctx, t) })
+}
+
+// setStatus moves t to status inside the caller's change and states it in
+// cs: the audit entry (action, details) and the transaction.<status> event
+// carrying t as it now is.
+func (s *Service) setStatus(ctx context.Context, cs *changeSet, t *countersign.Transaction, to countersign.Status, actor, action string, details any) error {
 	if !countersign.CanTransition(t.Status, to) {
 		return countersign.Errorf(countersign.Conflict, "transaction %s is %s and cannot become %s", t.ID, t.Status, to)
 	}
@@ -398,10 +454,9 @@ func (s *Service) setStatus(ctx context.Context, t *countersign.Transaction, to 
 	if err := s.store.UpdateTransaction(ctx, t); err != nil {
 		return err
 	}
-	if err := s.audit(ctx, t.OwnerID, actor, action, t.ID, details); err != nil {
-		return err
-	}
-	return s.emit(ctx, t.OwnerID, "transaction."+string(to), t.ID, View(t))
+	cs.add(countersign.Change{Owner: t.OwnerID, Actor: actor, Action: action, Subject: t.ID, Details: details,
+		Events: []countersign.ChangeEvent{{Type: "transaction." + string(to), Subject: t.ID, Payload: View(t)}}})
+	return nil
 }
 
 // expireIfDue marks a pending transaction whose window has passed as
@@ -410,7 +465,7 @@ func (s *Service) expireIfDue(ctx context.Context, t *countersign.Transaction) (
 	if !t.Expired(s.clock.Now()) {
 		return t, nil
 	}
-	err := s.inTx(ctx, func(ctx context.Context) error {
+	err := s.change(ctx, func(ctx context.Context, cs *changeSet) error {
 		cur, err := s.store.Transaction(ctx, t.ID)
 		if err != nil {
 			return err
@@ -419,7 +474,7 @@ func (s *Service) expireIfDue(ctx context.Context, t *countersign.Transaction) (
 		if !cur.Expired(s.clock.Now()) {
 			return nil
 		}
-		return s.setStatus(ctx, cur, countersign.StatusExpired, "system", "transaction.expire", map[string]string{"expires_at": cur.ExpiresAt.Format(time.RFC3339)})
+		return s.setStatus(ctx, cs, cur, countersign.StatusExpired, "system", "transaction.expire", map[string]string{"expires_at": cur.ExpiresAt.Format(time.RFC3339)})
 	})
 	return t, err
 }
@@ -449,10 +504,10 @@ const (
 // Authorize records a human decision on one or more pending requests with
 // one TOTP code. All or nothing: if any request cannot be decided, none is.
 // Each approval is bound to its own request's digest.
+// p is a user with MFA on, never an agent: the route's rule (http:
+// UserMFA, WebMFA; no agent entry point reaches it), and the code is the
+// owner's TOTP code besides.
 func (s *Service) Authorize(ctx context.Context, p *Principal, ids []string, code string, d Decision, reason string) ([]*countersign.Transaction, error) {
-	if p.IsAgent() {
-		return nil, countersign.Errorf(countersign.Forbidden, "agents cannot authorize transactions")
-	}
 	if d == "" {
 		d = Approve
 	}
@@ -471,9 +526,6 @@ func (s *Service) Authorize(ctx context.Context, p *Principal, ids []string, cod
 			return nil, countersign.Errorf(countersign.BadRequest, "transaction %s is listed twice", id)
 		}
 		seen[id] = true
-	}
-	if err := requireMFA(p); err != nil {
-		return nil, err
 	}
 	check := func(t *countersign.Transaction) error {
 		if t.Status == countersign.StatusExpired || t.Expired(s.clock.Now()) {
@@ -499,7 +551,7 @@ func (s *Service) Authorize(ctx context.Context, p *Principal, ids []string, cod
 		return nil, err
 	}
 	var out []*countersign.Transaction
-	err := s.inTx(ctx, func(ctx context.Context) error {
+	err := s.change(ctx, func(ctx context.Context, cs *changeSet) error {
 		out = out[:0]
 		for _, id := range ids {
 			t, err := s.store.Transaction(ctx, id)
@@ -519,7 +571,7 @@ func (s *Service) Authorize(ctx context.Context, p *Principal, ids []string, cod
 			} else {
 				t.ApprovedDigest = t.Digest
 			}
-			if err := s.setStatus(ctx, t, to, p.Actor(), action, map[string]string{"digest": hex.EncodeToString(t.Digest), "reason": reason}); err != nil {
+			if err := s.setStatus(ctx, cs, t, to, p.Actor(), action, map[string]string{"digest": hex.EncodeToString(t.Digest), "reason": reason}); err != nil {
 				return err
 			}
 			out = append(out, t)
@@ -589,22 +641,21 @@ func (s *Service) Transactions(ctx context.Context, p *Principal, f countersign.
 }
 
 // Cancel withdraws an agent's own pending request.
+// p is an agent (http: Agent; mcp: agents only); load checks it is the one
+// that prepared the request.
 func (s *Service) Cancel(ctx context.Context, p *Principal, id string) (*countersign.Transaction, error) {
-	if !p.IsAgent() {
-		return nil, countersign.Errorf(countersign.Forbidden, "only the agent that prepared a transaction can cancel it")
-	}
 	t, err := s.load(ctx, p, id)
 	if err != nil {
 		return nil, err
 	}
-	err = s.inTx(ctx, func(ctx context.Context) error {
+	err = s.change(ctx, func(ctx context.Context, cs *changeSet) error {
 		if t, err = s.store.Transaction(ctx, id); err != nil {
 			return err
 		}
 		if t.Status != countersign.StatusPending {
 			return countersign.Errorf(countersign.Conflict, "transaction is %s: only pending requests can be cancelled", t.Status)
 		}
-		return s.setStatus(ctx, t, countersign.StatusCancelled, p.Actor(), "transaction.cancel", map[string]string{})
+		return s.setStatus(ctx, cs, t, countersign.StatusCancelled, p.Actor(), "transaction.cancel", map[string]string{})
 	})
 	return t, err
 }
@@ -612,10 +663,9 @@ func (s *Service) Cancel(ctx context.Context, p *Principal, id string) (*counter
 // Execute signs and broadcasts an authorized transaction for the agent that
 // prepared it. It is exactly-once: the signed transaction is stored before
 // broadcast, and repeated or concurrent calls return the same hash.
+// p is an agent (http: Agent on /api/execute_transaction and /eth; mcp:
+// agents only); load checks it is the one that prepared the request.
 func (s *Service) Execute(ctx context.Context, p *Principal, id string) (*countersign.Transaction, error) {
-	if !p.IsAgent() {
-		return nil, countersign.Errorf(countersign.Forbidden, "only the agent that prepared a transaction executes it")
-	}
 	t, err := s.load(ctx, p, id)
 	if err != nil {
 		return nil, err
@@ -637,13 +687,8 @@ func notAuthorized(t *countersign.Transaction) error {
 // UserSpend is a spend the user starts and approves in one step with their
 // password and a TOTP code (the seed's /api/transfer family). It returns
 // once the transaction is signed and broadcast.
+// p is a user with MFA on: the route's rule (http: UserMFA).
 func (s *Service) UserSpend(ctx context.Context, p *Principal, password, code, walletAddress string, req *PrepareRequest) (*countersign.Transaction, error) {
-	if p.IsAgent() {
-		return nil, countersign.Errorf(countersign.Forbidden, "agents cannot start user spends")
-	}
-	if err := requireMFA(p); err != nil {
-		return nil, err
-	}
 	if err := s.checkPassword(ctx, p.User, password); err != nil {
 		return nil, err
 	}
@@ -661,17 +706,7 @@ func (s *Service) UserSpend(ctx context.Context, p *Principal, password, code, w
 	now := s.clock.Now().UTC()
 	t.Status, t.ApprovedDigest, t.DecidedBy, t.DecidedAt = countersign.StatusAuthorized, t.Digest, p.User.ID, now
 	t.CreatedAt, t.UpdatedAt, t.ExpiresAt = now, now, now
-	err = s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.store.CreateTransaction(ctx, t); err != nil {
-			return err
-		}
-		if err := s.audit(ctx, t.OwnerID, p.Actor(), "transaction.user_spend", t.ID, map[string]string{
-			"type": string(t.Type), "to": t.To, "amount": t.Amount, "token": t.TokenAddress, "digest": hex.EncodeToString(t.Digest)}); err != nil {
-			return err
-		}
-		return s.emit(ctx, t.OwnerID, "transaction.authorized", t.ID, View(t))
-	})
-	if err != nil {
+	if err := s.createTransaction(ctx, t, p.Actor(), "transaction.user_spend"); err != nil {
 		return nil, err
 	}
 	return s.execute(ctx, p.Actor(), t)

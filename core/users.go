@@ -65,12 +65,8 @@ func (s *Service) Register(ctx context.Context, username, password string) (*cou
 		return nil, err
 	}
 	u := &countersign.User{ID: uuid.NewString(), Username: username, PasswordHash: hash, CreatedAt: s.clock.Now().UTC()}
-	err = s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.store.CreateUser(ctx, u); err != nil {
-			return err
-		}
-		return s.audit(ctx, u.ID, "user:"+u.ID, "user.register", u.ID, map[string]string{"username": username})
-	})
+	err = s.Record(ctx, countersign.Change{Owner: u.ID, Actor: "user:" + u.ID, Action: "user.register", Subject: u.ID, Details: map[string]string{"username": username}},
+		func(ctx context.Context) error { return s.store.CreateUser(ctx, u) })
 	if err != nil {
 		return nil, err
 	}
@@ -104,20 +100,14 @@ func (s *Service) Login(ctx context.Context, username, password, clientAddr stri
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	err = s.inTx(ctx, func(ctx context.Context) error {
-		return s.audit(ctx, u.ID, "user:"+u.ID, "login", u.ID, map[string]string{"client": clientAddr, "jti": jti})
-	})
+	err = s.Record(ctx, countersign.Change{Owner: u.ID, Actor: "user:" + u.ID, Action: "login", Subject: u.ID, Details: map[string]string{"client": clientAddr, "jti": jti}}, nil)
 	return token, exp, err
 }
 
 // Logout revokes the session token of p.
 func (s *Service) Logout(ctx context.Context, p *Principal) error {
-	return s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.store.RevokeToken(ctx, p.JTI, p.Exp); err != nil {
-			return err
-		}
-		return s.audit(ctx, p.User.ID, p.Actor(), "logout", p.User.ID, map[string]string{"jti": p.JTI})
-	})
+	return s.Record(ctx, countersign.Change{Owner: p.User.ID, Actor: p.Actor(), Action: "logout", Subject: p.User.ID, Details: map[string]string{"jti": p.JTI}},
+		func(ctx context.Context) error { return s.store.RevokeToken(ctx, p.JTI, p.Exp) })
 }
 
 // AuthenticateUser verifies a session token and returns its principal.

@@ -10,7 +10,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/countersign/countersign"
-	"github.com/countersign/countersign/contracts"
 )
 
 // CreateWallet creates a wallet with a fresh key after re-checking the
@@ -36,12 +35,8 @@ func (s *Service) CreateWallet(ctx context.Context, p *Principal, password, name
 	if err != nil {
 		return nil, err
 	}
-	err = s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.store.CreateWallet(ctx, w); err != nil {
-			return err
-		}
-		return s.audit(ctx, p.User.ID, p.Actor(), "wallet.create", w.ID, map[string]string{"address": w.Address, "name": name})
-	})
+	err = s.Record(ctx, countersign.Change{Owner: p.User.ID, Actor: p.Actor(), Action: "wallet.create", Subject: w.ID, Details: map[string]string{"address": w.Address, "name": name}},
+		func(ctx context.Context) error { return s.store.CreateWallet(ctx, w) })
 	if err != nil {
 		return nil, err
 	}
@@ -73,9 +68,8 @@ func (s *Service) ownedWallet(ctx context.Context, p *Principal, address string)
 // prove password and MFA; agents may load only their bound wallet.
 func (s *Service) LoadWallet(ctx context.Context, p *Principal, address, password, mfaCode string) (*countersign.Wallet, *big.Int, error) {
 	if !p.IsAgent() {
-		if err := requireMFA(p); err != nil {
-			return nil, nil, err
-		}
+		// a user with MFA on (the route's rule: http UserMFAOrAgent)
+		// proves password and code; an agent, only its binding
 		if err := s.checkPassword(ctx, p.User, password); err != nil {
 			return nil, nil, err
 		}
@@ -147,9 +141,6 @@ type TokenInfo struct {
 	Symbol   string
 }
 
-// erc20ABI is the standard ERC-20 interface, taken from the TEST token.
-var erc20ABI = contracts.MustLoad("TestToken").ABI
-
 // TokenInfo reads decimals and symbol of an ERC-20; a token without them
 // is refused.
 func (s *Service) TokenInfo(ctx context.Context, token common.Address) (*TokenInfo, error) {
@@ -213,12 +204,10 @@ func (s *Service) MigrateWalletKeys(ctx context.Context) (int, error) {
 		if err != nil {
 			return n, fmt.Errorf("move the key of wallet %s into the keystore: %w", w.ID, err)
 		}
-		err = s.inTx(ctx, func(ctx context.Context) error {
-			if err := s.store.SwapWalletKey(ctx, w.ID, countersign.WalletKeySealed, format, sealed); err != nil {
-				return err
-			}
-			return s.audit(ctx, w.OwnerID, SystemOwner, "wallet.key.migrate", w.ID, map[string]string{"address": w.Address, "format": format})
-		})
+		err = s.Record(ctx, countersign.Change{Owner: w.OwnerID, Actor: SystemOwner, Action: "wallet.key.migrate", Subject: w.ID, Details: map[string]string{"address": w.Address, "format": format}},
+			func(ctx context.Context) error {
+				return s.store.SwapWalletKey(ctx, w.ID, countersign.WalletKeySealed, format, sealed)
+			})
 		if err != nil {
 			return n, fmt.Errorf("move the key of wallet %s into the keystore: %w", w.ID, err)
 		}

@@ -34,12 +34,8 @@ func (s *Service) WebLogin(ctx context.Context, username, password, clientAddr s
 	tok := randomToken(32)
 	now := s.clock.Now().UTC()
 	ws := &countersign.WebSession{TokenHash: tokenHash(tok), UserID: u.ID, CSRF: randomToken(32), CreatedAt: now, ExpiresAt: now.Add(WebSessionTTL)}
-	err = s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.store.CreateWebSession(ctx, ws); err != nil {
-			return err
-		}
-		return s.audit(ctx, u.ID, "user:"+u.ID, "login", u.ID, map[string]string{"client": clientAddr, "via": "web"})
-	})
+	err = s.Record(ctx, countersign.Change{Owner: u.ID, Actor: "user:" + u.ID, Action: "login", Subject: u.ID, Details: map[string]string{"client": clientAddr, "via": "web"}},
+		func(ctx context.Context) error { return s.store.CreateWebSession(ctx, ws) })
 	if err != nil {
 		return "", nil, err
 	}
@@ -64,10 +60,6 @@ func (s *Service) WebAuthenticate(ctx context.Context, tok string) (*Principal, 
 
 // WebLogout ends a browser session.
 func (s *Service) WebLogout(ctx context.Context, p *Principal, tok string) error {
-	return s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.store.DeleteWebSession(ctx, tokenHash(tok)); err != nil {
-			return err
-		}
-		return s.audit(ctx, p.User.ID, p.Actor(), "logout", p.User.ID, map[string]string{"via": "web"})
-	})
+	return s.Record(ctx, countersign.Change{Owner: p.User.ID, Actor: p.Actor(), Action: "logout", Subject: p.User.ID, Details: map[string]string{"via": "web"}},
+		func(ctx context.Context) error { return s.store.DeleteWebSession(ctx, tokenHash(tok)) })
 }

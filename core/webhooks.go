@@ -55,12 +55,8 @@ func (s *Service) CreateWebhook(ctx context.Context, owner, rawURL string, event
 	if w.SecretSealed, err = s.sealer.Seal("webhook:"+w.ID, secret); err != nil {
 		return nil, "", err
 	}
-	err = s.inTx(ctx, func(ctx context.Context) error {
-		if err := s.store.CreateWebhook(ctx, w); err != nil {
-			return err
-		}
-		return s.audit(ctx, owner, "operator", "webhook.create", w.ID, map[string]any{"url": rawURL, "events": events})
-	})
+	err = s.Record(ctx, countersign.Change{Owner: owner, Actor: "operator", Action: "webhook.create", Subject: w.ID, Details: map[string]any{"url": rawURL, "events": events}},
+		func(ctx context.Context) error { return s.store.CreateWebhook(ctx, w) })
 	return w, hex.EncodeToString(secret), err
 }
 

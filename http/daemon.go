@@ -13,9 +13,11 @@ import (
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign/daemon"
 )
 
-// The local wallet daemon's REST routes (seed 001 §5). They act as the
+// The local wallet daemon's REST routes (the AITBC wallet-daemon design's
+// REST API), served by package daemon. They act as the
 // operator, so every request passes checkDaemon: the browser-shaped
 // refusals of daemonguard.go, no agent credential, a permitted client
 // address, and the wallet token in X-Auth-Token (WALLET_TOKEN, or the one
@@ -227,7 +229,7 @@ func (s *Server) daemonLock(w http.ResponseWriter, r *http.Request, _ *core.Prin
 }
 
 type daemonWalletsResp struct {
-	Wallets []core.WalletInfo `json:"wallets"`
+	Wallets []daemon.WalletInfo `json:"wallets"`
 }
 
 func (s *Server) daemonWallets(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/countersign/countersign"
-	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign/daemon"
 )
 
 const testWalletToken = "0123456789abcdef0123456789abcdef" // 32 hex characters
@@ -37,7 +37,7 @@ func daemonReq(method, path, body string) *http.Request {
 }
 
 func testDaemonServer() *Server {
-	return &Server{Daemon: &core.Daemon{}, WalletToken: testWalletToken}
+	return &Server{Daemon: &daemon.Service{}, WalletToken: testWalletToken}
 }
 
 // TestSecurity_DaemonBrowserShapedRequests performs, at the guard, each

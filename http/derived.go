@@ -1,12 +1,10 @@
 package http
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 
 	"github.com/ethereum/go-ethereum/common/hexutil"
-	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/core"
@@ -14,8 +12,9 @@ import (
 
 // The derived-key signer routes (DEVELOPMENT ONLY until a TEE backs them):
 // a service holding SIGNER_TOKEN asks for an omni_account's address or
-// signature. Each signing request is logged with the omni_account and the
-// hash of what was signed, never a secret.
+// signature. The server audits each signature (signer/audited, wired in
+// cmd/): an entry on the omni_account's chain naming the signed hash,
+// never a secret.
 
 type omniReq struct {
 	OmniAccount string `json:"omni_account"`
@@ -77,7 +76,6 @@ func (s *Server) signMessageDerived(w http.ResponseWriter, r *http.Request, _ *c
 	if err != nil {
 		return err
 	}
-	s.Log.InfoContext(r.Context(), "derived signature", "kind", "eip191", "omni_account", req.OmniAccount, "message_hash", hex.EncodeToString(crypto.Keccak256(msg)))
 	return writeJSON(w, 200, signatureResp{Signature: hexutil.Encode(sig)})
 }
 
@@ -89,14 +87,12 @@ func (s *Server) signTypedDerived(w http.ResponseWriter, r *http.Request, _ *cor
 	if err := checkOmni(req.OmniAccount); err != nil {
 		return err
 	}
-	_, hash, err := core.ParseTypedData(req.TypedData, -1)
-	if err != nil {
+	if _, _, err := core.ParseTypedData(req.TypedData, -1); err != nil {
 		return err
 	}
 	sig, err := s.Derived.SignTypedData(r.Context(), req.OmniAccount, req.TypedData)
 	if err != nil {
 		return err
 	}
-	s.Log.InfoContext(r.Context(), "derived signature", "kind", "eip712", "omni_account", req.OmniAccount, "message_hash", hex.EncodeToString(hash))
 	return writeJSON(w, 200, signatureResp{Signature: hexutil.Encode(sig)})
 }

@@ -9,7 +9,6 @@ import (
 	"strconv"
 
 	"github.com/countersign/countersign"
-	"github.com/countersign/countersign/core"
 )
 
 // errorRow is how one error code answers on every surface that reports
@@ -50,7 +49,7 @@ var errorTable = map[countersign.Code]errorRow{
 	countersign.FeeTooHigh:        {http.StatusConflict, rpcInternal, rpcServerError},
 	countersign.ChainMismatch:     {http.StatusConflict, rpcInternal, rpcServerError},
 	countersign.Unavailable:       {http.StatusServiceUnavailable, rpcInternal, rpcServerError},
-	core.WalletLocked:             {http.StatusLocked, -32001, rpcServerError},
+	countersign.WalletLocked:      {http.StatusLocked, -32001, rpcServerError},
 	countersign.Internal:          {http.StatusInternalServerError, rpcInternal, rpcInternal},
 }
 

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/countersign/countersign"
-	"github.com/countersign/countersign/core"
 )
 
 // wireAnswer is what clients see for one error code on each surface. The
@@ -44,7 +43,7 @@ var publishedAnswers = map[countersign.Code]wireAnswer{
 	countersign.FeeTooHigh:        {409, -32603, -32000},
 	countersign.ChainMismatch:     {409, -32603, -32000},
 	countersign.Unavailable:       {503, -32603, -32000},
-	core.WalletLocked:             {423, -32001, -32000},
+	countersign.WalletLocked:      {423, -32001, -32000},
 	countersign.Internal:          {500, -32603, -32603},
 }
 
@@ -65,7 +64,7 @@ func TestErrorAnswersArePublished(t *testing.T) {
 		}
 
 		// web UI: a handler's error answers with the same status and the public detail only
-		rt := UIRoute{Method: "GET", Path: "/x", Public: true, h: func(*Server, http.ResponseWriter, *http.Request, *uiCtx) error { return err }}
+		rt := uiRoute("GET", "/x", Anonymous, "test", func(*Server, http.ResponseWriter, *http.Request, *uiCtx) error { return err })
 		rec = httptest.NewRecorder()
 		s.uiGuard(rt).ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
 		if rec.Code != want.status || !strings.Contains(rec.Body.String(), "public detail of "+string(code)) || strings.Contains(rec.Body.String(), "7f3a") {
@@ -157,18 +156,18 @@ func TestUIGuardRefusals(t *testing.T) {
 	h := func(*Server, http.ResponseWriter, *http.Request, *uiCtx) error { called = true; return nil }
 	cases := []struct {
 		name   string
-		rt     UIRoute
+		rt     Route
 		req    *http.Request
 		status int
 		body   string
 	}{
-		{"POST without a session", UIRoute{Method: "POST", Path: "/x", h: h},
+		{"POST without a session", uiRoute("POST", "/x", Web, "test", h),
 			httptest.NewRequest("POST", "/x", strings.NewReader("csrf=a")), 401, "not logged in"},
-		{"events without a session", UIRoute{Method: "GET", Path: "/ui/events", h: h},
+		{"events without a session", uiRoute("GET", "/ui/events", Web, "test", h),
 			httptest.NewRequest("GET", "/ui/events", nil), 401, "not logged in"},
-		{"CSRF missing", UIRoute{Method: "POST", Path: "/x", Public: true, h: h},
+		{"CSRF missing", uiRoute("POST", "/x", Anonymous, "test", h),
 			formReq("a=b"), 403, "CSRF token is missing or wrong"},
-		{"bad form", UIRoute{Method: "POST", Path: "/x", Public: true, h: h},
+		{"bad form", uiRoute("POST", "/x", Anonymous, "test", h),
 			formReq("a=%zz"), 400, "bad form"},
 	}
 	for _, c := range cases {
@@ -181,7 +180,7 @@ func TestUIGuardRefusals(t *testing.T) {
 	}
 	// without a session a page redirects to the login form
 	rec := httptest.NewRecorder()
-	s.uiGuard(UIRoute{Method: "GET", Path: "/inbox", h: h}).ServeHTTP(rec, httptest.NewRequest("GET", "/inbox?a=1", nil))
+	s.uiGuard(uiRoute("GET", "/inbox", Web, "test", h)).ServeHTTP(rec, httptest.NewRequest("GET", "/inbox?a=1", nil))
 	if rec.Code != http.StatusSeeOther || rec.Header().Get("Location") != "/login?next=%2Finbox%3Fa%3D1" || called {
 		t.Errorf("page without a session: %d %q", rec.Code, rec.Header().Get("Location"))
 	}

@@ -19,13 +19,37 @@ import (
 // key. Reads go to the chain verbatim; everything that spends or signs
 // becomes a pending approval a human must countersign.
 
-// ethReadMethods are forwarded to the node unchanged.
-var ethReadMethods = map[string]bool{
-	"eth_chainId": true, "eth_blockNumber": true, "eth_getBalance": true, "eth_call": true, "eth_estimateGas": true,
-	"eth_getTransactionReceipt": true, "eth_getTransactionByHash": true, "eth_gasPrice": true, "eth_feeHistory": true,
-	"eth_maxPriorityFeePerGas": true, "eth_getTransactionCount": true, "eth_getCode": true, "net_version": true,
+// ethMethod is one method of /eth: a read forwarded to the node unchanged,
+// or a call answered here for the agent's bound wallet (call).
+type ethMethod struct {
+	Summary string
+	Read    bool
+	call    func(s *Server, ctx context.Context, p *core.Principal, wallet *countersign.Wallet, ps []json.RawMessage) (json.RawMessage, error)
+}
+
+// ethReadSummary is every forwarded read's summary.
+const ethReadSummary = "forwarded to the chain unchanged"
+
+// ethMethods is /eth's method table, the one place its methods are listed
+// (docs/API.md lists the same, TestEthMethodsDocumented checks). A method
+// not in it is answered -32601.
+var ethMethods = map[string]ethMethod{
+	"eth_chainId": {Summary: ethReadSummary, Read: true}, "eth_blockNumber": {Summary: ethReadSummary, Read: true},
+	"eth_getBalance": {Summary: ethReadSummary, Read: true}, "eth_call": {Summary: ethReadSummary, Read: true},
+	"eth_estimateGas": {Summary: ethReadSummary, Read: true}, "eth_getTransactionReceipt": {Summary: ethReadSummary, Read: true},
+	"eth_getTransactionByHash": {Summary: ethReadSummary, Read: true}, "eth_gasPrice": {Summary: ethReadSummary, Read: true},
+	"eth_feeHistory": {Summary: ethReadSummary, Read: true}, "eth_maxPriorityFeePerGas": {Summary: ethReadSummary, Read: true},
+	"eth_getTransactionCount": {Summary: ethReadSummary, Read: true}, "eth_getCode": {Summary: ethReadSummary, Read: true},
+	"net_version": {Summary: ethReadSummary, Read: true},
 	// ethers reads the latest block for fee data and confirmations.
-	"eth_getBlockByNumber": true, "eth_getBlockByHash": true,
+	"eth_getBlockByNumber": {Summary: ethReadSummary, Read: true}, "eth_getBlockByHash": {Summary: ethReadSummary, Read: true},
+
+	"eth_accounts":         {Summary: "the agent's bound wallet", call: ethAccounts},
+	"eth_requestAccounts":  {Summary: "the agent's bound wallet", call: ethAccounts},
+	"eth_sendTransaction":  {Summary: "a pending request (native, or a contract call with raw data); waits for the human, then executes and returns the hash", call: (*Server).ethSendTransaction},
+	"personal_sign":        {Summary: "a pending message request; the signature once a human approves", call: (*Server).ethPersonalSign},
+	"eth_signTypedData_v4": {Summary: "a pending typed-data request; the signature once a human approves", call: (*Server).ethSignTypedData},
+	"eth_sign":             {Summary: "refused (-32601): it signs raw hashes a human cannot check", call: ethSignRefused},
 }
 
 // JSON-RPC error codes: the standard ones, EIP-1193's provider errors, and
@@ -210,7 +234,8 @@ func (s *Server) ethCall(ctx context.Context, p *core.Principal, method string, 
 	if err != nil {
 		return nil, err
 	}
-	if ethReadMethods[method] {
+	m, known := ethMethods[method]
+	if known && m.Read {
 		res, ok, err := s.Svc.ForwardRead(ctx, method, ps)
 		if !ok {
 			return nil, &rpcError{Code: rpcInternal, Message: "this chain adapter cannot forward reads"}
@@ -221,40 +246,46 @@ func (s *Server) ethCall(ctx context.Context, p *core.Principal, method string, 
 	if err != nil {
 		return nil, err
 	}
-	switch method {
-	case "eth_accounts", "eth_requestAccounts":
-		return json.Marshal([]string{wallet.Address})
-	case "eth_sendTransaction":
-		return s.ethSendTransaction(ctx, p, wallet, ps)
-	case "personal_sign":
-		if len(ps) < 2 {
-			return nil, &rpcError{Code: rpcInvalidParams, Message: "personal_sign takes [message, address]"}
-		}
-		var msg, addr string
-		if json.Unmarshal(ps[0], &msg) != nil || json.Unmarshal(ps[1], &addr) != nil {
-			return nil, &rpcError{Code: rpcInvalidParams, Message: "personal_sign takes [message, address] as strings"}
-		}
-		if err := sameAccount(addr, wallet.Address); err != nil {
-			return nil, err
-		}
-		return s.requestAndWait(ctx, p, &core.PrepareRequest{Type: string(countersign.TxPersonalSign), Message: ps[0], Memo: "personal_sign via JSON-RPC"})
-	case "eth_signTypedData_v4":
-		if len(ps) < 2 {
-			return nil, &rpcError{Code: rpcInvalidParams, Message: "eth_signTypedData_v4 takes [address, typedData]"}
-		}
-		var addr string
-		if json.Unmarshal(ps[0], &addr) != nil {
-			return nil, &rpcError{Code: rpcInvalidParams, Message: "eth_signTypedData_v4 takes [address, typedData]"}
-		}
-		if err := sameAccount(addr, wallet.Address); err != nil {
-			return nil, err
-		}
-		return s.requestAndWait(ctx, p, &core.PrepareRequest{Type: string(countersign.TxTypedData), Message: ps[1], Memo: "eth_signTypedData_v4 via JSON-RPC"})
-	case "eth_sign":
-		return nil, &rpcError{Code: rpcMethodNotFound, Message: "eth_sign is refused: it signs raw hashes a human cannot check; use personal_sign or eth_signTypedData_v4"}
-	default:
+	if !known {
 		return nil, &rpcError{Code: rpcMethodNotFound, Message: fmt.Sprintf("method %s is not available on countersign's agent endpoint", truncateStr(method, 64))}
 	}
+	return m.call(s, ctx, p, wallet, ps)
+}
+
+func ethAccounts(_ *Server, _ context.Context, _ *core.Principal, wallet *countersign.Wallet, _ []json.RawMessage) (json.RawMessage, error) {
+	return json.Marshal([]string{wallet.Address})
+}
+
+func ethSignRefused(*Server, context.Context, *core.Principal, *countersign.Wallet, []json.RawMessage) (json.RawMessage, error) {
+	return nil, &rpcError{Code: rpcMethodNotFound, Message: "eth_sign is refused: it signs raw hashes a human cannot check; use personal_sign or eth_signTypedData_v4"}
+}
+
+func (s *Server) ethPersonalSign(ctx context.Context, p *core.Principal, wallet *countersign.Wallet, ps []json.RawMessage) (json.RawMessage, error) {
+	if len(ps) < 2 {
+		return nil, &rpcError{Code: rpcInvalidParams, Message: "personal_sign takes [message, address]"}
+	}
+	var msg, addr string
+	if json.Unmarshal(ps[0], &msg) != nil || json.Unmarshal(ps[1], &addr) != nil {
+		return nil, &rpcError{Code: rpcInvalidParams, Message: "personal_sign takes [message, address] as strings"}
+	}
+	if err := sameAccount(addr, wallet.Address); err != nil {
+		return nil, err
+	}
+	return s.requestAndWait(ctx, p, &core.PrepareRequest{Type: string(countersign.TxPersonalSign), Message: ps[0], Memo: "personal_sign via JSON-RPC"})
+}
+
+func (s *Server) ethSignTypedData(ctx context.Context, p *core.Principal, wallet *countersign.Wallet, ps []json.RawMessage) (json.RawMessage, error) {
+	if len(ps) < 2 {
+		return nil, &rpcError{Code: rpcInvalidParams, Message: "eth_signTypedData_v4 takes [address, typedData]"}
+	}
+	var addr string
+	if json.Unmarshal(ps[0], &addr) != nil {
+		return nil, &rpcError{Code: rpcInvalidParams, Message: "eth_signTypedData_v4 takes [address, typedData]"}
+	}
+	if err := sameAccount(addr, wallet.Address); err != nil {
+		return nil, err
+	}
+	return s.requestAndWait(ctx, p, &core.PrepareRequest{Type: string(countersign.TxTypedData), Message: ps[1], Memo: "eth_signTypedData_v4 via JSON-RPC"})
 }
 
 func truncateStr(s string, n int) string {
@@ -390,14 +421,4 @@ func (s *Server) requestAndWait(ctx context.Context, p *core.Principal, req *cor
 		return json.Marshal(fmt.Sprintf("0x%x", t.Signature))
 	}
 	return json.Marshal(t.TxHash)
-}
-
-// mcp hands the request to the MCP handler with the authenticated agent in
-// its context; the tools act as that agent and nobody else.
-func (s *Server) mcp(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
-	if s.MCP == nil {
-		return countersign.Errorf(countersign.NotFound, "MCP is not enabled on this server")
-	}
-	s.MCP.ServeHTTP(w, r.WithContext(core.WithPrincipal(r.Context(), p)))
-	return nil
 }

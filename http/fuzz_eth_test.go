@@ -146,7 +146,7 @@ func FuzzEthParams(f *testing.F) {
 			if !errors.As(err, &re) && countersign.ErrorCode(err) != countersign.BadRequest {
 				t.Fatalf("%s %q: error %v is neither a JSON-RPC error nor a BadRequest", method, params, err)
 			}
-			if re != nil && re.Code == rpcInternal && !ethReadMethods[method] {
+			if re != nil && re.Code == rpcInternal && !ethMethods[method].Read {
 				t.Fatalf("%s %q: internal error %v", method, params, err)
 			}
 		}

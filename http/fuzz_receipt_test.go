@@ -15,7 +15,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/countersign/countersign"
-	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign/daemon"
 )
 
 // receiptFixture is one receipt signed by a fixed ed25519 key and a fixed
@@ -33,7 +33,7 @@ type receiptFixture struct {
 func newReceiptFixture(t testing.TB) receiptFixture {
 	var fx receiptFixture
 	fx.payload = `{"job_id":"job-7","miner_id":"miner-3","result_hash":"0x9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","ts":1700000000}`
-	r, err := core.ParseReceipt(json.RawMessage(fx.payload))
+	r, err := daemon.ParseReceipt(json.RawMessage(fx.payload))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func FuzzVerifyReceiptRoute(f *testing.F) {
 		if err := DecodeJSON(body, &req); err != nil {
 			t.Fatalf("valid for a body that does not decode: %v", err)
 		}
-		r, err := core.ParseReceipt(req.Payload)
+		r, err := daemon.ParseReceipt(req.Payload)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,7 +155,7 @@ func TestSecurity_ReceiptPayloadMeansOneThing(t *testing.T) {
 			if ok || countersign.ErrorCode(err) != countersign.BadRequest {
 				t.Fatalf("valid=%v err=%v, want a BadRequest", ok, err)
 			}
-			if _, err := core.ParseReceipt(json.RawMessage(payload)); countersign.ErrorCode(err) != countersign.BadRequest {
+			if _, err := daemon.ParseReceipt(json.RawMessage(payload)); countersign.ErrorCode(err) != countersign.BadRequest {
 				t.Fatalf("ParseReceipt: %v", err)
 			}
 		})

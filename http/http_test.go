@@ -9,6 +9,7 @@ import (
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign/daemon"
 )
 
 func TestDecodeJSON(t *testing.T) {
@@ -87,6 +88,12 @@ func TestOpenAPICoversEveryRoute(t *testing.T) {
 	}
 	n := 0
 	for _, rt := range Routes() {
+		if rt.UI {
+			if _, ok := doc.Paths[rt.Path]; ok && !strings.HasPrefix(rt.Path, "/api/") {
+				t.Errorf("UI route %s %s is in the OpenAPI document", rt.Method, rt.Path)
+			}
+			continue
+		}
 		op, ok := doc.Paths[rt.Path][strings.ToLower(rt.Method)]
 		if !ok {
 			t.Errorf("%s %s is not in the OpenAPI document", rt.Method, rt.Path)
@@ -117,16 +124,49 @@ func TestRouteTable(t *testing.T) {
 			t.Errorf("%s twice", k)
 		}
 		seen[k] = true
-		if rt.h == nil || rt.Summary == "" || rt.Status == 0 {
+		switch {
+		case rt.Summary == "":
+			t.Errorf("%s: no summary", k)
+		case rt.UI && (rt.ui == nil || rt.h != nil || rt.Req != nil || rt.Status != 0):
+			t.Errorf("%s: a UI route has a page handler only", k)
+		case rt.UI && rt.Access != Anonymous && !rt.Access.web():
+			t.Errorf("%s: a UI route is anonymous or needs a web session, not %s", k, rt.Access)
+		case rt.UI && (rt.Access == WebMFA) != (rt.Back != ""):
+			t.Errorf("%s: a WebMFA form needs its Back page (and only it)", k)
+		case !rt.UI && (rt.h == nil || rt.ui != nil || rt.Status == 0):
 			t.Errorf("%s: incomplete route entry", k)
+		case !rt.UI && rt.Access.web():
+			t.Errorf("%s: an API route cannot take a web session", k)
 		}
 		if (strings.HasPrefix(rt.Path, "/api/") || strings.HasPrefix(rt.Path, "/v1/")) && rt.Access == Anonymous && !map[string]bool{"/api/register": true, "/api/login": true, "/api/dev/info": true,
 			"/v1/auth/wallet/start": true, "/v1/auth/wallet/verify": true, "/v1/verify/receipt": true, "/v1/auth/email/start": true, "/v1/auth/email/verify": true, "/v1/auth/oidc/verify": true}[rt.Path] {
 			t.Errorf("%s is anonymous", k)
 		}
 	}
-	// every error code's status and JSON-RPC codes: TestErrorTableCoversEveryCode
-	// (errtable_test.go) reads the declared codes instead of a list kept here
+	for a := Anonymous; a <= WebMFA; a++ {
+		if a.String() == "" {
+			t.Errorf("access %d has no name", a)
+		}
+	}
+	// The codes come from the one error table, never from a list kept
+	// here: every code any package declares has a row (declaredCodes parses
+	// the declarations), and every error a route documents is a code of
+	// the table with a status.
+	for code, where := range declaredCodes(t) {
+		if _, ok := errorTable[code]; !ok {
+			t.Errorf("%s (%s) is not in errorTable", code, where)
+		}
+	}
+	for _, rt := range Routes() {
+		if rt.Access != Anonymous && len(rt.Errors()) == 0 {
+			t.Errorf("%s %s: a protected route documents no errors", rt.Method, rt.Path)
+		}
+		for _, code := range rt.Errors() {
+			if row, ok := errorTable[code]; !ok || row.Status < 400 {
+				t.Errorf("%s %s documents %s, which is not a code of errorTable", rt.Method, rt.Path, code)
+			}
+		}
+	}
 }
 
 // FuzzDecodeRPCRequest: the JSON-RPC request decoder of /rpc and /eth
@@ -195,7 +235,7 @@ func TestDaemonAccessRules(t *testing.T) {
 		{"loopback is always allowed by the list", "127.0.0.1:5", tok, allow, tok, false, ""},
 	}
 	for _, c := range cases {
-		s := &Server{Daemon: &core.Daemon{}, WalletToken: c.walletToken, WalletAllow: c.allow, WalletRemote: c.remoteOK}
+		s := &Server{Daemon: &daemon.Service{}, WalletToken: c.walletToken, WalletAllow: c.allow, WalletRemote: c.remoteOK}
 		r := httptest.NewRequest("GET", "/v1/wallets", nil)
 		r.RemoteAddr = c.remote
 		r.Host = "127.0.0.1:8555"

@@ -16,10 +16,14 @@ func buildOpenAPI(routes []Route) []byte {
 	schemas := map[string]any{}
 	paths := map[string]map[string]any{}
 	for _, rt := range routes {
+		if rt.UI {
+			continue // the web UI's pages and forms are not the API
+		}
 		op := map[string]any{
 			"summary":     rt.Summary,
 			"operationId": operationID(rt),
 			"x-access":    rt.Access.String(),
+			"x-errors":    rt.Errors(),
 			"responses": map[string]any{
 				itoa(rt.Status): map[string]any{
 					"description": http.StatusText(rt.Status),
@@ -36,7 +40,7 @@ func buildOpenAPI(routes []Route) []byte {
 			op["security"] = []any{map[string]any{"bearer": []any{}}}
 		case Agent:
 			op["security"] = []any{map[string]any{"apiKey": []any{}}}
-		case UserOrAgent:
+		case UserOrAgent, UserMFAOrAgent:
 			op["security"] = []any{map[string]any{"bearer": []any{}}, map[string]any{"apiKey": []any{}}}
 		case Service:
 			op["security"] = []any{map[string]any{"serviceToken": []any{}}}

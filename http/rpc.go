@@ -20,12 +20,14 @@ import (
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign/daemon"
 )
 
 // The daemon's sign/tx and /about routes, and its JSON-RPC mirror at /rpc
-// (seed 001 §6): the same service calls as the REST routes, with the
-// seed's method names, params by name (an object) or by position (an
-// array, in the seed's order), batches, and application error codes.
+// (the AITBC wallet-daemon design's JSON-RPC API): the same service calls
+// as the REST routes, with the design's method names, params by name (an
+// object) or by position (an array, in the design's order), batches, and
+// application error codes.
 
 type signTxReq struct {
 	AccountID     string `json:"account_id"`
@@ -96,9 +98,8 @@ func (s *Server) about(w http.ResponseWriter, r *http.Request, _ *core.Principal
 			"address":            "bech32 (BIP-173) hrp \"ait\" of BLAKE2b-160(public key: 32-byte ed25519, 33-byte compressed secp256k1)",
 			"keys at rest (api)": "v1-kdb in the same keystore (Argon2id t=1 m=8MiB p=1) under a random 32-byte secret, sealed in the wallet row under the master key (per-record data key, XChaCha20-Poly1305, record id as AAD)",
 		},
-		Parameters: map[string]any{"argon2id": s.Daemon.Config().Argon2, "unlock_ttl_seconds": s.Daemon.Config().UnlockTTL.Seconds(), "ledger": ledgerName(s.Daemon.Config().Ledger),
-			"default_paths": core.DefaultPaths, "coin_type": core.CoinType},
-		Libraries: libs})
+		Parameters: s.Daemon.Parameters(),
+		Libraries:  libs})
 }
 
 // daemonRPCError gives countersign errors the daemon's JSON-RPC codes: the
@@ -138,7 +139,7 @@ func (s *Server) daemonSignReceipt(w http.ResponseWriter, r *http.Request, _ *co
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	rc, err := core.ParseReceipt(req.Payload)
+	rc, err := daemon.ParseReceipt(req.Payload)
 	if err != nil {
 		return err
 	}
@@ -163,7 +164,7 @@ func (s *Server) verifyReceipt(w http.ResponseWriter, r *http.Request, _ *core.P
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	rc, err := core.ParseReceipt(req.Payload)
+	rc, err := daemon.ParseReceipt(req.Payload)
 	if err != nil {
 		return err
 	}
@@ -175,7 +176,7 @@ func (s *Server) verifyReceipt(w http.ResponseWriter, r *http.Request, _ *core.P
 	if err != nil || len(pub) == 0 {
 		return countersign.Errorf(countersign.BadRequest, "public_key_hex is not hex")
 	}
-	ok, err := core.VerifyReceipt(rc, sig, pub)
+	ok, err := daemon.VerifyReceipt(rc, sig, pub)
 	if err != nil {
 		return err
 	}
@@ -190,7 +191,7 @@ type ledgerBalanceResp struct {
 }
 
 func ledgerBalance(addr string, units *big.Int) ledgerBalanceResp {
-	return ledgerBalanceResp{Address: addr, Balance: core.FormatLedgerAmount(units), BalanceUnits: units.String(), Decimals: core.LedgerDecimals}
+	return ledgerBalanceResp{Address: addr, Balance: daemon.FormatLedgerAmount(units), BalanceUnits: units.String(), Decimals: daemon.LedgerDecimals}
 }
 
 func (s *Server) daemonLedgerBalance(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
@@ -222,7 +223,7 @@ type ledgerTxResp struct {
 }
 
 func ledgerTxJSON(t *countersign.LedgerTx) ledgerTxResp {
-	return ledgerTxResp{TxID: t.ID, From: t.From, To: t.To, Amount: core.FormatLedgerAmount(t.Units), AmountUnits: t.Units.String(), Memo: t.Memo,
+	return ledgerTxResp{TxID: t.ID, From: t.From, To: t.To, Amount: daemon.FormatLedgerAmount(t.Units), AmountUnits: t.Units.String(), Memo: t.Memo,
 		Signed: t.Canonical, SignatureBase64: base64.StdEncoding.EncodeToString(t.Signature), PublicKeyHex: hex.EncodeToString(t.PublicKey), CreatedAt: t.CreatedAt}
 }
 
@@ -279,7 +280,7 @@ func (s *Server) daemonCreateWebhook(w http.ResponseWriter, r *http.Request, _ *
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	wh, secret, err := s.Svc.CreateWebhook(r.Context(), core.DaemonOwner, req.URL, req.Events)
+	wh, secret, err := s.Svc.CreateWebhook(r.Context(), daemon.Owner, req.URL, req.Events)
 	if err != nil {
 		return err
 	}
@@ -304,7 +305,7 @@ type deliveriesResp struct {
 }
 
 func (s *Server) daemonDeliveries(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
-	list, err := s.Svc.Deliveries(r.Context(), core.DaemonOwner, r.PathValue("id"))
+	list, err := s.Svc.Deliveries(r.Context(), daemon.Owner, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -337,8 +338,8 @@ func (s *Server) daemonExport(w http.ResponseWriter, r *http.Request, _ *core.Pr
 	return writeJSON(w, 200, exportResp{Format: format, Blob: base64.StdEncoding.EncodeToString(blob)})
 }
 
-// rpcBridge gives every daemon route its JSON-RPC method (seed 001 §6
-// names). A call runs the route's own handler on an in-memory request, so
+// rpcBridge gives every daemon route its JSON-RPC method (the names of
+// the AITBC wallet-daemon design). A call runs the route's own handler on an in-memory request, so
 // the REST and RPC surfaces cannot drift apart. params names the
 // positional order; a name in the route's path ({txid}) is taken from the
 // params, and the rest form the JSON body (POST) or the query (GET).
@@ -508,11 +509,4 @@ func bridgeRequest(ctx context.Context, method string, params json.RawMessage) (
 		req.SetPathValue(k, v)
 	}
 	return req, nil
-}
-
-func ledgerName(l countersign.Ledger) string {
-	if l == nil {
-		return "none"
-	}
-	return l.Name()
 }

@@ -1,6 +1,8 @@
-// Package http serves countersign's REST API: one route table in which each
-// route declares who may call it, one error renderer, strict JSON decoding,
-// request ids, metrics, Server-Sent Events and a generated OpenAPI document.
+// Package http serves countersign's REST API and web UI: one route table
+// (routes.go) in which each route declares who may call it, one dispatcher
+// that enforces it (dispatch.go), one error table (error.go), strict JSON
+// decoding, request ids, metrics, Server-Sent Events and a generated
+// OpenAPI document. Handlers live in one file per area of the table.
 package http
 
 import (
@@ -20,6 +22,7 @@ import (
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign/daemon"
 	"github.com/countersign/countersign/web"
 )
 
@@ -53,7 +56,7 @@ type Server struct {
 	ServiceToken string
 	// Daemon is the local wallet daemon behind /v1/wallet…; WalletToken is
 	// the X-Auth-Token its routes require (empty: they answer no one).
-	Daemon      *core.Daemon
+	Daemon      *daemon.Service
 	WalletToken string
 	// WalletRemote is set when the operator chose WALLET_TOKEN: only then
 	// may clients beyond this machine (a non-loopback peer without
@@ -78,40 +81,6 @@ type Server struct {
 		latency  *prometheus.HistogramVec
 	}
 	openapi []byte
-}
-
-// Access says who may call a route.
-type Access int
-
-const (
-	Anonymous   Access = iota // no credentials
-	User                      // a user session token
-	UserMFA                   // a user session token, and the user has MFA set up
-	Agent                     // an agent API key
-	UserOrAgent               // either
-	Service                   // a service credential (SIGNER_TOKEN), for the derived-key signer
-	Omni                      // an omni_account session (session_jwt from /v1/auth/…)
-	Daemon                    // the local wallet daemon: X-Auth-Token (the wallet token), never from a web page or an agent
-)
-
-func (a Access) String() string {
-	return [...]string{"anonymous", "user", "user with MFA", "agent", "user or agent", "service", "omni session", "wallet daemon"}[a]
-}
-
-type handlerFunc func(s *Server, w http.ResponseWriter, r *http.Request, p *core.Principal) error
-
-// Route is one entry of the route table.
-type Route struct {
-	Method  string
-	Path    string
-	Access  Access
-	Summary string
-	Status  int      // success status
-	Req     any      // request body shape (nil: none)
-	Resp    any      // response body shape
-	Query   []string // query parameters
-	DevOnly bool     // exists only on the embedded chain
-	h       handlerFunc
 }
 
 // NewServer builds the server and registers its metrics on reg.
@@ -195,11 +164,7 @@ func (s *Server) Handler() http.Handler {
 			continue // 404 when the embedded chain does not run
 		}
 		pattern := rt.Method + " " + rt.Path
-		mux.Handle(pattern, s.wrap(pattern, s.guard(rt)))
-	}
-	for _, rt := range UIRoutes() {
-		pattern := rt.Method + " " + rt.Path
-		mux.Handle(pattern, s.wrap(pattern, s.uiGuard(rt)))
+		mux.Handle(pattern, s.wrap(pattern, s.dispatch(rt)))
 	}
 	static := http.FileServerFS(web.Static())
 	mux.Handle("GET /static/", s.wrap("GET /static/", http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -211,86 +176,4 @@ func (s *Server) Handler() http.Handler {
 		writeError(w, r, s.Log, countersign.Errorf(countersign.NotFound, "no route %s %s", r.Method, r.URL.Path))
 	})))
 	return mux
-}
-
-// guard authenticates the caller as the route's Access requires, then runs
-// the handler and renders its error.
-func (s *Server) guard(rt Route) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var p *core.Principal
-		var err error
-		if rt.Access == Omni {
-			r, err = s.authenticateOmni(r)
-		} else {
-			p, err = s.authenticate(r, rt.Access)
-		}
-		if err == nil {
-			if rt.Access == Daemon && r.Method != http.MethodGet {
-				// a wallet created, imported or signed for stays done (and
-				// audited) when its client hangs up halfway: no orphans
-				// answered as 500s
-				r = r.WithContext(context.WithoutCancel(r.Context()))
-			}
-			err = rt.h(s, w, r, p)
-		}
-		if err != nil {
-			writeError(w, r, s.Log, err)
-		}
-	})
-}
-
-func (s *Server) authenticate(r *http.Request, a Access) (*core.Principal, error) {
-	if a == Anonymous {
-		return nil, nil
-	}
-	if a == Service {
-		return nil, s.checkService(r)
-	}
-	if a == Daemon {
-		return nil, s.checkDaemon(r)
-	}
-	bearer := ""
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, tok, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-			return nil, countersign.Errorf(countersign.Unauthorized, "Authorization must be \"Bearer <token>\"")
-		}
-		bearer = strings.TrimSpace(tok)
-	}
-	apiKey := r.Header.Get("X-API-KEY")
-	if bearer != "" && apiKey != "" {
-		return nil, countersign.Errorf(countersign.BadRequest, "send either a session token or an API key, not both")
-	}
-	if apiKey == "" && strings.HasPrefix(bearer, "csk_") {
-		apiKey, bearer = bearer, "" // agents may send their key as a bearer token
-	}
-	ctx := r.Context()
-	switch {
-	case bearer != "":
-		if a == Agent {
-			return nil, countersign.Errorf(countersign.Forbidden, "this route is for agents: send X-API-KEY")
-		}
-		p, err := s.Svc.AuthenticateUser(ctx, bearer)
-		if err != nil {
-			return nil, err
-		}
-		if a == UserMFA && !p.User.MFAEnabled {
-			return nil, countersign.Errorf(countersign.MFARequired, "MFA is not set up: call POST /api/setup_mfa first")
-		}
-		return p, nil
-	case apiKey != "":
-		p, err := s.Svc.AuthenticateAgent(ctx, apiKey)
-		if err != nil {
-			return nil, err
-		}
-		if a == User || a == UserMFA {
-			return nil, countersign.Errorf(countersign.Forbidden, "this route needs a user session, not an agent key")
-		}
-		return p, nil
-	default:
-		if a == Agent {
-			return nil, countersign.Errorf(countersign.Unauthorized, "X-API-KEY header is required")
-		}
-		return nil, countersign.Errorf(countersign.Unauthorized, "Authorization: Bearer <token> is required")
-	}
 }

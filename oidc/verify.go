@@ -5,6 +5,7 @@ package oidc
 import (
 	"context"
 	"net/http"
+	"sync"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 
@@ -15,7 +16,9 @@ import (
 type Verifier struct {
 	issuer, clientID string
 	client           *http.Client
-	provider         *gooidc.Provider
+
+	mu       sync.Mutex // guards provider: concurrent first logins discover it
+	provider *gooidc.Provider
 }
 
 var _ countersign.IDTokenVerifier = (*Verifier)(nil)
@@ -32,6 +35,22 @@ func New(issuer, clientID string, client *http.Client) *Verifier {
 // Verify checks signature (via the issuer's JWKS), iss, aud and exp.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*countersign.VerifiedIDToken, error) {
 	ctx = gooidc.ClientContext(ctx, v.client)
+	provider, err := v.discover(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := provider.Verifier(&gooidc.Config{ClientID: v.clientID}).Verify(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	return &countersign.VerifiedIDToken{Issuer: tok.Issuer, Subject: tok.Subject, Nonce: tok.Nonce}, nil
+}
+
+// discover returns the issuer's provider, fetching its discovery document
+// on first use; a failed fetch is retried on the next login.
+func (v *Verifier) discover(ctx context.Context) (*gooidc.Provider, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	if v.provider == nil {
 		p, err := gooidc.NewProvider(ctx, v.issuer)
 		if err != nil {
@@ -39,9 +58,5 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*countersign.Verifie
 		}
 		v.provider = p
 	}
-	tok, err := v.provider.Verifier(&gooidc.Config{ClientID: v.clientID}).Verify(ctx, raw)
-	if err != nil {
-		return nil, err
-	}
-	return &countersign.VerifiedIDToken{Issuer: tok.Issuer, Subject: tok.Subject, Nonce: tok.Nonce}, nil
+	return v.provider, nil
 }

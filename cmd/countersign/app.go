@@ -20,6 +20,7 @@ import (
 	"github.com/countersign/countersign/chain/evm"
 	"github.com/countersign/countersign/chain/sim"
 	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign/daemon"
 	cshttp "github.com/countersign/countersign/http"
 	"github.com/countersign/countersign/keys/envelope"
 	"github.com/countersign/countersign/keys/keystore"
@@ -29,7 +30,9 @@ import (
 	"github.com/countersign/countersign/netguard"
 	"github.com/countersign/countersign/notify"
 	oidcverify "github.com/countersign/countersign/oidc"
+	"github.com/countersign/countersign/signer/audited"
 	"github.com/countersign/countersign/signer/derived"
+	hdsigner "github.com/countersign/countersign/signer/hd"
 	"github.com/countersign/countersign/signer/local"
 	"github.com/countersign/countersign/signer/remote"
 	"github.com/countersign/countersign/store/sqlite"
@@ -85,7 +88,8 @@ func openStore(ctx context.Context, cfg *Config) (countersign.Store, error) {
 	return sqlite.Open(ctx, strings.TrimPrefix(cfg.DB, "sqlite://"))
 }
 
-// Start builds everything from cfg and starts serving.
+// Start builds everything from cfg and starts serving. Each step adds
+// what it opens to a.closers, so a refused start closes what it made.
 func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err error) {
 	// a, not the named result: "return nil, err" must not lose what to close.
 	a := &App{Log: log, DataDir: cfg.DataDir, done: make(chan struct{})}
@@ -94,25 +98,80 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 			a.closeAll()
 		}
 	}()
-	if err := cfg.validate(); err != nil { // a refused start leaves nothing behind
+	if err := a.checkConfig(cfg, log); err != nil { // a refused start leaves nothing behind
 		return nil, err
+	}
+	sealer, err := openSealer(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, st.Close)
+	ch, dev, err := a.openChain(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	ks, err := openKeystore(cfg, st)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := a.startService(ctx, cfg, st, ch, ks, sealer, log)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := a.newHTTPServer(cfg, svc, dev, log)
+	if err != nil {
+		return nil, err
+	}
+	if srv.Daemon, err = newDaemon(cfg, st, ks, svc); err != nil {
+		return nil, err
+	}
+	ln, err := a.listen(cfg, srv, log)
+	if err != nil {
+		return nil, err
+	}
+	a.startWorkers(ctx, cfg, svc, srv.Daemon, log)
+	go func() {
+		if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "err", err)
+		}
+	}()
+	log.Info("countersign is serving", "url", a.URL, "chain_id", svc.ChainID().String(), "embedded_chain", a.Dev != nil,
+		"data_dir", cfg.DataDir, "db", cfg.DB)
+	if a.Dev != nil {
+		log.Info("embedded dev chain (in memory, fresh on every start)", "faucet", a.Dev.Faucet.Hex(), "test_token", a.Dev.Token.Hex(), "counter", a.Dev.Counter.Hex())
+	}
+	return a, nil
+}
+
+// checkConfig refuses a configuration before anything is created: the
+// settings, the data directory, and the tokens (a weak WALLET_TOKEN or
+// METRICS_TOKEN stops the start).
+func (a *App) checkConfig(cfg *Config, log *slog.Logger) (err error) {
+	if err := cfg.validate(); err != nil {
+		return err
 	}
 	if err := checkDataDir(cfg, log); err != nil { // before anything is written into it
-		return nil, err
+		return err
 	}
-	// The daemon's token first: a weak WALLET_TOKEN stops the start before
-	// anything is created.
 	if a.walletToken, err = daemonToken(cfg, log); err != nil {
-		return nil, err
+		return err
 	}
 	if cfg.WalletToken == "" {
 		a.WalletTokenFile = walletTokenFile(cfg.DataDir)
 	}
 	if cfg.MetricsToken != "" {
-		if err := cshttp.CheckTokenStrength("METRICS_TOKEN", cfg.MetricsToken); err != nil {
-			return nil, err
-		}
+		return cshttp.CheckTokenStrength("METRICS_TOKEN", cfg.MetricsToken)
 	}
+	return nil
+}
+
+// openSealer loads (or, the first time, creates) the master key and
+// returns the envelope sealer over it.
+func openSealer(cfg *Config, log *slog.Logger) (countersign.Sealer, error) {
 	kek, created, err := envelope.LoadOrCreateKeyFile(cfg.MasterKeyFile)
 	if err != nil {
 		return nil, err
@@ -123,47 +182,47 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 	}
 	sealer, err := envelope.New(kek)
 	clear(kek)
-	if err != nil {
-		return nil, err
-	}
-	st, err := openStore(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	a.closers = append(a.closers, st.Close)
+	return sealer, err
+}
 
-	var ch countersign.Chain
-	var dev cshttp.DevChain
-	if cfg.ChainURL == "" {
-		// A fixed seed: the dev chain's money is play money, and a fixed
-		// faucet gives the TEST token the same address everywhere.
-		a.Dev, err = sim.Start(ctx, []byte("countersign embedded dev chain"))
-		if err != nil {
-			return nil, fmt.Errorf("start embedded chain: %w", err)
-		}
-		a.closers = append(a.closers, a.Dev.Close)
-		ch = evm.New(a.Dev.Client())
-		dev = devChain{a.Dev}
-	} else {
+// openChain starts the embedded dev chain (no CHAIN_URL) or dials the
+// configured one.
+func (a *App) openChain(ctx context.Context, cfg *Config) (countersign.Chain, cshttp.DevChain, error) {
+	if cfg.ChainURL != "" {
 		c, closeFn, err := evm.Dial(ctx, cfg.ChainURL)
 		if err != nil {
-			return nil, fmt.Errorf("connect to chain %s: %w", redactURL(cfg.ChainURL), err)
+			return nil, nil, fmt.Errorf("connect to chain %s: %w", redactURL(cfg.ChainURL), err)
 		}
 		a.closers = append(a.closers, func() error { closeFn(); return nil })
-		ch = c
+		return c, nil, nil
 	}
+	// A fixed seed: the dev chain's money is play money, and a fixed
+	// faucet gives the TEST token the same address everywhere.
+	dev, err := sim.Start(ctx, []byte("countersign embedded dev chain"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("start embedded chain: %w", err)
+	}
+	a.Dev = dev
+	a.closers = append(a.closers, a.Dev.Close)
+	return evm.New(a.Dev.Client()), devChain{a.Dev}, nil
+}
 
-	// One key model: API wallets and daemon wallets are v1-kdb files in the
-	// same KeyStore.
-	var ks countersign.KeyStore
+// openKeystore picks the KeyStore. One key model: API wallets and daemon
+// wallets are v1-kdb files in the same KeyStore.
+func openKeystore(cfg *Config, st countersign.Store) (countersign.KeyStore, error) {
 	switch cfg.KeystoreKind {
 	case "", "dir":
-		ks = keystore.Dir{Path: cfg.KeystoreDir}
+		return keystore.Dir{Path: cfg.KeystoreDir}, nil
 	case "store":
-		ks = keystore.DB{Store: st}
+		return keystore.DB{Store: st}, nil
 	default:
 		return nil, fmt.Errorf("KEYSTORE must be dir or store, not %q", cfg.KeystoreKind)
 	}
+}
+
+// startService builds the core service and readies its data: the chain
+// binding, the audit key, the wallet keys in the keystore.
+func (a *App) startService(ctx context.Context, cfg *Config, st countersign.Store, ch countersign.Chain, ks countersign.KeyStore, sealer countersign.Sealer, log *slog.Logger) (*core.Service, error) {
 	ports, err := servicePorts(cfg)
 	if err != nil {
 		return nil, err
@@ -186,22 +245,31 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 	if err := svc.EnsureAuditKey(ctx); err != nil { // signs audit checkpoints
 		return nil, err
 	}
+	return svc, checkWalletKeys(ctx, cfg, svc, log)
+}
+
+// checkWalletKeys moves legacy wallet keys into the keystore and refuses
+// to start when a wallet's key is missing from it.
+func checkWalletKeys(ctx context.Context, cfg *Config, svc *core.Service, log *slog.Logger) error {
 	if n, err := svc.MigrateWalletKeys(ctx); err != nil {
-		return nil, err
+		return err
 	} else if n > 0 {
 		log.Info("moved wallet keys into the keystore", "wallets", n, "keystore", or(cfg.KeystoreKind, "dir"))
 	}
-	if missing, err := svc.MissingWalletKeys(ctx); err != nil {
-		return nil, err
-	} else if len(missing) > 0 {
-		where := "KEYSTORE=store (the database)"
-		if cfg.KeystoreKind != "store" {
-			where = "KEYSTORE=dir, KEYSTORE_DIR=" + cfg.KeystoreDir
-		}
-		return nil, fmt.Errorf("the keys of %d wallet(s) are not in the keystore (%s), e.g. %s: restore the keystore from the backup taken with the database, or point KEYSTORE/KEYSTORE_DIR where the keys are",
-			len(missing), where, missing[0])
+	missing, err := svc.MissingWalletKeys(ctx)
+	if err != nil || len(missing) == 0 {
+		return err
 	}
+	where := "KEYSTORE=store (the database)"
+	if cfg.KeystoreKind != "store" {
+		where = "KEYSTORE=dir, KEYSTORE_DIR=" + cfg.KeystoreDir
+	}
+	return fmt.Errorf("the keys of %d wallet(s) are not in the keystore (%s), e.g. %s: restore the keystore from the backup taken with the database, or point KEYSTORE/KEYSTORE_DIR where the keys are",
+		len(missing), where, missing[0])
+}
 
+// newHTTPServer configures the HTTP server (all but the daemon).
+func (a *App) newHTTPServer(cfg *Config, svc *core.Service, dev cshttp.DevChain, log *slog.Logger) (_ *cshttp.Server, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv := cshttp.NewServer(svc, log, dev, reg)
@@ -211,17 +279,11 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 	if srv.Derived, err = derivedSigner(cfg, log); err != nil {
 		return nil, err
 	}
-	srv.ServiceToken = cfg.SignerToken
-	var ledger countersign.Ledger
-	switch cfg.WalletChain {
-	case "", "mock":
-		ledger = mockledger.Ledger{Store: st}
-	case "aitbc":
-		return nil, errors.New("WALLET_CHAIN=aitbc: there is no AITBC node adapter yet (the chain has no RPC to talk to); use WALLET_CHAIN=mock")
-	default:
-		return nil, fmt.Errorf("WALLET_CHAIN must be mock (or, later, aitbc), not %q", cfg.WalletChain)
+	if srv.Derived != nil {
+		// every /dev signature goes on its omni account's audit chain
+		srv.Derived = audited.New(srv.Derived, svc)
 	}
-	srv.Daemon = core.NewDaemon(svc, ks, core.DaemonConfig{UnlockTTL: cfg.UnlockTTL, Argon2: cfg.DaemonArgon, SignRate: cfg.SignRate, SignBurst: cfg.SignBurst, Ledger: ledger})
+	srv.ServiceToken = cfg.SignerToken
 	srv.WalletToken = a.walletToken
 	srv.WalletRemote = cfg.WalletToken != "" // an explicit token is the operator's choice to serve beyond this machine
 	srv.MetricsToken = cfg.MetricsToken
@@ -240,7 +302,28 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 	srv.MCP = csmcp.Handler(svc)
 	srv.Version = buildVersion() // the same as `countersign version`
 	srv.Explorer = cfg.Explorer
+	return srv, nil
+}
 
+// newDaemon builds the local wallet daemon: its keys in the keystore
+// (signer/hd), its ledger, its state changes recorded by the service.
+func newDaemon(cfg *Config, st countersign.Store, ks countersign.KeyStore, svc *core.Service) (*daemon.Service, error) {
+	var ledger countersign.Ledger
+	switch cfg.WalletChain {
+	case "", "mock":
+		ledger = mockledger.Ledger{Store: st}
+	case "aitbc":
+		return nil, errors.New("WALLET_CHAIN=aitbc: there is no AITBC node adapter yet (the chain has no RPC to talk to); use WALLET_CHAIN=mock")
+	default:
+		return nil, fmt.Errorf("WALLET_CHAIN must be mock (or, later, aitbc), not %q", cfg.WalletChain)
+	}
+	keys := hdsigner.New(ks, cfg.Clock, hdsigner.Config{Argon2: cfg.DaemonArgon})
+	return daemon.New(st, keys, svc, cfg.Clock, daemon.Config{UnlockTTL: cfg.UnlockTTL, SignRate: cfg.SignRate, SignBurst: cfg.SignBurst, Ledger: ledger}), nil
+}
+
+// listen opens the listener (refusing a non-loopback address without an
+// explicit daemon credential) and makes the http.Server.
+func (a *App) listen(cfg *Config, srv *cshttp.Server, log *slog.Logger) (net.Listener, error) {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, err
@@ -258,7 +341,12 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 	a.URL = "http://" + ln.Addr().String()
 	a.httpSrv = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	return ln, nil
+}
 
+// startWorkers runs the background work until Close: the service's
+// workers, the daemon's unlock expiry, the local event socket.
+func (a *App) startWorkers(ctx context.Context, cfg *Config, svc *core.Service, d *daemon.Service, log *slog.Logger) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
 	go func() {
@@ -272,10 +360,10 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 			for {
 				select {
 				case <-runCtx.Done():
-					_, _ = srv.Daemon.Lock(context.WithoutCancel(runCtx), "")
+					_, _ = d.Lock(context.WithoutCancel(runCtx), "")
 					return
 				case <-t.C:
-					srv.Daemon.Sweep()
+					d.Sweep()
 				}
 			}
 		}()
@@ -291,17 +379,6 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 		svc.Run(runCtx)
 		wg.Wait()
 	}()
-	go func() {
-		if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server", "err", err)
-		}
-	}()
-	log.Info("countersign is serving", "url", a.URL, "chain_id", svc.ChainID().String(), "embedded_chain", a.Dev != nil,
-		"data_dir", cfg.DataDir, "db", cfg.DB)
-	if a.Dev != nil {
-		log.Info("embedded dev chain (in memory, fresh on every start)", "faucet", a.Dev.Faucet.Hex(), "test_token", a.Dev.Token.Hex(), "counter", a.Dev.Counter.Hex())
-	}
-	return a, nil
 }
 
 // Close shuts the server down gracefully: stop accepting, finish requests

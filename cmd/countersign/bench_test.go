@@ -19,8 +19,8 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/countersign/countersign/auth"
-	"github.com/countersign/countersign/core"
 	"github.com/countersign/countersign/keys/hd"
+	hdsigner "github.com/countersign/countersign/signer/hd"
 )
 
 // cpuTime is the process's user+system CPU time: server and client share
@@ -206,7 +206,7 @@ func BenchmarkDaemonSignMessage(b *testing.B) {
 		acct := e.do("POST", "/v1/account/derive", anon, map[string]string{"wallet_id": id, "curve": curve}).must(b, 201).str("account_id")
 		seed, _ := hd.Seed("abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon abandon about", "")
 		b.Run(curve+"/in-process", func(b *testing.B) {
-			path, _ := hd.ParsePath(core.DefaultPaths[curve])
+			path, _ := hd.ParsePath(hdsigner.DefaultPaths[curve])
 			if curve == "ed25519" {
 				m, _ := hd.NewEd25519Master(seed)
 				k, _ := m.Derive(path)

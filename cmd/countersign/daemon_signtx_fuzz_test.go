@@ -14,7 +14,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 
-	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign/ethsig"
 )
 
 // FuzzDaemonSignTx drives POST /v1/sign/tx — the JSON body, the base64,
@@ -110,7 +110,7 @@ func FuzzDaemonSignTx(f *testing.F) {
 					signer = types.LatestSignerForChainID(unsigned.ChainId())
 				}
 			} else {
-				unsigned, signer, derr = core.DecodeUnsignedEVMTx(tx, chainID)
+				unsigned, signer, derr = ethsig.DecodeUnsignedEVMTx(tx, chainID)
 			}
 			if !secp || derr != nil || signed.UnmarshalBinary(signedRaw) != nil {
 				t.Fatalf("evm: signed something that is not the transaction sent")

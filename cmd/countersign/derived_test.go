@@ -13,6 +13,7 @@ import (
 	"github.com/ethereum/go-ethereum/signer/core/apitypes"
 
 	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/core"
 )
 
 const (
@@ -45,8 +46,24 @@ func TestDerivedSignerRoutes(t *testing.T) {
 	msg := "sign in to countersign"
 	sig := e.do("POST", "/dev/sign-message", svc, map[string]string{"omni_account": omni, "message_hex": hexutil.Encode([]byte(msg))}).must(t, 200).str("signature")
 	tsig := e.do("POST", "/dev/sign-typed-data", svc, map[string]any{"omni_account": omni, "typed_data": json.RawMessage(typedJSON)}).must(t, 200).str("signature")
-	if !strings.Contains(e.logs.String(), `"omni_account":"`+omni+`"`) || !strings.Contains(e.logs.String(), `"message_hash":"`) {
-		t.Fatal("signing requests are not logged with omni_account and message hash")
+	// a refused signature (bad typed data) is not audited
+	e.do("POST", "/dev/sign-typed-data", svc, map[string]any{"omni_account": omni, "typed_data": json.RawMessage(`{"types":{}}`)}).refused(t, 400, "BAD_REQUEST")
+	// each signature is one entry on the omni account's audit chain, naming
+	// the signed hash (never the message), and the chain verifies
+	entries, err := e.app.Store.AuditEntries(context.Background(), "omni:"+omni, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 || entries[0].Action != "derived.sign.message" || entries[1].Action != "derived.sign.typed_data" {
+		t.Fatalf("audit entries of the signatures: %+v", entries)
+	}
+	for _, en := range entries {
+		if en.Actor != "service" || en.Subject != omni || !strings.Contains(en.Details, `"message_hash":"`) || strings.Contains(en.Details, hexutil.Encode([]byte(msg))[2:]) {
+			t.Fatalf("audit entry %+v", en)
+		}
+	}
+	if _, err := core.VerifyAudit(context.Background(), e.app.Store); err != nil {
+		t.Fatal(err)
 	}
 
 	// deterministic across restarts

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 
 	"github.com/countersign/countersign"
@@ -70,8 +71,15 @@ func (c *Client) DeriveAddress(ctx context.Context, omni string) (string, error)
 	var out struct {
 		Address string `json:"address"`
 	}
-	err := c.call(ctx, "/dev/derive-address", map[string]string{"omni_account": omni}, &out)
-	return out.Address, err
+	if err := c.call(ctx, "/dev/derive-address", map[string]string{"omni_account": omni}, &out); err != nil {
+		return "", err
+	}
+	// Fail closed: a 200 without a well-formed address ("{}", "null", a
+	// proxy's page) must not become a wallet address.
+	if len(out.Address) != 42 || !strings.HasPrefix(out.Address, "0x") || !common.IsHexAddress(out.Address) {
+		return "", countersign.Errorf(countersign.Internal, "signer returned a malformed address")
+	}
+	return out.Address, nil
 }
 
 func decodeSig(s string) ([]byte, error) {

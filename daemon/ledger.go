@@ -1,4 +1,4 @@
-package core
+package daemon
 
 import (
 	"bytes"
@@ -9,10 +9,10 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/countersign/countersign"
-	"github.com/countersign/countersign/keys/hd"
 )
 
-// The mock ledger of seed 001 (stage 1, until a chain node is plugged in):
+// The mock ledger of the AITBC wallet-daemon design (stage 1, until a chain
+// node is plugged in):
 // balances and transfers in the store, in integer units. Amounts at the edge
 // are decimal strings with LedgerDecimals places ("123.456").
 
@@ -49,16 +49,16 @@ func FormatLedgerAmount(units *big.Int) string {
 }
 
 // checkAit refuses a field that is not an ait1… address.
-func checkAit(field, address string) error {
-	if _, err := hd.ParseAddress(address); err != nil {
+func (d *Service) checkAit(field, address string) error {
+	if !d.keys.ValidAddress(address) {
 		return countersign.Errorf(countersign.BadRequest, "%s is not an ait1… address", field)
 	}
 	return nil
 }
 
 // LedgerBalance returns an address's balance in units.
-func (d *Daemon) LedgerBalance(ctx context.Context, address string) (*big.Int, error) {
-	if err := checkAit("address", address); err != nil {
+func (d *Service) LedgerBalance(ctx context.Context, address string) (*big.Int, error) {
+	if err := d.checkAit("address", address); err != nil {
 		return nil, err
 	}
 	l, err := d.ledgerOrErr()
@@ -69,7 +69,7 @@ func (d *Daemon) LedgerBalance(ctx context.Context, address string) (*big.Int, e
 }
 
 // ledgerOrErr is the configured ledger, or an error saying there is none.
-func (d *Daemon) ledgerOrErr() (countersign.Ledger, error) {
+func (d *Service) ledgerOrErr() (countersign.Ledger, error) {
 	if d.cfg.Ledger == nil {
 		return nil, countersign.Errorf(countersign.Internal, "no ledger is configured (WALLET_CHAIN)")
 	}
@@ -78,8 +78,8 @@ func (d *Daemon) ledgerOrErr() (countersign.Ledger, error) {
 
 // LedgerFaucet credits an address (mock ledger only: there is no chain to
 // pay from).
-func (d *Daemon) LedgerFaucet(ctx context.Context, address, amount string) (*big.Int, error) {
-	if err := checkAit("address", address); err != nil {
+func (d *Service) LedgerFaucet(ctx context.Context, address, amount string) (*big.Int, error) {
+	if err := d.checkAit("address", address); err != nil {
 		return nil, err
 	}
 	units, err := ParseLedgerAmount(amount)
@@ -90,11 +90,8 @@ func (d *Daemon) LedgerFaucet(ctx context.Context, address, amount string) (*big
 	if err != nil {
 		return nil, err
 	}
-	err = d.svc.inTx(ctx, func(ctx context.Context) error {
-		if err := l.Credit(ctx, address, units); err != nil {
-			return err
-		}
-		return d.svc.audit(ctx, DaemonOwner, "operator", "ledger.faucet", address, map[string]string{"units": units.String()})
+	err = d.record(ctx, "ledger.faucet", address, map[string]string{"units": units.String()}, func(ctx context.Context) error {
+		return l.Credit(ctx, address, units)
 	})
 	if err != nil {
 		return nil, err
@@ -104,11 +101,11 @@ func (d *Daemon) LedgerFaucet(ctx context.Context, address, amount string) (*big
 
 // LedgerTransfer moves an amount from a local account, which signs the
 // transfer (its RFC 8785 canonical JSON), to any ait address.
-func (d *Daemon) LedgerTransfer(ctx context.Context, from, to, amount, memo string) (*countersign.LedgerTx, error) {
-	if err := checkAit("to", to); err != nil {
+func (d *Service) LedgerTransfer(ctx context.Context, from, to, amount, memo string) (*countersign.LedgerTx, error) {
+	if err := d.checkAit("to", to); err != nil {
 		return nil, err
 	}
-	if err := checkMemo(memo); err != nil {
+	if err := countersign.CheckText("memo", memo, countersign.MaxMemo, true); err != nil {
 		return nil, err
 	}
 	units, err := ParseLedgerAmount(amount)
@@ -119,11 +116,11 @@ func (d *Daemon) LedgerTransfer(ctx context.Context, from, to, amount, memo stri
 	if err != nil {
 		return nil, err
 	}
-	acct, err := d.svc.store.DaemonAccountByAddress(ctx, from)
+	acct, err := d.store.DaemonAccountByAddress(ctx, from)
 	if err != nil {
 		return nil, countersign.Errorf(countersign.NotFound, "from must be a local account of this daemon")
 	}
-	t := &countersign.LedgerTx{ID: uuid.NewString(), From: from, To: to, Memo: memo, Units: units, CreatedAt: d.svc.clock.Now().UTC()}
+	t := &countersign.LedgerTx{ID: uuid.NewString(), From: from, To: to, Memo: memo, Units: units, CreatedAt: d.clock.Now().UTC()}
 	var c bytes.Buffer
 	c.WriteString(`{"amount_units":"` + units.String() + `","from":`)
 	_ = jcsString(&c, from)
@@ -140,15 +137,9 @@ func (d *Daemon) LedgerTransfer(ctx context.Context, from, to, amount, memo stri
 		return nil, err
 	}
 	t.Signature, t.PublicKey = sm.Signature, sm.PublicKey
-	err = d.svc.inTx(ctx, func(ctx context.Context) error {
-		if err := l.Submit(ctx, t); err != nil {
-			return err
-		}
-		if err := d.svc.audit(ctx, DaemonOwner, "operator", "ledger.transfer", t.ID, map[string]string{"from": from, "to": to, "units": units.String()}); err != nil {
-			return err
-		}
-		return d.svc.emit(ctx, DaemonOwner, "transfer", t.ID, map[string]string{"txid": t.ID, "from": from, "to": to, "amount": FormatLedgerAmount(units), "memo": memo})
-	})
+	err = d.record(ctx, "ledger.transfer", t.ID, map[string]string{"from": from, "to": to, "units": units.String()},
+		func(ctx context.Context) error { return l.Submit(ctx, t) },
+		countersign.ChangeEvent{Type: "transfer", Subject: t.ID, Payload: map[string]string{"txid": t.ID, "from": from, "to": to, "amount": FormatLedgerAmount(units), "memo": memo}})
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +147,7 @@ func (d *Daemon) LedgerTransfer(ctx context.Context, from, to, amount, memo stri
 }
 
 // LedgerTx returns a transfer.
-func (d *Daemon) LedgerTx(ctx context.Context, id string) (*countersign.LedgerTx, error) {
+func (d *Service) LedgerTx(ctx context.Context, id string) (*countersign.LedgerTx, error) {
 	l, err := d.ledgerOrErr()
 	if err != nil {
 		return nil, err

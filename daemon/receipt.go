@@ -1,4 +1,4 @@
-package core
+package daemon
 
 import (
 	"bytes"
@@ -18,7 +18,8 @@ import (
 	"github.com/countersign/countersign"
 )
 
-// Receipt is a job receipt a coordinator or miner signs (seed 001 §5.3).
+// Receipt is a job receipt a coordinator or miner signs (the AITBC
+// wallet-daemon design's receipts).
 type Receipt struct {
 	JobID      string `json:"job_id"`
 	MinerID    string `json:"miner_id"`
@@ -148,7 +149,7 @@ func ParseReceipt(raw json.RawMessage) (Receipt, error) {
 
 // SignReceipt signs a receipt's canonical bytes with an account, as
 // SignMessage signs a message (ed25519 over the bytes; secp256k1 EIP-191).
-func (d *Daemon) SignReceipt(ctx context.Context, accountID string, r Receipt) (*SignedMessage, []byte, error) {
+func (d *Service) SignReceipt(ctx context.Context, accountID string, r Receipt) (*SignedMessage, []byte, error) {
 	c, err := r.Canonical()
 	if err != nil {
 		return nil, nil, err
