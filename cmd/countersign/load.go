@@ -51,145 +51,209 @@ type loadReport struct {
 	VerifiedAnswers int64   `json:"verified_signatures"`
 }
 
-func loadCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("load", flag.ContinueOnError)
-	base := fs.String("url", or(getenv("COUNTERSIGN_URL"), "http://127.0.0.1:8555"), "the server (env COUNTERSIGN_URL)")
-	curve := fs.String("curve", "ed25519", "ed25519 or secp256k1")
-	conns := fs.Int("connections", 32, "concurrent keep-alive connections")
-	dur := fs.Duration("duration", 10*time.Second, "how long to send")
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	calib := fs.Duration("in-process-time", 2*time.Second, "how long to measure the in-process signing rate")
-	account := fs.String("account", "", "sign with this unlocked account instead of a new throwaway wallet")
-	dataDir := fs.String("data-dir", defaultDataDir(getenv), "the server's data directory, for its wallet.token when WALLET_TOKEN is not set (env COUNTERSIGN_DATA_DIR)")
-	if err := parseFlags(fs, args, stdout, `Usage: countersign load [--curve C] [--connections N] [--duration D] [--account ID] [flags]
+// loadOpts are load's flags.
+type loadOpts struct {
+	base, curve, account, dataDir string
+	conns                         int
+	dur, calib                    time.Duration
+	asJSON                        bool
+	host                          string // from base: host:port
+}
 
-Drives POST /v1/sign/message on a running server and reports the signing rate,
-latencies and errors next to the in-process single-core rate.`, nil); err != nil {
+func loadCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, err := parseLoadFlags(args, getenv, stdout)
+	if err != nil {
 		return err
 	}
-	if *curve != "ed25519" && *curve != "secp256k1" {
-		return errors.New("--curve must be ed25519 or secp256k1")
-	}
-	if *conns < 1 || *conns > 4096 || *dur <= 0 {
-		return errors.New("--connections must be 1…4096 and --duration positive")
-	}
-	u, err := neturl.Parse(*base)
-	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return errors.New("--url must be http://host:port (load talks plain HTTP/1.1, as on loopback)")
-	}
-	c, from := daemonClient(getenv, *base, *dataDir)
-
-	// The signing key: a throwaway single-key wallet (random key, never
-	// shown, the wallet named for the run and locked at the end), or an
-	// existing unlocked account (--account).
+	c, from := daemonClient(getenv, o.base, o.dataDir)
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		return err
 	}
+	accountID, lock, err := loadAccount(ctx, c, from, o, key, stderr)
+	if err != nil {
+		return err
+	}
+	defer lock()
+
+	msg := []byte("countersign load test")
+	inProc := inProcessRate(o.curve, key, msg, o.calib) // the same work with a local key of the same curve
+	clear(key)
+
+	req, err := loadRequest(o.host, c.authToken, accountID, msg)
+	if err != nil {
+		return err
+	}
+	rep := loadReport{URL: o.base, Curve: o.curve, Connections: o.conns, InProcessRate: inProc}
+	lat, elapsed := runLoad(ctx, o, req, msg, &rep)
+	summarize(&rep, lat, elapsed)
+	printLoadReport(stdout, &rep, o.asJSON)
+	if rep.Signatures == 0 {
+		return fmt.Errorf("no signature succeeded: %s", rep.FirstError)
+	}
+	return nil
+}
+
+// parseLoadFlags reads and checks load's flags.
+func parseLoadFlags(args []string, getenv func(string) string, stdout io.Writer) (*loadOpts, error) {
+	fs := flag.NewFlagSet("load", flag.ContinueOnError)
+	o := &loadOpts{}
+	fs.StringVar(&o.base, "url", or(getenv("COUNTERSIGN_URL"), "http://127.0.0.1:8555"), "the server (env COUNTERSIGN_URL)")
+	fs.StringVar(&o.curve, "curve", "ed25519", "ed25519 or secp256k1")
+	fs.IntVar(&o.conns, "connections", 32, "concurrent keep-alive connections")
+	fs.DurationVar(&o.dur, "duration", 10*time.Second, "how long to send")
+	fs.BoolVar(&o.asJSON, "json", false, "print the report as JSON")
+	fs.DurationVar(&o.calib, "in-process-time", 2*time.Second, "how long to measure the in-process signing rate")
+	fs.StringVar(&o.account, "account", "", "sign with this unlocked account instead of a new throwaway wallet")
+	fs.StringVar(&o.dataDir, "data-dir", defaultDataDir(getenv), "the server's data directory, for its wallet.token when WALLET_TOKEN is not set (env COUNTERSIGN_DATA_DIR)")
+	if err := parseFlags(fs, args, stdout, `Usage: countersign load [--curve C] [--connections N] [--duration D] [--account ID] [flags]
+
+Drives POST /v1/sign/message on a running server and reports the signing rate,
+latencies and errors next to the in-process single-core rate.`, nil); err != nil {
+		return nil, err
+	}
+	if o.curve != "ed25519" && o.curve != "secp256k1" {
+		return nil, errors.New("--curve must be ed25519 or secp256k1")
+	}
+	if o.conns < 1 || o.conns > 4096 || o.dur <= 0 {
+		return nil, errors.New("--connections must be 1…4096 and --duration positive")
+	}
+	u, err := neturl.Parse(o.base)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return nil, errors.New("--url must be http://host:port (load talks plain HTTP/1.1, as on loopback)")
+	}
+	o.host = u.Host
+	return o, nil
+}
+
+// loadAccount returns the account to sign with, and a func to run when the
+// load ends: a throwaway single-key wallet made from key (never shown,
+// named for the run, locked at the end), or an existing unlocked account
+// (--account), whose curve then replaces o.curve.
+func loadAccount(ctx context.Context, c *apiClient, from string, o *loadOpts, key []byte, stderr io.Writer) (string, func(), error) {
 	var imp struct {
 		WalletID  string `json:"wallet_id"`
 		AccountID string `json:"account_id"`
 	}
-	if *account != "" {
+	if o.account != "" {
 		var a struct {
 			Curve string `json:"curve"`
 		}
-		if err := c.get(ctx, "/v1/address/"+neturl.PathEscape(*account), &a); err != nil {
-			return daemonError(err, from)
+		if err := c.get(ctx, "/v1/address/"+neturl.PathEscape(o.account), &a); err != nil {
+			return "", nil, daemonError(err, from)
 		}
-		imp.AccountID, *curve = *account, a.Curve
-	} else {
-		password := hex.EncodeToString(key[:16])
-		name := "load test " + time.Now().UTC().Format(time.RFC3339)
-		if err := c.post(ctx, "/v1/wallet/import-key", map[string]string{"name": name, "password": password, "curve": *curve, "private_key_hex": hex.EncodeToString(key)}, &imp); err != nil {
-			return fmt.Errorf("create the load-test wallet: %w", daemonError(err, from))
-		}
-		if err := c.post(ctx, "/v1/wallet/unlock", map[string]string{"wallet_id": imp.WalletID, "password": password}, nil); err != nil {
-			return err
-		}
-		defer func() {
-			_ = c.post(context.WithoutCancel(ctx), "/v1/wallet/lock", map[string]string{"wallet_id": imp.WalletID}, nil)
-		}()
-		fmt.Fprintf(stderr, "signing with a new wallet %q (%s), locked when the run ends\n", name, imp.WalletID)
+		o.curve = a.Curve
+		return o.account, func() {}, nil
 	}
-
-	msg := []byte("countersign load test")
-	inProc := inProcessRate(*curve, key, msg, *calib) // the same work with a local key of the same curve
-	clear(key)
-
-	body := fmt.Sprintf(`{"account_id":%q,"message_base64":%q}`, imp.AccountID, base64.StdEncoding.EncodeToString(msg))
-	req := []byte("POST /v1/sign/message HTTP/1.1\r\nHost: " + u.Host + "\r\nContent-Type: application/json\r\n")
-	if strings.ContainsAny(c.authToken, "\r\n") {
-		return errors.New("the wallet token holds a line break")
+	password := hex.EncodeToString(key[:16])
+	name := "load test " + time.Now().UTC().Format(time.RFC3339)
+	if err := c.post(ctx, "/v1/wallet/import-key", map[string]string{"name": name, "password": password, "curve": o.curve, "private_key_hex": hex.EncodeToString(key)}, &imp); err != nil {
+		return "", nil, fmt.Errorf("create the load-test wallet: %w", daemonError(err, from))
 	}
-	if c.authToken != "" {
-		req = append(req, "X-Auth-Token: "+c.authToken+"\r\n"...)
+	if err := c.post(ctx, "/v1/wallet/unlock", map[string]string{"wallet_id": imp.WalletID, "password": password}, nil); err != nil {
+		return "", nil, err
 	}
-	req = append(req, "Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body...)
+	fmt.Fprintf(stderr, "signing with a new wallet %q (%s), locked when the run ends\n", name, imp.WalletID)
+	return imp.AccountID, func() {
+		_ = c.post(context.WithoutCancel(ctx), "/v1/wallet/lock", map[string]string{"wallet_id": imp.WalletID}, nil)
+	}, nil
+}
 
-	rep := loadReport{URL: *base, Curve: *curve, Connections: *conns, InProcessRate: inProc}
-	var signed, failed, verified atomic.Int64
-	var firstErr sync.Once
-	lat := make([][]time.Duration, *conns)
-	deadline := time.Now().Add(*dur)
+// loadRequest prebuilds the one HTTP/1.1 request every connection sends.
+func loadRequest(host, authToken, accountID string, msg []byte) ([]byte, error) {
+	body := fmt.Sprintf(`{"account_id":%q,"message_base64":%q}`, accountID, base64.StdEncoding.EncodeToString(msg))
+	req := []byte("POST /v1/sign/message HTTP/1.1\r\nHost: " + host + "\r\nContent-Type: application/json\r\n")
+	if strings.ContainsAny(authToken, "\r\n") {
+		return nil, errors.New("the wallet token holds a line break")
+	}
+	if authToken != "" {
+		req = append(req, "X-Auth-Token: "+authToken+"\r\n"...)
+	}
+	return append(req, "Content-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body...), nil
+}
+
+// loadCounters are shared by the connections of one run.
+type loadCounters struct {
+	signed, failed, verified atomic.Int64
+	firstErr                 sync.Once
+	rep                      *loadReport
+}
+
+func (lc *loadCounters) fail(err error) {
+	lc.failed.Add(1)
+	lc.firstErr.Do(func() { lc.rep.FirstError = err.Error() })
+}
+
+// runLoad sends req from o.conns connections until o.dur has passed and
+// returns each connection's latencies and the time taken; the counts go
+// into rep.
+func runLoad(ctx context.Context, o *loadOpts, req, msg []byte, rep *loadReport) ([][]time.Duration, time.Duration) {
+	lc := &loadCounters{rep: rep}
+	lat := make([][]time.Duration, o.conns)
+	deadline := time.Now().Add(o.dur)
 	start := time.Now()
 	var wg sync.WaitGroup
-	for i := range *conns {
+	for i := range o.conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			fail := func(err error) {
-				failed.Add(1)
-				firstErr.Do(func() { rep.FirstError = err.Error() })
-			}
-			conn, err := net.Dial("tcp", u.Host)
-			if err != nil {
-				fail(err)
-				return
-			}
-			defer conn.Close()
-			r := bufio.NewReaderSize(conn, 4096)
-			samples := make([]time.Duration, 0, 1<<14)
-			defer func() { lat[i] = samples }()
-			var respBody []byte
-			for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
-				t0 := time.Now()
-				if _, err := conn.Write(req); err != nil {
-					fail(err)
-					return
-				}
-				status, b, err := readResponse(r, respBody[:0])
-				respBody = b
-				if err != nil {
-					fail(err)
-					return
-				}
-				if status != 200 {
-					// this connection stops: a refusal (429: raise SIGN_RATE and
-					// SIGN_BURST; 423: the wallet was locked) will not go away
-					fail(fmt.Errorf("HTTP %d: %.200s", status, b))
-					return
-				}
-				samples = append(samples, time.Since(t0))
-				signed.Add(1)
-				if n%1000 == 0 { // check real signatures, not just 200s
-					if err := verifyLoadSignature(*curve, b, msg); err != nil {
-						fail(err)
-						return
-					}
-					verified.Add(1)
-				}
-			}
+			lat[i] = loadConn(ctx, o, req, msg, deadline, lc)
 		}()
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	rep.Signatures, rep.Errors, rep.VerifiedAnswers = lc.signed.Load(), lc.failed.Load(), lc.verified.Load()
+	return lat, elapsed
+}
 
+// loadConn is one keep-alive connection's loop; it returns its latencies.
+// It stops at the first failure: a refusal (429: raise SIGN_RATE and
+// SIGN_BURST; 423: the wallet was locked) will not go away.
+func loadConn(ctx context.Context, o *loadOpts, req, msg []byte, deadline time.Time, lc *loadCounters) []time.Duration {
+	conn, err := net.Dial("tcp", o.host)
+	if err != nil {
+		lc.fail(err)
+		return nil
+	}
+	defer conn.Close()
+	r := bufio.NewReaderSize(conn, 4096)
+	samples := make([]time.Duration, 0, 1<<14)
+	var respBody []byte
+	for n := 0; time.Now().Before(deadline) && ctx.Err() == nil; n++ {
+		t0 := time.Now()
+		if _, err := conn.Write(req); err != nil {
+			lc.fail(err)
+			return samples
+		}
+		status, b, err := readResponse(r, respBody[:0])
+		respBody = b
+		if err != nil {
+			lc.fail(err)
+			return samples
+		}
+		if status != 200 {
+			lc.fail(fmt.Errorf("HTTP %d: %.200s", status, b))
+			return samples
+		}
+		samples = append(samples, time.Since(t0))
+		lc.signed.Add(1)
+		if n%1000 == 0 { // check real signatures, not just 200s
+			if err := verifyLoadSignature(o.curve, b, msg); err != nil {
+				lc.fail(err)
+				return samples
+			}
+			lc.verified.Add(1)
+		}
+	}
+	return samples
+}
+
+// summarize fills in the rate and the latency percentiles.
+func summarize(rep *loadReport, lat [][]time.Duration, elapsed time.Duration) {
 	rep.Seconds = elapsed.Seconds()
-	rep.Signatures, rep.Errors, rep.VerifiedAnswers = signed.Load(), failed.Load(), verified.Load()
 	rep.Rate = float64(rep.Signatures) / elapsed.Seconds()
-	if inProc > 0 {
-		rep.RatioPercent = 100 * rep.Rate / inProc
+	if rep.InProcessRate > 0 {
+		rep.RatioPercent = 100 * rep.Rate / rep.InProcessRate
 	}
 	all := slices.Concat(lat...)
 	slices.Sort(all)
@@ -197,22 +261,21 @@ latencies and errors next to the in-process single-core rate.`, nil); err != nil
 		rep.P50Micros = float64(all[len(all)/2].Microseconds())
 		rep.P99Micros = float64(all[len(all)*99/100].Microseconds())
 	}
-	if *asJSON {
+}
+
+func printLoadReport(stdout io.Writer, rep *loadReport, asJSON bool) {
+	if asJSON {
 		out, _ := json.MarshalIndent(rep, "", "  ")
 		fmt.Fprintln(stdout, string(out))
-	} else {
-		fmt.Fprintf(stdout, "POST /v1/sign/message (%s) on %s: %d connections for %.1f s\n", rep.Curve, rep.URL, rep.Connections, rep.Seconds)
-		fmt.Fprintf(stdout, "  signatures   %d (%d checked), errors %d\n", rep.Signatures, rep.VerifiedAnswers, rep.Errors)
-		fmt.Fprintf(stdout, "  rate         %.0f/s over HTTP; %.0f/s in process on one core: %.1f %%\n", rep.Rate, rep.InProcessRate, rep.RatioPercent)
-		fmt.Fprintf(stdout, "  latency      p50 %.0f µs, p99 %.0f µs\n", rep.P50Micros, rep.P99Micros)
-		if rep.FirstError != "" {
-			fmt.Fprintf(stdout, "  first error  %s\n", rep.FirstError)
-		}
+		return
 	}
-	if rep.Signatures == 0 {
-		return fmt.Errorf("no signature succeeded: %s", rep.FirstError)
+	fmt.Fprintf(stdout, "POST /v1/sign/message (%s) on %s: %d connections for %.1f s\n", rep.Curve, rep.URL, rep.Connections, rep.Seconds)
+	fmt.Fprintf(stdout, "  signatures   %d (%d checked), errors %d\n", rep.Signatures, rep.VerifiedAnswers, rep.Errors)
+	fmt.Fprintf(stdout, "  rate         %.0f/s over HTTP; %.0f/s in process on one core: %.1f %%\n", rep.Rate, rep.InProcessRate, rep.RatioPercent)
+	fmt.Fprintf(stdout, "  latency      p50 %.0f µs, p99 %.0f µs\n", rep.P50Micros, rep.P99Micros)
+	if rep.FirstError != "" {
+		fmt.Fprintf(stdout, "  first error  %s\n", rep.FirstError)
 	}
-	return nil
 }
 
 // inProcessRate signs msg in a loop on one locked OS thread for about d and

@@ -86,133 +86,179 @@ The local wallet daemon's wallets, on a running server (--url, env COUNTERSIGN_U
 The token is WALLET_TOKEN, else DATA_DIR/wallet.token (--data-dir, env COUNTERSIGN_DATA_DIR).
 Run "countersign wallet SUBCOMMAND -h" for each.`
 
+// walletFlags are the wallet subcommands' shared flags.
+type walletFlags struct {
+	url, dataDir, name                  *string
+	words                               *int
+	show                                *bool
+	mnemonicFile, keyFile, keystoreFile *string
+	curve, path, wallet, account, out   *string
+}
+
+func newWalletFlags(fs *flag.FlagSet, getenv func(string) string) *walletFlags {
+	return &walletFlags{
+		url:          fs.String("url", "", "the server (env COUNTERSIGN_URL, default http://127.0.0.1:8555)"),
+		dataDir:      fs.String("data-dir", defaultDataDir(getenv), "the server's data directory, for its wallet.token when WALLET_TOKEN is not set (env COUNTERSIGN_DATA_DIR)"),
+		name:         fs.String("name", "", "wallet name"),
+		words:        fs.Int("words", 24, "mnemonic length: 12 or 24"),
+		show:         fs.Bool("show-mnemonic", false, "print the new mnemonic (once; write it down)"),
+		mnemonicFile: fs.String("mnemonic-file", "", "import: a file holding the mnemonic"),
+		keyFile:      fs.String("key-file", "", "import: a file holding a hex private key"),
+		keystoreFile: fs.String("keystore-file", "", "import: an Ethereum v3 keystore (geth, MetaMask, ethers); its password from COUNTERSIGN_KEYSTORE_PASSWORD or the next line of stdin"),
+		curve:        fs.String("curve", "", "ed25519 or secp256k1"),
+		path:         fs.String("path", "", "derivation path (default per curve)"),
+		wallet:       fs.String("wallet", "", "wallet id"),
+		account:      fs.String("account", "", "account id"),
+		out:          fs.String("out", "", "export: write the encrypted keystore here (mode 0600)"),
+	}
+}
+
+var errWalletUsage = errors.New("usage: countersign wallet create|import|list|unlock|derive|export [flags] (-h for each)")
+
 func walletCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) (err error) {
-	usage := errors.New("usage: countersign wallet create|import|list|unlock|derive|export [flags] (-h for each)")
 	if isHelp(args) {
 		fmt.Fprintln(stdout, walletUsage)
 		return flag.ErrHelp
 	}
 	if len(args) == 0 || walletSynopses[args[0]] == "" {
-		return usage
+		return errWalletUsage
 	}
 	fs := flag.NewFlagSet("wallet "+args[0], flag.ContinueOnError)
-	url := fs.String("url", "", "the server (env COUNTERSIGN_URL, default http://127.0.0.1:8555)")
-	dataDir := fs.String("data-dir", defaultDataDir(getenv), "the server's data directory, for its wallet.token when WALLET_TOKEN is not set (env COUNTERSIGN_DATA_DIR)")
-	name := fs.String("name", "", "wallet name")
-	words := fs.Int("words", 24, "mnemonic length: 12 or 24")
-	show := fs.Bool("show-mnemonic", false, "print the new mnemonic (once; write it down)")
-	mnemonicFile := fs.String("mnemonic-file", "", "import: a file holding the mnemonic")
-	keyFile := fs.String("key-file", "", "import: a file holding a hex private key")
-	keystoreFile := fs.String("keystore-file", "", "import: an Ethereum v3 keystore (geth, MetaMask, ethers); its password from COUNTERSIGN_KEYSTORE_PASSWORD or the next line of stdin")
-	curve := fs.String("curve", "", "ed25519 or secp256k1")
-	path := fs.String("path", "", "derivation path (default per curve)")
-	wallet := fs.String("wallet", "", "wallet id")
-	account := fs.String("account", "", "account id")
-	out := fs.String("out", "", "export: write the encrypted keystore here (mode 0600)")
+	f := newWalletFlags(fs, getenv)
 	if err := parseFlags(fs, args[1:], stdout, walletSynopses[args[0]], nil); err != nil {
 		return err
 	}
-	c, from := daemonClient(getenv, *url, *dataDir)
+	c, from := daemonClient(getenv, *f.url, *f.dataDir)
 	defer func() { err = daemonError(err, from) }()
-	in := bufio.NewReader(stdin)
-	var res json.RawMessage
-	switch args[0] {
-	case "create":
-		pw, err := readSecret(in, getenv, "COUNTERSIGN_WALLET_PASSWORD", "Wallet password: ", stderr)
-		if err != nil {
-			return err
-		}
-		err = c.post(ctx, "/v1/wallet/create", map[string]any{"name": *name, "password": pw, "mnemonic_len": *words, "show_mnemonic": *show}, &res)
-		if err != nil {
-			return err
-		}
-	case "import":
-		if *mnemonicFile == "" && *keyFile == "" && *keystoreFile == "" {
-			return errors.New("import needs --mnemonic-file, --key-file or --keystore-file (files, so secrets stay out of the shell history)")
-		}
-		pw, err := readSecret(in, getenv, "COUNTERSIGN_WALLET_PASSWORD", "Wallet password: ", stderr)
-		if err != nil {
-			return err
-		}
-		switch {
-		case *mnemonicFile != "":
-			m, err := os.ReadFile(*mnemonicFile)
-			if err != nil {
-				return err
-			}
-			err = c.post(ctx, "/v1/wallet/import-mnemonic", map[string]string{"name": *name, "password": pw, "mnemonic": strings.TrimSpace(string(m))}, &res)
-			if err != nil {
-				return err
-			}
-		case *keyFile != "":
-			k, err := os.ReadFile(*keyFile)
-			if err != nil {
-				return err
-			}
-			err = c.post(ctx, "/v1/wallet/import-key", map[string]string{"name": *name, "password": pw, "curve": *curve, "private_key_hex": strings.TrimSpace(string(k))}, &res)
-			if err != nil {
-				return err
-			}
-		case *keystoreFile != "":
-			ks, err := os.ReadFile(*keystoreFile)
-			if err != nil {
-				return err
-			}
-			kpw, err := readSecret(in, getenv, "COUNTERSIGN_KEYSTORE_PASSWORD", "Keystore password: ", stderr)
-			if err != nil {
-				return err
-			}
-			err = c.post(ctx, "/v1/wallet/import-keystore", map[string]any{"name": *name, "password": pw, "keystore_json": string(ks), "keystore_password": kpw}, &res)
-			if err != nil {
-				return err
-			}
-		}
-	case "list":
-		if err := c.get(ctx, "/v1/wallets", &res); err != nil {
-			return err
-		}
-	case "unlock":
-		pw, err := readSecret(in, getenv, "COUNTERSIGN_WALLET_PASSWORD", "Wallet password: ", stderr)
-		if err != nil {
-			return err
-		}
-		if err := c.post(ctx, "/v1/wallet/unlock", map[string]string{"wallet_id": *wallet, "password": pw}, &res); err != nil {
-			return err
-		}
-	case "derive":
-		if err := c.post(ctx, "/v1/account/derive", map[string]string{"wallet_id": *wallet, "curve": *curve, "path": *path}, &res); err != nil {
-			return err
-		}
-	case "export":
-		if *out == "" {
-			return errors.New("export needs --out FILE")
-		}
-		if _, err := os.Lstat(*out); err == nil {
-			return fmt.Errorf("%s exists; export never overwrites a file", *out)
-		}
-		pw, err := readSecret(in, getenv, "COUNTERSIGN_EXPORT_PASSWORD", "Export password: ", stderr)
-		if err != nil {
-			return err
-		}
-		var ex struct {
-			Format string `json:"format"`
-			Blob   string `json:"keystore_base64"`
-		}
-		if err := c.post(ctx, "/v1/wallet/export", map[string]string{"account_id": *account, "export_password": pw}, &ex); err != nil {
-			return err
-		}
-		b, err := base64.StdEncoding.DecodeString(ex.Blob)
-		if err != nil {
-			return err
-		}
-		if err := keystore.WriteNewFile(*out, b); err != nil {
-			return err
-		}
-		res, _ = json.Marshal(map[string]string{"format": ex.Format, "file": *out})
-	default:
-		return usage
+	w := &walletRun{ctx: ctx, c: c, f: f, in: bufio.NewReader(stdin), getenv: getenv, stderr: stderr}
+	res, err := w.run(args[0])
+	if err != nil {
+		return err
 	}
 	return printJSON(stdout, res)
+}
+
+// walletRun is one wallet subcommand's call to the daemon.
+type walletRun struct {
+	ctx    context.Context
+	c      *apiClient
+	f      *walletFlags
+	in     *bufio.Reader
+	getenv func(string) string
+	stderr io.Writer
+}
+
+func (w *walletRun) password() (string, error) {
+	return readSecret(w.in, w.getenv, "COUNTERSIGN_WALLET_PASSWORD", "Wallet password: ", w.stderr)
+}
+
+// post and get call a daemon route and return its answer as it came.
+func (w *walletRun) post(path string, body any) (json.RawMessage, error) {
+	var res json.RawMessage
+	err := w.c.post(w.ctx, path, body, &res)
+	return res, err
+}
+
+func (w *walletRun) get(path string) (json.RawMessage, error) {
+	var res json.RawMessage
+	err := w.c.get(w.ctx, path, &res)
+	return res, err
+}
+
+// run calls the daemon route of subcommand sub and returns its answer.
+func (w *walletRun) run(sub string) (json.RawMessage, error) {
+	f := w.f
+	switch sub {
+	case "create":
+		pw, err := w.password()
+		if err != nil {
+			return nil, err
+		}
+		return w.post("/v1/wallet/create", map[string]any{"name": *f.name, "password": pw, "mnemonic_len": *f.words, "show_mnemonic": *f.show})
+	case "import":
+		return w.importWallet()
+	case "list":
+		return w.get("/v1/wallets")
+	case "unlock":
+		pw, err := w.password()
+		if err != nil {
+			return nil, err
+		}
+		return w.post("/v1/wallet/unlock", map[string]string{"wallet_id": *f.wallet, "password": pw})
+	case "derive":
+		return w.post("/v1/account/derive", map[string]string{"wallet_id": *f.wallet, "curve": *f.curve, "path": *f.path})
+	case "export":
+		return w.export()
+	}
+	return nil, errWalletUsage
+}
+
+// importWallet imports from the one file given: a mnemonic, a hex key or
+// a v3 keystore (files, so secrets stay out of the shell history).
+func (w *walletRun) importWallet() (json.RawMessage, error) {
+	f := w.f
+	if *f.mnemonicFile == "" && *f.keyFile == "" && *f.keystoreFile == "" {
+		return nil, errors.New("import needs --mnemonic-file, --key-file or --keystore-file (files, so secrets stay out of the shell history)")
+	}
+	pw, err := w.password()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case *f.mnemonicFile != "":
+		m, err := os.ReadFile(*f.mnemonicFile)
+		if err != nil {
+			return nil, err
+		}
+		return w.post("/v1/wallet/import-mnemonic", map[string]string{"name": *f.name, "password": pw, "mnemonic": strings.TrimSpace(string(m))})
+	case *f.keyFile != "":
+		k, err := os.ReadFile(*f.keyFile)
+		if err != nil {
+			return nil, err
+		}
+		return w.post("/v1/wallet/import-key", map[string]string{"name": *f.name, "password": pw, "curve": *f.curve, "private_key_hex": strings.TrimSpace(string(k))})
+	default:
+		ks, err := os.ReadFile(*f.keystoreFile)
+		if err != nil {
+			return nil, err
+		}
+		kpw, err := readSecret(w.in, w.getenv, "COUNTERSIGN_KEYSTORE_PASSWORD", "Keystore password: ", w.stderr)
+		if err != nil {
+			return nil, err
+		}
+		return w.post("/v1/wallet/import-keystore", map[string]any{"name": *f.name, "password": pw, "keystore_json": string(ks), "keystore_password": kpw})
+	}
+}
+
+// export writes an account's key as an encrypted keystore to a new file
+// (never overwriting one) and answers where it went.
+func (w *walletRun) export() (json.RawMessage, error) {
+	out := *w.f.out
+	if out == "" {
+		return nil, errors.New("export needs --out FILE")
+	}
+	if _, err := os.Lstat(out); err == nil {
+		return nil, fmt.Errorf("%s exists; export never overwrites a file", out)
+	}
+	pw, err := readSecret(w.in, w.getenv, "COUNTERSIGN_EXPORT_PASSWORD", "Export password: ", w.stderr)
+	if err != nil {
+		return nil, err
+	}
+	var ex struct {
+		Format string `json:"format"`
+		Blob   string `json:"keystore_base64"`
+	}
+	if err := w.c.post(w.ctx, "/v1/wallet/export", map[string]string{"account_id": *w.f.account, "export_password": pw}, &ex); err != nil {
+		return nil, err
+	}
+	b, err := base64.StdEncoding.DecodeString(ex.Blob)
+	if err != nil {
+		return nil, err
+	}
+	if err := keystore.WriteNewFile(out, b); err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]string{"format": ex.Format, "file": out})
 }
 
 const signUsage = "Usage: countersign sign message --account ID (--text T | --base64 B)\n\nSigns a message with a daemon account (ed25519: the bytes; secp256k1: EIP-191)."
