@@ -21,7 +21,7 @@ import (
 	"github.com/countersign/countersign/auth"
 )
 
-// The identity side (seed 002): one user-facing identity (email, an OIDC
+// The identity side (the identity design): one user-facing identity (email, an OIDC
 // login, an EVM wallet) anchors an omni_account; more identities can be
 // linked to it, each proven; any of them gets a session back (recovery).
 // Sessions can mint OIDC JWTs that a cloud accepts for role assumption.

@@ -10,7 +10,7 @@ import (
 	"github.com/countersign/countersign/core"
 )
 
-// Identity routes (seed 002): SIWE, email codes, OIDC login, linking,
+// Identity routes (the identity design): SIWE, email codes, OIDC login, linking,
 // minting OIDC JWTs, and the OIDC discovery document.
 
 type omniKey struct{}

@@ -14,7 +14,7 @@ import (
 
 // ServeEventSocket streams every event (all owners: this is the operator's
 // local view) as newline-delimited JSON to each client of a Unix socket,
-// from the moment it connects (seed 001 §2: the local stream of "signed"
+// from the moment it connects (the AITBC wallet-daemon design: the local stream of "signed"
 // notifications). The socket file is mode 0600. It returns when ctx ends.
 func ServeEventSocket(ctx context.Context, path string, feed countersign.EventFeed, log *slog.Logger) error {
 	_ = os.Remove(path) // a stale socket from an unclean stop

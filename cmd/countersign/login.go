@@ -21,7 +21,7 @@ import (
 // stdin is where `countersign login --email` reads the code (tests swap it).
 var stdin io.Reader = os.Stdin
 
-// loginCmd is the seed's daemon flow as one command:
+// loginCmd is the identity design's flow as one command:
 //  1. log in by email code (or an OIDC ID token) → a session for omni_email;
 //  2. ask the signer for the wallet derived for that omni_account;
 //  3. link the wallet to the account (proven by a SIWE signature);

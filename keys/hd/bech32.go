@@ -7,7 +7,7 @@ import (
 	"golang.org/x/crypto/blake2b"
 )
 
-// Bech32 (BIP-173) encoding, and the "ait" addresses of seed 001.
+// Bech32 (BIP-173) encoding, and the "ait" addresses of the AITBC wallet-daemon design.
 
 const bech32Charset = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 
@@ -121,7 +121,7 @@ func ConvertBits(data []byte, from, to uint, pad bool) ([]byte, error) {
 	return out, nil
 }
 
-// AddressHRP is the human-readable part of seed 001's addresses.
+// AddressHRP is the human-readable part of the AITBC wallet-daemon design's addresses.
 const AddressHRP = "ait"
 
 // Address is bech32("ait", BLAKE2b-160(public key)): the public key bytes

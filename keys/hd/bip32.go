@@ -1,6 +1,6 @@
 // Package hd derives keys deterministically: BIP-39 mnemonics, BIP-32/44
 // for secp256k1, SLIP-10 for ed25519 (hardened only), derivation paths, and
-// the bech32 "ait" addresses of seed 001. Every algorithm is checked against
+// the bech32 "ait" addresses of the AITBC wallet-daemon design. Every algorithm is checked against
 // the official vectors in testdata/.
 package hd
 

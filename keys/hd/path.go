@@ -9,13 +9,13 @@ import (
 // Path is a derivation path as child indexes.
 type Path []uint32
 
-// CoinType is seed 001's provisional AITBC coin type.
+// CoinType is the AITBC wallet-daemon design's provisional AITBC coin type.
 const CoinType = 12345
 
 // DefaultSecp256k1Path is BIP-44 with the seed's coin type.
 const DefaultSecp256k1Path = "m/44'/12345'/0'/0/0"
 
-// DefaultEd25519Path is the seed's path hardened at every level, as
+// DefaultEd25519Path is the AITBC wallet-daemon design's path hardened at every level, as
 // SLIP-10 requires for ed25519 (the seed's m/44'/12345'/account'/change/
 // index has non-hardened change and index levels, which SLIP-10 forbids).
 const DefaultEd25519Path = "m/44'/12345'/0'/0'/0'"

@@ -12,7 +12,7 @@ import (
 	"github.com/countersign/countersign"
 )
 
-// Dir is the KeyStore of seed 001's layout: one <wallet_id>.kdb per wallet
+// Dir is the KeyStore of the AITBC wallet-daemon design's layout: one <wallet_id>.kdb per wallet
 // in a 0700 directory.
 type Dir struct{ Path string }
 

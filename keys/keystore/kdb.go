@@ -1,5 +1,5 @@
 // Package keystore holds encrypted key envelopes: the v1-kdb format of
-// seed 001 (Argon2id + XChaCha20-Poly1305, docs/keystore-format.md) and Web3
+// the AITBC wallet-daemon design (Argon2id + XChaCha20-Poly1305, docs/keystore-format.md) and Web3
 // Secret Storage v3 (the JSON keystores of geth, MetaMask and ethers).
 package keystore
 
@@ -37,7 +37,7 @@ type Params struct {
 	Threads   uint8
 }
 
-// DefaultParams are seed 001's defaults: ARGON_TIME=4, ARGON_MEMORY_MB=256,
+// DefaultParams are the AITBC wallet-daemon design's defaults: ARGON_TIME=4, ARGON_MEMORY_MB=256,
 // ARGON_PARALLELISM=2.
 var DefaultParams = Params{Time: 4, MemoryKiB: 256 << 10, Threads: 2}
 

@@ -1,6 +1,6 @@
-// Package mock is the wallet daemon's stage-1 ledger (seed 001 §5.4, §13):
+// Package mock is the wallet daemon's stage-1 ledger (the AITBC wallet-daemon design):
 // balances and signed transfers kept in the store, in integer units, until
-// the seed's chain has a node to talk to. It implements countersign.Ledger.
+// the AITBC chain has a node to talk to. It implements countersign.Ledger.
 package mock
 
 import (

@@ -1,6 +1,6 @@
 // Package audited records every signature of a derived-key signer in the
-// audit log: a decorator over countersign.DerivedSigner (DESIGN.md §5.5,
-// the way go-ethereum's signer/core/auditlog.go wraps its signer API), so
+// audit log: a decorator over countersign.DerivedSigner (the way
+// go-ethereum's signer/core/auditlog.go wraps its signer API), so
 // whichever backend signs (in-process, a separate process, later a TEE),
 // the /dev signatures are audited in one place, by the same state-change
 // path as every other change.

@@ -33,7 +33,7 @@ import (
 	"github.com/countersign/countersign/keys/keystore"
 )
 
-// InfoPrefix is the HKDF info prefix of the seed's derivation.
+// InfoPrefix is the HKDF info prefix of the identity design's derivation.
 const InfoPrefix = "agentkeys-evm-wallet-v1:"
 
 // ErrNoSecret is returned by New when the master secret is absent or not
