@@ -63,6 +63,7 @@ func TestStateMachine(t *testing.T) {
 		{StatusPending, StatusCancelled}: true, {StatusAuthorized, StatusSubmitted}: true, {StatusAuthorized, StatusFailed}: true, {StatusAuthorized, StatusSigned}: true,
 		{StatusSubmitted, StatusConfirmed}: true, {StatusSubmitted, StatusFailed}: true,
 		{StatusAuthorized, StatusDropped}: true, {StatusSubmitted, StatusDropped}: true,
+		{StatusAuthorized, StatusPending}: true, {StatusAuthorized, StatusExpired}: true, // withdrawn approval, AUTHORIZED_TTL
 	}
 	for _, from := range Statuses {
 		for _, to := range Statuses {

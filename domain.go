@@ -142,6 +142,10 @@ type SigningKey struct {
 // violations return Conflict. Methods called with a context returned by
 // InTx run inside that database transaction.
 type Store interface {
+	PolicyStore // policies, budgets and reservations (policy_domain.go)
+	// approvers, invitations, approvals, freezes (approvers.go)
+	ApprovalStore
+
 	// InTx runs fn in one database transaction: all writes commit together
 	// or none do. Audit rows and outbox events are written through the same
 	// context so they commit with the change they describe.
@@ -267,7 +271,7 @@ type Store interface {
 	// SetDaemonAccountTags replaces an account's tags; NotFound if none.
 	SetDaemonAccountTags(ctx context.Context, id string, tags map[string]string) error
 
-	// The mock ledger of seed 001 (stage 1, until a chain is plugged in).
+	// The mock ledger of the AITBC wallet-daemon design (stage 1, until a chain is plugged in).
 	LedgerBalance(ctx context.Context, address string) (*big.Int, error)
 	// LedgerMove moves units from → to in the current transaction
 	// (from "" mints); InsufficientFunds if from cannot pay.
@@ -453,9 +457,9 @@ type DaemonAccount struct {
 	CreatedAt  time.Time
 }
 
-// Ledger is where the wallet daemon's balances and transfers live: seed
-// 001 §13's chain adapter. Adapters: ledger/mock, balances and transfers in
-// the store (WALLET_CHAIN=mock, stage 1); a node of the seed's own chain
+// Ledger is where the wallet daemon's balances and transfers live: the
+// AITBC wallet-daemon design's chain adapter. Adapters: ledger/mock, balances and transfers in
+// the store (WALLET_CHAIN=mock, stage 1); a node of the AITBC chain
 // once that chain has an RPC to talk to (WALLET_CHAIN=aitbc, not built).
 type Ledger interface {
 	// Name is the adapter's WALLET_CHAIN value.

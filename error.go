@@ -34,7 +34,9 @@ const (
 	FeeTooHigh        Code = "FEE_TOO_HIGH"    // the network fee now exceeds what the approval (or MAX_FEE_PER_GAS) allows
 	ChainMismatch     Code = "CHAIN_MISMATCH"  // the approval is for another chain than the one the server is connected to
 	Unavailable       Code = "UNAVAILABLE"     // the server is too busy for this now: retry after Retry-After
-	WalletLocked      Code = "WALLET_LOCKED"   // the seed's code for a daemon wallet that must be unlocked first
+	WalletLocked      Code = "WALLET_LOCKED"   // the AITBC wallet-daemon design's code for a daemon wallet that must be unlocked first
+	PolicyDenied      Code = "POLICY_DENIED"   // a policy rule refuses the request (Error.RuleID names it)
+	Frozen            Code = "FROZEN"          // the kill switch is on for the wallet: no new requests, nothing executed (423)
 	Internal          Code = "INTERNAL"
 )
 
@@ -56,7 +58,8 @@ type Error struct {
 	Code       Code
 	Detail     string
 	Err        error
-	RetryAfter int // seconds; set for RATE_LIMIT and MFA_LOCKED
+	RetryAfter int    // seconds; set for RATE_LIMIT and MFA_LOCKED
+	RuleID     string // the deciding policy rule; set for POLICY_DENIED
 }
 
 func (e *Error) Error() string {

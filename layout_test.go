@@ -28,7 +28,7 @@ var allowed = map[string][]string{
 	"keys/keystore":   {""},
 	"contracts":       {},
 	"store/storetest": {""},
-	"core":            {"", "auth", "ethsig", "netguard"},
+	"core":            {"", "auth", "ethsig", "netguard", "policy"},
 	"daemon":          {"", "ethsig"},
 	"store/sqlite":    {""},
 	"ledger/mock":     {""},

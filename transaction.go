@@ -4,7 +4,7 @@ import (
 	"time"
 )
 
-// Status is a transaction's place in the lifecycle (DESIGN.md §3).
+// Status is a transaction's place in the lifecycle (docs/ARCHITECTURE.md).
 type Status string
 
 const (
@@ -34,9 +34,12 @@ var Statuses = []Status{
 }
 
 // transitions is the whole state machine: a move not listed here is refused.
+// authorized → pending: an approver withdrew an approval the authorization
+// needed; authorized → expired: not executed within AUTHORIZED_TTL
+// (core/approvers.go).
 var transitions = map[Status][]Status{
 	StatusPending:    {StatusAuthorized, StatusRejected, StatusExpired, StatusCancelled},
-	StatusAuthorized: {StatusSubmitted, StatusFailed, StatusSigned, StatusDropped},
+	StatusAuthorized: {StatusSubmitted, StatusFailed, StatusSigned, StatusDropped, StatusPending, StatusExpired},
 	StatusSubmitted:  {StatusConfirmed, StatusFailed, StatusDropped},
 }
 
@@ -143,6 +146,17 @@ type Transaction struct {
 	IdempotencyKey string
 	RequestHash    []byte
 
+	// What the policy decided at prepare (policy_domain.go): the outcome
+	// ("human" when no policy is set), the deciding rule ("" without a
+	// policy, "default" when no rule matched), the warnings it gave, when
+	// a delay authorizes the request (zero unless Decision is "delay"),
+	// and how many approvers must approve (0: one, as before).
+	Decision        string
+	RuleID          string
+	PolicyWarnings  []string
+	AuthorizeAt     time.Time
+	ApprovalsNeeded int
+
 	ExpiresAt time.Time
 	CreatedAt time.Time
 	UpdatedAt time.Time
@@ -163,4 +177,7 @@ type TxFilter struct {
 	After   time.Time // only transactions created at or after this
 	From    string    // only transactions sent from this address (EIP-55)
 	ChainID int64     // only transactions on this chain (0: any)
+	// ApproverOf adds the transactions of these wallets (ones the caller
+	// approves but does not own) to OwnerID's.
+	ApproverOf []string
 }

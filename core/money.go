@@ -397,6 +397,9 @@ func (s *Service) execute(ctx context.Context, actor string, t *countersign.Tran
 	if err := s.checkExecutable(t); err != nil {
 		return nil, err
 	}
+	if err := s.frozen(ctx, t.OwnerID, t.WalletID); err != nil { // the kill switch (freeze.go)
+		return nil, err
+	}
 	w, err := s.store.WalletByID(ctx, t.WalletID)
 	if err != nil {
 		return nil, err
@@ -463,6 +466,11 @@ func (s *Service) signSpend(ctx context.Context, actor string, w *countersign.Wa
 		}
 		if cur.Status != countersign.StatusAuthorized {
 			return notAuthorized(cur)
+		}
+		// Again inside the write transaction: a freeze committed since the
+		// check above stops the signature (freeze.go).
+		if err := s.frozen(ctx, cur.OwnerID, cur.WalletID); err != nil {
+			return err
 		}
 		// Inside the write transaction, so concurrent executes of one
 		// wallet see each other's spends.

@@ -19,6 +19,7 @@ type Config struct {
 	Argon2          auth.Argon2Params
 	TokenTTL        time.Duration // session token lifetime (default 30 min)
 	PendingTTL      time.Duration // approval window of a prepared transaction (default 24 h)
+	AuthorizedTTL   time.Duration // how long an authorized request may wait to be executed (default 1 h)
 	MFAMaxFailures  int           // wrong codes in a row before lockout (default 5)
 	MFALockout      time.Duration // lockout length (default 15 min)
 	LoginFailures   int           // wrong passwords per (username, client address) per window (default 5)
@@ -51,6 +52,9 @@ func (c *Config) defaults() {
 	}
 	if c.PendingTTL == 0 {
 		c.PendingTTL = 24 * time.Hour
+	}
+	if c.AuthorizedTTL == 0 {
+		c.AuthorizedTTL = time.Hour
 	}
 	if c.MFAMaxFailures == 0 {
 		c.MFAMaxFailures = 5
@@ -236,6 +240,12 @@ func (s *Service) Run(ctx context.Context) {
 		}
 		if err := s.ExpirePending(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("expiry sweeper", "err", err)
+		}
+		if err := s.ExpireAuthorized(ctx); err != nil && ctx.Err() == nil { // AUTHORIZED_TTL (approvers.go)
+			s.log.Warn("authorized expiry sweeper", "err", err)
+		}
+		if err := s.AuthorizeDelayed(ctx); err != nil && ctx.Err() == nil { // policy.go
+			s.log.Warn("delay sweeper", "err", err)
 		}
 		if err := s.DeliverDue(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("webhook deliveries", "err", err)

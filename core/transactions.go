@@ -68,6 +68,16 @@ type TxView struct {
 	ExpiresAt       time.Time `json:"expires_at"`
 	CreatedAt       time.Time `json:"created_at"`
 	UpdatedAt       time.Time `json:"updated_at"`
+
+	// What the policy decided (policy.go): the outcome, the deciding rule,
+	// the approvals so far and how many are needed, when a delay
+	// authorizes it, and the policy's warnings.
+	Decision        string       `json:"decision"`
+	RuleID          string       `json:"rule_id"`
+	Approvals       []TxApproval `json:"approvals"`
+	ApprovalsNeeded int          `json:"approvals_needed"`
+	AuthorizeAt     *time.Time   `json:"authorize_at"`
+	PolicyWarnings  []string     `json:"policy_warnings,omitempty"`
 }
 
 // View renders t for clients. Fields that are not set yet are null.
@@ -81,6 +91,17 @@ func View(t *countersign.Transaction) TxView {
 	}
 	if len(t.TxData) > 0 {
 		v.Data = "0x" + hex.EncodeToString(t.TxData)
+	}
+	v.Decision, v.RuleID, v.ApprovalsNeeded, v.PolicyWarnings, v.Approvals = t.Decision, t.RuleID, t.ApprovalsNeeded, t.PolicyWarnings, []TxApproval{}
+	if v.Decision == "" {
+		v.Decision = "human" // rows from before policies, and the user's own spends
+	}
+	if v.ApprovalsNeeded == 0 {
+		v.ApprovalsNeeded = 1
+	}
+	if !t.AuthorizeAt.IsZero() {
+		at := t.AuthorizeAt
+		v.AuthorizeAt = &at
 	}
 	if t.FunctionArgs != "" {
 		v.FunctionArgs = json.RawMessage(t.FunctionArgs)
@@ -394,6 +415,11 @@ func (s *Service) Prepare(ctx context.Context, p *Principal, req *PrepareRequest
 	if err != nil {
 		return nil, err
 	}
+	// The kill switch refuses new requests (freeze.go). One that races a
+	// freeze is only pending: execute checks again.
+	if err := s.frozen(ctx, w.OwnerID, w.ID); err != nil {
+		return nil, err
+	}
 	t, err := s.buildSpend(ctx, w, req)
 	if err != nil {
 		return nil, err
@@ -401,7 +427,8 @@ func (s *Service) Prepare(ctx context.Context, p *Principal, req *PrepareRequest
 	now := s.clock.Now().UTC()
 	t.AgentID, t.Status, t.IdempotencyKey, t.RequestHash = p.Agent.ID, countersign.StatusPending, idemKey, rh
 	t.CreatedAt, t.UpdatedAt, t.ExpiresAt = now, now, now.Add(s.cfg.PendingTTL)
-	if err := s.createTransaction(ctx, t, p.Actor(), "transaction.prepare"); err != nil {
+	// The policy decides in the transaction that stores the row (policy.go).
+	if err := s.preparePolicy(ctx, t, p.Actor()); err != nil {
 		if countersign.ErrorCode(err) == countersign.Conflict && idemKey != "" {
 			// A concurrent twin won the race: answer as it did.
 			return s.Prepare(ctx, p, req, idemKey)
@@ -427,7 +454,10 @@ func (s *Service) load(ctx context.Context, p *Principal, id string) (*countersi
 	if err != nil {
 		return nil, err
 	}
-	if err := visible(p, t); err != nil {
+	if err := s.canSee(ctx, p, t); err != nil { // owner, its agent, or an approver of its wallet (approvers.go)
+		return nil, err
+	}
+	if t, err = s.expireAuthorizedIfDue(ctx, t); err != nil { // AUTHORIZED_TTL (approvers.go)
 		return nil, err
 	}
 	return s.expireIfDue(ctx, t)
@@ -450,8 +480,12 @@ func (s *Service) setStatus(ctx context.Context, cs *changeSet, t *countersign.T
 	if !countersign.CanTransition(t.Status, to) {
 		return countersign.Errorf(countersign.Conflict, "transaction %s is %s and cannot become %s", t.ID, t.Status, to)
 	}
+	from := t.Status
 	t.Status, t.UpdatedAt = to, s.clock.Now().UTC()
 	if err := s.store.UpdateTransaction(ctx, t); err != nil {
+		return err
+	}
+	if err := s.settleBudget(ctx, t, from, to, action); err != nil { // policy.go: reservations spent or released
 		return err
 	}
 	cs.add(countersign.Change{Owner: t.OwnerID, Actor: actor, Action: action, Subject: t.ID, Details: details,
@@ -564,14 +598,18 @@ func (s *Service) Authorize(ctx context.Context, p *Principal, ids []string, cod
 			if !bytes.Equal(Digest(t), t.Digest) {
 				return countersign.Errorf(countersign.Internal, "transaction %s does not match its digest", t.ID)
 			}
-			t.DecidedBy, t.DecidedAt, t.Reason = p.User.ID, s.clock.Now().UTC(), reason
-			to, action := countersign.StatusAuthorized, "transaction.authorize"
-			if d == Reject {
-				to, action = countersign.StatusRejected, "transaction.reject"
-			} else {
-				t.ApprovedDigest = t.Digest
+			if d == Approve {
+				// Recorded per approver; authorized once the quorum is
+				// reached (approvers.go).
+				if err := s.approve(ctx, cs, p, t, reason); err != nil {
+					return err
+				}
+				out = append(out, t)
+				continue
 			}
-			if err := s.setStatus(ctx, cs, t, to, p.Actor(), action, map[string]string{"digest": hex.EncodeToString(t.Digest), "reason": reason}); err != nil {
+			// Any approver's reject rejects (setStatus frees its budget).
+			t.DecidedBy, t.DecidedAt, t.Reason = p.User.ID, s.clock.Now().UTC(), reason
+			if err := s.setStatus(ctx, cs, t, countersign.StatusRejected, p.Actor(), "transaction.reject", map[string]string{"digest": hex.EncodeToString(t.Digest), "reason": reason}); err != nil {
 				return err
 			}
 			out = append(out, t)
@@ -624,6 +662,10 @@ func (s *Service) Transactions(ctx context.Context, p *Principal, f countersign.
 	f.OwnerID = p.User.ID
 	if p.IsAgent() {
 		f.AgentID = p.Agent.ID
+	}
+	var err error
+	if f.ApproverOf, err = s.approverInbox(ctx, p); err != nil { // the wallets p approves (approvers.go)
+		return nil, err
 	}
 	if f.Status != "" && !f.Status.Valid() {
 		return nil, countersign.Errorf(countersign.BadRequest, "unknown status %q", truncate(string(f.Status), 32))
@@ -685,7 +727,7 @@ func notAuthorized(t *countersign.Transaction) error {
 // execute, the receipt tracker and their money checks are in money.go.
 
 // UserSpend is a spend the user starts and approves in one step with their
-// password and a TOTP code (the seed's /api/transfer family). It returns
+// password and a TOTP code (the /api/transfer family). It returns
 // once the transaction is signed and broadcast.
 // p is a user with MFA on: the route's rule (http: UserMFA).
 func (s *Service) UserSpend(ctx context.Context, p *Principal, password, code, walletAddress string, req *PrepareRequest) (*countersign.Transaction, error) {

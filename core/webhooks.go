@@ -68,7 +68,7 @@ func EventTypes() []string {
 	for _, st := range countersign.Statuses {
 		types = append(types, "transaction."+string(st))
 	}
-	return types
+	return append(types, PolicyEventTypes...) // approvers.go
 }
 
 // ValidateWebhookEvents checks a subscription list: 1 to 32 entries, each a
@@ -120,7 +120,12 @@ func (s *Service) enqueueDeliveries(ctx context.Context, e *countersign.Event) e
 		}
 		memo.setWebhooks(e.OwnerID, hooks)
 	}
-	for _, w := range hooks {
+	// The wallet's approvers' own webhooks too (approvers.go).
+	extra, err := s.approverWebhooks(ctx, e)
+	if err != nil {
+		return err
+	}
+	for _, w := range append(slices.Clip(hooks), extra...) {
 		if !subscribed(w, e.Type) {
 			continue
 		}

@@ -71,8 +71,12 @@ type Route struct {
 	// Back is where a refused UI form goes back to with its message
 	// ({id} is the request's id path value), for WebMFA form actions.
 	Back string
-	h    handlerFunc
-	ui   uiHandlerFunc
+	// RPC is the route's JSON-RPC method on /rpc (daemon routes), and
+	// RPCParams the positional order of its parameters.
+	RPC       string
+	RPCParams []string
+	h         handlerFunc
+	ui        uiHandlerFunc
 }
 
 // uiRoute is a UI route of the table.

@@ -50,6 +50,8 @@ var errorTable = map[countersign.Code]errorRow{
 	countersign.ChainMismatch:     {http.StatusConflict, rpcInternal, rpcServerError},
 	countersign.Unavailable:       {http.StatusServiceUnavailable, rpcInternal, rpcServerError},
 	countersign.WalletLocked:      {http.StatusLocked, -32001, rpcServerError},
+	countersign.PolicyDenied:      {http.StatusForbidden, -32003, rpcServerError},
+	countersign.Frozen:            {http.StatusLocked, rpcInternal, rpcServerError},
 	countersign.Internal:          {http.StatusInternalServerError, rpcInternal, rpcInternal},
 }
 
@@ -69,6 +71,10 @@ type ErrorBody struct {
 		Code      string `json:"code"`
 		Detail    string `json:"detail"`
 		RequestID string `json:"request_id,omitempty"`
+		// RuleID names the policy rule that refused the request
+		// (POLICY_DENIED); absent otherwise, so older clients see the
+		// same envelope.
+		RuleID string `json:"rule_id,omitempty"`
 	} `json:"error"`
 }
 
@@ -84,6 +90,9 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	var ce *countersign.Error
 	if errors.As(err, &ce) && ce.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(ce.RetryAfter))
+	}
+	if ce != nil && code == countersign.PolicyDenied {
+		body.Error.RuleID = ce.RuleID
 	}
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// the client went away: nothing failed on our side

@@ -44,6 +44,8 @@ var publishedAnswers = map[countersign.Code]wireAnswer{
 	countersign.ChainMismatch:     {409, -32603, -32000},
 	countersign.Unavailable:       {503, -32603, -32000},
 	countersign.WalletLocked:      {423, -32001, -32000},
+	countersign.PolicyDenied:      {403, -32003, -32000},
+	countersign.Frozen:            {423, -32603, -32000},
 	countersign.Internal:          {500, -32603, -32603},
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"net/http"
@@ -212,7 +213,11 @@ func toRPCError(err error) *rpcError {
 		return &rpcError{Code: rpcInternal, Message: "internal error"}
 	case rpcServerError:
 		// -32000 alone does not say what failed: the countersign code goes in data
-		return &rpcError{Code: rpcServerError, Message: countersign.ErrorDetail(err), Data: map[string]string{"code": string(code)}}
+		data := map[string]string{"code": string(code)}
+		if ce := (*countersign.Error)(nil); code == countersign.PolicyDenied && errors.As(err, &ce) {
+			data["rule_id"] = ce.RuleID // the deciding policy rule
+		}
+		return &rpcError{Code: rpcServerError, Message: countersign.ErrorDetail(err), Data: data}
 	default:
 		return &rpcError{Code: row.ETH, Message: countersign.ErrorDetail(err)}
 	}

@@ -55,6 +55,16 @@ func (s *ethFuzzStore) CreateTransaction(_ context.Context, t *countersign.Trans
 	return errEthCaptured
 }
 
+// Policy: no policy is set, so prepare decides as it always did.
+func (s *ethFuzzStore) Policy(context.Context, countersign.PolicyLevel, string) (*countersign.PolicyRecord, error) {
+	return nil, countersign.Errorf(countersign.NotFound, "policy not found")
+}
+
+// Freezes: nothing is frozen (the kill switch, core/freeze.go).
+func (s *ethFuzzStore) Freezes(context.Context, string) ([]*countersign.Freeze, error) {
+	return nil, nil
+}
+
 type ethFuzzChain struct{ countersign.Chain }
 
 func (ethFuzzChain) ChainID(context.Context) (*big.Int, error) { return big.NewInt(1337), nil }

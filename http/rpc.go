@@ -339,37 +339,31 @@ func (s *Server) daemonExport(w http.ResponseWriter, r *http.Request, _ *core.Pr
 }
 
 // rpcBridge gives every daemon route its JSON-RPC method (the names of
-// the AITBC wallet-daemon design). A call runs the route's own handler on an in-memory request, so
-// the REST and RPC surfaces cannot drift apart. params names the
-// positional order; a name in the route's path ({txid}) is taken from the
-// params, and the rest form the JSON body (POST) or the query (GET).
-var rpcBridge = map[string]struct {
+// the AITBC wallet-daemon design), from the route table's RPC column. A
+// call runs the route's own handler on an in-memory request, under the
+// route's own Access, so the REST and RPC surfaces cannot drift apart.
+// params names the positional order; a name in the route's path ({txid})
+// is taken from the params, and the rest form the JSON body (POST) or the
+// query (GET).
+var rpcBridge map[string]bridge
+
+// set in init: the table's handlers reach rpcBridge, so a variable
+// initialiser would be a cycle
+func init() { rpcBridge = bridgeFromRoutes() }
+
+type bridge struct {
 	method, path string
 	params       []string
-}{
-	"wallet_create":          {"POST", "/v1/wallet/create", []string{"name", "password", "mnemonic_len", "show_mnemonic"}},
-	"wallet_import_mnemonic": {"POST", "/v1/wallet/import-mnemonic", []string{"name", "password", "mnemonic", "passphrase"}},
-	"wallet_import_key":      {"POST", "/v1/wallet/import-key", []string{"name", "password", "curve", "private_key_hex"}},
-	"wallet_import_keystore": {"POST", "/v1/wallet/import-keystore", []string{"name", "password", "keystore_json", "keystore_password"}},
-	"wallet_unlock":          {"POST", "/v1/wallet/unlock", []string{"wallet_id", "password"}},
-	"wallet_lock":            {"POST", "/v1/wallet/lock", []string{"wallet_id"}},
-	"wallet_list":            {"GET", "/v1/wallets", nil},
-	"wallet_export":          {"POST", "/v1/wallet/export", []string{"account_id", "export_password"}},
-	"account_derive":         {"POST", "/v1/account/derive", []string{"wallet_id", "curve", "path", "tags"}},
-	"account_setTags":        {"POST", "/v1/account/tags", []string{"account_id", "tags"}},
-	"account_list":           {"GET", "/v1/accounts", []string{"wallet_id", "tag"}},
-	"address_get":            {"GET", "/v1/address/{account_id}", []string{"account_id"}},
-	"sign_message":           {"POST", "/v1/sign/message", []string{"account_id", "message_base64"}},
-	"sign_tx":                {"POST", "/v1/sign/tx", []string{"account_id", "tx_bytes_base64", "type"}},
-	"sign_receipt":           {"POST", "/v1/sign/receipt", []string{"account_id", "payload"}},
-	"verify_receipt":         {"POST", "/v1/verify/receipt", []string{"payload", "signature_base64", "public_key_hex"}},
-	"ledger_getBalance":      {"GET", "/v1/ledger/balance/{address}", []string{"address"}},
-	"ledger_transfer":        {"POST", "/v1/ledger/transfer", []string{"from", "to", "amount", "memo"}},
-	"ledger_getTx":           {"GET", "/v1/ledger/tx/{txid}", []string{"txid"}},
-	"ledger_faucet":          {"POST", "/v1/ledger/faucet", []string{"address", "amount"}},
-	"webhook_create":         {"POST", "/v1/webhooks", []string{"url", "events"}},
-	"webhook_deliveries":     {"GET", "/v1/webhooks/{id}/deliveries", []string{"id"}},
-	"about":                  {"GET", "/about", nil},
+}
+
+func bridgeFromRoutes() map[string]bridge {
+	m := map[string]bridge{}
+	for _, rt := range Routes() {
+		if rt.RPC != "" {
+			m[rt.RPC] = bridge{rt.Method, rt.Path, rt.RPCParams}
+		}
+	}
+	return m
 }
 
 // memResponse is the ResponseWriter of a bridged call.

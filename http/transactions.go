@@ -17,6 +17,15 @@ type prepareResp struct {
 	Status         string    `json:"status"`
 	ExpiresAt      time.Time `json:"expires_at"`
 	ApprovalDigest string    `json:"approval_digest"`
+
+	// The policy's decision (policy_http.go) and the decoded view.
+	Decision        string            `json:"decision"`
+	RuleID          string            `json:"rule_id"`
+	Approvals       []core.TxApproval `json:"approvals"`
+	ApprovalsNeeded int               `json:"approvals_needed"`
+	AuthorizeAt     *time.Time        `json:"authorize_at"`
+	Review          *reviewJSON       `json:"review"`
+	Warnings        []string          `json:"warnings"`
 }
 
 func (s *Server) prepare(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
@@ -28,7 +37,11 @@ func (s *Server) prepare(w http.ResponseWriter, r *http.Request, p *core.Princip
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, 202, prepareResp{TransactionID: t.ID, Status: string(t.Status), ExpiresAt: t.ExpiresAt, ApprovalDigest: "0x" + hex.EncodeToString(t.Digest)})
+	v := core.View(t)
+	rv := s.reviewOf(r, p, t)
+	return writeJSON(w, 202, prepareResp{TransactionID: t.ID, Status: string(t.Status), ExpiresAt: t.ExpiresAt, ApprovalDigest: "0x" + hex.EncodeToString(t.Digest),
+		Decision: v.Decision, RuleID: v.RuleID, Approvals: v.Approvals, ApprovalsNeeded: v.ApprovalsNeeded, AuthorizeAt: v.AuthorizeAt,
+		Review: rv, Warnings: allWarnings(t, rv)})
 }
 
 type authorizeReq struct {
@@ -94,7 +107,12 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request, p *core.Principa
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, 200, core.View(t))
+	rv := s.reviewOf(r, p, t)
+	v, err := s.Svc.ViewOf(r.Context(), t) // with the approvals so far (core/approvers.go)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, statusView{TxView: v, Review: rv, Warnings: allWarnings(t, rv)})
 }
 
 type txIDReq struct {
@@ -159,7 +177,11 @@ func (s *Server) transactions(w http.ResponseWriter, r *http.Request, p *core.Pr
 	}
 	out := txListResp{Transactions: []core.TxView{}}
 	for _, t := range list {
-		out.Transactions = append(out.Transactions, core.View(t))
+		v, err := s.Svc.ViewOf(r.Context(), t) // with the approvals so far (core/approvers.go)
+		if err != nil {
+			return err
+		}
+		out.Transactions = append(out.Transactions, v)
 	}
 	if len(list) == f.Limit {
 		out.NextBefore = &list[len(list)-1].CreatedAt

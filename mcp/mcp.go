@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -109,6 +110,10 @@ func NewServer(svc *core.Service, p *core.Principal) *sdk.Server {
 		Description: "Withdraw a transaction you prepared that is still pending."}, t.cancel)
 	sdk.AddTool(s, &sdk.Tool{Name: "list_transactions",
 		Description: "Your transactions, newest first, optionally only those with one status."}, t.list)
+	sdk.AddTool(s, &sdk.Tool{Name: "budget_remaining",
+		Description: "Your policy budgets now: for each budgeted rule of your policy and your wallet's, max, spent, reserved and remaining (base units) in its rolling window."}, t.budgetRemaining)
+	sdk.AddTool(s, &sdk.Tool{Name: "simulate_transaction",
+		Description: "Dry run of prepare_transaction (same arguments): what the policy would decide now — decision (deny, human, quorum, delay, auto), the deciding rule_id, its budget and warnings. Changes nothing."}, t.simulate)
 	return s
 }
 
@@ -123,7 +128,12 @@ type tools struct {
 func toolError(err error) *sdk.CallToolResult {
 	code, detail := countersign.ErrorCode(err), countersign.ErrorDetail(err)
 	res := &sdk.CallToolResult{IsError: true, Content: []sdk.Content{&sdk.TextContent{Text: fmt.Sprintf("%s: %s", code, detail)}}}
-	res.StructuredContent = map[string]any{"error": map[string]string{"code": string(code), "detail": detail}}
+	e := map[string]string{"code": string(code), "detail": detail}
+	if ce := (*countersign.Error)(nil); code == countersign.PolicyDenied && errors.As(err, &ce) {
+		e["rule_id"] = ce.RuleID // the policy rule that refused
+		res.Content = []sdk.Content{&sdk.TextContent{Text: fmt.Sprintf("%s: %s (rule_id %s)", code, detail, ce.RuleID)}}
+	}
+	res.StructuredContent = map[string]any{"error": e}
 	return res
 }
 
@@ -193,19 +203,29 @@ type prepareOut struct {
 
 const pendingHint = "A human must approve this request before it can be executed. Call transaction_status with wait_seconds to wait for the decision, then execute_transaction once it is authorized."
 
-func (t *tools) prepare(ctx context.Context, _ *sdk.CallToolRequest, in prepareIn) (*sdk.CallToolResult, any, error) {
+// prepareRequest is the PrepareRequest of prepare_transaction's (and
+// simulate_transaction's) arguments.
+func prepareRequest(in prepareIn) (*core.PrepareRequest, *sdk.CallToolResult) {
 	req := &core.PrepareRequest{Type: in.Type, ToAddress: in.ToAddress, Amount: in.Amount, TokenAddress: in.TokenAddress,
 		ContractAddress: in.ContractAddress, FunctionName: in.FunctionName, Value: in.Value, Memo: in.Memo}
 	if in.ContractABI != nil {
 		b, err := json.Marshal(in.ContractABI)
 		if err != nil {
-			return toolError(countersign.Errorf(countersign.BadRequest, "contract_abi is not JSON")), nil, nil
+			return nil, toolError(countersign.Errorf(countersign.BadRequest, "contract_abi is not JSON"))
 		}
 		req.ContractABI = b
 	}
 	if in.FunctionArgs != nil {
 		b, _ := json.Marshal(in.FunctionArgs)
 		req.FunctionArgs = b
+	}
+	return req, nil
+}
+
+func (t *tools) prepare(ctx context.Context, _ *sdk.CallToolRequest, in prepareIn) (*sdk.CallToolResult, any, error) {
+	req, errRes := prepareRequest(in)
+	if errRes != nil {
+		return errRes, nil, nil
 	}
 	tx, err := t.svc.Prepare(ctx, t.p, req, in.IdempotencyKey)
 	if err != nil {
@@ -294,4 +314,28 @@ func (t *tools) list(ctx context.Context, _ *sdk.CallToolRequest, in listIn) (*s
 		views = append(views, core.View(tx))
 	}
 	return ok(map[string]any{"transactions": views})
+}
+
+type budgetOut struct {
+	Budgets []core.BudgetState `json:"budgets"`
+}
+
+func (t *tools) budgetRemaining(ctx context.Context, _ *sdk.CallToolRequest, _ struct{}) (*sdk.CallToolResult, any, error) {
+	b, err := t.svc.Budgets(ctx, t.p)
+	if err != nil {
+		return toolError(err), nil, nil
+	}
+	return ok(budgetOut{Budgets: b})
+}
+
+func (t *tools) simulate(ctx context.Context, _ *sdk.CallToolRequest, in prepareIn) (*sdk.CallToolResult, any, error) {
+	req, errRes := prepareRequest(in)
+	if errRes != nil {
+		return errRes, nil, nil
+	}
+	res, err := t.svc.Simulate(ctx, t.p, "", req)
+	if err != nil {
+		return toolError(err), nil, nil
+	}
+	return ok(res)
 }

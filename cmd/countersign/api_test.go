@@ -101,6 +101,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 	e.do("GET", "/api/transaction_status?transaction_id="+pending, apiKey(revokedKey), nil).refused(t, 401, "UNAUTHORIZED")
 
 	spend := map[string]any{"password": testPassword, "mfa_code": "123456", "to_address": randomAddress(), "amount": "1", "address": wallet}
+	apWalletID, apOwnerUID := approverMatrixIDs(t, e, owner, wallet) // approvers_test.go
+	const apFakeID = "00000000-0000-4000-8000-000000000000"
+	routeOf := strings.NewReplacer(agentID, "{id}", apWalletID+"/approvers/"+apOwnerUID, "{id}/approvers/{user_id}", apWalletID, "{id}", apFakeID, "{id}")
 	callers := map[string]cred{"anonymous": anon, "other user": bearer(other.token), "user without MFA": bearer(noMFA.token),
 		"agent of another user": apiKey(otherKey), "revoked agent": apiKey(revokedKey)}
 	const ok = "ok"
@@ -145,6 +148,31 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"POST", "/dev/sign-typed-data", map[string]string{"omni_account": strings.Repeat("a", 64)}, forAll("401 UNAUTHORIZED", "401 UNAUTHORIZED", "401 UNAUTHORIZED")},
 		{"POST", "/v1/wallet/link", map[string]string{"identity_type": "email", "identity_value": "x@example.com", "code": "123456"}, forAll("401 UNAUTHORIZED", "401 UNAUTHORIZED", "401 UNAUTHORIZED")},
 		{"POST", "/v1/mint-oidc-jwt", nil, forAll("401 UNAUTHORIZED", "401 UNAUTHORIZED", "401 UNAUTHORIZED")},
+		// approvers, quorum, the kill switch, the users' webhooks (approvers_test.go)
+		{"POST", "/api/wallets/" + apWalletID + "/approvers", map[string]string{"username": noMFA.name, "mfa_code": "123456"}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
+		{"GET", "/api/wallets/" + apWalletID + "/approvers", nil, forAll("404 NOT_FOUND", "404 NOT_FOUND", "403 FORBIDDEN")},
+		{"DELETE", "/api/wallets/" + apWalletID + "/approvers/" + apOwnerUID, map[string]string{"mfa_code": "123456"}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
+		{"GET", "/api/approvals/invitations", nil, forAll(ok, ok, "403 FORBIDDEN")},
+		{"POST", "/api/approvals/invitations/" + apFakeID + "/accept", map[string]string{"mfa_code": "123456"}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
+		{"POST", "/api/withdraw_approval", map[string]string{"transaction_id": authorized, "mfa_code": "123456"}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
+		{"GET", "/api/policy_changes", nil, forAll(ok, ok, "403 FORBIDDEN")},
+		{"POST", "/api/policy_changes/" + apFakeID + "/approve", map[string]string{"mfa_code": "123456"}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
+		{"POST", "/api/policy_changes/" + apFakeID + "/reject", map[string]string{"mfa_code": "123456"}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
+		{"POST", "/api/freeze", map[string]string{"wallet_id": apWalletID}, forAll("404 NOT_FOUND", "404 NOT_FOUND", "403 FORBIDDEN")},
+		{"POST", "/api/unfreeze", map[string]string{"wallet_id": apWalletID, "mfa_code": "123456"}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
+		{"GET", "/api/freezes", nil, forAll(ok, ok, "403 FORBIDDEN")},
+		{"POST", "/api/webhooks", map[string]any{"url": "http://127.0.0.1/hook", "events": []string{"transaction.*"}}, forAll("400 BAD_REQUEST", "403 MFA_REQUIRED", "403 FORBIDDEN")},
+		{"GET", "/api/webhooks", nil, forAll(ok, ok, "403 FORBIDDEN")},
+		{"GET", "/api/webhooks/" + apFakeID + "/deliveries", nil, forAll("404 NOT_FOUND", "404 NOT_FOUND", "403 FORBIDDEN")},
+		// policies (policy_test.go)
+		{"GET", "/api/agents/" + agentID + "/policy", nil, forAll("404 NOT_FOUND", "404 NOT_FOUND", "403 FORBIDDEN")},
+		{"PUT", "/api/agents/" + agentID + "/policy", map[string]any{"mfa_code": "123456", "rules": []any{}}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
+		{"GET", "/api/wallets/" + apWalletID + "/policy", nil, forAll("404 NOT_FOUND", "404 NOT_FOUND", "403 FORBIDDEN")},
+		{"PUT", "/api/wallets/" + apWalletID + "/policy", map[string]any{"mfa_code": "123456", "rules": []any{}}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
+		{"POST", "/api/agents/" + agentID + "/policy/simulate", map[string]string{"type": "native", "to_address": randomAddress(), "amount": "1"}, forAll("404 NOT_FOUND", "404 NOT_FOUND", "403 FORBIDDEN")},
+		{"GET", "/api/policy", nil, forAll("403 FORBIDDEN", "403 FORBIDDEN", ok)},
+		{"GET", "/api/budget", nil, forAll("403 FORBIDDEN", "403 FORBIDDEN", ok)},
+		{"POST", "/api/policy/simulate", map[string]string{"type": "native", "to_address": randomAddress(), "amount": "1"}, forAll("403 FORBIDDEN", "403 FORBIDDEN", ok)},
 		{"POST", "/api/logout", nil, forAll(ok, ok, "403 FORBIDDEN")}, // last: it ends sessions
 	}
 	// forged and foreign credentials: refused on every route (the signer
@@ -156,7 +184,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	// the web UI's routes, before the rows below log the other users out
 	covered := uiAuthorizationMatrix(t, e, key, agentID, owner, noMFA)
 	for _, r := range rows {
-		covered[r.method+" "+strings.Split(strings.Replace(r.path, agentID, "{id}", 1), "?")[0]] = true
+		covered[r.method+" "+strings.Split(routeOf.Replace(r.path), "?")[0]] = true
 		for name, c := range callers {
 			want := r.want[name]
 			if _, ok := forged[name]; ok {

@@ -228,7 +228,7 @@ func (a *App) startService(ctx context.Context, cfg *Config, st countersign.Stor
 		return nil, err
 	}
 	svc, err := core.New(ctx, st, ch, local.New(sealer, ks), sealer, cfg.Clock, log, core.Config{
-		Argon2: cfg.Argon2, TokenTTL: cfg.TokenTTL, PendingTTL: cfg.PendingTTL,
+		Argon2: cfg.Argon2, TokenTTL: cfg.TokenTTL, PendingTTL: cfg.PendingTTL, AuthorizedTTL: cfg.AuthorizedTTL,
 		MFALockout: cfg.MFALockout, MFAMaxFailures: cfg.MFAMaxFail, PollInterval: cfg.PollInterval,
 		HashConcurrency: cfg.HashConcurrency, HashQueue: cfg.HashQueue, Omni: cfg.Omni, Money: cfg.Money,
 		Ports: ports, Hooks: cfg.ExecuteHooks,

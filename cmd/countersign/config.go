@@ -33,6 +33,7 @@ type Config struct {
 	LogLevel      string
 	TokenTTL      time.Duration
 	PendingTTL    time.Duration
+	AuthorizedTTL time.Duration // AUTHORIZED_TTL: how long an authorized request may wait to be executed
 	MFALockout    time.Duration
 	MFAMaxFail    int
 
@@ -105,6 +106,7 @@ var serveSettings = []setting{
 	{"LOG_FORMAT", "--log-format", "text", "text or json"},
 	{"LOG_LEVEL", "--log-level", "info", "debug, info, warn or error"},
 	{"PENDING_TTL", "--pending-ttl", "24h", "approval window of a prepared transaction"},
+	{"AUTHORIZED_TTL", "--authorized-ttl", "1h", "an authorized request not executed within this expires (its budget is released)"},
 	{"MFA_LOCKOUT", "--mfa-lockout", "15m", "lockout after too many wrong MFA codes in a row"},
 	{"MFA_MAX_FAILURES", "", "5", "wrong MFA codes in a row before the lockout"},
 	{"POLL_INTERVAL", "--poll-interval", "1s (100ms on the embedded chain)", "receipt tracker and expiry sweeper period"},
@@ -178,8 +180,36 @@ key, bound to 127.0.0.1:8555.`
 // returns flag.ErrHelp.
 func parseServeConfig(args []string, getenv func(string) string, helpOut io.Writer) (*Config, error) {
 	c := &Config{}
+	env := firstEnv(getenv)
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	env := func(names ...string) string {
+	serveFlags(fs, c, env)
+	durabilityFlags(fs, c)
+	if err := parseFlags(fs, args, helpOut, serveSynopsis, printSettings); err != nil {
+		return nil, err
+	}
+	if err := durabilityEnv(fs, c, env); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	serveStringEnv(c, env)
+	if err := daemonEnv(c, env); err != nil {
+		return nil, err
+	}
+	if err := parseMoneyConfig(&c.Money, env); err != nil {
+		return nil, err
+	}
+	if err := serviceEnv(c, env); err != nil {
+		return nil, err
+	}
+	return c, c.defaults()
+}
+
+// firstEnv returns a lookup of the first of several variable names that
+// is set (a setting with an alias, such as EVM_RPC_URL and WEB3_PROVIDER_URI).
+func firstEnv(getenv func(string) string) func(names ...string) string {
+	return func(names ...string) string {
 		for _, n := range names {
 			if v := getenv(n); v != "" {
 				return v
@@ -187,6 +217,10 @@ func parseServeConfig(args []string, getenv func(string) string, helpOut io.Writ
 		}
 		return ""
 	}
+}
+
+// serveFlags defines serve's flags, each defaulting to its variable.
+func serveFlags(fs *flag.FlagSet, c *Config, env func(...string) string) {
 	defAddr := "127.0.0.1:8555"
 	if h, p := env("WALLET_BIND"), env("WALLET_PORT"); h != "" || p != "" {
 		if h == "" {
@@ -205,21 +239,17 @@ func parseServeConfig(args []string, getenv func(string) string, helpOut io.Writ
 	fs.StringVar(&c.LogFormat, "log-format", or(env("LOG_FORMAT"), "text"), "text or json (env LOG_FORMAT)")
 	fs.StringVar(&c.LogLevel, "log-level", or(env("LOG_LEVEL"), "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	fs.DurationVar(&c.PendingTTL, "pending-ttl", 0, "approval window of a prepared transaction (env PENDING_TTL, default 24h)")
+	fs.DurationVar(&c.AuthorizedTTL, "authorized-ttl", 0, "an authorized request not executed within this expires (env AUTHORIZED_TTL, default 1h)")
 	fs.DurationVar(&c.MFALockout, "mfa-lockout", 0, "lockout after too many wrong MFA codes (env MFA_LOCKOUT, default 15m)")
 	fs.DurationVar(&c.PollInterval, "poll-interval", 0, "receipt tracker period (env POLL_INTERVAL, default 1s; 100ms on the embedded chain)")
 	fs.StringVar(&c.Explorer, "explorer", env("EXPLORER_URL"), "block explorer base URL for links in the UI, e.g. https://basescan.org (env EXPLORER_URL)")
 	fs.DurationVar(&c.ApprovalWait, "approval-wait", 0, "how long /eth signing calls wait for a human (env ETH_RPC_APPROVAL_WAIT, default 2m)")
 	fs.StringVar(&c.SignerURL, "signer-url", env("SIGNER_URL"), "a separate derived-key signer (countersign signer) to use instead of the in-process one (env SIGNER_URL)")
-	durabilityFlags(fs, c)
-	if err := parseFlags(fs, args, helpOut, serveSynopsis, printSettings); err != nil {
-		return nil, err
-	}
-	if err := durabilityEnv(fs, c, env); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
-	}
+}
+
+// serveStringEnv reads the settings that are environment only and taken
+// as they are (no parsing to fail).
+func serveStringEnv(c *Config, env func(...string) string) {
 	c.SignerSecret, c.SignerToken = env("DEV_KEY_SERVICE_MASTER_SECRET"), env("SIGNER_TOKEN")
 	c.Omni = core.OmniConfig{ClientID: env("OMNI_CLIENT_ID"), PublicURL: env("PUBLIC_URL"), OIDCIssuer: env("OIDC_ISSUER"), OIDCAudience: env("OIDC_AUDIENCE")}
 	if c.Omni.PublicURL == "" {
@@ -237,86 +267,94 @@ func parseServeConfig(args []string, getenv func(string) string, helpOut io.Writ
 	if env("EVENTS_SOCKET") == "off" {
 		c.EventsSocket = ""
 	}
-	if v := env("UNLOCK_TTL_SEC"); v != "" {
-		var err error
-		if c.UnlockTTL, err = envSeconds(v, 120); err != nil {
-			return nil, fmt.Errorf("UNLOCK_TTL_SEC: %w", err)
-		}
-	}
-	c.DaemonArgon = keystore.DefaultParams
-	for _, a := range []struct {
-		name string
-		set  func(int)
-		max  int
-	}{
-		{"ARGON_TIME", func(n int) { c.DaemonArgon.Time = uint32(n) }, keystore.MaxTime},
-		{"ARGON_MEMORY_MB", func(n int) { c.DaemonArgon.MemoryKiB = uint32(n) << 10 }, keystore.MaxMemoryKiB >> 10},
-		{"ARGON_PARALLELISM", func(n int) { c.DaemonArgon.Threads = uint8(n) }, keystore.MaxThreads},
-	} {
+}
+
+// intSetting is an integer variable from 1 to max.
+type intSetting struct {
+	name string
+	set  func(int)
+	max  int
+}
+
+// intEnv reads each set variable of list, in order, and refuses the first
+// one that is not an integer from 1 to its max.
+func intEnv(env func(...string) string, list []intSetting) error {
+	for _, a := range list {
 		if v := env(a.name); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 || n > a.max {
-				return nil, fmt.Errorf("%s must be an integer from 1 to %d", a.name, a.max)
+				return fmt.Errorf("%s must be an integer from 1 to %d", a.name, a.max)
 			}
 			a.set(n)
 		}
 	}
+	return nil
+}
+
+// daemonEnv reads the wallet daemon's settings: unlock TTL, the
+// keystore's Argon2id cost and the signing rate limit.
+func daemonEnv(c *Config, env func(...string) string) error {
+	if v := env("UNLOCK_TTL_SEC"); v != "" {
+		var err error
+		if c.UnlockTTL, err = envSeconds(v, 120); err != nil {
+			return fmt.Errorf("UNLOCK_TTL_SEC: %w", err)
+		}
+	}
+	c.DaemonArgon = keystore.DefaultParams
+	if err := intEnv(env, []intSetting{
+		{"ARGON_TIME", func(n int) { c.DaemonArgon.Time = uint32(n) }, keystore.MaxTime},
+		{"ARGON_MEMORY_MB", func(n int) { c.DaemonArgon.MemoryKiB = uint32(n) << 10 }, keystore.MaxMemoryKiB >> 10},
+		{"ARGON_PARALLELISM", func(n int) { c.DaemonArgon.Threads = uint8(n) }, keystore.MaxThreads},
+	}); err != nil {
+		return err
+	}
 	if err := c.DaemonArgon.Check(); err != nil {
-		return nil, err
+		return err
 	}
 	var err error
 	if v := env("SIGN_RATE"); v != "" {
 		if c.SignRate, err = strconv.ParseFloat(v, 64); err != nil || c.SignRate <= 0 {
-			return nil, fmt.Errorf("SIGN_RATE must be a positive number of signatures per second")
+			return fmt.Errorf("SIGN_RATE must be a positive number of signatures per second")
 		}
 	}
 	if v := env("SIGN_BURST"); v != "" {
 		if c.SignBurst, err = strconv.Atoi(v); err != nil || c.SignBurst < 1 {
-			return nil, fmt.Errorf("SIGN_BURST must be a positive integer")
+			return fmt.Errorf("SIGN_BURST must be a positive integer")
 		}
 	}
-	if err := parseMoneyConfig(&c.Money, env); err != nil {
-		return nil, err
-	}
+	return nil
+}
+
+// serviceEnv reads the API service's settings: token lifetime, the
+// durations a flag did not set, MFA lockout and password hashing.
+func serviceEnv(c *Config, env func(...string) string) error {
+	var err error
 	if c.TokenTTL, err = envSeconds(env("JWT_ACCESS_TOKEN_EXPIRES"), 1800); err != nil {
-		return nil, fmt.Errorf("JWT_ACCESS_TOKEN_EXPIRES: %w", err)
+		return fmt.Errorf("JWT_ACCESS_TOKEN_EXPIRES: %w", err)
 	}
 	for _, d := range []struct {
 		dst  *time.Duration
 		name string
-	}{{&c.PendingTTL, "PENDING_TTL"}, {&c.MFALockout, "MFA_LOCKOUT"}, {&c.PollInterval, "POLL_INTERVAL"}, {&c.ApprovalWait, "ETH_RPC_APPROVAL_WAIT"}} {
+	}{{&c.PendingTTL, "PENDING_TTL"}, {&c.AuthorizedTTL, "AUTHORIZED_TTL"}, {&c.MFALockout, "MFA_LOCKOUT"}, {&c.PollInterval, "POLL_INTERVAL"}, {&c.ApprovalWait, "ETH_RPC_APPROVAL_WAIT"}} {
 		if *d.dst == 0 && env(d.name) != "" {
 			if *d.dst, err = time.ParseDuration(env(d.name)); err != nil || *d.dst <= 0 {
-				return nil, fmt.Errorf("%s must be a positive duration such as 30m", d.name)
+				return fmt.Errorf("%s must be a positive duration such as 30m", d.name)
 			}
 		}
 	}
 	if v := env("MFA_MAX_FAILURES"); v != "" {
 		if c.MFAMaxFail, err = strconv.Atoi(v); err != nil || c.MFAMaxFail < 1 {
-			return nil, fmt.Errorf("MFA_MAX_FAILURES must be a positive integer")
+			return fmt.Errorf("MFA_MAX_FAILURES must be a positive integer")
 		}
 	}
 	c.Argon2 = auth.DefaultArgon2
-	for _, a := range []struct {
-		name string
-		set  func(int)
-		max  int
-	}{
+	return intEnv(env, []intSetting{
 		{"PASSWORD_ARGON_TIME", func(n int) { c.Argon2.Time = uint32(n) }, 16},
 		{"PASSWORD_ARGON_MEMORY_MB", func(n int) { c.Argon2.Memory = uint32(n) * 1024 }, 1024},
 		{"PASSWORD_ARGON_PARALLELISM", func(n int) { c.Argon2.Threads = uint8(n) }, 16},
 		{"PASSWORD_HASH_CONCURRENCY", func(n int) { c.HashConcurrency = n }, 1024},
 		{"PASSWORD_HASH_QUEUE", func(n int) { c.HashQueue = n }, 100000},
-	} {
-		if v := env(a.name); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > a.max {
-				return nil, fmt.Errorf("%s must be an integer from 1 to %d", a.name, a.max)
-			}
-			a.set(n)
-		}
-	}
-	return c, c.defaults()
+	})
 }
 
 func (c *Config) defaults() error {

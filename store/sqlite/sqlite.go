@@ -538,19 +538,23 @@ const txCols = `id, owner_id, agent_id, wallet_id, chain_id, type, from_address,
  contract_address, contract_abi, function_name, function_args, value, memo, tx_to, tx_value, tx_data, digest,
  approved_digest, decided_by, decided_at, reason, status, nonce, raw_tx, tx_hash, block_number, error,
  idempotency_key, request_hash, expires_at, created_at, updated_at, message, signature,
- gas_limit, max_fee_per_gas, checked_at, broadcasts, next_broadcast_at`
+ gas_limit, max_fee_per_gas, checked_at, broadcasts, next_broadcast_at,
+ decision, rule_id, policy_warnings, authorize_at, approvals_needed`
 
 func scanTx(row interface{ Scan(...any) error }) (*countersign.Transaction, error) {
 	var t countersign.Transaction
-	var decided, expires, created, updated, checked, nextBroadcast, gasLimit int64
+	var decided, expires, created, updated, checked, nextBroadcast, gasLimit, authorizeAt int64
 	var nonce, block sql.NullInt64
+	var warnings string
 	if err := row.Scan(&t.ID, &t.OwnerID, &t.AgentID, &t.WalletID, &t.ChainID, &t.Type, &t.From, &t.To, &t.Amount, &t.TokenAddress,
 		&t.ContractAddress, &t.ContractABI, &t.FunctionName, &t.FunctionArgs, &t.Value, &t.Memo, &t.TxTo, &t.TxValue, &t.TxData, &t.Digest,
 		&t.ApprovedDigest, &t.DecidedBy, &decided, &t.Reason, &t.Status, &nonce, &t.RawTx, &t.TxHash, &block, &t.Error,
 		&t.IdempotencyKey, &t.RequestHash, &expires, &created, &updated, &t.Message, &t.Signature,
-		&gasLimit, &t.MaxFeePerGas, &checked, &t.Broadcasts, &nextBroadcast); err != nil {
+		&gasLimit, &t.MaxFeePerGas, &checked, &t.Broadcasts, &nextBroadcast,
+		&t.Decision, &t.RuleID, &warnings, &authorizeAt, &t.ApprovalsNeeded); err != nil {
 		return nil, err
 	}
+	t.PolicyWarnings, t.AuthorizeAt = policyWarnings(warnings), fromTS(authorizeAt) // policy.go
 	t.GasLimit, t.CheckedAt, t.NextBroadcastAt = uint64(gasLimit), fromTS(checked), fromTS(nextBroadcast)
 	if nonce.Valid {
 		n := uint64(nonce.Int64)
@@ -572,12 +576,13 @@ func nullU64(p *uint64) any {
 }
 
 func (s *Store) CreateTransaction(ctx context.Context, t *countersign.Transaction) error {
-	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO transactions (`+txCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO transactions (`+txCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 		t.ID, t.OwnerID, t.AgentID, t.WalletID, t.ChainID, t.Type, t.From, t.To, t.Amount, t.TokenAddress,
 		t.ContractAddress, t.ContractABI, t.FunctionName, t.FunctionArgs, t.Value, t.Memo, t.TxTo, t.TxValue, t.TxData, t.Digest,
 		t.ApprovedDigest, t.DecidedBy, ts(t.DecidedAt), t.Reason, t.Status, nullU64(t.Nonce), t.RawTx, t.TxHash, nullU64(t.BlockNumber), t.Error,
 		t.IdempotencyKey, t.RequestHash, ts(t.ExpiresAt), ts(t.CreatedAt), ts(t.UpdatedAt), t.Message, t.Signature,
-		int64(t.GasLimit), t.MaxFeePerGas, ts(t.CheckedAt), t.Broadcasts, ts(t.NextBroadcastAt))
+		int64(t.GasLimit), t.MaxFeePerGas, ts(t.CheckedAt), t.Broadcasts, ts(t.NextBroadcastAt),
+		t.Decision, t.RuleID, policyWarningsJSON(t.PolicyWarnings), ts(t.AuthorizeAt), t.ApprovalsNeeded)
 	return conflict(err, "a transaction with this Idempotency-Key already exists")
 }
 
@@ -607,6 +612,12 @@ func (s *Store) UpdateTransaction(ctx context.Context, t *countersign.Transactio
 func (s *Store) Transactions(ctx context.Context, f countersign.TxFilter) ([]*countersign.Transaction, error) {
 	q := `SELECT ` + txCols + ` FROM transactions WHERE owner_id = ?`
 	args := []any{f.OwnerID}
+	if len(f.ApproverOf) > 0 { // and the wallets the caller approves (approvers.go)
+		q = `SELECT ` + txCols + ` FROM transactions WHERE (owner_id = ? OR wallet_id IN (?` + strings.Repeat(",?", len(f.ApproverOf)-1) + `))`
+		for _, w := range f.ApproverOf {
+			args = append(args, w)
+		}
+	}
 	if f.AgentID != "" {
 		q += ` AND agent_id = ?`
 		args = append(args, f.AgentID)

@@ -28,6 +28,8 @@ func Run(t *testing.T, open func(t *testing.T) countersign.Store) {
 		"daemon accounts":    testDaemonAccounts,
 		"chain identity":     testChainIdentity,
 		"recovery codes":     testRecoveryCodes,
+		"approvers":          testApprovers, // approvers.go
+		"policies":           testPolicies,  // policy.go
 	} {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
 	}
