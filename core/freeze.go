@@ -29,9 +29,6 @@ type FreezeResult struct {
 // Freeze sets the kill switch on walletID ("" : every wallet of the
 // caller). Freezing what is already frozen answers the existing freeze.
 func (s *Service) Freeze(ctx context.Context, p *Principal, walletID string) (*countersign.Freeze, error) {
-	if p.IsAgent() {
-		return nil, countersign.Errorf(countersign.Forbidden, "agents cannot freeze wallets")
-	}
 	owner, subject := p.User.ID, p.User.ID
 	if walletID != "" {
 		w, _, err := s.walletOf(ctx, p, walletID)
@@ -79,9 +76,6 @@ func (s *Service) freezeOf(ctx context.Context, owner, walletID string) (*counte
 // An owner-wide freeze is the owner's alone to lift (only the owner can
 // set one; a wallet's own freeze stays until lifted on its own).
 func (s *Service) Unfreeze(ctx context.Context, p *Principal, walletID, code string) (*FreezeResult, error) {
-	if p.IsAgent() {
-		return nil, countersign.Errorf(countersign.Forbidden, "agents cannot unfreeze wallets")
-	}
 	owner, subject, need := p.User.ID, p.User.ID, 1
 	if walletID != "" {
 		w, _, err := s.walletOf(ctx, p, walletID)

@@ -517,9 +517,6 @@ func (s *Service) Policy(ctx context.Context, p *Principal, level countersign.Po
 // after checking doc (a BadRequest naming the field, nothing changed) and
 // then p's TOTP code. p is a user with MFA on (http: UserMFA).
 func (s *Service) SetPolicy(ctx context.Context, p *Principal, level countersign.PolicyLevel, id string, doc []byte, mfaCode string) (*PolicyView, error) {
-	if p.IsAgent() {
-		return nil, countersign.Errorf(countersign.Forbidden, "agents cannot change policies")
-	}
 	if _, err := s.policySubject(ctx, p, level, id); err != nil {
 		return nil, err
 	}

@@ -132,5 +132,18 @@ func Routes() []Route {
 		uiRoute("POST", "/mfa/confirm", Web, "Confirm MFA enrolment with the first code", (*Server).uiMFAConfirm),
 		uiRoute("POST", "/mfa/recover", Web, "Spend a recovery code: MFA off", (*Server).uiMFARecover),
 		uiRoute("GET", "/ui/events", Web, "Server-Sent Events for the open pages", (*Server).uiEvents),
+		// policies, approvers and the kill switch (ui_policy.go, ui_approvers.go)
+		uiRoute("GET", "/policies", Web, "The policies of the user's wallets and agents, and loosening changes waiting for a quorum", (*Server).uiPolicies),
+		uiRoute("GET", "/wallets/{id}/policy", Web, "A wallet's policy: its rules, budgets and the editor", uiPolicyPage(countersign.PolicyWallet)),
+		withBack(uiRoute("POST", "/wallets/{id}/policy", WebMFA, "Replace a wallet's policy with a TOTP code", uiSetPolicy(countersign.PolicyWallet)), "/wallets/{id}/policy"),
+		uiRoute("GET", "/agents/{id}/policy", Web, "An agent's policy: its rules, budgets and the editor", uiPolicyPage(countersign.PolicyAgent)),
+		withBack(uiRoute("POST", "/agents/{id}/policy", WebMFA, "Replace an agent's policy with a TOTP code", uiSetPolicy(countersign.PolicyAgent)), "/agents/{id}/policy"),
+		withBack(uiRoute("POST", "/policy_changes/{id}/decide", WebMFA, "Approve or reject a pending loosening policy change with a TOTP code", (*Server).uiDecidePolicyChange), "/policies"),
+		uiRoute("GET", "/approvers", Web, "Approvers of the user's wallets, the user's invitations, the freezes", (*Server).uiApprovers),
+		withBack(uiRoute("POST", "/wallets/{id}/approvers", WebMFA, "Invite a registered user as an approver (owner, TOTP)", (*Server).uiInviteApprover), "/approvers"),
+		withBack(uiRoute("POST", "/wallets/{id}/approvers/remove", WebMFA, "Remove an approver (TOTP)", (*Server).uiRemoveApprover), "/approvers"),
+		withBack(uiRoute("POST", "/invitations/{id}/accept", WebMFA, "Accept an approver invitation with the invitee's own TOTP code", (*Server).uiAcceptInvitation), "/approvers"),
+		uiRoute("POST", "/freeze", Web, "Kill switch: freeze every wallet of the user, or one (wallet_id); no code, instant", (*Server).uiFreeze),
+		withBack(uiRoute("POST", "/unfreeze", WebMFA, "Lift a freeze with a TOTP code (a quorum wallet's needs as many approvers)", (*Server).uiUnfreeze), "/approvers"),
 	}
 }

@@ -18,6 +18,7 @@ type txRow struct {
 	AgentName     string
 	Amount        string
 	TimeLeft      string
+	DelayLeft     string // until a delay rule authorizes it
 	Explorer      string
 	Confirmations uint64
 }
@@ -38,6 +39,14 @@ func (s *Server) rows(ctx context.Context, p *core.Principal, list []*countersig
 	rows := make([]txRow, 0, len(list))
 	for _, t := range list {
 		row := txRow{View: core.View(t), AgentName: names[t.AgentID], Amount: s.Svc.HumanAmount(ctx, t), TimeLeft: timeLeft(t.ExpiresAt.Sub(now))}
+		if !t.AuthorizeAt.IsZero() {
+			row.DelayLeft = timeLeft(t.AuthorizeAt.Sub(now))
+		}
+		if t.Status == countersign.StatusPending && row.View.ApprovalsNeeded > 1 {
+			if v, err := s.Svc.ViewOf(ctx, t); err == nil { // a quorum's progress: who approved so far
+				row.View = v
+			}
+		}
 		if t.TxHash != "" && s.Explorer != "" {
 			row.Explorer = strings.TrimRight(s.Explorer, "/") + "/tx/" + t.TxHash
 		}
@@ -87,6 +96,7 @@ func (s *Server) uiInbox(w http.ResponseWriter, r *http.Request, c *uiCtx) error
 type txData struct {
 	Review     *core.Review
 	TimeLeft   string
+	DelayLeft  string // until a delay rule authorizes it
 	ExplorerTx string
 }
 
@@ -95,7 +105,14 @@ func (s *Server) uiTx(w http.ResponseWriter, r *http.Request, c *uiCtx) error {
 	if err != nil {
 		return err
 	}
+	// the view with the approvals that count so far, for the quorum's progress
+	if v, err := s.Svc.ViewOf(r.Context(), rv.Tx); err == nil {
+		rv.View = v
+	}
 	d := txData{Review: rv, TimeLeft: timeLeft(rv.Tx.ExpiresAt.Sub(s.Svc.Now())), ExplorerTx: "#"}
+	if !rv.Tx.AuthorizeAt.IsZero() {
+		d.DelayLeft = timeLeft(rv.Tx.AuthorizeAt.Sub(s.Svc.Now()))
+	}
 	if rv.Tx.TxHash != "" && s.Explorer != "" {
 		d.ExplorerTx = strings.TrimRight(s.Explorer, "/") + "/tx/" + rv.Tx.TxHash
 	}
@@ -105,10 +122,12 @@ func (s *Server) uiTx(w http.ResponseWriter, r *http.Request, c *uiCtx) error {
 func (s *Server) uiDecide(w http.ResponseWriter, r *http.Request, c *uiCtx) error {
 	id := r.PathValue("id")
 	d := core.Decision(r.PostForm.Get("decision"))
-	_, err := s.Svc.Authorize(r.Context(), c.p, []string{id}, r.PostForm.Get("mfa_code"), d, strings.TrimSpace(r.PostForm.Get("reason")))
+	txs, err := s.Svc.Authorize(r.Context(), c.p, []string{id}, r.PostForm.Get("mfa_code"), d, strings.TrimSpace(r.PostForm.Get("reason")))
 	ok := "Approved: the agent can execute it now."
 	if d == core.Reject {
 		ok = "Rejected: the agent has been told."
+	} else if err == nil && len(txs) == 1 && txs[0].Status == countersign.StatusPending {
+		ok = "Approved: your approval is recorded; the quorum needs more approvers."
 	}
 	return back(w, r, "/tx/"+url.PathEscape(id), err, ok)
 }

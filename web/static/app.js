@@ -13,7 +13,9 @@ function fmtLeft(ms) {
 
 function tick() {
   document.querySelectorAll("[data-expires]").forEach((el) => {
-    el.textContent = fmtLeft(Date.parse(el.dataset.expires) - Date.now());
+    const left = Date.parse(el.dataset.expires) - Date.now();
+    // data-done: what a countdown that is not an expiry says at zero (a delay: "now")
+    el.textContent = left <= 0 && el.dataset.done ? el.dataset.done : fmtLeft(left);
   });
 }
 
@@ -58,7 +60,7 @@ document.addEventListener("DOMContentLoaded", () => {
     refresh();
     try { const d = JSON.parse(ev.data).data; notify("New request: " + (d.memo || d.type)); } catch {}
   });
-  for (const t of ["transaction.authorized", "transaction.rejected", "transaction.expired", "transaction.cancelled"]) {
+  for (const t of ["transaction.authorized", "transaction.rejected", "transaction.expired", "transaction.cancelled", "quorum.progress", "delay.started"]) {
     es.addEventListener(t, refresh);
   }
 });
