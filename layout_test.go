@@ -31,6 +31,7 @@ var allowed = map[string][]string{
 	"core":            {"", "auth", "ethsig", "netguard", "policy"},
 	"daemon":          {"", "ethsig"},
 	"store/sqlite":    {""},
+	"store/postgres":  {""},
 	"ledger/mock":     {""},
 	"chain/evm":       {""},
 	"chain/sim":       {"contracts"},
@@ -39,7 +40,7 @@ var allowed = map[string][]string{
 	"signer/remote":   {""},
 	"signer/hd":       {"", "ethsig", "keys/hd", "keys/keystore"},
 	"signer/audited":  {"", "ethsig"},
-	"http":            {"", "core", "daemon", "web"},
+	"http":            {"", "core", "daemon", "ethsig", "policy", "web"},
 	"web":             {},
 	"mailer":          {""},
 	"notify":          {"", "netguard"},
@@ -47,6 +48,9 @@ var allowed = map[string][]string{
 	"oidc":            {""},
 	"mcp":             {"", "core"},
 	"cmd/countersign": {"*"},
+
+	// test support (a PostgreSQL server for tests), imported by tests only
+	"store/postgres/pgtest": {},
 }
 
 func TestImportRules(t *testing.T) {

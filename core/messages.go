@@ -8,26 +8,10 @@ import (
 
 	"github.com/ethereum/go-ethereum/accounts"
 	"github.com/ethereum/go-ethereum/common/hexutil"
-	"github.com/ethereum/go-ethereum/signer/core/apitypes"
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/ethsig"
 )
-
-// The message helpers are ethsig's (shared with the signers); these names
-// keep core's callers (http, mcp) unchanged.
-const (
-	MaxMessage = ethsig.MaxMessage
-	AnyChain   = ethsig.AnyChain
-)
-
-// ParsePersonalMessage is ethsig.ParsePersonalMessage.
-func ParsePersonalMessage(s string) ([]byte, error) { return ethsig.ParsePersonalMessage(s) }
-
-// ParseTypedData is ethsig.ParseTypedData (see there for chainID).
-func ParseTypedData(raw []byte, chainID int64) (apitypes.TypedData, []byte, error) {
-	return ethsig.ParseTypedData(raw, chainID)
-}
 
 // buildMessage validates a message request and fills what the approval
 // binds to: the message itself (hex bytes or compact JSON).
@@ -35,8 +19,8 @@ func (s *Service) buildMessage(t *countersign.Transaction, raw json.RawMessage) 
 	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
 		return countersign.Errorf(countersign.BadRequest, "message is required")
 	}
-	if len(raw) > MaxMessage {
-		return countersign.Errorf(countersign.BadRequest, "message is larger than %d KiB", MaxMessage>>10)
+	if len(raw) > ethsig.MaxMessage {
+		return countersign.Errorf(countersign.BadRequest, "message is larger than %d KiB", ethsig.MaxMessage>>10)
 	}
 	t.Amount, t.TxValue = "0", "0"
 	switch t.Type {
@@ -45,7 +29,7 @@ func (s *Service) buildMessage(t *countersign.Transaction, raw json.RawMessage) 
 		if err := json.Unmarshal(raw, &str); err != nil {
 			return countersign.Errorf(countersign.BadRequest, "message must be a string (0x-hex or text) for personal_sign")
 		}
-		b, err := ParsePersonalMessage(str)
+		b, err := ethsig.ParsePersonalMessage(str)
 		if err != nil {
 			return err
 		}
@@ -56,7 +40,7 @@ func (s *Service) buildMessage(t *countersign.Transaction, raw json.RawMessage) 
 		if json.Unmarshal(raw, &str) == nil {
 			raw = json.RawMessage(str)
 		}
-		td, _, err := ParseTypedData(raw, t.ChainID)
+		td, _, err := ethsig.ParseTypedData(raw, t.ChainID)
 		if err != nil {
 			return err
 		}
@@ -84,7 +68,7 @@ func messageHash(t *countersign.Transaction) ([]byte, error) {
 		}
 		return accounts.TextHash(b), nil
 	case countersign.TxTypedData:
-		_, h, err := ParseTypedData([]byte(t.Message), t.ChainID)
+		_, h, err := ethsig.ParseTypedData([]byte(t.Message), t.ChainID)
 		return h, err
 	}
 	return nil, countersign.Errorf(countersign.Internal, "%s is not a message request", t.Type)

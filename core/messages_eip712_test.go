@@ -11,6 +11,7 @@ import (
 	"github.com/ethereum/go-ethereum/signer/core/apitypes"
 
 	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/ethsig"
 )
 
 func typedData(chainID string) string {
@@ -34,8 +35,8 @@ func TestSecurity_TypedDataChainTruncation(t *testing.T) {
 	}{
 		"ok/1337":                 {"1337", 1337, true},
 		"ok/hex":                  {`"0x539"`, 1337, true},
-		"ok/any chain":            {"18446744073709552953", AnyChain, true},
-		"ok/chain-free caller":    {"", AnyChain, true},
+		"ok/any chain":            {"18446744073709552953", ethsig.AnyChain, true},
+		"ok/chain-free caller":    {"", ethsig.AnyChain, true},
 		"fail/2^64+1337":          {new(big.Int).Add(two64, big.NewInt(1337)).String(), 1337, false},
 		"fail/2^65+1337":          {new(big.Int).Add(new(big.Int).Lsh(two64, 1), big.NewInt(1337)).String(), 1337, false},
 		"fail/-2^64+1337":         {new(big.Int).Sub(big.NewInt(1337), two64).String(), 1337, false},
@@ -45,7 +46,7 @@ func TestSecurity_TypedDataChainTruncation(t *testing.T) {
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			_, hash, err := ParseTypedData([]byte(typedData(tt.chainID)), tt.want)
+			_, hash, err := ethsig.ParseTypedData([]byte(typedData(tt.chainID)), tt.want)
 			if tt.ok && (err != nil || len(hash) != 32) {
 				t.Fatalf("refused: %v", err)
 			}
@@ -54,7 +55,7 @@ func TestSecurity_TypedDataChainTruncation(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := ParseTypedData([]byte(typedData("1337")+` {}`), 1337); err == nil {
+	if _, _, err := ethsig.ParseTypedData([]byte(typedData("1337")+` {}`), 1337); err == nil {
 		t.Fatal("trailing data after the typed data accepted")
 	}
 }
@@ -67,13 +68,13 @@ func FuzzParseTypedData(f *testing.F) {
 	for _, s := range []string{typedData("1337"), typedData(""), typedData("18446744073709552953"), typedData(`"0x539"`), typedData("-1"),
 		`{}`, `null`, `{"types":{},"primaryType":"X"}`, typedData("1337") + "x", `{"types":{"EIP712Domain":[]},"primaryType":"EIP712Domain","domain":{},"message":{}}`} {
 		f.Add([]byte(s), int64(1337))
-		f.Add([]byte(s), int64(AnyChain))
+		f.Add([]byte(s), int64(ethsig.AnyChain))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte, chainID int64) {
-		if len(raw) > MaxMessage {
+		if len(raw) > ethsig.MaxMessage {
 			return
 		}
-		td, hash, err := ParseTypedData(raw, chainID)
+		td, hash, err := ethsig.ParseTypedData(raw, chainID)
 		if err != nil {
 			if countersign.ErrorCode(err) != countersign.BadRequest {
 				t.Fatalf("%v is not BAD_REQUEST", err)
@@ -90,7 +91,7 @@ func FuzzParseTypedData(f *testing.F) {
 		if err := json.Compact(&c, raw); err != nil {
 			return // buildMessage refuses what does not compact
 		}
-		_, again, err := ParseTypedData(c.Bytes(), chainID)
+		_, again, err := ethsig.ParseTypedData(c.Bytes(), chainID)
 		if err != nil || !bytes.Equal(again, hash) {
 			t.Fatalf("the stored form parses differently: %v", err)
 		}
@@ -108,7 +109,7 @@ func FuzzParsePersonalMessage(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		b, err := ParsePersonalMessage(s)
+		b, err := ethsig.ParsePersonalMessage(s)
 		if err != nil {
 			if countersign.ErrorCode(err) != countersign.BadRequest || utf8.ValidString(s) {
 				t.Fatalf("%q refused: %v", s, err)
@@ -123,7 +124,7 @@ func FuzzParsePersonalMessage(f *testing.F) {
 			t.Fatalf("%q taken as %q", s, b)
 		}
 		stored := hexutil.Encode(b)
-		back, err := ParsePersonalMessage(stored)
+		back, err := ethsig.ParsePersonalMessage(stored)
 		if err != nil || !bytes.Equal(back, b) {
 			t.Fatalf("%q: the stored form %s reads back as %x (%v)", s, stored, back, err)
 		}

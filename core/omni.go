@@ -80,14 +80,6 @@ func CheckIssuerURL(s string) error {
 	return nil
 }
 
-// The login ports are the root's, so the mailer and oidc adapters import
-// only the domain; these aliases keep core's callers unchanged.
-type (
-	Mailer          = countersign.Mailer
-	VerifiedIDToken = countersign.VerifiedIDToken
-	IDTokenVerifier = countersign.IDTokenVerifier
-)
-
 // OmniSession is a session for an omni_account.
 type OmniSession struct {
 	Token        string

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/ethsig"
 	"github.com/countersign/countersign/policy"
 )
 
@@ -194,7 +195,7 @@ func policyRequest(t *countersign.Transaction) (policy.Request, []string) {
 		}
 		r.UnlimitedApproval = unlimitedApprove(t.TxData)
 	case countersign.TxTypedData:
-		td, _, err := ParseTypedData([]byte(t.Message), t.ChainID)
+		td, _, err := ethsig.ParseTypedData([]byte(t.Message), t.ChainID)
 		if err != nil {
 			r.Unvalued = true
 			warnings = append(warnings, "the typed data could not be read for the policy: treated as of unmeasured value")

@@ -38,9 +38,9 @@ type Config struct {
 
 // Ports are the service's optional outbound adapters.
 type Ports struct {
-	Webhooks WebhookSender   // webhook deliveries; nil leaves them queued
-	Mailer   Mailer          // email login codes; nil disables email login
-	IDTokens IDTokenVerifier // OIDC login; nil disables it
+	Webhooks countersign.WebhookSender   // webhook deliveries; nil leaves them queued
+	Mailer   countersign.Mailer          // email login codes; nil disables email login
+	IDTokens countersign.IDTokenVerifier // OIDC login; nil disables it
 }
 
 func (c *Config) defaults() {
@@ -105,11 +105,11 @@ type Service struct {
 	broker *Broker
 	omni   OmniConfig
 
-	webhooks WebhookSender   // webhook deliveries; nil leaves them queued
-	mailer   Mailer          // email login codes; nil disables email login
-	idTokens IDTokenVerifier // OIDC login; nil disables it
-	hooks    ExecuteHooks    // called around execute's broadcast (crash-point tests)
-	tracker  trackerStats    // the receipt tracker's counters
+	webhooks countersign.WebhookSender   // webhook deliveries; nil leaves them queued
+	mailer   countersign.Mailer          // email login codes; nil disables email login
+	idTokens countersign.IDTokenVerifier // OIDC login; nil disables it
+	hooks    ExecuteHooks                // called around execute's broadcast (crash-point tests)
+	tracker  trackerStats                // the receipt tracker's counters
 
 	commits *groupCommit // shares one transaction among concurrent pure records
 

@@ -6,37 +6,20 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
-	"net/netip"
 	"strings"
 
 	"github.com/countersign/countersign/netguard"
 )
 
-// The webhook address policy is netguard's (the notify sender dials under
-// the same one); these names keep core's callers (cmd/countersign) unchanged.
-type (
-	WebhookGuard = netguard.Guard
-	Resolver     = netguard.Resolver
-	AddressGuard = netguard.AddressGuard
-)
-
-// ErrRefusedAddress is returned (wrapped) when a webhook target is, or
-// resolves to, an address the policy refuses.
-var ErrRefusedAddress = netguard.ErrRefusedAddress
-
-// ParseAllowNets reads WEBHOOK_ALLOW_NETS: comma-separated CIDRs (a bare
-// address means just that address). Empty is no exceptions.
-func ParseAllowNets(s string) ([]netip.Prefix, error) { return netguard.ParseAllowNets(s) }
-
 // webhookGuard is the policy of this service's sender (which enforces it
 // again at dial time), or, failing closed, the default with no exceptions.
-func (s *Service) webhookGuard() *WebhookGuard {
-	if g, ok := s.webhooks.(AddressGuard); ok {
+func (s *Service) webhookGuard() *netguard.Guard {
+	if g, ok := s.webhooks.(netguard.AddressGuard); ok {
 		if wg := g.AddressGuard(); wg != nil {
 			return wg
 		}
 	}
-	return &WebhookGuard{}
+	return &netguard.Guard{}
 }
 
 // The delivery log's error classes: what kind of failure, never the raw

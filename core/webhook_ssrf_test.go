@@ -45,7 +45,7 @@ var testDNS = tableDNS{
 // through a wide range.
 func TestSecurity_WebhookSSRFRegistration(t *testing.T) {
 	ctx := context.Background()
-	g := &WebhookGuard{Resolver: testDNS}
+	g := &netguard.Guard{Resolver: testDNS}
 	for _, u := range []string{
 		"http://127.0.0.1/", "http://127.0.0.1:8555/v1/wallet/export", "http://[::1]/", "http://localhost/", "http://0.0.0.0/",
 		"http://[::ffff:127.0.0.1]/", "http://[::ffff:7f00:1]/", "http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/",
@@ -76,11 +76,11 @@ func TestSecurity_WebhookSSRFRegistration(t *testing.T) {
 		}
 	}
 
-	allow, err := ParseAllowNets(" 127.0.0.0/8, 10.0.0.0/8 ,169.254.0.0/16")
+	allow, err := netguard.ParseAllowNets(" 127.0.0.0/8, 10.0.0.0/8 ,169.254.0.0/16")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g = &WebhookGuard{Allow: allow, Resolver: testDNS}
+	g = &netguard.Guard{Allow: allow, Resolver: testDNS}
 	for u, ok := range map[string]bool{
 		"http://127.0.0.1:9/": true, "http://inward.example.com/": true, "http://[::1]/": false, "http://192.168.0.1/": false,
 		"http://169.254.10.10/": true, "http://169.254.169.254/": false, // a wide range does not open the metadata endpoint
@@ -94,11 +94,11 @@ func TestSecurity_WebhookSSRFRegistration(t *testing.T) {
 		t.Errorf("an exact allowlist entry does not open the metadata address: %v", err)
 	}
 	for _, bad := range []string{"10.0.0.0/33", "nonsense", "fe80::1%eth0/64", "10.0.0.0/8;"} {
-		if _, err := ParseAllowNets(bad); err == nil {
+		if _, err := netguard.ParseAllowNets(bad); err == nil {
 			t.Errorf("WEBHOOK_ALLOW_NETS=%q accepted", bad)
 		}
 	}
-	if p, err := ParseAllowNets("::1, 192.0.2.7"); err != nil || len(p) != 2 || p[0].Bits() != 128 || p[1].Bits() != 32 {
+	if p, err := netguard.ParseAllowNets("::1, 192.0.2.7"); err != nil || len(p) != 2 || p[0].Bits() != 128 || p[1].Bits() != 32 {
 		t.Errorf("bare addresses: %v %v", p, err)
 	}
 }
@@ -122,7 +122,7 @@ func TestSecurity_WebhookEventNames(t *testing.T) {
 // TestWebhookDeliveryErrorClass: the delivery log's classes.
 func TestWebhookDeliveryErrorClass(t *testing.T) {
 	for want, err := range map[string]error{
-		DeliveryRefusedAddress: &url.Error{Op: "Post", URL: "http://x", Err: &net.OpError{Op: "dial", Err: ErrRefusedAddress}},
+		DeliveryRefusedAddress: &url.Error{Op: "Post", URL: "http://x", Err: &net.OpError{Op: "dial", Err: netguard.ErrRefusedAddress}},
 		DeliveryDNS:            &url.Error{Op: "Post", URL: "http://x", Err: &netguard.DNSError{Err: errors.New("nx")}},
 		DeliveryTimeout:        fmt.Errorf("post: %w", context.DeadlineExceeded),
 		DeliveryConnect:        &url.Error{Op: "Post", URL: "http://x", Err: &net.OpError{Op: "dial", Err: errors.New("connection refused")}},
@@ -162,7 +162,7 @@ func FuzzWebhookURL(f *testing.F) {
 		"HTTP://Hooks.Example.COM./", "http://1.1.1.1.", "http://%31%32%37.0.0.1/", "http://127.0.0.1%2f@x/"} {
 		f.Add(s)
 	}
-	g := &WebhookGuard{Resolver: fuzzDNS{}}
+	g := &netguard.Guard{Resolver: fuzzDNS{}}
 	f.Fuzz(func(t *testing.T, raw string) {
 		u, err := g.CheckWebhookURL(context.Background(), raw)
 		if err != nil {
@@ -179,7 +179,7 @@ func FuzzWebhookURL(f *testing.F) {
 			t.Fatalf("%q accepted but its host no longer resolves: %v", raw, err)
 		}
 		for _, ip := range ips {
-			if (&WebhookGuard{}).CheckIP(ip) != nil {
+			if (&netguard.Guard{}).CheckIP(ip) != nil {
 				t.Fatalf("%q accepted, resolving to internal %s", raw, ip)
 			}
 			for _, p := range netguard.RefusedNets() {

@@ -24,10 +24,6 @@ import (
 // backoff; after MaxDeliveryAttempts a delivery is dead (kept, with its last
 // error, in the delivery log).
 
-// WebhookSender POSTs a delivery (the notify package); the port is the
-// root's, so notify imports only the domain.
-type WebhookSender = countersign.WebhookSender
-
 // MaxDeliveryAttempts is how often a delivery is tried before it is dead.
 const MaxDeliveryAttempts = 8
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign/ethsig"
 )
 
 // The derived-key signer routes (DEVELOPMENT ONLY until a TEE backs them):
@@ -87,7 +88,7 @@ func (s *Server) signTypedDerived(w http.ResponseWriter, r *http.Request, _ *cor
 	if err := checkOmni(req.OmniAccount); err != nil {
 		return err
 	}
-	if _, _, err := core.ParseTypedData(req.TypedData, -1); err != nil {
+	if _, _, err := ethsig.ParseTypedData(req.TypedData, -1); err != nil {
 		return err
 	}
 	sig, err := s.Derived.SignTypedData(r.Context(), req.OmniAccount, req.TypedData)
