@@ -253,13 +253,24 @@ func (s *Service) RemoveApprover(ctx context.Context, p *Principal, walletID, us
 	} else if !ok {
 		return countersign.Errorf(countersign.NotFound, "approver not found")
 	}
+	// Refused (409) before the code is spent when the wallet's policies
+	// would ask for more approvers than would remain; checked again inside
+	// the transaction against a concurrent policy change (policy_rest.go).
+	if err := s.checkRemovalKeepsQuorum(ctx, w); err != nil {
+		return err
+	}
 	if err := s.VerifyMFA(ctx, p.User.ID, code); err != nil {
 		return err
 	}
 	return s.Record(ctx, countersign.Change{Owner: w.OwnerID, Actor: p.Actor(), Action: "approver.remove", Subject: w.ID,
 		Details: map[string]string{"user_id": userID},
 		Events:  []countersign.ChangeEvent{{Type: "approver.removed", Subject: w.ID, Payload: map[string]string{"wallet_id": w.ID, "user_id": userID}}}},
-		func(ctx context.Context) error { return s.store.RemoveApprover(ctx, w.ID, userID) })
+		func(ctx context.Context) error {
+			if err := s.checkRemovalKeepsQuorum(ctx, w); err != nil {
+				return err
+			}
+			return s.store.RemoveApprover(ctx, w.ID, userID)
+		})
 }
 
 // approvalsNeeded is how many distinct approvers must approve t: the
@@ -520,7 +531,7 @@ func (s *Service) walletOfEvent(ctx context.Context, e *countersign.Event) strin
 // of the wallets they approve: the same machinery (SSRF guard, sealed
 // secret, HMAC outbox) as the operator's webhooks.
 func (s *Service) CreateUserWebhook(ctx context.Context, p *Principal, url string, events []string) (*countersign.Webhook, string, error) {
-	return s.CreateWebhook(ctx, p.User.ID, url, events)
+	return s.createWebhook(ctx, p.User.ID, p.Actor(), url, events)
 }
 
 // UserWebhooks lists the caller's webhooks.

@@ -230,6 +230,11 @@ func (s *Service) DecidePolicyChange(ctx context.Context, p *Principal, id, code
 		if err != nil {
 			return err
 		}
+		// Approvers may have left since it was proposed: a quorum they can
+		// no longer reach is not applied (policy_rest.go); nothing changes.
+		if err := s.checkQuorumReachable(ctx, cur.WalletID, pol); err != nil {
+			return countersign.Errorf(countersign.Conflict, "this change can no longer apply: %s", countersign.ErrorDetail(err))
+		}
 		cur.Status, cur.DecidedAt = countersign.PolicyChangeApplied, now
 		if err := s.store.SetPolicyChangeStatus(ctx, cur.ID, cur.Status, now); err != nil {
 			return err

@@ -518,11 +518,17 @@ func (s *Service) Policy(ctx context.Context, p *Principal, level countersign.Po
 // after checking doc (a BadRequest naming the field, nothing changed) and
 // then p's TOTP code. p is a user with MFA on (http: UserMFA).
 func (s *Service) SetPolicy(ctx context.Context, p *Principal, level countersign.PolicyLevel, id string, doc []byte, mfaCode string) (*PolicyView, error) {
-	if _, err := s.policySubject(ctx, p, level, id); err != nil {
+	walletID, err := s.policySubject(ctx, p, level, id)
+	if err != nil {
 		return nil, err
 	}
 	pol, err := policy.Parse(doc)
 	if err != nil {
+		return nil, err
+	}
+	// A quorum nobody can reach is as invalid as a bad field: refused
+	// before the code is spent, the old policy stays (policy_rest.go).
+	if err := s.checkQuorumReachable(ctx, walletID, pol); err != nil {
 		return nil, err
 	}
 	if err := s.VerifyMFA(ctx, p.User.ID, mfaCode); err != nil {
@@ -538,10 +544,6 @@ func (s *Service) SetPolicy(ctx context.Context, p *Principal, level countersign
 	// change that applies once the quorum approves it. The answer is the
 	// policy in force, with the pending change beside it.
 	if loosens {
-		walletID, err := s.policySubject(ctx, p, level, id)
-		if err != nil {
-			return nil, err
-		}
 		if pc, pending, err := s.gateLoosening(ctx, p, level, id, walletID, pol, why); err != nil || pending {
 			if err != nil {
 				return nil, err

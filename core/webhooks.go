@@ -38,6 +38,12 @@ func backoff(attempts int) time.Duration {
 // resolve to, a public address unless the operator's allowlist
 // (WEBHOOK_ALLOW_NETS) says otherwise; events must be known event types.
 func (s *Service) CreateWebhook(ctx context.Context, owner, rawURL string, events []string) (*countersign.Webhook, string, error) {
+	return s.createWebhook(ctx, owner, "operator", rawURL, events)
+}
+
+// createWebhook is CreateWebhook audited as actor: "operator" for the
+// daemon's, "user:<id>" for a user's own (approvers.go).
+func (s *Service) createWebhook(ctx context.Context, owner, actor, rawURL string, events []string) (*countersign.Webhook, string, error) {
 	if err := ValidateWebhookEvents(events); err != nil {
 		return nil, "", err
 	}
@@ -51,7 +57,7 @@ func (s *Service) CreateWebhook(ctx context.Context, owner, rawURL string, event
 	if w.SecretSealed, err = s.sealer.Seal("webhook:"+w.ID, secret); err != nil {
 		return nil, "", err
 	}
-	err = s.Record(ctx, countersign.Change{Owner: owner, Actor: "operator", Action: "webhook.create", Subject: w.ID, Details: map[string]any{"url": rawURL, "events": events}},
+	err = s.Record(ctx, countersign.Change{Owner: owner, Actor: actor, Action: "webhook.create", Subject: w.ID, Details: map[string]any{"url": rawURL, "events": events}},
 		func(ctx context.Context) error { return s.store.CreateWebhook(ctx, w) })
 	return w, hex.EncodeToString(secret), err
 }
@@ -158,6 +164,9 @@ func (s *Service) DeliverDue(ctx context.Context) error {
 	}
 	for _, d := range due {
 		w, err := s.store.Webhook(ctx, d.WebhookID)
+		if countersign.ErrorCode(err) == countersign.NotFound {
+			continue // deleted since this pass read it (with its deliveries)
+		}
 		if err != nil {
 			return err
 		}

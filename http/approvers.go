@@ -18,13 +18,24 @@ type inviteApproverReq struct {
 }
 
 type invitationJSON struct {
-	InvitationID string    `json:"invitation_id"`
-	WalletID     string    `json:"wallet_id"`
-	OwnerID      string    `json:"owner_id,omitempty"`
-	Username     string    `json:"username,omitempty"` // the invitee (in the owner's answer)
-	Status       string    `json:"status"`             // "open" or "accepted"
-	CreatedAt    time.Time `json:"created_at"`
-	ExpiresAt    time.Time `json:"expires_at"`
+	InvitationID  string    `json:"invitation_id"`
+	WalletID      string    `json:"wallet_id"`
+	WalletName    string    `json:"wallet_name,omitempty"`
+	WalletAddress string    `json:"wallet_address,omitempty"`
+	OwnerID       string    `json:"owner_id,omitempty"`
+	OwnerUsername string    `json:"owner_username,omitempty"` // who invited
+	Username      string    `json:"username,omitempty"`       // the invitee
+	Status        string    `json:"status"`                   // "open" or "accepted"
+	CreatedAt     time.Time `json:"created_at"`
+	ExpiresAt     time.Time `json:"expires_at"`
+}
+
+// describedInvitation is an invitation with its wallet, owner and invitee
+// named (core.InvitationInfo).
+func describedInvitation(i core.InvitationInfo) invitationJSON {
+	v := invitationView(i.Invitation, i.InviteeUsername)
+	v.WalletName, v.WalletAddress, v.OwnerUsername = i.WalletName, i.WalletAddress, i.OwnerUsername
+	return v
 }
 
 func invitationView(inv *countersign.Invitation, username string) invitationJSON {
@@ -50,6 +61,9 @@ func (s *Server) inviteApprover(w http.ResponseWriter, r *http.Request, p *core.
 type approversResp struct {
 	WalletID  string              `json:"wallet_id"`
 	Approvers []core.ApproverView `json:"approvers"`
+	// Invitations are the open invitations the owner sent (only in the
+	// owner's answer; an approver's has none).
+	Invitations []invitationJSON `json:"invitations,omitempty"`
 }
 
 func (s *Server) walletApprovers(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
@@ -57,7 +71,42 @@ func (s *Server) walletApprovers(w http.ResponseWriter, r *http.Request, p *core
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, 200, approversResp{WalletID: r.PathValue("id"), Approvers: list})
+	sent, err := s.Svc.SentInvitations(r.Context(), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	out := approversResp{WalletID: r.PathValue("id"), Approvers: list}
+	if sent != nil {
+		out.Invitations = []invitationJSON{}
+		for _, i := range sent {
+			out.Invitations = append(out.Invitations, describedInvitation(i))
+		}
+	}
+	return writeJSON(w, 200, out)
+}
+
+type revokeInvitationResp struct {
+	InvitationID string `json:"invitation_id"`
+	Revoked      bool   `json:"revoked"`
+}
+
+func (s *Server) revokeInvitation(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	if err := s.Svc.RevokeInvitation(r.Context(), p, r.PathValue("id")); err != nil {
+		return err
+	}
+	return writeJSON(w, 200, revokeInvitationResp{InvitationID: r.PathValue("id"), Revoked: true})
+}
+
+type deleteWebhookResp struct {
+	WebhookID string `json:"webhook_id"`
+	Deleted   bool   `json:"deleted"`
+}
+
+func (s *Server) deleteUserWebhook(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	if err := s.Svc.DeleteUserWebhook(r.Context(), p, r.PathValue("id")); err != nil {
+		return err
+	}
+	return writeJSON(w, 200, deleteWebhookResp{WebhookID: r.PathValue("id"), Deleted: true})
 }
 
 type removeApproverResp struct {
@@ -82,13 +131,13 @@ type invitationsResp struct {
 }
 
 func (s *Server) invitations(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
-	list, err := s.Svc.Invitations(r.Context(), p)
+	list, err := s.Svc.DescribedInvitations(r.Context(), p)
 	if err != nil {
 		return err
 	}
 	out := invitationsResp{Invitations: []invitationJSON{}}
-	for _, inv := range list {
-		out.Invitations = append(out.Invitations, invitationView(inv, ""))
+	for _, i := range list {
+		out.Invitations = append(out.Invitations, describedInvitation(i))
 	}
 	return writeJSON(w, 200, out)
 }

@@ -404,8 +404,7 @@ func (s *Server) requestAndWait(ctx context.Context, p *core.Principal, req *cor
 	for t.Status == countersign.StatusPending {
 		left := time.Until(deadline)
 		if left <= 0 || ctx.Err() != nil {
-			return nil, &rpcError{Code: rpcPending, Message: "waiting for a human to approve: poll GET /api/transaction_status?transaction_id=" + t.ID + " and then call execute_transaction",
-				Data: map[string]string{"transaction_id": t.ID, "status": string(t.Status)}}
+			return nil, pendingError(t)
 		}
 		if left > MaxWait {
 			left = MaxWait
@@ -426,4 +425,25 @@ func (s *Server) requestAndWait(ctx context.Context, p *core.Principal, req *cor
 		return json.Marshal(fmt.Sprintf("0x%x", t.Signature))
 	}
 	return json.Marshal(t.TxHash)
+}
+
+// pendingError is the -32002 answer for a request still pending after the
+// wait. It says what it waits for — the policy's quorum, its delay, or one
+// human — so an agent knows whether to poll for minutes or for a person.
+func pendingError(t *countersign.Transaction) *rpcError {
+	data := map[string]any{"transaction_id": t.ID, "status": string(t.Status)}
+	if t.Decision != "" {
+		data["decision"], data["rule_id"] = t.Decision, t.RuleID
+	}
+	wait := "waiting for a human to approve"
+	switch {
+	case t.Decision == "quorum" && t.ApprovalsNeeded > 1:
+		wait = fmt.Sprintf("waiting for %d approvers to approve (policy rule %s)", t.ApprovalsNeeded, t.RuleID)
+		data["approvals_needed"] = t.ApprovalsNeeded
+	case t.Decision == "delay" && !t.AuthorizeAt.IsZero():
+		at := t.AuthorizeAt.UTC().Format(time.RFC3339)
+		wait = "authorizes automatically at " + at + " unless an approver rejects it first (policy rule " + t.RuleID + ")"
+		data["authorize_at"] = at
+	}
+	return &rpcError{Code: rpcPending, Message: wait + ": poll GET /api/transaction_status?transaction_id=" + t.ID + " and then call execute_transaction", Data: data}
 }

@@ -20,23 +20,27 @@ type eventResp struct {
 // heartbeat keeps idle connections open through proxies.
 const heartbeat = 15 * time.Second
 
-// events streams the user's outbox as Server-Sent Events. It starts after
-// Last-Event-ID (or ?after=) when given, and otherwise with new events only.
+// events streams the user's events as Server-Sent Events: their own
+// chain's, and those of the wallets they approve (core.EventStream). It
+// starts after Last-Event-ID (or ?after=) when given, and otherwise with
+// new events only.
 func (s *Server) events(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		return countersign.Errorf(countersign.Internal, "streaming is not supported")
 	}
 	ctx := r.Context()
-	wake, stop := s.Svc.Subscribe(p.User.ID)
-	defer stop()
-
 	after, err := eventCursor(r.Header.Get("Last-Event-ID"), r.URL.Query().Get("after"))
 	if err != nil {
 		return err
 	}
+	stream, err := s.Svc.OpenEventStream(ctx, p)
+	if err != nil {
+		return err
+	}
+	defer stream.Close()
 	if after < 0 { // only what happens from now on
-		n, err := s.Svc.LastEventID(ctx, p.User.ID)
+		n, err := stream.LastID(ctx)
 		if err != nil {
 			return err
 		}
@@ -54,23 +58,23 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, p *core.Principa
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	for {
-		page, err := s.Svc.Events(ctx, p.User.ID, after)
+		page, next, more, err := stream.Next(ctx, after)
 		if err != nil {
 			return nil // the stream has started: nothing more to report
 		}
 		for _, e := range page {
 			b, _ := json.Marshal(eventResp{ID: e.ID, Type: e.Type, Subject: e.Subject, Data: json.RawMessage(e.Payload)})
 			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", e.ID, e.Type, b)
-			after = e.ID
 		}
+		after = next
 		fl.Flush()
-		if len(page) == 100 {
+		if more {
 			continue
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-wake:
+		case <-stream.Wake():
 		case <-tick.C:
 			fmt.Fprintf(w, ": keep-alive\n\n")
 			fl.Flush()

@@ -3,6 +3,8 @@ package http
 import (
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"time"
 
 	"github.com/countersign/countersign"
@@ -18,7 +20,10 @@ import (
 
 type approverWallet struct {
 	ID, Name, Address string
+	Owner             bool   // the user owns it (else approves it)
+	OwnerName         string // the owner, for a wallet the user approves
 	Approvers         []core.ApproverView
+	Invitations       []core.InvitationInfo // open invitations the owner sent
 	Frozen            bool
 }
 
@@ -29,13 +34,15 @@ type freezeRow struct {
 
 type approversData struct {
 	Wallets     []approverWallet
-	Invitations []*countersign.Invitation
+	Invitations []core.InvitationInfo
 	Freezes     []freezeRow
 }
 
 func (s *Server) uiApprovers(w http.ResponseWriter, r *http.Request, c *uiCtx) error {
 	ctx := r.Context()
-	wallets, err := s.Svc.Wallets(ctx, c.p)
+	// The wallets the user owns, then those they approve: an approver can
+	// freeze a wallet they approve from here as well.
+	wallets, err := s.Svc.ApprovedWallets(ctx, c.p)
 	if err != nil {
 		return err
 	}
@@ -57,7 +64,7 @@ func (s *Server) uiApprovers(w http.ResponseWriter, r *http.Request, c *uiCtx) e
 				what = "wallet " + n
 			}
 		}
-		frozen[f.WalletID] = true
+		frozen[f.OwnerID+"/"+f.WalletID] = true
 		d.Freezes = append(d.Freezes, freezeRow{WalletID: f.WalletID, What: what, By: f.By, At: f.At})
 	}
 	for _, wl := range wallets {
@@ -65,9 +72,19 @@ func (s *Server) uiApprovers(w http.ResponseWriter, r *http.Request, c *uiCtx) e
 		if err != nil {
 			return err
 		}
-		d.Wallets = append(d.Wallets, approverWallet{ID: wl.ID, Name: wl.Name, Address: wl.Address, Approvers: list, Frozen: frozen[wl.ID] || frozen[""]})
+		aw := approverWallet{ID: wl.ID, Name: wl.Name, Address: wl.Address, Owner: wl.Owner, Approvers: list,
+			Frozen: frozen[wl.OwnerID+"/"+wl.ID] || frozen[wl.OwnerID+"/"]}
+		if len(list) > 0 {
+			aw.OwnerName = list[0].Username // the owner comes first
+		}
+		if wl.Owner {
+			if aw.Invitations, err = s.Svc.SentInvitations(ctx, c.p, wl.ID); err != nil {
+				return err
+			}
+		}
+		d.Wallets = append(d.Wallets, aw)
 	}
-	if d.Invitations, err = s.Svc.Invitations(ctx, c.p); err != nil {
+	if d.Invitations, err = s.Svc.DescribedInvitations(ctx, c.p); err != nil {
 		return err
 	}
 	return s.render(w, r, c, 200, "approvers.html", "Approvers", "approvers", d)
@@ -91,6 +108,13 @@ func (s *Server) uiAcceptInvitation(w http.ResponseWriter, r *http.Request, c *u
 	return back(w, r, "/approvers", err, "Invitation accepted: the wallet's requests now appear in your inbox.")
 }
 
+// uiRevokeInvitation revokes an open invitation (its owner) or declines
+// it (the invitee).
+func (s *Server) uiRevokeInvitation(w http.ResponseWriter, r *http.Request, c *uiCtx) error {
+	err := s.Svc.RevokeInvitation(r.Context(), c.p, r.PathValue("id"))
+	return back(w, r, "/approvers", err, "Invitation withdrawn.")
+}
+
 // uiFreeze is the kill switch of every page: no code, so it is instant.
 // Without wallet_id it freezes every wallet of the user.
 func (s *Server) uiFreeze(w http.ResponseWriter, r *http.Request, c *uiCtx) error {
@@ -107,4 +131,27 @@ func (s *Server) uiUnfreeze(w http.ResponseWriter, r *http.Request, c *uiCtx) er
 		return back(w, r, "/approvers", nil, fmt.Sprintf("Your consent is recorded: %d of %d approvers agreed to lift the freeze.", res.Approvals, res.Needed))
 	}
 	return back(w, r, "/approvers", nil, "Freeze lifted: agents can work again.")
+}
+
+// canWithdraw reports whether p has an approval of the reviewed request
+// that counts and the request can still be taken back (pending or
+// authorized, not being executed). The service decides again on submit.
+func canWithdraw(rv *core.Review, p *core.Principal) bool {
+	t := rv.Tx
+	if p.IsAgent() || (t.Status != countersign.StatusPending && t.Status != countersign.StatusAuthorized) || t.TxHash != "" || len(t.Signature) > 0 {
+		return false
+	}
+	return slices.ContainsFunc(rv.View.Approvals, func(a core.TxApproval) bool { return a.User == p.User.Username })
+}
+
+// uiWithdraw takes back the user's approval of a request with their code
+// (POST /api/withdraw_approval's page form).
+func (s *Server) uiWithdraw(w http.ResponseWriter, r *http.Request, c *uiCtx) error {
+	id := r.PathValue("id")
+	t, err := s.Svc.WithdrawApproval(r.Context(), c.p, id, r.PostForm.Get("mfa_code"))
+	msg := "Approval withdrawn."
+	if err == nil && t.Status == countersign.StatusPending {
+		msg = "Approval withdrawn: the request waits for approvals again and cannot be executed."
+	}
+	return back(w, r, "/tx/"+url.PathEscape(id), err, msg)
 }

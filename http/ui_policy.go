@@ -45,7 +45,7 @@ var readableKeys = []string{"kind", "asset", "min_amount", "max_amount", "to", "
 
 // readableRules renders pol's rules from its canonical JSON, so the list
 // shows exactly what is stored and evaluated.
-func readableRules(pol *policy.Policy) []ruleRow {
+func readableRules(pol *policy.Policy, amount func(*big.Int, string) string) []ruleRow {
 	var doc struct {
 		Rules []struct {
 			ID       string         `json:"id"`
@@ -84,7 +84,7 @@ func readableRules(pol *policy.Policy) []ruleRow {
 		}
 		if r.Budget != nil {
 			asset := pol.Rules[i].When.Asset
-			row.Budget = fmt.Sprintf("at most %s per %s (%s scope)", readableAmount(pol.Rules[i].Budget.Max, asset), r.Budget.Window, r.Budget.Scope)
+			row.Budget = fmt.Sprintf("at most %s per %s (%s scope)", amount(pol.Rules[i].Budget.Max, asset), r.Budget.Window, r.Budget.Scope)
 			if r.Overflow != "" {
 				over := r.Overflow
 				if over == "quorum" {
@@ -116,19 +116,6 @@ func readableValue(v any) string {
 	}
 }
 
-// readableAmount is a budget amount in the rule's asset: ETH for native
-// ("" or "native"), base units of the token otherwise (its decimals would
-// need a chain call per page view).
-func readableAmount(v *big.Int, asset string) string {
-	if v == nil {
-		return "0"
-	}
-	if asset == "" || asset == policy.AssetNative {
-		return countersign.FormatUnits(v, 18) + " " + core.NativeSymbol
-	}
-	return v.String() + " base units of " + asset
-}
-
 func pct(part, whole *big.Int) int {
 	if whole == nil || whole.Sign() <= 0 || part == nil || part.Sign() <= 0 {
 		return 0
@@ -149,62 +136,53 @@ func bigOf(s string) *big.Int {
 	return v
 }
 
-func barOf(who string, b core.BudgetState) budgetBar {
+func barOf(who string, b core.BudgetState, amount func(*big.Int, string) string) budgetBar {
 	max, spent, reserved, remaining := bigOf(b.Max), bigOf(b.Spent), bigOf(b.Reserved), bigOf(b.Remaining)
-	bar := budgetBar{Who: who, Max: readableAmount(max, b.Asset), Spent: readableAmount(spent, b.Asset), Reserved: readableAmount(reserved, b.Asset),
-		Remaining: readableAmount(remaining, b.Asset), Window: b.Window,
+	bar := budgetBar{Who: who, Max: amount(max, b.Asset), Spent: amount(spent, b.Asset), Reserved: amount(reserved, b.Asset),
+		Remaining: amount(remaining, b.Asset), Window: b.Window,
 		SpentPct: pct(spent, max), ReservedPct: pct(reserved, max), RemainingPct: pct(remaining, max)}
 	bar.UsedPct = min(100, bar.SpentPct+bar.ReservedPct)
 	return bar
 }
 
-// budgetBars fills rows' budget bars for the policy of (level, subject):
-// each budget as it stands for each agent it covers. A budget's state is
-// an agent's view (Service.Budgets), so the owner's page asks as each of
-// the wallet's live agents in turn; a wallet-scope budget is the same for
-// all of them and is shown once.
-func (s *Server) budgetBars(r *http.Request, c *uiCtx, level countersign.PolicyLevel, subject string, rows []ruleRow) {
-	agents, err := s.Svc.Agents(r.Context(), c.p)
+// budgetBars fills rows' budget bars for the policy of (level, subject)
+// from the owner's view of the wallet's budgets (core's WalletBudgets:
+// each budget as it stands for each live agent it covers, a wallet-scope
+// budget of the wallet's policy once). Amounts are in the asset's units
+// (a token's decimals and symbol when the chain answers).
+func (s *Server) budgetBars(r *http.Request, c *uiCtx, target policyTarget, rows []ruleRow) {
+	list, err := s.Svc.WalletBudgets(r.Context(), c.p, target.WalletID)
 	if err != nil {
-		return
+		return // the page still shows the rules; the bars are a view
 	}
-	walletOf := ""
-	if level == countersign.PolicyWallet {
-		walletOf = subject
-	}
-	seenWallet := map[string]bool{}
-	for _, a := range agents {
-		if a.Revoked() || (level == countersign.PolicyAgent && a.ID != subject) || (level == countersign.PolicyWallet && a.WalletID != walletOf) {
+	amount := s.amountIn(r)
+	for _, b := range list {
+		if b.Level != target.Level || (target.Level == countersign.PolicyAgent && b.AgentID != target.ID) {
 			continue
 		}
-		states, err := s.Svc.Budgets(r.Context(), &core.Principal{User: c.p.User, Agent: a})
-		if err != nil {
-			continue
+		who := b.AgentName
+		if b.Shared {
+			who = "every agent of the wallet"
 		}
-		for _, b := range states {
-			if b.Level != level {
-				continue
-			}
-			who := a.Name
-			if b.Scope == string(policy.ScopeWallet) {
-				if seenWallet[b.RuleID] {
-					continue
-				}
-				seenWallet[b.RuleID], who = true, "every agent of the wallet"
-			}
-			for i := range rows {
-				if rows[i].ID == b.RuleID {
-					rows[i].Bars = append(rows[i].Bars, barOf(who, b))
-				}
+		for i := range rows {
+			if rows[i].ID == b.RuleID {
+				rows[i].Bars = append(rows[i].Bars, barOf(who, b.BudgetState, amount))
 			}
 		}
 	}
+}
+
+// amountIn renders base units of a policy asset for people (core's
+// AssetUnits).
+func (s *Server) amountIn(r *http.Request) func(*big.Int, string) string {
+	return func(v *big.Int, asset string) string { return s.Svc.AssetUnits(r.Context(), v, asset) }
 }
 
 // policyTarget names what a policy page is about.
 type policyTarget struct {
 	Level             countersign.PolicyLevel
 	ID, Name, Address string // Address: the wallet's (the agent's wallet for an agent)
+	WalletID          string // the wallet (the agent's wallet for an agent)
 	Path              string // the editor's own path
 }
 
@@ -229,7 +207,7 @@ func (s *Server) policyTargets(r *http.Request, c *uiCtx) ([]policyTarget, error
 	var out []policyTarget
 	for _, w := range wallets {
 		addr[w.ID] = w.Address
-		out = append(out, policyTarget{Level: countersign.PolicyWallet, ID: w.ID, Name: w.Name, Address: w.Address, Path: editorPath(countersign.PolicyWallet, w.ID)})
+		out = append(out, policyTarget{Level: countersign.PolicyWallet, ID: w.ID, Name: w.Name, Address: w.Address, WalletID: w.ID, Path: editorPath(countersign.PolicyWallet, w.ID)})
 	}
 	agents, err := s.Svc.Agents(r.Context(), c.p)
 	if err != nil {
@@ -237,7 +215,7 @@ func (s *Server) policyTargets(r *http.Request, c *uiCtx) ([]policyTarget, error
 	}
 	for _, a := range agents {
 		if !a.Revoked() {
-			out = append(out, policyTarget{Level: countersign.PolicyAgent, ID: a.ID, Name: a.Name, Address: addr[a.WalletID], Path: editorPath(countersign.PolicyAgent, a.ID)})
+			out = append(out, policyTarget{Level: countersign.PolicyAgent, ID: a.ID, Name: a.Name, Address: addr[a.WalletID], WalletID: a.WalletID, Path: editorPath(countersign.PolicyAgent, a.ID)})
 		}
 	}
 	return out, nil
@@ -296,8 +274,8 @@ func (s *Server) policyPage(w http.ResponseWriter, r *http.Request, c *uiCtx, le
 		return err
 	}
 	if d.Policy != nil && d.Policy.Document != nil {
-		d.Rules, d.Default = readableRules(d.Policy.Document), string(d.Policy.Document.Default)
-		s.budgetBars(r, c, level, id, d.Rules)
+		d.Rules, d.Default = readableRules(d.Policy.Document, s.amountIn(r)), string(d.Policy.Document.Default)
+		s.budgetBars(r, c, d.Target, d.Rules)
 		if d.Text == "" {
 			var pretty bytes.Buffer
 			if err := json.Indent(&pretty, d.Policy.Document.Marshal(), "", "  "); err == nil {

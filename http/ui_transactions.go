@@ -98,6 +98,9 @@ type txData struct {
 	TimeLeft   string
 	DelayLeft  string // until a delay rule authorizes it
 	ExplorerTx string
+	// CanWithdraw: the user's approval counts and the request is not yet
+	// being executed (ui_approvers.go's withdraw form).
+	CanWithdraw bool
 }
 
 func (s *Server) uiTx(w http.ResponseWriter, r *http.Request, c *uiCtx) error {
@@ -109,7 +112,7 @@ func (s *Server) uiTx(w http.ResponseWriter, r *http.Request, c *uiCtx) error {
 	if v, err := s.Svc.ViewOf(r.Context(), rv.Tx); err == nil {
 		rv.View = v
 	}
-	d := txData{Review: rv, TimeLeft: timeLeft(rv.Tx.ExpiresAt.Sub(s.Svc.Now())), ExplorerTx: "#"}
+	d := txData{Review: rv, TimeLeft: timeLeft(rv.Tx.ExpiresAt.Sub(s.Svc.Now())), ExplorerTx: "#", CanWithdraw: canWithdraw(rv, c.p)}
 	if !rv.Tx.AuthorizeAt.IsZero() {
 		d.DelayLeft = timeLeft(rv.Tx.AuthorizeAt.Sub(s.Svc.Now()))
 	}

@@ -153,6 +153,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET", "/api/wallets/" + apWalletID + "/approvers", nil, forAll("404 NOT_FOUND", "404 NOT_FOUND", "403 FORBIDDEN")},
 		{"DELETE", "/api/wallets/" + apWalletID + "/approvers/" + apOwnerUID, map[string]string{"mfa_code": "123456"}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
 		{"GET", "/api/approvals/invitations", nil, forAll(ok, ok, "403 FORBIDDEN")},
+		{"DELETE", "/api/approvals/invitations/" + apFakeID, nil, forAll("404 NOT_FOUND", "404 NOT_FOUND", "403 FORBIDDEN")},
 		{"POST", "/api/approvals/invitations/" + apFakeID + "/accept", map[string]string{"mfa_code": "123456"}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
 		{"POST", "/api/withdraw_approval", map[string]string{"transaction_id": authorized, "mfa_code": "123456"}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
 		{"GET", "/api/policy_changes", nil, forAll(ok, ok, "403 FORBIDDEN")},
@@ -163,6 +164,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET", "/api/freezes", nil, forAll(ok, ok, "403 FORBIDDEN")},
 		{"POST", "/api/webhooks", map[string]any{"url": "http://127.0.0.1/hook", "events": []string{"transaction.*"}}, forAll("400 BAD_REQUEST", "403 MFA_REQUIRED", "403 FORBIDDEN")},
 		{"GET", "/api/webhooks", nil, forAll(ok, ok, "403 FORBIDDEN")},
+		{"DELETE", "/api/webhooks/" + apFakeID, nil, forAll("404 NOT_FOUND", "404 NOT_FOUND", "403 FORBIDDEN")},
 		{"GET", "/api/webhooks/" + apFakeID + "/deliveries", nil, forAll("404 NOT_FOUND", "404 NOT_FOUND", "403 FORBIDDEN")},
 		// policies (policy_test.go)
 		{"GET", "/api/agents/" + agentID + "/policy", nil, forAll("404 NOT_FOUND", "404 NOT_FOUND", "403 FORBIDDEN")},

@@ -120,6 +120,7 @@ func TestPolicy_DelayAuthorizesAfterItsWindowAndARejectWins(t *testing.T) {
 func TestPolicy_DryRunEqualsTheRealOutcome(t *testing.T) {
 	f := newPolicyFixture(t)
 	e := f.e
+	addApprover(t, e, f.u, f.walletID, e.newUser(true)) // a quorum of 2 needs a second approver
 	f.put("/api/agents/"+f.agentID+"/policy", `{"rules":[
 	  {"id":"no-burn","when":{"to":["0x0000000000000000000000000000000000000000"]},"then":"deny"},
 	  {"id":"tiny","when":{"kind":["native"],"max_amount":"100"},"then":"auto","budget":{"max":"250","window":"24h"}},
