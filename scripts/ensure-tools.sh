@@ -39,6 +39,15 @@ if ! command -v chromium >/dev/null 2>&1; then
   $SUDO apt-get update -qq >&2
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >&2
 fi
+# PostgreSQL: the server of the PostgreSQL store's tests (store/postgres,
+# cmd/countersign's Postgres test), which start it themselves as the
+# postgres user (store/postgres/pgtest); under CI they fail without it.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  log "installing postgresql (Debian package, first run only)"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >&2
+fi
 
 stamp=examples/node_modules/.countersign-stamp
 if [ ! -f "$stamp" ] || [ examples/package.json -nt "$stamp" ]; then

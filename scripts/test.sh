@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README's second command and CI run it.
 # Installs or builds what the tests need when it is missing (oathtool, geth
-# --dev, staticcheck), then checks formatting, vets, lints, and runs every test with the race
+# --dev, PostgreSQL, staticcheck), then checks formatting, vets, lints, and runs every test with the race
 # detector, then fuzzes every fuzz target for a few seconds. With CI set, a test that cannot find its server fails instead of
 # skipping.
 set -euo pipefail

@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -85,6 +86,9 @@ func openStore(ctx context.Context, cfg *Config) (countersign.Store, error) {
 	if err := checkDB(cfg.DB); err != nil {
 		return nil, err
 	}
+	if isPostgres(cfg.DB) { // store_postgres.go
+		return openPostgres(ctx, cfg.DB)
+	}
 	return sqlite.Open(ctx, strings.TrimPrefix(cfg.DB, "sqlite://"))
 }
 
@@ -101,7 +105,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 	if err := a.checkConfig(cfg, log); err != nil { // a refused start leaves nothing behind
 		return nil, err
 	}
-	sealer, err := openSealer(cfg, log)
+	sealer, keyCreated, err := openSealer(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -110,6 +114,12 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 		return nil, err
 	}
 	a.closers = append(a.closers, st.Close)
+	if err := checkMasterKey(ctx, cfg, st, sealer); err != nil { // rotate.go
+		if keyCreated { // made a moment ago for data it cannot open: leave no second key about
+			os.Remove(cfg.MasterKeyFile)
+		}
+		return nil, err
+	}
 	ch, dev, err := a.openChain(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -140,7 +150,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 		}
 	}()
 	log.Info("countersign is serving", "url", a.URL, "chain_id", svc.ChainID().String(), "embedded_chain", a.Dev != nil,
-		"data_dir", cfg.DataDir, "db", cfg.DB)
+		"data_dir", cfg.DataDir, "db", redactDB(cfg.DB))
 	if a.Dev != nil {
 		log.Info("embedded dev chain (in memory, fresh on every start)", "faucet", a.Dev.Faucet.Hex(), "test_token", a.Dev.Token.Hex(), "counter", a.Dev.Counter.Hex())
 	}
@@ -169,20 +179,20 @@ func (a *App) checkConfig(cfg *Config, log *slog.Logger) (err error) {
 	return nil
 }
 
-// openSealer loads (or, the first time, creates) the master key and
-// returns the envelope sealer over it.
-func openSealer(cfg *Config, log *slog.Logger) (countersign.Sealer, error) {
-	kek, created, err := envelope.LoadOrCreateKeyFile(cfg.MasterKeyFile)
+// openSealer loads (or, the first time, creates) the master key file and
+// returns the envelope sealer over every key in it (the first seals, all
+// open). The sealer follows the file: a key that rotate-master-key put
+// there is picked up without a restart (keys/envelope/reload.go).
+func openSealer(cfg *Config, log *slog.Logger) (countersign.Sealer, bool, error) {
+	sealer, created, err := envelope.OpenFile(cfg.MasterKeyFile)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if created {
 		log.Warn("!!! GENERATED A NEW MASTER KEY: every wallet key and MFA secret is encrypted under it. Back it up and keep it secret; losing it loses the wallets.",
 			"file", cfg.MasterKeyFile)
 	}
-	sealer, err := envelope.New(kek)
-	clear(kek)
-	return sealer, err
+	return sealer, created, nil
 }
 
 // openChain starts the embedded dev chain (no CHAIN_URL) or dials the

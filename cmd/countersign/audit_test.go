@@ -98,8 +98,8 @@ func TestCLI(t *testing.T) {
 	if got := redactURL("https://user:secret@node.example/v3/KEY?apikey=x"); strings.Contains(got, "secret") || strings.Contains(got, "apikey") {
 		t.Fatalf("redactURL: %s", got)
 	}
-	c := &Config{DB: "postgres://x"}
-	if _, err := openStore(context.Background(), c); err == nil || !strings.Contains(err.Error(), "PostgreSQL") {
+	c := &Config{DB: "postgres://u:secret-pw@h:notaport/db"}
+	if _, err := openStore(context.Background(), c); err == nil || !strings.Contains(err.Error(), "DATABASE_URL") || strings.Contains(err.Error(), "secret-pw") {
 		t.Fatalf("postgres: %v", err)
 	}
 }

@@ -35,12 +35,16 @@ func auditCheckpoint(ctx context.Context, args []string, getenv func(string) str
 	if _, err := os.Stat(cfg.MasterKeyFile); err != nil {
 		return fmt.Errorf("no master key file at %s (set --data-dir or COUNTERSIGN_MASTER_KEY_FILE to the server's): %w", cfg.MasterKeyFile, err)
 	}
-	kek, _, err := envelope.LoadOrCreateKeyFile(cfg.MasterKeyFile)
+	// every key of the file opens (during a master-key rotation the audit
+	// key may still be sealed under the older one)
+	keks, err := envelope.LoadKeys(cfg.MasterKeyFile)
 	if err != nil {
 		return err
 	}
-	sealer, err := envelope.New(kek)
-	clear(kek)
+	sealer, err := envelope.NewFromKeys(keks)
+	for _, k := range keks {
+		clear(k)
+	}
 	if err != nil {
 		return err
 	}
@@ -75,7 +79,7 @@ func auditCheckpoint(ctx context.Context, args []string, getenv func(string) str
 func auditFlags(fs *flag.FlagSet, getenv func(string) string, masterKey bool) *Config {
 	c := &Config{}
 	fs.StringVar(&c.DataDir, "data-dir", or(getenv("COUNTERSIGN_DATA_DIR"), "./data"), "the server's state directory (env COUNTERSIGN_DATA_DIR)")
-	fs.StringVar(&c.DB, "db", getenv("DATABASE_URL"), "the SQLite database (default DATA_DIR/countersign.db) (env DATABASE_URL)")
+	fs.StringVar(&c.DB, "db", getenv("DATABASE_URL"), "the database: a SQLite file (default DATA_DIR/countersign.db) or a postgres:// URL (env DATABASE_URL)")
 	if masterKey {
 		fs.StringVar(&c.MasterKeyFile, "master-key-file", getenv("COUNTERSIGN_MASTER_KEY_FILE"), "the server's key-encryption key file (default DATA_DIR/master.key) (env COUNTERSIGN_MASTER_KEY_FILE)")
 	}

@@ -98,7 +98,7 @@ var serveSettings = []setting{
 	{"WALLET_BIND", "--addr", "127.0.0.1", "listen host (loopback by default; put TLS in front for anything else)"},
 	{"WALLET_PORT", "--addr", "8555", "listen port"},
 	{"COUNTERSIGN_DATA_DIR", "--data-dir", "./data", "state directory: database, master key, keystore, wallet token"},
-	{"DATABASE_URL", "--db", "DATA_DIR/countersign.db", "database: a SQLite file path (PostgreSQL is not in this build: refused at start)"},
+	{"DATABASE_URL", "--db", "DATA_DIR/countersign.db", "database: a SQLite file path, or postgres://USER:PASSWORD@HOST:5432/DB?sslmode=verify-full for several replicas on one PostgreSQL (migrations run once, under an advisory lock)"},
 	{"LEDGER_DB", "", "", "not supported: the mock ledger lives in the main database so a transfer commits with its audit entry; a value other than that database's path stops the start"},
 	{"EVM_RPC_URL", "--chain", "", "EVM JSON-RPC URL (http, ws, ipc); empty runs the embedded dev chain"},
 	{"WEB3_PROVIDER_URI", "--chain", "", "the same as EVM_RPC_URL, when that is not set"},
@@ -116,7 +116,7 @@ var serveSettings = []setting{
 	{"ACCEPT_NEW_CHAIN", "--accept-new-chain", "0", "1: start although the chain is not the one recorded for this data"},
 	{"ALLOW_OPEN_DATA_DIR", "--allow-open-data-dir", "0", "1: start although group or others can write to the data directory"},
 	{"JWT_ACCESS_TOKEN_EXPIRES", "", "1800", "session token lifetime, seconds"},
-	{"KEYSTORE", "", "dir", "where wallet keys live: dir (one .kdb file per wallet) or store (the database, for replicas)"},
+	{"KEYSTORE", "", "dir (store with PostgreSQL)", "where wallet keys live: dir (one .kdb file per wallet) or store (the database, so any replica signs)"},
 	{"KEYSTORE_DIR", "", "DATA_DIR/keystore", "the keystore directory of KEYSTORE=dir"},
 	{"UNLOCK_TTL_SEC", "", "120", "how long an unlocked daemon wallet stays in memory, seconds"},
 	{"ARGON_TIME", "", "4", "Argon2id passes of new .kdb files"},
@@ -233,7 +233,7 @@ func serveFlags(fs *flag.FlagSet, c *Config, env func(...string) string) {
 	}
 	fs.StringVar(&c.Addr, "addr", defAddr, "listen address (env WALLET_BIND, WALLET_PORT)")
 	fs.StringVar(&c.DataDir, "data-dir", or(env("COUNTERSIGN_DATA_DIR"), "./data"), "state directory (env COUNTERSIGN_DATA_DIR)")
-	fs.StringVar(&c.DB, "db", env("DATABASE_URL"), "database: a SQLite file path (default DATA_DIR/countersign.db) (env DATABASE_URL)")
+	fs.StringVar(&c.DB, "db", env("DATABASE_URL"), "database: a SQLite file path (default DATA_DIR/countersign.db) or a postgres:// URL (env DATABASE_URL)")
 	fs.StringVar(&c.ChainURL, "chain", env("EVM_RPC_URL", "WEB3_PROVIDER_URI"), "EVM JSON-RPC URL; empty runs the embedded dev chain (env EVM_RPC_URL, WEB3_PROVIDER_URI)")
 	fs.StringVar(&c.MasterKeyFile, "master-key-file", env("COUNTERSIGN_MASTER_KEY_FILE"), "key-encryption key file (default DATA_DIR/master.key) (env COUNTERSIGN_MASTER_KEY_FILE)")
 	fs.StringVar(&c.LogFormat, "log-format", or(env("LOG_FORMAT"), "text"), "text or json (env LOG_FORMAT)")
@@ -257,7 +257,7 @@ func serveStringEnv(c *Config, env func(...string) string) {
 	}
 	c.SMTPAddr, c.SMTPFrom, c.SMTPUser, c.SMTPPassword = env("SMTP_ADDR"), or(env("SMTP_FROM"), "countersign@localhost"), env("SMTP_USERNAME"), env("SMTP_PASSWORD")
 	c.OIDCLoginIss, c.OIDCLoginAud = env("OIDC_LOGIN_ISSUER"), env("OIDC_LOGIN_CLIENT_ID")
-	c.KeystoreKind, c.KeystoreDir, c.WalletToken = or(env("KEYSTORE"), "dir"), env("KEYSTORE_DIR"), env("WALLET_TOKEN")
+	c.KeystoreKind, c.KeystoreDir, c.WalletToken = env("KEYSTORE"), env("KEYSTORE_DIR"), env("WALLET_TOKEN") // default in defaults
 	c.WalletAllow = env("WALLET_ALLOW")
 	c.WalletHosts, c.WalletOrigins, c.MetricsToken = env("WALLET_ALLOWED_HOSTS"), env("WALLET_ALLOWED_ORIGINS"), env("METRICS_TOKEN")
 	c.WalletChain = or(env("WALLET_CHAIN"), "mock")
@@ -381,6 +381,14 @@ func (c *Config) defaults() error {
 	if c.KeystoreDir == "" {
 		c.KeystoreDir = filepath.Join(c.DataDir, "keystore")
 	}
+	if c.KeystoreKind == "" {
+		// On PostgreSQL the keys live in the database too, so every replica
+		// signs with them (a directory is one machine's).
+		c.KeystoreKind = "dir"
+		if isPostgres(c.DB) {
+			c.KeystoreKind = "store"
+		}
+	}
 	if c.PollInterval == 0 && c.ChainURL == "" {
 		c.PollInterval = 100 * time.Millisecond
 	}
@@ -404,7 +412,7 @@ func (c *Config) validate() error {
 		l, errL := filepath.Abs(strings.TrimPrefix(c.LedgerDB, "sqlite://"))
 		d, errD := filepath.Abs(sqlitePath(c.DB))
 		if errL != nil || errD != nil || sqlitePath(c.DB) == "" || l != d {
-			return fmt.Errorf("LEDGER_DB is not supported: the mock ledger is kept in the main database (%s) so each transfer commits with its audit entry; unset LEDGER_DB (or set it to that database's path)", c.DB)
+			return fmt.Errorf("LEDGER_DB is not supported: the mock ledger is kept in the main database (%s) so each transfer commits with its audit entry; unset LEDGER_DB (or set it to that database's path)", redactDB(c.DB))
 		}
 	}
 	switch c.KeystoreKind {
@@ -457,10 +465,11 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// checkDB refuses a database this build cannot open.
+// checkDB refuses a database this build cannot open: a PostgreSQL URL
+// that does not parse (told without quoting it: it holds the password).
 func checkDB(db string) error {
-	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
-		return errors.New("PostgreSQL is not supported yet in this build: use a SQLite path (the store port is ready for it; see docs/OPERATIONS.md)")
+	if isPostgres(db) {
+		return checkPostgresURL(db) // store_postgres.go
 	}
 	return nil
 }

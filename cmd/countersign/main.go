@@ -3,6 +3,8 @@
 //	countersign serve          run the server (embedded defaults: SQLite, dev chain)
 //	countersign audit verify   check every audit hash chain (--checkpoint FILE: and a signed checkpoint)
 //	countersign audit checkpoint  print the chain heads signed with the audit key
+//	countersign backup / restore  a consistent SQLite backup while serving; restore into an empty data dir
+//	countersign rotate-master-key re-wrap every sealed data key under a new master key
 //	countersign version
 package main
 
@@ -109,6 +111,11 @@ Usage:
                                    sign in, link the derived wallet, SIWE, mint an OIDC JWT (and AWS credentials)
   countersign signer [--addr A]    the derived-key signer alone (DEV ONLY; env DEV_KEY_SERVICE_MASTER_SECRET, SIGNER_TOKEN)
   countersign mcp                  MCP server on stdio for an agent (env COUNTERSIGN_API_KEY, COUNTERSIGN_URL)
+  countersign backup --out FILE    a consistent backup of a SQLite server while it serves (secrets stay sealed; no master key)
+  countersign restore --from FILE [--data-dir DIR]
+                                   restore a backup into a new or empty data directory, verified before it is put in place
+  countersign rotate-master-key [--new-key-file FILE] [--check] [--retire]
+                                   re-wrap every sealed data key under a new master key while serving; resumable, audited
   countersign version              print the version
   countersign help                 this text
 
@@ -169,6 +176,12 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return loginCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "signer":
 		return signerCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "backup":
+		return backupCmd(ctx, args[1:], getenv, stdout, stderr) // backup.go
+	case "restore":
+		return restoreCmd(ctx, args[1:], getenv, stdout, stderr) // backup.go
+	case "rotate-master-key":
+		return rotateCmd(ctx, args[1:], getenv, stdout, stderr) // rotate.go
 	case "mcp":
 		// stdio MCP server for MCP hosts: forwards to a running server.
 		if err := parseFlags(flag.NewFlagSet("mcp", flag.ContinueOnError), args[1:], stdout, mcpUsage, nil); err != nil {

@@ -24,7 +24,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
+	"sync"
+	"sync/atomic"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
@@ -40,6 +41,18 @@ var ErrOpen = errors.New("envelope: cannot open sealed value")
 
 // Sealer seals with one current KEK and opens with any KEK it knows.
 type Sealer struct {
+	set atomic.Pointer[keySet]
+
+	// file is the master key file the set was read from ("" for a fixed
+	// set, New): the set follows it (reload.go).
+	file    string
+	mu      sync.Mutex   // one look at the file at a time
+	checked atomic.Int64 // when the file was last looked at (unix ns)
+	loaded  os.FileInfo  // the file as last loaded, under mu
+}
+
+// keySet is an immutable set of KEKs: swapped whole, never changed.
+type keySet struct {
 	current string
 	keks    map[string][]byte
 }
@@ -49,18 +62,31 @@ var _ countersign.Sealer = (*Sealer)(nil)
 // New returns a Sealer whose current KEK is kek (32 bytes). Older KEKs may
 // be added for opening records sealed before a rotation.
 func New(kek []byte, older ...[]byte) (*Sealer, error) {
-	s := &Sealer{keks: map[string][]byte{}}
-	for i, k := range append([][]byte{kek}, older...) {
+	set, err := newKeySet(append([][]byte{kek}, older...))
+	if err != nil {
+		return nil, err
+	}
+	s := &Sealer{}
+	s.set.Store(set)
+	return s, nil
+}
+
+func newKeySet(keks [][]byte) (*keySet, error) {
+	if len(keks) == 0 {
+		return nil, errors.New("envelope: no key-encryption key")
+	}
+	set := &keySet{keks: map[string][]byte{}}
+	for i, k := range keks {
 		if len(k) != chacha20poly1305.KeySize {
 			return nil, fmt.Errorf("envelope: key-encryption key must be %d bytes", chacha20poly1305.KeySize)
 		}
 		id := KeyID(k)
-		s.keks[id] = append([]byte(nil), k...)
+		set.keks[id] = append([]byte(nil), k...)
 		if i == 0 {
-			s.current = id
+			set.current = id
 		}
 	}
-	return s, nil
+	return set, nil
 }
 
 // KeyID names a KEK without revealing it: the first 8 bytes of
@@ -71,7 +97,10 @@ func KeyID(kek []byte) string {
 }
 
 // CurrentKeyID returns the id of the KEK new records are sealed with.
-func (s *Sealer) CurrentKeyID() string { return s.current }
+func (s *Sealer) CurrentKeyID() string {
+	s.refresh(false)
+	return s.set.Load().current
+}
 
 func ad(layer, recordID string) []byte {
 	return []byte("countersign/" + layer + "/v1\x00" + recordID)
@@ -84,7 +113,9 @@ func (s *Sealer) Seal(recordID string, plaintext []byte) ([]byte, error) {
 	if _, err := rand.Read(dek); err != nil {
 		return nil, err
 	}
-	kekAEAD, err := chacha20poly1305.NewX(s.keks[s.current])
+	s.refresh(false) // seal under the file's current key once it changed
+	set := s.set.Load()
+	kekAEAD, err := chacha20poly1305.NewX(set.keks[set.current])
 	if err != nil {
 		return nil, err
 	}
@@ -92,8 +123,8 @@ func (s *Sealer) Seal(recordID string, plaintext []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []byte{version, byte(len(s.current))}
-	out = append(out, s.current...)
+	out := []byte{version, byte(len(set.current))}
+	out = append(out, set.current...)
 	n1 := make([]byte, chacha20poly1305.NonceSizeX)
 	n2 := make([]byte, chacha20poly1305.NonceSizeX)
 	if _, err := rand.Read(n1); err != nil {
@@ -121,7 +152,10 @@ func (s *Sealer) Open(recordID string, sealed []byte) ([]byte, error) {
 	if len(rest) < k+ns+32+16+ns+16 {
 		return nil, ErrOpen
 	}
-	kek, ok := s.keks[string(rest[:k])]
+	kek, ok := s.set.Load().keks[string(rest[:k])]
+	if !ok && s.refresh(true) { // a key added to the file since it was read
+		kek, ok = s.set.Load().keks[string(rest[:k])]
+	}
 	if !ok {
 		return nil, ErrOpen
 	}
@@ -147,7 +181,7 @@ func (s *Sealer) Open(recordID string, sealed []byte) ([]byte, error) {
 	return pt, nil
 }
 
-// LoadOrCreateKeyFile reads a 32-byte hex KEK from path, or creates one
+// LoadOrCreateKeyFile reads the current (first) KEK from path, or creates one
 // (mode 0600, directory 0700) when the file does not exist. created reports
 // whether a new key was written, so the caller can warn loudly.
 func LoadOrCreateKeyFile(path string) (kek []byte, created bool, err error) {
@@ -157,11 +191,12 @@ func LoadOrCreateKeyFile(path string) (kek []byte, created bool, err error) {
 		if statErr == nil && info.Mode().Perm()&0o077 != 0 {
 			return nil, false, fmt.Errorf("master key file %s is readable by others (mode %v): chmod 600 it", path, info.Mode().Perm())
 		}
-		kek, err = hex.DecodeString(strings.TrimSpace(string(b)))
-		if err != nil || len(kek) != 32 {
-			return nil, false, fmt.Errorf("master key file %s must hold 64 hex characters", path)
+		keks, err := ParseKeys(b) // keyset.go: a file may hold older keys too
+		clear(b)
+		if err != nil {
+			return nil, false, fmt.Errorf("master key file %s: %w", path, err)
 		}
-		return kek, false, nil
+		return keks[0], false, nil // the current one; LoadKeys returns them all
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, false, err

@@ -33,6 +33,8 @@ func Run(t *testing.T, open func(t *testing.T) countersign.Store) {
 	} {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
 	}
+	runConcurrency(t, open)  // concurrency.go
+	runCapabilities(t, open) // capabilities.go
 }
 
 var ctx = context.Background()

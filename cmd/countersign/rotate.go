@@ -1,0 +1,455 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign/keys/envelope"
+)
+
+const rotateUsage = `Usage: countersign rotate-master-key [--new-key-file FILE [--stage]] [--check] [--retire] [flags]
+
+Re-wraps every data key sealed under an older master key (KEK) under the
+current one: wallet key secrets, TOTP secrets (and ones being enrolled),
+session and audit signing keys, webhook secrets. Only the data keys are
+re-encrypted; the secrets' ciphertexts stay as they are. It runs while the
+server serves; each batch commits with its "kek.rotate" audit entry in the
+system chain, so a rotation cut short is finished by running it again.
+
+The master key file holds one key per line: the first seals, every line
+opens. A server follows the file and picks up a new key without a restart.
+
+  --new-key-file FILE  put FILE's key (generated into FILE, mode 0600, if FILE
+                       does not exist) first in the master key file, the old
+                       key(s) after it, then re-wrap
+  --stage              with --new-key-file: only add FILE's key to the master
+                       key file after the current one (it opens, it does not
+                       seal yet) and stop: with several replicas, copy that
+                       file to every replica first
+  (no flag)            re-wrap every value not under the file's first key
+  --check              count the values per key id, check every one opens;
+                       exit status 1 if any is under an older key
+  --retire             after a check finds none under older keys, remove the
+                       older keys from the master key file`
+
+// rotateBatchDone is called after each committed batch (tests: cut a
+// rotation short).
+var rotateBatchDone func(done int)
+
+func rotateCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("rotate-master-key", flag.ContinueOnError)
+	newKey := fs.String("new-key-file", "", "the new master key: a key file (created with a new random key if it does not exist)")
+	stage := fs.Bool("stage", false, "with --new-key-file: only add the new key to the master key file as a key that opens (not yet seals); re-wrap nothing")
+	check := fs.Bool("check", false, "only report which key ids the sealed values use; exit status 1 if any older one is still used")
+	retire := fs.Bool("retire", false, "remove the older keys from the master key file once no sealed value uses them")
+	batch := fs.Int("batch", 200, "values re-wrapped per transaction")
+	cfg := auditFlags(fs, getenv, true)
+	if err := parseFlags(fs, args, stdout, rotateUsage, nil); err != nil {
+		return err
+	}
+	if err := auditArgs(fs, cfg); err != nil {
+		return err
+	}
+	modes := 0
+	for _, b := range []bool{*newKey != "", *check, *retire} {
+		if b {
+			modes++
+		}
+	}
+	switch {
+	case modes > 1:
+		return errors.New("rotate-master-key: use one of --new-key-file, --check, --retire")
+	case *stage && *newKey == "":
+		return errors.New("rotate-master-key: --stage goes with --new-key-file")
+	case *batch < 1 || *batch > 10000:
+		return errors.New("rotate-master-key: --batch must be between 1 and 10000")
+	}
+	switch {
+	case *check:
+		return rotateCheck(ctx, cfg, stdout)
+	case *retire:
+		return rotateRetire(ctx, cfg, stdout)
+	case *newKey != "":
+		if err := installKey(cfg.MasterKeyFile, *newKey, !*stage, stdout); err != nil {
+			return err
+		}
+		if *stage {
+			fmt.Fprintf(stdout, "Copy %s to every replica (a server loads a changed file on its next use of a key it lacks: no restart), then run \"countersign rotate-master-key --new-key-file %s\" to make it current and re-wrap.\n", cfg.MasterKeyFile, *newKey)
+			return nil
+		}
+	}
+	return rewrapAll(ctx, cfg, *batch, stdout)
+}
+
+// installKey adds the key of newFile to the master key file: first (it
+// seals from now on) when current, else last (it only opens, so that every
+// replica can read what will be sealed under it before any seals). Run
+// again with the same file it changes nothing.
+func installKey(masterFile, newFile string, current bool, stdout io.Writer) error {
+	old, err := envelope.LoadKeys(masterFile) // never created here: the data is sealed under what it holds
+	if err != nil {
+		return err
+	}
+	defer clearAll(old)
+	var kek []byte
+	if _, err := os.Stat(newFile); errors.Is(err, os.ErrNotExist) {
+		if kek, err = envelope.GenerateKey(); err != nil {
+			return err
+		}
+		if err := envelope.WriteKeys(newFile, [][]byte{kek}); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "generated a new master key in %s (key id %s): back it up like the old one\n", newFile, envelope.KeyID(kek))
+	} else {
+		keks, err := envelope.LoadKeys(newFile)
+		if err != nil {
+			return err
+		}
+		if len(keks) != 1 {
+			clearAll(keks)
+			return fmt.Errorf("%s holds %d keys: a new key file holds exactly one", newFile, len(keks))
+		}
+		kek = keks[0]
+	}
+	defer clear(kek)
+	id := envelope.KeyID(kek)
+	ids := keyIDs(old)
+	switch {
+	case current && ids[0] == id:
+		fmt.Fprintf(stdout, "key id %s is already the current key of %s\n", id, masterFile)
+		return nil
+	case !current && slices.Contains(ids, id):
+		fmt.Fprintf(stdout, "key id %s is already in %s\n", id, masterFile)
+		return nil
+	}
+	var set [][]byte
+	if current {
+		set = append(set, kek)
+	}
+	for _, k := range old {
+		if envelope.KeyID(k) != id {
+			set = append(set, k)
+		}
+	}
+	if !current {
+		set = append(set, kek)
+	}
+	if err := envelope.WriteKeys(masterFile, set); err != nil {
+		return err
+	}
+	if current {
+		fmt.Fprintf(stdout, "master key file %s: key id %s seals from now on; %s still open\n", masterFile, id, strings.Join(keyIDs(set[1:]), ", "))
+	} else {
+		fmt.Fprintf(stdout, "master key file %s: key id %s added (opens only); %s still seals\n", masterFile, id, ids[0])
+	}
+	return nil
+}
+
+// openMaint opens what the maintenance commands need: the master key file
+// (every key in it) and the store, which must be able to list and replace
+// its sealed values.
+func openMaint(ctx context.Context, cfg *Config) (*envelope.Sealer, countersign.Store, countersign.Resealer, error) {
+	keks, err := envelope.LoadKeys(cfg.MasterKeyFile)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sealer, err := envelope.NewFromKeys(keks)
+	clearAll(keks)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rs, ok := st.(countersign.Resealer)
+	if !ok {
+		st.Close()
+		return nil, nil, nil, fmt.Errorf("the %s store cannot list its sealed values: rotate-master-key does not support it yet", redactDB(cfg.DB))
+	}
+	return sealer, st, rs, nil
+}
+
+// chainless stands in for the chain: the rotation records audit entries
+// through the service and never touches a chain.
+type chainless struct{ countersign.Chain }
+
+func (chainless) ChainID(context.Context) (*big.Int, error) { return new(big.Int), nil }
+
+// rewrapAll re-wraps, batch by batch, every sealed value whose KEK id is
+// not the current key's. Each batch is one transaction with its audit
+// entry; a value the server replaced meanwhile is left (compare and swap)
+// and counted, and a value no key opens stops the rotation before its
+// batch writes anything.
+func rewrapAll(ctx context.Context, cfg *Config, batch int, stdout io.Writer) error {
+	sealer, st, rs, err := openMaint(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	// The service writes the audit entries (the chain's hashing is core's);
+	// New also opens the session keys, so a master key file without the
+	// key they are sealed under fails here, before anything is written.
+	svc, err := core.New(ctx, st, chainless{}, nil, sealer, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), core.Config{})
+	if err != nil {
+		return fmt.Errorf("open the store with the master key file %s: %w", cfg.MasterKeyFile, err)
+	}
+	defer svc.Close()
+	to := sealer.CurrentKeyID()
+	from := slices.DeleteFunc(sealer.KeyIDs(), func(id string) bool { return id == to })
+	slices.Sort(from)
+	total, skipped := map[string]int{}, 0
+	done := 0
+	for _, kind := range countersign.SealedKinds {
+		after := ""
+		for {
+			vs, err := rs.SealedValues(ctx, kind, after, batch)
+			if err != nil {
+				return fmt.Errorf("list %s values: %w (%d re-wrapped before; run rotate-master-key again to finish)", kind, err, done)
+			}
+			type swap struct {
+				v      *countersign.SealedValue
+				sealed []byte
+			}
+			var swaps []swap
+			for _, v := range vs {
+				id, _ := envelope.SealedKeyID(v.Sealed)
+				if id == to {
+					continue
+				}
+				nv, changed, err := sealer.Rewrap(v.RecordID(), v.Sealed)
+				if err != nil {
+					return fmt.Errorf("a sealed %s value (%s) does not open with any key in %s (it names key id %q): %d values re-wrapped so far, nothing else changed",
+						kind, v.ID, cfg.MasterKeyFile, id, done)
+				}
+				if changed {
+					swaps = append(swaps, swap{v, nv})
+				}
+			}
+			if len(swaps) > 0 {
+				n := 0
+				err := svc.Record(ctx, countersign.Change{Owner: core.SystemOwner, Actor: "operator", Action: "kek.rotate", Subject: "kek:" + to,
+					Details: map[string]any{"from": from, "to": to, "kind": kind, "count": len(swaps)}},
+					func(ctx context.Context) error {
+						n = 0
+						for _, s := range swaps {
+							ok, err := rs.ReplaceSealed(ctx, s.v, s.sealed)
+							if err != nil {
+								return err
+							}
+							if ok {
+								n++
+							}
+						}
+						return nil
+					})
+				if err != nil {
+					return fmt.Errorf("re-wrap %s values: %w (%d re-wrapped before; run rotate-master-key again to finish)", kind, err, done)
+				}
+				total[kind] += n
+				skipped += len(swaps) - n
+				done += n
+				if rotateBatchDone != nil {
+					rotateBatchDone(done)
+				}
+			}
+			if len(vs) < batch {
+				break
+			}
+			after = vs[len(vs)-1].ID
+		}
+	}
+	c, err := sealedKeyIDs(ctx, st, nil)
+	if err != nil {
+		return err
+	}
+	left := 0
+	for id, n := range c.byID {
+		if id != to {
+			left += n
+		}
+	}
+	fmt.Fprintf(stdout, "re-wrapped %d sealed values under key id %s %s\n", done, to, kindCounts(total))
+	if left > 0 {
+		// The server sealed these under an older key meanwhile (it had not
+		// seen the new file yet), or replaced them during the batch.
+		fmt.Fprintf(stdout, "%d values are still under an older key (%d changed by the server during the rotation): run rotate-master-key again\n", left, skipped)
+		return nil
+	}
+	if done > 0 {
+		if err := svc.Record(ctx, countersign.Change{Owner: core.SystemOwner, Actor: "operator", Action: "kek.rotate.complete", Subject: "kek:" + to,
+			Details: map[string]any{"to": to, "unused": from, "rewrapped": done}}, func(context.Context) error { return nil }); err != nil {
+			return err
+		}
+	}
+	if len(from) > 0 {
+		fmt.Fprintf(stdout, "no sealed value uses key id(s) %s any more: remove them with \"countersign rotate-master-key --retire\"\n", strings.Join(from, ", "))
+	}
+	return nil
+}
+
+// census is what sealedKeyIDs found: values per KEK id, and the first
+// value that did not open (when it was asked to open them).
+type census struct {
+	byID map[string]int
+	bad  error
+}
+
+// sealedKeyIDs counts the sealed values per KEK id; with a sealer, it also
+// opens each.
+func sealedKeyIDs(ctx context.Context, st countersign.Store, sealer *envelope.Sealer) (*census, error) {
+	c := &census{byID: map[string]int{}}
+	err := eachSealed(ctx, st, func(v *countersign.SealedValue) error {
+		id, err := envelope.SealedKeyID(v.Sealed)
+		if err != nil {
+			id = "unreadable"
+		}
+		c.byID[id]++
+		if sealer != nil && c.bad == nil {
+			pt, err := sealer.Open(v.RecordID(), v.Sealed)
+			if err != nil {
+				c.bad = fmt.Errorf("a sealed %s value (%s) under key id %q does not open with the master key file", v.Kind, v.ID, id)
+			}
+			clear(pt)
+		}
+		return nil
+	})
+	return c, err
+}
+
+// rotateCheck reports the key ids in use; an older key still used, or a
+// value that does not open, is an error (exit status 1).
+func rotateCheck(ctx context.Context, cfg *Config, stdout io.Writer) error {
+	sealer, st, _, err := openMaint(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	c, err := sealedKeyIDs(ctx, st, sealer)
+	if err != nil {
+		return err
+	}
+	byID, bad := c.byID, c.bad
+	to := sealer.CurrentKeyID()
+	ids := make([]string, 0, len(byID))
+	for id := range byID {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	old := 0
+	for _, id := range ids {
+		mark := ""
+		if id == to {
+			mark = " (current)"
+		} else {
+			old += byID[id]
+		}
+		fmt.Fprintf(stdout, "key id %s%s: %d sealed values\n", id, mark, byID[id])
+	}
+	if bad != nil {
+		return bad
+	}
+	if old > 0 {
+		return fmt.Errorf("%d sealed values are under older keys: run rotate-master-key", old)
+	}
+	var unused []string
+	for _, id := range sealer.KeyIDs() {
+		if id != to {
+			unused = append(unused, id)
+		}
+	}
+	slices.Sort(unused)
+	if len(unused) > 0 {
+		fmt.Fprintf(stdout, "every sealed value opens under the current key %s; key id(s) %s are unused and may be retired\n", to, strings.Join(unused, ", "))
+	} else {
+		fmt.Fprintf(stdout, "every sealed value opens under the current key %s\n", to)
+	}
+	return nil
+}
+
+// rotateRetire removes the older keys from the master key file after a
+// check that nothing uses them.
+func rotateRetire(ctx context.Context, cfg *Config, stdout io.Writer) error {
+	if err := rotateCheck(ctx, cfg, stdout); err != nil {
+		return fmt.Errorf("not retiring any key: %w", err)
+	}
+	keks, err := envelope.LoadKeys(cfg.MasterKeyFile)
+	if err != nil {
+		return err
+	}
+	defer clearAll(keks)
+	if len(keks) == 1 {
+		fmt.Fprintf(stdout, "%s holds one key: nothing to retire\n", cfg.MasterKeyFile)
+		return nil
+	}
+	if err := envelope.WriteKeys(cfg.MasterKeyFile, keks[:1]); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "retired key id(s) %s from %s: copy it to every replica; keep the old key offline while a backup still needs it\n",
+		strings.Join(keyIDs(keks[1:]), ", "), cfg.MasterKeyFile)
+	return nil
+}
+
+func keyIDs(keks [][]byte) []string {
+	ids := make([]string, len(keks))
+	for i, k := range keks {
+		ids[i] = envelope.KeyID(k)
+	}
+	return ids
+}
+
+func clearAll(keks [][]byte) {
+	for _, k := range keks {
+		clear(k)
+	}
+}
+
+func kindCounts(m map[string]int) string {
+	var parts []string
+	for _, k := range countersign.SealedKinds {
+		if m[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// checkMasterKey refuses a start whose master key file lacks the key the
+// database's session signing keys are sealed under: the first secret the
+// service opens. Without it the start failed later with the envelope's
+// bare "cannot open sealed value", which names neither the file nor the
+// key it needs.
+func checkMasterKey(ctx context.Context, cfg *Config, st countersign.Store, sealer countersign.Sealer) error {
+	ks, ok := sealer.(interface{ KeyIDs() []string })
+	if !ok {
+		return nil
+	}
+	have := ks.KeyIDs()
+	sks, err := st.SigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	for _, sk := range sks {
+		id, err := envelope.SealedKeyID(sk.Sealed)
+		if err != nil || slices.Contains(have, id) {
+			continue
+		}
+		return fmt.Errorf("the master key file %s does not hold the key this database's secrets are sealed under (key id %s; the file holds %s): "+
+			"start with the master key file of this data (COUNTERSIGN_MASTER_KEY_FILE, --master-key-file); a new key would lose every wallet",
+			cfg.MasterKeyFile, id, strings.Join(have, ", "))
+	}
+	return nil
+}
