@@ -464,16 +464,7 @@ func (s *Service) expireAuthorizedIfDue(ctx context.Context, t *countersign.Tran
 // ExpireAuthorized expires every authorized request not executed within
 // AUTHORIZED_TTL (the sweeper in Run).
 func (s *Service) ExpireAuthorized(ctx context.Context) error {
-	list, err := s.store.TransactionsByStatus(ctx, countersign.StatusAuthorized, 500)
-	if err != nil {
-		return err
-	}
-	for _, t := range list {
-		if _, err := s.expireAuthorizedIfDue(ctx, t); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.sweep(ctx, countersign.StatusAuthorized, s.expireAuthorizedIfDue)
 }
 
 // approverWebhooks returns the webhooks of e's wallet's approvers (other

@@ -515,12 +515,18 @@ func (s *Service) expireIfDue(ctx context.Context, t *countersign.Transaction) (
 
 // ExpirePending expires every pending request whose window has passed.
 func (s *Service) ExpirePending(ctx context.Context) error {
-	pending, err := s.store.TransactionsByStatus(ctx, countersign.StatusPending, 500)
+	return s.sweep(ctx, countersign.StatusPending, s.expireIfDue)
+}
+
+// sweep applies due (which re-reads the row in its own change and decides)
+// to the oldest transactions in status st: the sweepers of Run.
+func (s *Service) sweep(ctx context.Context, st countersign.Status, due func(context.Context, *countersign.Transaction) (*countersign.Transaction, error)) error {
+	list, err := s.store.TransactionsByStatus(ctx, st, 500)
 	if err != nil {
 		return err
 	}
-	for _, t := range pending {
-		if _, err := s.expireIfDue(ctx, t); err != nil {
+	for _, t := range list {
+		if _, err := due(ctx, t); err != nil {
 			return err
 		}
 	}
