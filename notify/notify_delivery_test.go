@@ -217,7 +217,6 @@ type fakeFeed struct {
 	subs    map[int]chan struct{}
 	next    int
 	stopped atomic.Int32
-	failAll bool
 }
 
 func (f *fakeFeed) Wake() (<-chan struct{}, func()) {

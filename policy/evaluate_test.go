@@ -76,14 +76,13 @@ func mul(a int64, b *big.Int) *big.Int { return new(big.Int).Mul(big.NewInt(a), 
 func add(a, b *big.Int) *big.Int { return new(big.Int).Add(a, b) }
 
 var (
-	now         = time.Date(2026, 6, 10, 12, 0, 0, 0, time.UTC) // a Wednesday
-	alice       = "0xaAaAaAaaAaAaAaaAaAAAAAAAAaaaAaAaAaaAaaAa"  // EIP-55
-	bob         = "0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
-	burn        = "0x0000000000000000000000000000000000000000"
-	usdc        = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48" // 6 decimals
-	dai         = "0x6b175474e89094c44da98b954eedeac495271d0f" // 18 decimals
-	router      = "0x3fc91a3afd70395cd496c647d5a6cc9d4b2b7fad"
-	permit2Addr = "0x000000000022d473030f116ddee9f6b43ac78ba3"
+	now    = time.Date(2026, 6, 10, 12, 0, 0, 0, time.UTC) // a Wednesday
+	alice  = "0xaAaAaAaaAaAaAaaAaAAAAAAAAaaaAaAaAaaAaaAa"  // EIP-55
+	bob    = "0xbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	burn   = "0x0000000000000000000000000000000000000000"
+	usdc   = "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48" // 6 decimals
+	dai    = "0x6b175474e89094c44da98b954eedeac495271d0f" // 18 decimals
+	router = "0x3fc91a3afd70395cd496c647d5a6cc9d4b2b7fad"
 )
 
 func native(amount *big.Int, to string) Request {
