@@ -24,6 +24,9 @@ type FreezeResult struct {
 	Lifted    bool
 	Approvals int // distinct approvers who agreed to lift it
 	Needed    int // how many must
+	// StillFrozen: lifting an owner-wide freeze leaves these quorum
+	// wallets frozen on their own, for their quorum to lift
+	StillFrozen []string
 }
 
 // Freeze sets the kill switch on walletID ("" : every wallet of the
@@ -87,6 +90,26 @@ func (s *Service) Unfreeze(ctx context.Context, p *Principal, walletID, code str
 			return nil, err
 		}
 	}
+	// An owner-wide freeze is the owner's to lift, but it covers quorum
+	// wallets too: lifting it leaves each wallet with a quorum frozen on
+	// its own, to be lifted by its quorum (so one person's code never
+	// unfreezes a wallet that needs several).
+	var keepFrozen []*countersign.Wallet
+	if walletID == "" {
+		ws, err := s.store.WalletsByOwner(ctx, owner)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range ws {
+			n, err := s.walletQuorum(ctx, w)
+			if err != nil {
+				return nil, err
+			}
+			if n > 1 {
+				keepFrozen = append(keepFrozen, w)
+			}
+		}
+	}
 	f, err := s.freezeOf(ctx, owner, walletID)
 	if err != nil {
 		return nil, err
@@ -119,6 +142,21 @@ func (s *Service) Unfreeze(ctx context.Context, p *Principal, walletID, code str
 		if err := s.store.DeleteFreeze(ctx, f.ID); err != nil {
 			return err
 		}
+		for _, w := range keepFrozen {
+			if wf, err := s.freezeOf(ctx, owner, w.ID); err != nil {
+				return err
+			} else if wf != nil {
+				continue
+			}
+			wf := &countersign.Freeze{ID: uuid.NewString(), OwnerID: owner, WalletID: w.ID, By: p.Actor(), At: now}
+			if err := s.store.AddFreeze(ctx, wf); err != nil {
+				return err
+			}
+			res.StillFrozen = append(res.StillFrozen, w.ID)
+			cs.add(countersign.Change{Owner: owner, Actor: p.Actor(), Action: "freeze.on", Subject: w.ID,
+				Details: map[string]string{"freeze_id": wf.ID, "wallet_id": w.ID, "reason": "owner-wide freeze lifted; this wallet's quorum lifts its own"},
+				Events:  []countersign.ChangeEvent{{Type: "wallet.frozen", Subject: w.ID, Payload: freezeView(wf)}}})
+		}
 		res.Lifted = true
 		cs.add(countersign.Change{Owner: owner, Actor: p.Actor(), Action: "freeze.off", Subject: subject, Details: details,
 			Events: []countersign.ChangeEvent{{Type: "wallet.unfrozen", Subject: subject, Payload: freezeView(f)}}})
@@ -146,7 +184,9 @@ func (s *Service) walletQuorum(ctx context.Context, w *countersign.Wallet) (int,
 		return 0, err
 	}
 	for _, a := range agents {
-		if a.WalletID != w.ID || a.Revoked() {
+		// a revoked agent's policy still counts: revoking an agent must not
+		// drop the wallet's quorum (and with it the gate on loosening)
+		if a.WalletID != w.ID {
 			continue
 		}
 		if r, err := s.store.Policy(ctx, countersign.PolicyAgent, a.ID); err == nil {

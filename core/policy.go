@@ -157,14 +157,34 @@ func (h *history) PaidBefore(walletID, recipient string) (bool, error) {
 	return h.s.store.PaidBefore(h.ctx, walletID, recipient)
 }
 
-// unlimitedApprove reports calldata of approve(spender, amount) with an
-// amount no budget bounds: 2^255 or more (the review's "unlimited").
+// unlimitedApprove reports calldata that grants a spender an allowance no
+// budget bounds: ERC-20 approve(spender, amount) and
+// increaseAllowance(spender, amount), and Permit2's approve(token,
+// spender, uint160 amount, uint48 expiration), with an amount of 2^128 or
+// more. No token's supply comes near 2^128 base units (10^38), so such an
+// allowance is "unlimited" in effect whatever its exact value (2^256−1,
+// 2^255−1, uint160's maximum); the hard rule keeps it from auto and delay.
 func unlimitedApprove(data []byte) bool {
-	if len(data) < 4+64 || hex.EncodeToString(data[:4]) != "095ea7b3" {
+	if len(data) < 4 {
 		return false
 	}
-	return new(big.Int).SetBytes(data[36:68]).Cmp(unlimitedAt) >= 0
+	at := 0 // where the amount word starts
+	switch hex.EncodeToString(data[:4]) {
+	case "095ea7b3", "39509351": // approve, increaseAllowance
+		at = 36
+	case "87517c45": // Permit2 approve(address,address,uint160,uint48)
+		at = 68
+	default:
+		return false
+	}
+	if len(data) < at+32 {
+		return false
+	}
+	return new(big.Int).SetBytes(data[at:at+32]).Cmp(unlimitedAllowance) >= 0
 }
+
+// unlimitedAllowance: see unlimitedApprove.
+var unlimitedAllowance = new(big.Int).Lsh(big.NewInt(1), 128)
 
 // policyRequest is what the policy sees of a prepared transaction.
 //
@@ -466,6 +486,14 @@ func (s *Service) AuthorizeDelayed(ctx context.Context) error {
 			if cur.ApprovalsNeeded > 1 {
 				return nil // a quorum decision is the approvers', never the clock's
 			}
+			// a frozen wallet's pending requests wait: the delay authorizes
+			// nothing until the freeze is lifted
+			if err := s.frozen(ctx, cur.OwnerID, cur.WalletID); err != nil {
+				if countersign.ErrorCode(err) == countersign.Frozen {
+					return nil
+				}
+				return err
+			}
 			return s.authorizeByPolicy(ctx, cs, cur, "delay")
 		})
 		if err != nil {
@@ -673,6 +701,10 @@ func (s *Service) Simulate(ctx context.Context, p *Principal, agentID string, re
 	}
 	w, err := s.store.WalletByID(ctx, agent.WalletID)
 	if err != nil {
+		return nil, err
+	}
+	// the dry run answers what prepare would: a frozen wallet refuses
+	if err := s.frozen(ctx, w.OwnerID, w.ID); err != nil {
 		return nil, err
 	}
 	t, err := s.buildSpend(ctx, w, req)

@@ -199,6 +199,9 @@ type freezeResp struct {
 	At              time.Time `json:"at"`
 	Approvals       int       `json:"approvals,omitempty"`        // unfreeze: distinct approvers who agreed
 	ApprovalsNeeded int       `json:"approvals_needed,omitempty"` // unfreeze: how many must
+	// StillFrozen: lifting an owner-wide freeze leaves the wallets with a
+	// quorum frozen on their own, for their quorum to lift
+	StillFrozen []string `json:"still_frozen,omitempty"`
 }
 
 func (s *Server) freeze(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
@@ -231,7 +234,7 @@ func (s *Server) unfreeze(w http.ResponseWriter, r *http.Request, p *core.Princi
 		return err
 	}
 	f := res.Freeze
-	return writeJSON(w, 200, freezeResp{FreezeID: f.ID, WalletID: f.WalletID, Frozen: !res.Lifted, By: f.By, At: f.At, Approvals: res.Approvals, ApprovalsNeeded: res.Needed})
+	return writeJSON(w, 200, freezeResp{FreezeID: f.ID, WalletID: f.WalletID, Frozen: !res.Lifted, By: f.By, At: f.At, Approvals: res.Approvals, ApprovalsNeeded: res.Needed, StillFrozen: res.StillFrozen})
 }
 
 type freezesResp struct {
