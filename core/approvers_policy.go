@@ -11,7 +11,7 @@ import (
 	"github.com/countersign/countersign/policy"
 )
 
-// Quorum-gated loosening (issue 13 item 6). A policy change that loosens
+// Quorum-gated loosening. A policy change that loosens
 // anything (policy.Loosens) on a wallet whose policies ask for a quorum
 // does not take effect when the owner saves it: it becomes a pending
 // change, approved by its proposer's TOTP code, that applies once as many

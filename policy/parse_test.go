@@ -10,7 +10,7 @@ import (
 	"github.com/countersign/countersign"
 )
 
-// issueExample is the document of issue 13, verbatim.
+// issueExample is the example document of the policy design, verbatim.
 const issueExample = `{"rules": [
   {"id": "no-burn", "when": {"to": ["0x0000000000000000000000000000000000000000"]}, "then": "deny"},
   {"id": "inference", "when": {"kind": ["native"], "max_amount": "1000000000000000"},

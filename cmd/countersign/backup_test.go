@@ -57,7 +57,7 @@ func relogin(t *testing.T, e *env, u *user) {
 	u.token = e.do("POST", "/api/login", anon, map[string]string{"username": u.name, "password": u.password}).must(t, 200).str("access_token")
 }
 
-// The restore test of issue 14: a server with a wallet and a spend is
+// The restore test: a server with a wallet and a spend is
 // backed up while it serves (spends keep being prepared during the
 // backup), the backup is restored into a new directory, a server started
 // from it signs with the restored wallet (the sealed unlock secret opens
