@@ -71,38 +71,8 @@ func (s *Service) CheckChain(ctx context.Context, opts ChainCheck) (*ChainChange
 		if err != nil {
 			return err
 		}
-		if prev == nil {
-			// Unknown history: judge by the rows still in flight.
-			other := map[int64]bool{}
-			for _, t := range inFlight {
-				if t.ChainID != ch.Current.ChainID {
-					other[t.ChainID] = true
-				}
-			}
-			switch {
-			case len(other) > 0 && !opts.AcceptNew:
-				return fmt.Errorf("this data holds transactions in flight on chain %s, but the node is chain %d (genesis %s): "+
-					"refusing to start on another chain than the data's; point --chain (EVM_RPC_URL) at a node of that chain, "+
-					"or pass --accept-new-chain (ACCEPT_NEW_CHAIN=1) to drop them and use this chain", ids(other), ch.Current.ChainID, genesis)
-			case !opts.Embedded:
-				// An external node: rows of its own chain id may well be on
-				// it, nothing says otherwise; only the others' are dropped.
-				keep := inFlight[:0]
-				for _, t := range inFlight {
-					if other[t.ChainID] {
-						keep = append(keep, t)
-					}
-				}
-				inFlight = keep
-			}
-		} else {
-			expected := opts.Embedded && prev.Embedded && prev.ChainID == ch.Current.ChainID
-			if !expected && !opts.AcceptNew {
-				return fmt.Errorf("this data belongs to chain %d (genesis %s%s), but the node is chain %d (genesis %s%s): "+
-					"refusing to start on another chain; point --chain (EVM_RPC_URL) at a node of chain %d, or, if the change is intended, "+
-					"pass --accept-new-chain (ACCEPT_NEW_CHAIN=1): transactions still authorized or in flight are then marked dropped",
-					prev.ChainID, prev.GenesisHash, embeddedNote(prev.Embedded), ch.Current.ChainID, genesis, embeddedNote(opts.Embedded), prev.ChainID)
-			}
+		if inFlight, err = judgeChainChange(prev, ch.Current, opts, inFlight); err != nil {
+			return err
 		}
 		ch.Changed = prev != nil || len(inFlight) > 0
 		from := "unknown"
@@ -158,6 +128,49 @@ func (s *Service) CheckChain(ctx context.Context, opts ChainCheck) (*ChainChange
 		return nil, err
 	}
 	return ch, nil
+}
+
+// judgeChainChange decides, for a start on chain cur after prev (nil: no
+// recorded history), whether the start may go on and which of the rows in
+// flight are dropped: with no history, rows of other chains refuse the
+// start (unless accepted) and, on an external node, only those are
+// dropped; with history, any change but a restarted embedded chain refuses
+// the start unless the operator accepted it.
+func judgeChainChange(prev *countersign.ChainIdentity, cur countersign.ChainIdentity, opts ChainCheck, inFlight []*countersign.Transaction) ([]*countersign.Transaction, error) {
+	if prev == nil {
+		// Unknown history: judge by the rows still in flight.
+		other := map[int64]bool{}
+		for _, t := range inFlight {
+			if t.ChainID != cur.ChainID {
+				other[t.ChainID] = true
+			}
+		}
+		switch {
+		case len(other) > 0 && !opts.AcceptNew:
+			return nil, fmt.Errorf("this data holds transactions in flight on chain %s, but the node is chain %d (genesis %s): "+
+				"refusing to start on another chain than the data's; point --chain (EVM_RPC_URL) at a node of that chain, "+
+				"or pass --accept-new-chain (ACCEPT_NEW_CHAIN=1) to drop them and use this chain", ids(other), cur.ChainID, cur.GenesisHash)
+		case !opts.Embedded:
+			// An external node: rows of its own chain id may well be on
+			// it, nothing says otherwise; only the others' are dropped.
+			keep := inFlight[:0]
+			for _, t := range inFlight {
+				if other[t.ChainID] {
+					keep = append(keep, t)
+				}
+			}
+			inFlight = keep
+		}
+	} else {
+		expected := opts.Embedded && prev.Embedded && prev.ChainID == cur.ChainID
+		if !expected && !opts.AcceptNew {
+			return nil, fmt.Errorf("this data belongs to chain %d (genesis %s%s), but the node is chain %d (genesis %s%s): "+
+				"refusing to start on another chain; point --chain (EVM_RPC_URL) at a node of chain %d, or, if the change is intended, "+
+				"pass --accept-new-chain (ACCEPT_NEW_CHAIN=1): transactions still authorized or in flight are then marked dropped",
+				prev.ChainID, prev.GenesisHash, embeddedNote(prev.Embedded), cur.ChainID, cur.GenesisHash, embeddedNote(opts.Embedded), prev.ChainID)
+		}
+	}
+	return inFlight, nil
 }
 
 // chainCheckMax bounds the rows CheckChain handles in one start.

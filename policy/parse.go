@@ -517,22 +517,7 @@ func parseWhen(n *node, path string) (When, error) {
 		var err error
 		switch k {
 		case "kind":
-			items, err := list(v, kp)
-			if err != nil {
-				return err
-			}
-			for i, it := range items {
-				ip := fmt.Sprintf("%s[%d]", kp, i)
-				bit := kindBit(Kind(it.s))
-				if it.kind != 's' || bit == 0 {
-					return bad(ip, "must be one of native, erc20, contract_call, personal_sign, typed_data, x402")
-				}
-				if w.kinds&bit != 0 {
-					return bad(ip, "duplicate %s", it.s)
-				}
-				w.kinds |= bit
-				w.Kind = append(w.Kind, Kind(it.s))
-			}
+			err = parseKinds(v, kp, &w)
 		case "asset":
 			if v.kind == 's' && v.s == AssetNative {
 				w.Asset = AssetNative
@@ -551,66 +536,11 @@ func parseWhen(n *node, path string) (When, error) {
 		case "not_to":
 			w.NotTo, w.notTo, err = addresses(v, kp)
 		case "selectors":
-			items, err := list(v, kp)
-			if err != nil {
-				return err
-			}
-			w.selectors = make(map[string]struct{}, len(items))
-			for i, it := range items {
-				ip := fmt.Sprintf("%s[%d]", kp, i)
-				if it.kind != 's' || len(it.s) != 10 || it.s[:2] != "0x" || !isHex(it.s[2:]) {
-					return bad(ip, "must be a 4-byte selector: \"0x\" and 8 hex digits, like \"0xa9059cbb\"")
-				}
-				s := strings.ToLower(it.s)
-				if _, dup := w.selectors[s]; dup {
-					return bad(ip, "duplicate %s", s)
-				}
-				w.selectors[s] = struct{}{}
-				w.Selectors = append(w.Selectors, s)
-			}
+			err = parseSelectors(v, kp, &w)
 		case "chain_id":
-			items, err := list(v, kp)
-			if err != nil {
-				return err
-			}
-			for i, it := range items {
-				ip := fmt.Sprintf("%s[%d]", kp, i)
-				if it.kind != 'n' || !isDigits(it.s) || it.s[0] == '0' {
-					return bad(ip, "must be a positive whole number")
-				}
-				id, err := strconv.ParseInt(it.s, 10, 64)
-				if err != nil {
-					return bad(ip, "is too large")
-				}
-				for _, seen := range w.ChainID {
-					if seen == id {
-						return bad(ip, "duplicate %d", id)
-					}
-				}
-				w.ChainID = append(w.ChainID, id)
-			}
+			err = parseChainIDs(v, kp, &w)
 		case "typed_data":
-			td := &TypedDataMatch{}
-			err = fields(v, kp, "field", typedFields, func(k string, v *node, tp string) error {
-				switch k {
-				case "primary_type":
-					if v.kind != 's' || !isIdentifier(v.s) {
-						return bad(tp, "must be a type name like \"Permit\" (letters, digits, _ and $)")
-					}
-					td.PrimaryType = v.s
-				case "verifying_contract":
-					a, err := address(v, tp)
-					if err != nil {
-						return err
-					}
-					td.VerifyingContract = a
-				}
-				return nil
-			})
-			if err == nil && *td == (TypedDataMatch{}) {
-				err = bad(kp, "needs primary_type or verifying_contract (use \"kind\": [\"typed_data\"] to match all typed data)")
-			}
-			w.TypedData = td
+			w.TypedData, err = parseTypedDataMatch(v, kp)
 		case "new_recipient":
 			if v.kind != 'b' {
 				return bad(kp, "must be true or false")
@@ -629,6 +559,99 @@ func parseWhen(n *node, path string) (When, error) {
 		return w, bad(path+".min_amount", "is greater than max_amount: the rule could never match")
 	}
 	return w, nil
+}
+
+// parseKinds reads the kind matcher into w.
+func parseKinds(v *node, kp string, w *When) error {
+	items, err := list(v, kp)
+	if err != nil {
+		return err
+	}
+	for i, it := range items {
+		ip := fmt.Sprintf("%s[%d]", kp, i)
+		bit := kindBit(Kind(it.s))
+		if it.kind != 's' || bit == 0 {
+			return bad(ip, "must be one of native, erc20, contract_call, personal_sign, typed_data, x402")
+		}
+		if w.kinds&bit != 0 {
+			return bad(ip, "duplicate %s", it.s)
+		}
+		w.kinds |= bit
+		w.Kind = append(w.Kind, Kind(it.s))
+	}
+	return nil
+}
+
+// parseSelectors reads the selectors matcher into w.
+func parseSelectors(v *node, kp string, w *When) error {
+	items, err := list(v, kp)
+	if err != nil {
+		return err
+	}
+	w.selectors = make(map[string]struct{}, len(items))
+	for i, it := range items {
+		ip := fmt.Sprintf("%s[%d]", kp, i)
+		if it.kind != 's' || len(it.s) != 10 || it.s[:2] != "0x" || !isHex(it.s[2:]) {
+			return bad(ip, "must be a 4-byte selector: \"0x\" and 8 hex digits, like \"0xa9059cbb\"")
+		}
+		s := strings.ToLower(it.s)
+		if _, dup := w.selectors[s]; dup {
+			return bad(ip, "duplicate %s", s)
+		}
+		w.selectors[s] = struct{}{}
+		w.Selectors = append(w.Selectors, s)
+	}
+	return nil
+}
+
+// parseChainIDs reads the chain_id matcher into w.
+func parseChainIDs(v *node, kp string, w *When) error {
+	items, err := list(v, kp)
+	if err != nil {
+		return err
+	}
+	for i, it := range items {
+		ip := fmt.Sprintf("%s[%d]", kp, i)
+		if it.kind != 'n' || !isDigits(it.s) || it.s[0] == '0' {
+			return bad(ip, "must be a positive whole number")
+		}
+		id, err := strconv.ParseInt(it.s, 10, 64)
+		if err != nil {
+			return bad(ip, "is too large")
+		}
+		for _, seen := range w.ChainID {
+			if seen == id {
+				return bad(ip, "duplicate %d", id)
+			}
+		}
+		w.ChainID = append(w.ChainID, id)
+	}
+	return nil
+}
+
+// parseTypedDataMatch reads the typed_data matcher.
+func parseTypedDataMatch(v *node, kp string) (*TypedDataMatch, error) {
+	td := &TypedDataMatch{}
+	err := fields(v, kp, "field", typedFields, func(k string, v *node, tp string) error {
+		switch k {
+		case "primary_type":
+			if v.kind != 's' || !isIdentifier(v.s) {
+				return bad(tp, "must be a type name like \"Permit\" (letters, digits, _ and $)")
+			}
+			td.PrimaryType = v.s
+		case "verifying_contract":
+			a, err := address(v, tp)
+			if err != nil {
+				return err
+			}
+			td.VerifyingContract = a
+		}
+		return nil
+	})
+	if err == nil && *td == (TypedDataMatch{}) {
+		err = bad(kp, "needs primary_type or verifying_contract (use \"kind\": [\"typed_data\"] to match all typed data)")
+	}
+	return td, err
 }
 
 var dayNames = map[string]time.Weekday{

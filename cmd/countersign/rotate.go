@@ -217,42 +217,12 @@ func rewrapAll(ctx context.Context, cfg *Config, batch int, stdout io.Writer) er
 			if err != nil {
 				return fmt.Errorf("list %s values: %w (%d re-wrapped before; run rotate-master-key again to finish)", kind, err, done)
 			}
-			type swap struct {
-				v      *countersign.SealedValue
-				sealed []byte
-			}
-			var swaps []swap
-			for _, v := range vs {
-				id, _ := envelope.SealedKeyID(v.Sealed)
-				if id == to {
-					continue
-				}
-				nv, changed, err := sealer.Rewrap(v.RecordID(), v.Sealed)
-				if err != nil {
-					return fmt.Errorf("a sealed %s value (%s) does not open with any key in %s (it names key id %q): %d values re-wrapped so far, nothing else changed",
-						kind, v.ID, cfg.MasterKeyFile, id, done)
-				}
-				if changed {
-					swaps = append(swaps, swap{v, nv})
-				}
+			swaps, err := planRewrap(sealer, vs, to)
+			if err != nil {
+				return fmt.Errorf("%w in %s: %d values re-wrapped so far, nothing else changed", err, cfg.MasterKeyFile, done)
 			}
 			if len(swaps) > 0 {
-				n := 0
-				err := svc.Record(ctx, countersign.Change{Owner: core.SystemOwner, Actor: "operator", Action: "kek.rotate", Subject: "kek:" + to,
-					Details: map[string]any{"from": from, "to": to, "kind": kind, "count": len(swaps)}},
-					func(ctx context.Context) error {
-						n = 0
-						for _, s := range swaps {
-							ok, err := rs.ReplaceSealed(ctx, s.v, s.sealed)
-							if err != nil {
-								return err
-							}
-							if ok {
-								n++
-							}
-						}
-						return nil
-					})
+				n, err := commitRewrap(ctx, svc, rs, kind, from, to, swaps)
 				if err != nil {
 					return fmt.Errorf("re-wrap %s values: %w (%d re-wrapped before; run rotate-master-key again to finish)", kind, err, done)
 				}
@@ -452,4 +422,54 @@ func checkMasterKey(ctx context.Context, cfg *Config, st countersign.Store, seal
 			cfg.MasterKeyFile, id, strings.Join(have, ", "))
 	}
 	return nil
+}
+
+// rewrapSwap is one sealed value and its re-wrapped bytes.
+type rewrapSwap struct {
+	v      *countersign.SealedValue
+	sealed []byte
+}
+
+// planRewrap re-wraps, in memory, every value of vs not yet under key id
+// to; a value that opens with no key stops the rotation before anything
+// is written.
+func planRewrap(sealer *envelope.Sealer, vs []*countersign.SealedValue, to string) ([]rewrapSwap, error) {
+	var swaps []rewrapSwap
+	for _, v := range vs {
+		id, _ := envelope.SealedKeyID(v.Sealed)
+		if id == to {
+			continue
+		}
+		nv, changed, err := sealer.Rewrap(v.RecordID(), v.Sealed)
+		if err != nil {
+			return nil, fmt.Errorf("a sealed %s value (%s) does not open with any key (it names key id %q)", v.Kind, v.ID, id)
+		}
+		if changed {
+			swaps = append(swaps, rewrapSwap{v, nv})
+		}
+	}
+	return swaps, nil
+}
+
+// commitRewrap swaps one batch in one transaction with its kek.rotate
+// audit entry; a row the server changed since it was read is left alone
+// (not counted).
+func commitRewrap(ctx context.Context, svc *core.Service, rs countersign.Resealer, kind string, from []string, to string, swaps []rewrapSwap) (int, error) {
+	n := 0
+	err := svc.Record(ctx, countersign.Change{Owner: core.SystemOwner, Actor: "operator", Action: "kek.rotate", Subject: "kek:" + to,
+		Details: map[string]any{"from": from, "to": to, "kind": kind, "count": len(swaps)}},
+		func(ctx context.Context) error {
+			n = 0
+			for _, s := range swaps {
+				ok, err := rs.ReplaceSealed(ctx, s.v, s.sealed)
+				if err != nil {
+					return err
+				}
+				if ok {
+					n++
+				}
+			}
+			return nil
+		})
+	return n, err
 }
