@@ -63,6 +63,8 @@ type FreezeLift struct {
 // and freezes (part of Store). Lookups return NotFound when nothing
 // matches; unique violations return Conflict.
 type ApprovalStore interface {
+	ApproverAdminStore // invitations sent, webhook deletion (approvers_admin.go)
+
 	CreateInvitation(ctx context.Context, inv *Invitation) error
 	Invitation(ctx context.Context, id string) (*Invitation, error)
 	// InvitationsFor lists the open (unaccepted) invitations of a user.

@@ -2,12 +2,9 @@ package countersign
 
 import "context"
 
-// ApproverAdminStore is the part of the approval store that lets owners
-// manage what they set up: the invitations they sent and the users' own
-// webhooks. It is its own port (not yet part of Store) so a store that
-// does not have it yet still builds; core answers Internal "not supported
-// by this database" for these routes until it does — never a silent
-// success.
+// ApproverAdminStore is the part of the approval store (and so of Store)
+// that lets owners manage what they set up: the invitations they sent and
+// the users' own webhooks.
 type ApproverAdminStore interface {
 	// InvitationsOfWallet lists a wallet's open (unaccepted) invitations,
 	// oldest first (expired ones too: the caller filters by its clock).

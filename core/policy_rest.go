@@ -67,15 +67,6 @@ func (s *Service) checkRemovalKeepsQuorum(ctx context.Context, w *countersign.Wa
 	return nil
 }
 
-// adminStore is the store's ApproverAdminStore, or an Internal error when
-// the database has not got it yet (never a silent success).
-func (s *Service) adminStore() (countersign.ApproverAdminStore, error) {
-	if a, ok := s.store.(countersign.ApproverAdminStore); ok {
-		return a, nil
-	}
-	return nil, countersign.Errorf(countersign.Internal, "this database does not support managing invitations and webhooks yet")
-}
-
 // InvitationInfo is an invitation with what either side needs to know:
 // the wallet (name, address), who invited and who is invited.
 type InvitationInfo struct {
@@ -117,14 +108,7 @@ func (s *Service) SentInvitations(ctx context.Context, p *Principal, walletID st
 	if err != nil || !owner {
 		return nil, err
 	}
-	st, ok := s.store.(countersign.ApproverAdminStore)
-	if !ok {
-		// A database without the port yet: the list is left out (nil, so
-		// the answer has no invitations field) rather than failing the
-		// approvers page and route that carry it.
-		return nil, nil
-	}
-	list, err := st.InvitationsOfWallet(ctx, w.ID)
+	list, err := s.store.InvitationsOfWallet(ctx, w.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -146,10 +130,6 @@ func (s *Service) RevokeInvitation(ctx context.Context, p *Principal, id string)
 	if _, err := uuid.Parse(id); err != nil {
 		return countersign.Errorf(countersign.BadRequest, "invitation id must be a UUID")
 	}
-	st, err := s.adminStore()
-	if err != nil {
-		return err
-	}
 	inv, err := s.store.Invitation(ctx, id)
 	if err != nil || (inv.OwnerID != p.User.ID && inv.InviteeID != p.User.ID) {
 		if err == nil || countersign.ErrorCode(err) == countersign.NotFound {
@@ -167,7 +147,7 @@ func (s *Service) RevokeInvitation(ctx context.Context, p *Principal, id string)
 	return s.Record(ctx, countersign.Change{Owner: inv.OwnerID, Actor: p.Actor(), Action: action, Subject: inv.WalletID,
 		Details: map[string]string{"invitation_id": inv.ID, "user_id": inv.InviteeID}},
 		func(ctx context.Context) error {
-			if err := st.DeleteInvitation(ctx, inv.ID); err != nil {
+			if err := s.store.DeleteInvitation(ctx, inv.ID); err != nil {
 				if countersign.ErrorCode(err) == countersign.NotFound { // accepted or revoked meanwhile
 					return countersign.Errorf(countersign.Conflict, "the invitation is no longer open")
 				}
@@ -184,10 +164,6 @@ func (s *Service) DeleteUserWebhook(ctx context.Context, p *Principal, webhookID
 	if _, err := uuid.Parse(webhookID); err != nil {
 		return countersign.Errorf(countersign.NotFound, "webhook not found")
 	}
-	st, err := s.adminStore()
-	if err != nil {
-		return err
-	}
 	w, err := s.store.Webhook(ctx, webhookID)
 	if err != nil || w.OwnerID != p.User.ID {
 		if err == nil || countersign.ErrorCode(err) == countersign.NotFound {
@@ -197,7 +173,7 @@ func (s *Service) DeleteUserWebhook(ctx context.Context, p *Principal, webhookID
 	}
 	return s.Record(ctx, countersign.Change{Owner: p.User.ID, Actor: p.Actor(), Action: "webhook.delete", Subject: w.ID,
 		Details: map[string]any{"url": w.URL, "events": w.Events}},
-		func(ctx context.Context) error { return st.DeleteWebhook(ctx, w.ID) })
+		func(ctx context.Context) error { return s.store.DeleteWebhook(ctx, w.ID) })
 }
 
 // ApprovedWallet is a wallet a user may act on: one they own or one they
