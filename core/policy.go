@@ -699,15 +699,7 @@ func (s *Service) Simulate(ctx context.Context, p *Principal, agentID string, re
 		}
 		agent = a
 	}
-	w, err := s.store.WalletByID(ctx, agent.WalletID)
-	if err != nil {
-		return nil, err
-	}
-	// the dry run answers what prepare would: a frozen wallet refuses
-	if err := s.frozen(ctx, w.OwnerID, w.ID); err != nil {
-		return nil, err
-	}
-	t, err := s.buildSpend(ctx, w, req)
+	t, err := s.agentSpend(ctx, agent.WalletID, req) // what prepare would build, frozen wallets refused
 	if err != nil {
 		return nil, err
 	}

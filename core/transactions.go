@@ -411,16 +411,7 @@ func (s *Service) Prepare(ctx context.Context, p *Principal, req *PrepareRequest
 			return prev, nil
 		}
 	}
-	w, err := s.store.WalletByID(ctx, p.Agent.WalletID)
-	if err != nil {
-		return nil, err
-	}
-	// The kill switch refuses new requests (freeze.go). One that races a
-	// freeze is only pending: execute checks again.
-	if err := s.frozen(ctx, w.OwnerID, w.ID); err != nil {
-		return nil, err
-	}
-	t, err := s.buildSpend(ctx, w, req)
+	t, err := s.agentSpend(ctx, p.Agent.WalletID, req)
 	if err != nil {
 		return nil, err
 	}
@@ -511,6 +502,21 @@ func (s *Service) expireIfDue(ctx context.Context, t *countersign.Transaction) (
 		return s.setStatus(ctx, cs, cur, countersign.StatusExpired, "system", "transaction.expire", map[string]string{"expires_at": cur.ExpiresAt.Format(time.RFC3339)})
 	})
 	return t, err
+}
+
+// agentSpend validates an agent's request on its wallet and derives what
+// would be signed — prepare and its dry run alike. The kill switch refuses
+// first (freeze.go); a request that races a freeze is only pending, and
+// execute checks again.
+func (s *Service) agentSpend(ctx context.Context, walletID string, req *PrepareRequest) (*countersign.Transaction, error) {
+	w, err := s.store.WalletByID(ctx, walletID)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.frozen(ctx, w.OwnerID, w.ID); err != nil {
+		return nil, err
+	}
+	return s.buildSpend(ctx, w, req)
 }
 
 // ExpirePending expires every pending request whose window has passed.
