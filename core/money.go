@@ -72,6 +72,9 @@ const maxInFlight = 1000
 // ExecuteHooks let tests stop execute at its crash points. Nil hooks are
 // skipped. They must not be set while the service is executing.
 type ExecuteHooks struct {
+	// BeforeSign runs when the spend is planned and reconciled, before
+	// the write transaction that takes the nonce and signs.
+	BeforeSign func(t *countersign.Transaction)
 	// BeforeBroadcast runs after the signed transaction (status
 	// submitted) has committed and before it is broadcast.
 	BeforeBroadcast func(t *countersign.Transaction)
@@ -413,6 +416,9 @@ func (s *Service) execute(ctx context.Context, actor string, t *countersign.Tran
 	}
 	if adopted, err := s.reconcile(ctx, actor, t, p); err != nil || adopted != nil {
 		return adopted, err
+	}
+	if h := s.hooks.BeforeSign; h != nil {
+		h(t)
 	}
 	t, signed, err := s.signSpend(ctx, actor, w, t, p)
 	if err != nil {
