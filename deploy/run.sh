@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Development boot script (seed 001 §9): the server, bound to loopback, with
+# Development boot script: the server, bound to loopback, with
 # the wallet daemon's keystore under ./data/keystore.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -72,7 +72,11 @@ func allowed(nets []netip.Prefix, ip netip.Addr) bool {
 
 // ParseAllowList reads WALLET_ALLOW: comma-separated addresses or CIDR
 // prefixes ("10.0.0.0/8, 192.168.1.7, fd00::/8").
-func ParseAllowList(v string) ([]netip.Prefix, error) {
+func ParseAllowList(v string) ([]netip.Prefix, error) { return parsePrefixes("WALLET_ALLOW", v) }
+
+// parsePrefixes parses a comma-separated list of addresses and CIDR
+// prefixes; setting names the setting in errors.
+func parsePrefixes(setting, v string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, f := range strings.Split(v, ",") {
 		f = strings.TrimSpace(f)
@@ -85,7 +89,7 @@ func ParseAllowList(v string) ([]netip.Prefix, error) {
 		}
 		a, err := netip.ParseAddr(f)
 		if err != nil {
-			return nil, fmt.Errorf("WALLET_ALLOW: %q is neither an address nor a CIDR prefix", f)
+			return nil, fmt.Errorf("%s: %q is neither an address nor a CIDR prefix", setting, f)
 		}
 		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
 	}

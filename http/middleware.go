@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
-	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -97,7 +96,7 @@ func (s *Server) wrap(pattern string, next http.Handler) http.Handler {
 		if !validRequestID(id) {
 			id = newRequestID()
 		}
-		ctx := core.WithClientAddr(context.WithValue(r.Context(), requestIDKey, id), clientAddr(r))
+		ctx := core.WithClientAddr(context.WithValue(r.Context(), requestIDKey, id), s.clientAddrOf(r))
 		r = r.WithContext(ctx)
 		h := w.Header()
 		h.Set("X-Request-Id", id)
@@ -123,12 +122,12 @@ func (s *Server) wrap(pattern string, next http.Handler) http.Handler {
 	})
 }
 
-// clientAddr is the peer address. X-Forwarded-For is not trusted: put a
-// proxy in front and the limiter sees the proxy (see docs/SECURITY.md).
+// clientAddr is the client's address: the one wrap stored (the peer, or
+// with TRUSTED_PROXIES the client its proxy names: proxies.go), else the
+// peer. X-Forwarded-For from anyone else is not believed.
 func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+	if a := core.ClientAddrFrom(r.Context()); a != "" {
+		return a
 	}
-	return host
+	return peerAddr(r)
 }

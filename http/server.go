@@ -65,7 +65,10 @@ type Server struct {
 	WalletAllow          []netip.Prefix // WALLET_ALLOW: when set, the only non-loopback clients the daemon answers
 	WalletAllowedHosts   []string       // WALLET_ALLOWED_HOSTS: Host names accepted besides loopback ones
 	WalletAllowedOrigins []string       // WALLET_ALLOWED_ORIGINS: the only origins whose requests the daemon answers
-	ExportScryptN        int            // scrypt N of exported v3 keystores (default 2^18, geth's standard)
+	// TrustedProxies (TRUSTED_PROXIES) are the load balancers whose
+	// X-Forwarded-For names the client (proxies.go).
+	TrustedProxies []netip.Prefix
+	ExportScryptN  int // scrypt N of exported v3 keystores (default 2^18, geth's standard)
 	// MetricsToken, when set, is the bearer token /metrics requires from
 	// anyone; without it /metrics answers loopback clients only.
 	MetricsToken string

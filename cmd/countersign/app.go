@@ -306,6 +306,9 @@ func (a *App) newHTTPServer(cfg *Config, svc *core.Service, dev cshttp.DevChain,
 	if srv.WalletAllowedOrigins, err = cshttp.ParseOriginList(cfg.WalletOrigins); err != nil {
 		return nil, err
 	}
+	if srv.TrustedProxies, err = cshttp.ParseTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, err
+	}
 	if cfg.ExportScryptN != 0 {
 		srv.ExportScryptN = cfg.ExportScryptN
 	}

@@ -62,6 +62,9 @@ type Config struct {
 	WalletAllow   string // WALLET_ALLOW
 	WalletHosts   string // WALLET_ALLOWED_HOSTS
 	WalletOrigins string // WALLET_ALLOWED_ORIGINS
+
+	TrustedProxies string // TRUSTED_PROXIES: load balancers whose X-Forwarded-For names the client
+
 	MetricsToken  string // METRICS_TOKEN
 	WalletChain   string // WALLET_CHAIN: mock (default)
 	LedgerDB      string // LEDGER_DB: only accepted when it names the main database (validate)
@@ -127,6 +130,7 @@ var serveSettings = []setting{
 	{"WALLET_ALLOW", "", "", "comma-separated addresses or CIDRs: the only non-loopback clients the daemon answers"},
 	{"WALLET_ALLOWED_HOSTS", "", "", "comma-separated Host names the daemon accepts besides loopback"},
 	{"WALLET_ALLOWED_ORIGINS", "", "", "comma-separated origins (e.g. chrome-extension://ID) the daemon answers"},
+	{"TRUSTED_PROXIES", "", "", "comma-separated addresses or CIDRs of the load balancers in front: for their requests the client is the rightmost untrusted X-Forwarded-For address"},
 	{"METRICS_TOKEN", "", "", "bearer token /metrics requires from everyone (at least 32 characters); unset: loopback only"},
 	{"EVENTS_SOCKET", "", "DATA_DIR/events.sock", "Unix socket streaming every event as NDJSON (off disables)"},
 	{"SIGN_RATE", "", "100", "daemon signatures per second (429 RATE_LIMIT beyond)"},
@@ -260,6 +264,7 @@ func serveStringEnv(c *Config, env func(...string) string) {
 	c.KeystoreKind, c.KeystoreDir, c.WalletToken = env("KEYSTORE"), env("KEYSTORE_DIR"), env("WALLET_TOKEN") // default in defaults
 	c.WalletAllow = env("WALLET_ALLOW")
 	c.WalletHosts, c.WalletOrigins, c.MetricsToken = env("WALLET_ALLOWED_HOSTS"), env("WALLET_ALLOWED_ORIGINS"), env("METRICS_TOKEN")
+	c.TrustedProxies = env("TRUSTED_PROXIES")
 	c.WalletChain = or(env("WALLET_CHAIN"), "mock")
 	c.LedgerDB = env("LEDGER_DB")
 	c.WebhookAllow = env("WEBHOOK_ALLOW_NETS")
@@ -460,6 +465,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if _, err := cshttp.ParseOriginList(c.WalletOrigins); err != nil {
+		return err
+	}
+	if _, err := cshttp.ParseTrustedProxies(c.TrustedProxies); err != nil {
 		return err
 	}
 	return nil
