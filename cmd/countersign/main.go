@@ -5,6 +5,8 @@
 //	countersign audit checkpoint  print the chain heads signed with the audit key
 //	countersign backup / restore  a consistent SQLite backup while serving; restore into an empty data dir
 //	countersign rotate-master-key re-wrap every sealed data key under a new master key
+//	countersign keygen         a new key as an encrypted v3 keystore file
+//	countersign keystore       a v3 keystore file into a countersigned wallet, or a wallet's key out
 //	countersign version
 package main
 
@@ -116,6 +118,10 @@ Usage:
                                    restore a backup into a new or empty data directory, verified before it is put in place
   countersign rotate-master-key [--new-key-file FILE] [--check] [--retire]
                                    re-wrap every sealed data key under a new master key while serving; resumable, audited
+  countersign keygen [--out FILE] [--kdf standard|light]
+                                   a new key as an encrypted v3 keystore file (env OPERATOR_KEYSTORE_PATH, OPERATOR_WALLET_PASSPHRASE)
+  countersign keystore import FILE | export ADDRESS --out FILE
+                                   a v3 keystore file into a new countersigned wallet, or a wallet's key out (password + TOTP)
   countersign version              print the version
   countersign help                 this text
 
@@ -180,6 +186,10 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return backupCmd(ctx, args[1:], getenv, stdout, stderr) // backup.go
 	case "restore":
 		return restoreCmd(ctx, args[1:], getenv, stdout, stderr) // backup.go
+	case "keygen":
+		return keygenCmd(args[1:], getenv, stdout, stderr) // keygen.go
+	case "keystore":
+		return keystoreCmd(ctx, args[1:], getenv, stdout, stderr) // keygen.go
 	case "rotate-master-key":
 		return rotateCmd(ctx, args[1:], getenv, stdout, stderr) // rotate.go
 	case "mcp":

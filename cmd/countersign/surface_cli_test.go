@@ -73,6 +73,8 @@ func TestSurface_EveryCommandHelp(t *testing.T) {
 		"backup":            {{"backup", "-h"}},
 		"restore":           {{"restore", "--help"}},
 		"rotate-master-key": {{"rotate-master-key", "-h"}},
+		"keygen":            {{"keygen", "-h"}},
+		"keystore":          {{"keystore", "-h"}, {"keystore", "import", "-h"}, {"keystore", "export", "--help"}},
 		"help":              {{"help"}, {"-h"}, {"--help"}},
 	}
 	for w := range walletSynopses {

@@ -11,7 +11,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"math/big"
+	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -76,6 +78,41 @@ func (s *Signer) NewKey(ctx context.Context, walletID string) (string, string, [
 		return "", "", nil, err
 	}
 	return addr, countersign.WalletKeyKDB, sealed, nil
+}
+
+// ImportKeystore keeps the key of a v3 keystore file for walletID, as
+// NewKey keeps a generated one (countersign.KeystoreImporter).
+func (s *Signer) ImportKeystore(ctx context.Context, walletID string, keystoreJSON []byte, passphrase string, check func(string) error) (string, string, []byte, error) {
+	raw, a, err := keystore.ImportV3(keystoreJSON, passphrase)
+	switch {
+	case errors.Is(err, keystore.ErrDecrypt):
+		return "", "", nil, countersign.Errorf(countersign.BadRequest, "the keystore passphrase is wrong")
+	case err != nil:
+		return "", "", nil, countersign.Wrap(countersign.BadRequest, err, strings.TrimPrefix(err.Error(), "keystore: "))
+	}
+	defer clear(raw)
+	addr := a.Hex()
+	if err := check(addr); err != nil {
+		return "", "", nil, err
+	}
+	sealed, err := s.store(ctx, walletID, addr, raw)
+	if err != nil {
+		return "", "", nil, err
+	}
+	return addr, countersign.WalletKeyKDB, sealed, nil
+}
+
+// ExportKeystore writes w's key as a v3 keystore file under passphrase
+// (countersign.KeystoreExporter).
+func (s *Signer) ExportKeystore(ctx context.Context, w *countersign.Wallet, passphrase string, scryptN, scryptP int) ([]byte, error) {
+	key, err := s.open(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	defer keystore.ZeroKey(key)
+	raw := crypto.FromECDSA(key)
+	defer clear(raw)
+	return keystore.ExportV3(raw, passphrase, scryptN, scryptP)
 }
 
 // store writes raw as walletID's keystore file under a fresh unlock secret
