@@ -24,6 +24,8 @@ require (
 require (
 	github.com/aws/aws-sdk-go-v2/service/kms v1.62.4 // indirect
 	github.com/coder/websocket v1.8.15 // indirect
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 
 require (

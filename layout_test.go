@@ -38,6 +38,7 @@ var allowed = map[string][]string{
 	"signer/local":    {"", "ethsig", "keys/keystore"},
 	"signer/derived":  {"", "ethsig", "keys/keystore"},
 	"signer/remote":   {""},
+	"signer/keyfile":  {"", "ethsig", "keys/keystore"},
 	"signer/hd":       {"", "ethsig", "keys/hd", "keys/keystore"},
 	"signer/audited":  {"", "ethsig"},
 	"http":            {"", "core", "daemon", "ethsig", "policy", "web"},
@@ -46,6 +47,7 @@ var allowed = map[string][]string{
 	"notify":          {"", "netguard"},
 	"cloud/aws":       {},
 	"oidc":            {""},
+	"repospec":        {},
 	"mcp":             {"", "core"},
 	"cmd/countersign": {"*"},
 

@@ -34,6 +34,7 @@ import (
 	"github.com/countersign/countersign/signer/audited"
 	"github.com/countersign/countersign/signer/derived"
 	hdsigner "github.com/countersign/countersign/signer/hd"
+	"github.com/countersign/countersign/signer/keyfile"
 	"github.com/countersign/countersign/signer/local"
 	"github.com/countersign/countersign/signer/remote"
 	"github.com/countersign/countersign/store/sqlite"
@@ -50,6 +51,9 @@ type App struct {
 	Dev     *sim.Chain         // nil when an external chain is used
 	Log     *slog.Logger
 	DataDir string
+	// Operator is the operator wallet's keystore-file signer
+	// (OPERATOR_KEYSTORE_PATH), nil without one (operator.go).
+	Operator *keyfile.Signer
 	// WalletTokenFile is the generated wallet token's file, "" when the
 	// operator set WALLET_TOKEN.
 	WalletTokenFile string
@@ -122,6 +126,9 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 	}
 	ch, dev, err := a.openChain(ctx, cfg)
 	if err != nil {
+		return nil, err
+	}
+	if err := a.checkOperator(ctx, cfg, st, ch, log); err != nil { // REPO_SPEC (operator.go)
 		return nil, err
 	}
 	ks, err := openKeystore(cfg, st)

@@ -65,6 +65,10 @@ type Config struct {
 
 	TrustedProxies string // TRUSTED_PROXIES: load balancers whose X-Forwarded-For names the client
 
+	RepoSpec           string // REPO_SPEC: a repo-spec.yaml whose operator_wallet is checked at start
+	OperatorKeystore   string // OPERATOR_KEYSTORE_PATH: the operator's v3 keystore file
+	OperatorPassphrase string // OPERATOR_WALLET_PASSPHRASE (never logged)
+
 	MetricsToken  string // METRICS_TOKEN
 	WalletChain   string // WALLET_CHAIN: mock (default)
 	LedgerDB      string // LEDGER_DB: only accepted when it names the main database (validate)
@@ -131,6 +135,9 @@ var serveSettings = []setting{
 	{"WALLET_ALLOWED_HOSTS", "", "", "comma-separated Host names the daemon accepts besides loopback"},
 	{"WALLET_ALLOWED_ORIGINS", "", "", "comma-separated origins (e.g. chrome-extension://ID) the daemon answers"},
 	{"TRUSTED_PROXIES", "", "", "comma-separated addresses or CIDRs of the load balancers in front: for their requests the client is the rightmost untrusted X-Forwarded-For address"},
+	{"REPO_SPEC", "", "", "a repo-spec.yaml: its operator_wallet must be valid, on this chain, and its signer's address must be the spec's, or the server refuses to start"},
+	{"OPERATOR_KEYSTORE_PATH", "", "", "the operator wallet's Web3 v3 keystore file (countersign keygen writes one), decrypted once at start"},
+	{"OPERATOR_WALLET_PASSPHRASE", "", "", "the passphrase of OPERATOR_KEYSTORE_PATH (an environment variable only; never logged)"},
 	{"METRICS_TOKEN", "", "", "bearer token /metrics requires from everyone (at least 32 characters); unset: loopback only"},
 	{"EVENTS_SOCKET", "", "DATA_DIR/events.sock", "Unix socket streaming every event as NDJSON (off disables)"},
 	{"SIGN_RATE", "", "100", "daemon signatures per second (429 RATE_LIMIT beyond)"},
@@ -265,6 +272,7 @@ func serveStringEnv(c *Config, env func(...string) string) {
 	c.WalletAllow = env("WALLET_ALLOW")
 	c.WalletHosts, c.WalletOrigins, c.MetricsToken = env("WALLET_ALLOWED_HOSTS"), env("WALLET_ALLOWED_ORIGINS"), env("METRICS_TOKEN")
 	c.TrustedProxies = env("TRUSTED_PROXIES")
+	c.RepoSpec, c.OperatorKeystore, c.OperatorPassphrase = env("REPO_SPEC"), env("OPERATOR_KEYSTORE_PATH"), env("OPERATOR_WALLET_PASSPHRASE")
 	c.WalletChain = or(env("WALLET_CHAIN"), "mock")
 	c.LedgerDB = env("LEDGER_DB")
 	c.WebhookAllow = env("WEBHOOK_ALLOW_NETS")

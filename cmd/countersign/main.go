@@ -118,6 +118,7 @@ Usage:
                                    restore a backup into a new or empty data directory, verified before it is put in place
   countersign rotate-master-key [--new-key-file FILE] [--check] [--retire]
                                    re-wrap every sealed data key under a new master key while serving; resumable, audited
+  countersign spec validate FILE  check repo-spec.yaml's operator_wallet section, with line-numbered errors
   countersign keygen [--out FILE] [--kdf standard|light]
                                    a new key as an encrypted v3 keystore file (env OPERATOR_KEYSTORE_PATH, OPERATOR_WALLET_PASSPHRASE)
   countersign keystore import FILE | export ADDRESS --out FILE
@@ -186,6 +187,8 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return backupCmd(ctx, args[1:], getenv, stdout, stderr) // backup.go
 	case "restore":
 		return restoreCmd(ctx, args[1:], getenv, stdout, stderr) // backup.go
+	case "spec":
+		return specCmd(args[1:], stdout, stderr) // operator.go
 	case "keygen":
 		return keygenCmd(args[1:], getenv, stdout, stderr) // keygen.go
 	case "keystore":

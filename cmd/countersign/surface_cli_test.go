@@ -74,6 +74,7 @@ func TestSurface_EveryCommandHelp(t *testing.T) {
 		"restore":           {{"restore", "--help"}},
 		"rotate-master-key": {{"rotate-master-key", "-h"}},
 		"keygen":            {{"keygen", "-h"}},
+		"spec":              {{"spec", "-h"}, {"spec", "validate", "-h"}},
 		"keystore":          {{"keystore", "-h"}, {"keystore", "import", "-h"}, {"keystore", "export", "--help"}},
 		"help":              {{"help"}, {"-h"}, {"--help"}},
 	}

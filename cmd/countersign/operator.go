@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/repospec"
+	"github.com/countersign/countersign/signer/keyfile"
+)
+
+// The operator wallet's start checks. REPO_SPEC names a repo-spec.yaml;
+// its operator_wallet section must be valid, name this server's chain, and
+// name the address its signer really holds — otherwise the server does
+// not start, naming both addresses. OPERATOR_KEYSTORE_PATH, with or
+// without a spec, is the keystore-file signer's key, decrypted once here.
+
+// checkOperator runs the checks and keeps the keystore-file signer (if
+// any) in a.Operator.
+func (a *App) checkOperator(ctx context.Context, cfg *Config, st countersign.Store, ch countersign.Chain, log *slog.Logger) error {
+	var spec *repospec.Spec
+	if cfg.RepoSpec != "" {
+		b, err := os.ReadFile(cfg.RepoSpec)
+		if err != nil {
+			return fmt.Errorf("REPO_SPEC: %w", err)
+		}
+		if spec, err = repospec.Parse(b); err != nil {
+			return fmt.Errorf("REPO_SPEC %s: %w", cfg.RepoSpec, err)
+		}
+	}
+	path := cfg.OperatorKeystore
+	if spec != nil && spec.OperatorWallet.KeystorePath != "" {
+		path = spec.OperatorWallet.KeystorePath
+	}
+	if path != "" && (spec == nil || spec.OperatorWallet.Signer == "keystore") {
+		k, err := keyfile.Open(path, cfg.OperatorPassphrase)
+		if err != nil {
+			return fmt.Errorf("the operator wallet (OPERATOR_KEYSTORE_PATH): %w", err)
+		}
+		a.Operator = k
+		a.closers = append(a.closers, k.Close)
+		log.Info("operator wallet key loaded", "address", k.Address(), "keystore", path)
+	}
+	if spec == nil {
+		return nil
+	}
+	w := spec.OperatorWallet
+	id, err := ch.ChainID(ctx)
+	if err != nil {
+		return err
+	}
+	if id.Int64() != w.ChainID {
+		return fmt.Errorf("REPO_SPEC %s: operator_wallet.chain_id is %d, but this server is connected to chain %s: refusing to start", cfg.RepoSpec, w.ChainID, id)
+	}
+	var have string
+	switch w.Signer {
+	case "keystore":
+		if a.Operator == nil {
+			return fmt.Errorf("REPO_SPEC %s: operator_wallet.signer is keystore, but neither keystore_path nor OPERATOR_KEYSTORE_PATH names the file", cfg.RepoSpec)
+		}
+		have = a.Operator.Address()
+	case "sealed":
+		wl, err := st.WalletByAddress(ctx, w.AddressEIP55())
+		if countersign.ErrorCode(err) == countersign.NotFound {
+			return fmt.Errorf("REPO_SPEC %s: operator_wallet.signer is sealed, but this server holds no wallet %s (create or import it first): refusing to start", cfg.RepoSpec, w.AddressEIP55())
+		}
+		if err != nil {
+			return err
+		}
+		have = wl.Address
+	default:
+		return fmt.Errorf("REPO_SPEC %s: operator_wallet.signer %s cannot be checked at start by this build (keystore and sealed can): refusing to start rather than run unchecked", cfg.RepoSpec, w.Signer)
+	}
+	if !strings.EqualFold(have, w.Address) {
+		return fmt.Errorf("REPO_SPEC %s: the operator signer holds %s, but operator_wallet.address is %s: refusing to start", cfg.RepoSpec, have, w.AddressEIP55())
+	}
+	log.Info("operator wallet matches repo-spec", "address", w.AddressEIP55(), "chain_id", w.ChainID, "signer", w.Signer, "budgets", len(w.Budgets))
+	return nil
+}
+
+const specUsage = `Usage: countersign spec validate FILE
+
+Checks the operator_wallet section of a repo-spec.yaml against its JSON
+Schema (docs/repo-spec.schema.json) and prints each problem with its line.
+Exit status 0 when it is valid.`
+
+func specCmd(args []string, stdout, stderr io.Writer) error {
+	if isHelp(args) || len(args) == 0 {
+		fmt.Fprintln(stdout, specUsage)
+		if len(args) == 0 {
+			return errors.New("spec: a subcommand is required")
+		}
+		return nil
+	}
+	if args[0] != "validate" {
+		return fmt.Errorf("spec: unknown subcommand %q (validate)", args[0])
+	}
+	fs := flag.NewFlagSet("spec validate", flag.ContinueOnError)
+	if err := parseFlags(fs, args[1:], stdout, specUsage, nil); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("spec validate: one FILE is required")
+	}
+	b, err := os.ReadFile(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	s, err := repospec.Parse(b)
+	var inv *repospec.Invalid
+	if errors.As(err, &inv) {
+		for _, p := range inv.Problems {
+			fmt.Fprintf(stdout, "%s:%s\n", fs.Arg(0), strings.TrimPrefix(p.String(), "line "))
+		}
+		return fmt.Errorf("%s: %d problem(s)", fs.Arg(0), len(inv.Problems))
+	}
+	if err != nil {
+		return err
+	}
+	w := s.OperatorWallet
+	fmt.Fprintf(stdout, "%s: valid: operator wallet %s on chain %d (signer %s, %d budget(s), %d low-balance alert(s))\n",
+		fs.Arg(0), w.AddressEIP55(), w.ChainID, w.Signer, len(w.Budgets), len(w.LowBalance))
+	return nil
+}
