@@ -145,6 +145,7 @@ type Store interface {
 	PolicyStore // policies, budgets and reservations (policy_domain.go)
 	// approvers, invitations, approvals, freezes (approvers.go)
 	ApprovalStore
+	ChargeStore // charge receipts (charges.go)
 
 	// InTx runs fn in one database transaction: all writes commit together
 	// or none do. Audit rows and outbox events are written through the same

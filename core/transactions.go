@@ -479,6 +479,9 @@ func (s *Service) setStatus(ctx context.Context, cs *changeSet, t *countersign.T
 	if err := s.settleBudget(ctx, t, from, to, action); err != nil { // policy.go: reservations spent or released
 		return err
 	}
+	if err := s.settleCharge(ctx, t, from, to); err != nil { // charges.go: the receipt of a confirmed spend
+		return err
+	}
 	cs.add(countersign.Change{Owner: t.OwnerID, Actor: actor, Action: action, Subject: t.ID, Details: details,
 		Events: []countersign.ChangeEvent{{Type: "transaction." + string(to), Subject: t.ID, Payload: View(t)}}})
 	return nil

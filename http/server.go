@@ -96,7 +96,7 @@ func NewServer(svc *core.Service, log *slog.Logger, dev DevChain, reg *prometheu
 		Name: "countersign_http_request_duration_seconds", Help: "HTTP request latency by route.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	}, []string{"route"})
-	reg.MustRegister(s.metrics.requests, s.metrics.latency, &txCollector{svc: svc})
+	reg.MustRegister(s.metrics.requests, s.metrics.latency, &txCollector{svc: svc}, &chargeCollector{svc: svc})
 	s.openapi = buildOpenAPI(Routes())
 	return s
 }

@@ -124,6 +124,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"POST", "/api/load_wallet", map[string]string{"address": wallet, "password": testPassword, "mfa_code": "123456"}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "400 BAD_REQUEST")},
 		{"POST", "/api/load_wallet", map[string]string{"address": wallet}, forAll("400 BAD_REQUEST", "403 MFA_REQUIRED", "404 NOT_FOUND")},
 		{"GET", "/api/wallets", nil, forAll(ok, ok, "403 FORBIDDEN")},
+		{"GET", "/api/charge_receipts", nil, forAll(ok, ok, ok)},
 		{"POST", "/api/import_wallet", map[string]string{"password": testPassword, "mfa_code": "123456", "keystore": "{}", "keystore_passphrase": "x"}, forAll("403 MFA_INVALID", "403 MFA_REQUIRED", "403 FORBIDDEN")},
 		{"POST", "/api/export_wallet", map[string]string{"address": wallet, "password": testPassword, "mfa_code": "123456", "export_passphrase": "long enough passphrase"}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
 		{"GET", "/api/balance?address=" + wallet, nil, forAll(ok, ok, ok)},

@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) countersign.Store) {
 		"recovery codes":     testRecoveryCodes,
 		"approvers":          testApprovers, // approvers.go
 		"policies":           testPolicies,  // policy.go
+		"charge receipts":    testCharges,   // charges.go
 	} {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
 	}
