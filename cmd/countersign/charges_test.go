@@ -2,8 +2,11 @@ package main
 
 import (
 	"encoding/csv"
+	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -83,6 +86,24 @@ func TestChargeReceipts(t *testing.T) {
 	if !strings.Contains(string(body), `countersign_spends_total{agent_id="`+agentID+`",asset="native"`) ||
 		!strings.Contains(string(body), `countersign_spend_base_units_total{agent_id="`+agentID+`",asset="native"`) {
 		t.Fatalf("no spend metrics for the agent:\n%s", grepLines(string(body), "countersign_spend"))
+	}
+	// the sample Grafana dashboard queries only series the server exports
+	dash, err := os.ReadFile("../../deploy/grafana/countersign.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parsed map[string]any
+	if err := json.Unmarshal(dash, &parsed); err != nil {
+		t.Fatalf("deploy/grafana/countersign.json: %v", err)
+	}
+	names := regexp.MustCompile(`countersign_[a-z_]+`).FindAllString(string(dash), -1)
+	if len(names) < 5 {
+		t.Fatalf("the dashboard queries %d series", len(names))
+	}
+	for _, n := range names {
+		if !strings.Contains(string(body), "\n"+n+"{") && !strings.Contains(string(body), "\n"+n+" ") {
+			t.Errorf("the dashboard queries %s, which /metrics does not export", n)
+		}
 	}
 }
 
