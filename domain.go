@@ -145,7 +145,11 @@ type Store interface {
 	PolicyStore // policies, budgets and reservations (policy_domain.go)
 	// approvers, invitations, approvals, freezes (approvers.go)
 	ApprovalStore
-	ChargeStore // charge receipts (charges.go)
+	ChargeStore       // charge receipts (charges.go)
+	BalanceAlertStore // low-balance thresholds (balancealerts.go)
+	TrackingStore     // attempts and tracker claims (tracking.go)
+	// limits, leases, webhook delivery claims (limits.go)
+	CoordinationStore
 
 	// InTx runs fn in one database transaction: all writes commit together
 	// or none do. Audit rows and outbox events are written through the same
@@ -324,6 +328,7 @@ type CallMsg struct {
 type Receipt struct {
 	TxHash      string
 	BlockNumber uint64
+	BlockHash   string // 0x-hex: a reorg that removes the block changes it
 	Success     bool
 	GasUsed     uint64
 }

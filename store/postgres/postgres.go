@@ -828,6 +828,9 @@ func (s *Store) AddEvent(ctx context.Context, events ...*countersign.Event) erro
 		if err := s.advisoryLock(ctx, changeLock); err != nil {
 			return err
 		}
+		if err := s.signalOwners(ctx, events); err != nil { // listen.go: delivered at commit, to every replica
+			return err
+		}
 		for len(events) > 0 {
 			n := min(len(events), maxRowsPerInsert)
 			args := make([]any, 0, 5*n)

@@ -33,6 +33,7 @@ func runConcurrency(t *testing.T, open func(t *testing.T) countersign.Store) {
 		"TestSecurity_ConcurrentSIWERequestUse": testConcurrentSIWE,
 		"TestMoney_ConcurrentSettleOnce":        testConcurrentSettle,
 		"TestSecurity_ConcurrentFreezeLifts":    testConcurrentFreezeLifts,
+		"TestMoney_ConcurrentTrackerClaims":     testConcurrentTrackerClaims, // tracking.go
 	} {
 		t.Run("concurrency/"+name, func(t *testing.T) { fn(t, open(t)) })
 	}

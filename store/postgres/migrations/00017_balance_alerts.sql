@@ -1,0 +1,17 @@
+-- +goose Up
+-- PostgreSQL twin of store/sqlite/migrations/00017_balance_alerts.sql (times are unix
+-- nanoseconds in BIGINT, as there).
+-- Low-balance thresholds per wallet and asset, and what their last check saw.
+CREATE TABLE balance_alerts (
+    wallet_id    TEXT NOT NULL REFERENCES wallets(id),
+    owner_id     TEXT NOT NULL,
+    asset        TEXT NOT NULL,
+    below        TEXT NOT NULL,
+    low          BOOLEAN NOT NULL DEFAULT FALSE,
+    last_balance TEXT NOT NULL DEFAULT '',
+    checked_at   BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (wallet_id, asset)
+);
+
+-- +goose Down
+DROP TABLE balance_alerts;
