@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
@@ -37,10 +38,17 @@ type Client interface {
 	BlockByNumber(ctx context.Context, number *big.Int) (*types.Block, error)
 }
 
-// Chain adapts a Client to countersign.Chain.
+// Chain adapts a Client to countersign.Chain. Every call to the node has
+// a timeout; idempotent reads are retried with backoff (RetryPolicy), a
+// broadcast never is.
 type Chain struct {
 	c   Client
 	rpc *rpc.Client // for verbatim read calls; nil if c has none
+
+	timeout     time.Duration // one call: a read's attempt, or a broadcast
+	retry       RetryPolicy
+	customRetry bool
+	node        string // the node as details name it (nodeName); "" in process
 
 	mu     sync.Mutex
 	signer types.Signer // recovers senders in SentTxs; from the node's chain id
@@ -53,9 +61,13 @@ var (
 
 // New returns a Chain over c. If c exposes its JSON-RPC client (as
 // ethclient.Client does with Client(), and chain/sim with RPC()), read
-// calls can also be forwarded verbatim (CallRaw).
-func New(c Client) *Chain {
-	ch := &Chain{c: c}
+// calls can also be forwarded verbatim (CallRaw). Without options a call
+// times out after DefaultTimeout and reads follow DefaultRetry.
+func New(c Client, opts ...Option) *Chain {
+	ch := &Chain{c: c, timeout: DefaultTimeout, retry: DefaultRetry(DefaultTimeout)}
+	for _, o := range opts {
+		o(ch)
+	}
 	switch x := c.(type) {
 	case interface{ RPC() *rpc.Client }:
 		ch.rpc = x.RPC() // may be nil: CallRaw then refuses
@@ -65,8 +77,10 @@ func New(c Client) *Chain {
 	return ch
 }
 
-// CallRaw forwards a JSON-RPC call to the node and returns its result
-// verbatim. Node errors keep their JSON-RPC code and data.
+// CallRaw forwards a read-only JSON-RPC call (countersign.RawRPC) to the
+// node and returns its result verbatim. Node errors keep their JSON-RPC
+// code and data; failing to reach the node is a ChainError. Being a read,
+// it is retried like the others.
 func (c *Chain) CallRaw(ctx context.Context, method string, params []json.RawMessage) (json.RawMessage, error) {
 	if c.rpc == nil {
 		return nil, countersign.Errorf(countersign.ChainError, "this chain adapter cannot forward %s", method)
@@ -75,9 +89,17 @@ func (c *Chain) CallRaw(ctx context.Context, method string, params []json.RawMes
 	for i, p := range params {
 		args[i] = p
 	}
-	var out json.RawMessage
-	if err := c.rpc.CallContext(ctx, &out, method, args...); err != nil {
-		return nil, err
+	out, err := read(c, ctx, func(ctx context.Context) (json.RawMessage, error) {
+		var out json.RawMessage
+		err := c.rpc.CallContext(ctx, &out, method, args...)
+		return out, err
+	})
+	if err != nil {
+		var re rpc.Error
+		if errors.As(err, &re) {
+			return nil, err // the node's answer, passed on as it is
+		}
+		return nil, c.chainErr(err, "cannot forward "+method)
 	}
 	if out == nil {
 		out = json.RawMessage("null")
@@ -86,15 +108,23 @@ func (c *Chain) CallRaw(ctx context.Context, method string, params []json.RawMes
 }
 
 // Dial connects to an EVM JSON-RPC endpoint (http, https, ws or ipc).
-func Dial(ctx context.Context, url string) (*Chain, func(), error) {
-	c, err := ethclient.DialContext(ctx, url)
+// Error details name the node by scheme and host only (nodeName).
+func Dial(ctx context.Context, url string, opts ...Option) (*Chain, func(), error) {
+	ch := New(nil, opts...) // for the timeout only
+	dctx, cancel := context.WithTimeout(ctx, ch.timeout)
+	defer cancel()
+	c, err := ethclient.DialContext(dctx, url) // ws and ipc connect here; http on the first call
 	if err != nil {
 		return nil, nil, err
 	}
-	return New(c), c.Close, nil
+	return New(c, append([]Option{withNode(url)}, opts...)...), c.Close, nil
 }
 
-func chainErr(err error, detail string) error {
+// chainErr wraps a failed call to the node as a ChainError whose detail
+// says what failed (detail) and why, naming the node (why). A failure to
+// get an answer (unreachable, 5xx, timeout) also wraps ErrUnavailable, so
+// callers can tell "the node is down" from "the node said no".
+func (c *Chain) chainErr(err error, detail string) error {
 	if err == nil {
 		return nil
 	}
@@ -102,43 +132,53 @@ func chainErr(err error, detail string) error {
 	if errors.As(err, &e) {
 		return err
 	}
-	return countersign.Wrap(countersign.ChainError, err, detail)
+	cause := c.scrub(err)
+	if !answered(err) {
+		cause = fmt.Errorf("%w: %w", countersign.ErrUnavailable, cause)
+	}
+	return countersign.Wrap(countersign.ChainError, cause, detail+": "+c.why(err))
 }
 
 func (c *Chain) ChainID(ctx context.Context) (*big.Int, error) {
-	id, err := c.c.ChainID(ctx)
-	return id, chainErr(err, "cannot read chain id")
+	id, err := read(c, ctx, c.c.ChainID)
+	return id, c.chainErr(err, "cannot read chain id")
 }
 
 func (c *Chain) BlockNumber(ctx context.Context) (uint64, error) {
-	n, err := c.c.BlockNumber(ctx)
-	return n, chainErr(err, "cannot read block number")
+	n, err := read(c, ctx, c.c.BlockNumber)
+	return n, c.chainErr(err, "cannot read block number")
 }
 
 func (c *Chain) BalanceAt(ctx context.Context, addr string) (*big.Int, error) {
-	b, err := c.c.BalanceAt(ctx, common.HexToAddress(addr), nil)
-	return b, chainErr(err, "cannot read balance")
+	b, err := read(c, ctx, func(ctx context.Context) (*big.Int, error) { return c.c.BalanceAt(ctx, common.HexToAddress(addr), nil) })
+	return b, c.chainErr(err, "cannot read balance")
 }
 
 func (c *Chain) CodeAt(ctx context.Context, addr string) ([]byte, error) {
-	b, err := c.c.CodeAt(ctx, common.HexToAddress(addr), nil)
-	return b, chainErr(err, "cannot read contract code")
+	b, err := read(c, ctx, func(ctx context.Context) ([]byte, error) { return c.c.CodeAt(ctx, common.HexToAddress(addr), nil) })
+	return b, c.chainErr(err, "cannot read contract code")
 }
 
 func (c *Chain) PendingNonceAt(ctx context.Context, addr string) (uint64, error) {
-	n, err := c.c.PendingNonceAt(ctx, common.HexToAddress(addr))
-	return n, chainErr(err, "cannot read nonce")
+	n, err := read(c, ctx, func(ctx context.Context) (uint64, error) { return c.c.PendingNonceAt(ctx, common.HexToAddress(addr)) })
+	return n, c.chainErr(err, "cannot read nonce")
 }
 
 func (c *Chain) NonceAt(ctx context.Context, addr string) (uint64, error) {
-	n, err := c.c.NonceAt(ctx, common.HexToAddress(addr), nil)
-	return n, chainErr(err, "cannot read nonce")
+	n, err := read(c, ctx, func(ctx context.Context) (uint64, error) { return c.c.NonceAt(ctx, common.HexToAddress(addr), nil) })
+	return n, c.chainErr(err, "cannot read nonce")
+}
+
+// head reads the latest block's header.
+func (c *Chain) head(ctx context.Context) (*types.Header, error) {
+	h, err := read(c, ctx, func(ctx context.Context) (*types.Header, error) { return c.c.HeaderByNumber(ctx, nil) })
+	return h, c.chainErr(err, "cannot read latest block")
 }
 
 func (c *Chain) BaseFee(ctx context.Context) (*big.Int, error) {
-	head, err := c.c.HeaderByNumber(ctx, nil)
+	head, err := c.head(ctx)
 	if err != nil {
-		return nil, chainErr(err, "cannot read latest block")
+		return nil, err
 	}
 	if head.BaseFee == nil {
 		return new(big.Int), nil
@@ -168,16 +208,22 @@ func revertDetail(err error) string {
 }
 
 func (c *Chain) Call(ctx context.Context, m countersign.CallMsg) ([]byte, error) {
-	out, err := c.c.CallContract(ctx, callMsg(m), nil)
+	out, err := read(c, ctx, func(ctx context.Context) ([]byte, error) { return c.c.CallContract(ctx, callMsg(m), nil) })
 	if err != nil {
+		if !answered(err) {
+			return nil, c.chainErr(err, "the call failed")
+		}
 		return nil, countersign.Wrap(countersign.ChainError, err, revertDetail(err))
 	}
 	return out, nil
 }
 
 func (c *Chain) EstimateGas(ctx context.Context, m countersign.CallMsg) (uint64, error) {
-	g, err := c.c.EstimateGas(ctx, callMsg(m))
+	g, err := read(c, ctx, func(ctx context.Context) (uint64, error) { return c.c.EstimateGas(ctx, callMsg(m)) })
 	if err != nil {
+		if !answered(err) {
+			return 0, c.chainErr(err, "gas estimation failed")
+		}
 		if isInsufficientFunds(err) {
 			return 0, countersign.Wrap(countersign.InsufficientFunds, err, "the wallet cannot pay for this transaction")
 		}
@@ -186,16 +232,23 @@ func (c *Chain) EstimateGas(ctx context.Context, m countersign.CallMsg) (uint64,
 	return g, nil
 }
 
+// answered reports whether err is the node's own answer (a JSON-RPC
+// error such as a revert) rather than a failure to get one.
+func answered(err error) bool {
+	var re rpc.Error
+	return errors.As(err, &re) || !(retryable(err) || errors.Is(err, context.Canceled))
+}
+
 // SuggestFees returns the node's suggested tip and a fee cap of twice the
 // latest base fee plus the tip, which survives several full blocks.
 func (c *Chain) SuggestFees(ctx context.Context) (*big.Int, *big.Int, error) {
-	tip, err := c.c.SuggestGasTipCap(ctx)
+	tip, err := read(c, ctx, c.c.SuggestGasTipCap)
 	if err != nil {
-		return nil, nil, chainErr(err, "cannot read fee suggestion")
+		return nil, nil, c.chainErr(err, "cannot read fee suggestion")
 	}
-	head, err := c.c.HeaderByNumber(ctx, nil)
+	head, err := c.head(ctx)
 	if err != nil {
-		return nil, nil, chainErr(err, "cannot read latest block")
+		return nil, nil, err
 	}
 	base := head.BaseFee
 	if base == nil {
@@ -285,7 +338,10 @@ func (c *Chain) SendRawTransaction(ctx context.Context, raw []byte) error {
 	if err := tx.UnmarshalBinary(raw); err != nil {
 		return countersign.Wrap(countersign.Internal, fmt.Errorf("%w: %v", countersign.ErrRefused, err), "cannot decode signed transaction")
 	}
-	err := c.c.SendTransaction(ctx, &tx)
+	// Once, with the per-call timeout: the bytes are stored, so when the
+	// answer is lost the tracker sends them again; a retry here would only
+	// hide which attempt the node took.
+	err := c.once(ctx, func(ctx context.Context) error { return c.c.SendTransaction(ctx, &tx) })
 	if err == nil || isAccepted(err.Error()) {
 		return nil
 	}
@@ -293,7 +349,10 @@ func (c *Chain) SendRawTransaction(ctx context.Context, raw []byte) error {
 		// The nonce is used: by these very bytes (the node took them
 		// before, or mined them) or by another transaction. Only the
 		// first is known here; the tracker settles the second.
-		if _, _, lerr := c.c.TransactionByHash(ctx, tx.Hash()); lerr == nil {
+		if _, lerr := read(c, ctx, func(ctx context.Context) (*types.Transaction, error) {
+			t, _, err := c.c.TransactionByHash(ctx, tx.Hash())
+			return t, err
+		}); lerr == nil {
 			return nil
 		}
 		return ambiguous(err, "the node reports the nonce as used: countersign settles the transaction from the chain")
@@ -309,21 +368,25 @@ func (c *Chain) SendRawTransaction(ctx context.Context, raw []byte) error {
 	if errors.As(err, &re) {
 		return ambiguous(err, "the node answered the broadcast with an error that does not say it refused the transaction: countersign settles it from the chain")
 	}
-	// Transport trouble: the node may or may not have the transaction.
-	return ambiguous(err, "the chain node is unreachable")
+	// Transport trouble or a timeout: the node may or may not have the
+	// transaction.
+	return ambiguous(c.scrub(err), c.why(err))
 }
 
 func (c *Chain) Receipt(ctx context.Context, hash string) (*countersign.Receipt, error) {
-	r, err := c.c.TransactionReceipt(ctx, common.HexToHash(hash))
-	if errors.Is(err, ethereum.NotFound) || (err != nil && strings.Contains(err.Error(), "not found")) {
+	r, err := read(c, ctx, func(ctx context.Context) (*types.Receipt, error) {
+		return c.c.TransactionReceipt(ctx, common.HexToHash(hash))
+	})
+	if errors.Is(err, ethereum.NotFound) || (err != nil && answered(err) && strings.Contains(err.Error(), "not found")) {
 		return nil, countersign.Errorf(countersign.NotFound, "receipt not found")
 	}
 	if err != nil {
-		return nil, chainErr(err, "cannot read receipt")
+		return nil, c.chainErr(err, "cannot read receipt")
 	}
 	return &countersign.Receipt{
 		TxHash:      r.TxHash.Hex(),
 		BlockNumber: r.BlockNumber.Uint64(),
+		BlockHash:   r.BlockHash.Hex(),
 		Success:     r.Status == types.ReceiptStatusSuccessful,
 		GasUsed:     r.GasUsed,
 	}, nil
@@ -334,9 +397,9 @@ func (c *Chain) senderSigner(ctx context.Context) (types.Signer, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.signer == nil {
-		id, err := c.c.ChainID(ctx)
+		id, err := c.ChainID(ctx)
 		if err != nil {
-			return nil, chainErr(err, "cannot read chain id")
+			return nil, err
 		}
 		c.signer = types.LatestSignerForChainID(id)
 	}
@@ -370,7 +433,12 @@ func (c *Chain) SentTxs(ctx context.Context, q countersign.SentQuery) ([]*counte
 		return nil, true, nil
 	}
 	for _, h := range c.poolHashes(ctx, from, want) {
-		tx, pending, err := c.c.TransactionByHash(ctx, h)
+		var pending bool
+		tx, err := read(c, ctx, func(ctx context.Context) (*types.Transaction, error) {
+			t, p, err := c.c.TransactionByHash(ctx, h)
+			pending = p
+			return t, err
+		})
 		if err != nil || !pending || !want[tx.Nonce()] {
 			continue // mined meanwhile: the block walk finds it
 		}
@@ -385,18 +453,20 @@ func (c *Chain) SentTxs(ctx context.Context, q countersign.SentQuery) ([]*counte
 	if err != nil {
 		return nil, false, err
 	}
-	head, err := c.c.BlockNumber(ctx)
+	head, err := c.BlockNumber(ctx)
 	if err != nil {
-		return nil, false, chainErr(err, "cannot read block number")
+		return nil, false, err
 	}
-	for read := uint64(0); len(want) > 0; read++ {
-		if read >= q.MaxBlocks || read > head {
-			return found, read > head, nil // genesis reached: nothing older to find
+	for walked := uint64(0); len(want) > 0; walked++ {
+		if walked >= q.MaxBlocks || walked > head {
+			return found, walked > head, nil // genesis reached: nothing older to find
 		}
-		n := head - read
-		b, err := c.c.BlockByNumber(ctx, new(big.Int).SetUint64(n))
+		n := head - walked
+		b, err := read(c, ctx, func(ctx context.Context) (*types.Block, error) {
+			return c.c.BlockByNumber(ctx, new(big.Int).SetUint64(n))
+		})
 		if err != nil {
-			return nil, false, chainErr(err, "cannot read block")
+			return nil, false, c.chainErr(err, "cannot read block")
 		}
 		if !q.Since.IsZero() && int64(b.Time()) < q.Since.Unix() {
 			return found, true, nil
@@ -429,7 +499,9 @@ func (c *Chain) poolHashes(ctx context.Context, from common.Address, want map[ui
 	var content map[string]map[string]struct {
 		Hash common.Hash `json:"hash"`
 	}
-	if err := c.rpc.CallContext(ctx, &content, "txpool_contentFrom", from); err != nil {
+	if _, err := read(c, ctx, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, c.rpc.CallContext(ctx, &content, "txpool_contentFrom", from)
+	}); err != nil {
 		return nil
 	}
 	var out []common.Hash

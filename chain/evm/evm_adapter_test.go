@@ -324,7 +324,7 @@ func TestAdapterDialBadNodes(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			srv := httptest.NewServer(h)
 			defer srv.Close()
-			c, closeFn, err := evm.Dial(ctx, srv.URL)
+			c, closeFn, err := evm.Dial(ctx, srv.URL, fastRetry)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -356,7 +356,7 @@ func TestAdapterDialBadNodes(t *testing.T) {
 		defer closeFn()
 		srv.Close()
 		err = c.SendRawTransaction(ctx, raw)
-		if !errors.Is(err, countersign.ErrUnavailable) || errors.Is(err, countersign.ErrRefused) || countersign.ErrorDetail(err) != "the chain node is unreachable" {
+		if !errors.Is(err, countersign.ErrUnavailable) || errors.Is(err, countersign.ErrRefused) || countersign.ErrorDetail(err) != "the chain node "+srv.URL+" is unreachable" {
 			t.Fatalf("broadcast to a node that is gone: %v (%q)", err, countersign.ErrorDetail(err))
 		}
 	})

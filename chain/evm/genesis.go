@@ -7,6 +7,9 @@ import (
 	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+
+	"github.com/countersign/countersign"
 )
 
 // GenesisHash returns the hash of block 0 as the node reports it
@@ -17,17 +20,19 @@ func (c *Chain) GenesisHash(ctx context.Context) (string, error) {
 		var b *struct {
 			Hash common.Hash `json:"hash"`
 		}
-		if err := c.rpc.CallContext(ctx, &b, "eth_getBlockByNumber", "0x0", false); err != nil {
-			return "", chainErr(err, "cannot read the genesis block")
+		if _, err := read(c, ctx, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, c.rpc.CallContext(ctx, &b, "eth_getBlockByNumber", "0x0", false)
+		}); err != nil {
+			return "", c.chainErr(err, "cannot read the genesis block")
 		}
 		if b == nil || b.Hash == (common.Hash{}) {
-			return "", chainErr(errors.New("no block 0"), "the node has no genesis block")
+			return "", countersign.Wrap(countersign.ChainError, errors.New("no block 0"), "the node has no genesis block")
 		}
 		return strings.ToLower(b.Hash.Hex()), nil
 	}
-	h, err := c.c.HeaderByNumber(ctx, big.NewInt(0))
+	h, err := read(c, ctx, func(ctx context.Context) (*types.Header, error) { return c.c.HeaderByNumber(ctx, big.NewInt(0)) })
 	if err != nil {
-		return "", chainErr(err, "cannot read the genesis block")
+		return "", c.chainErr(err, "cannot read the genesis block")
 	}
 	return strings.ToLower(h.Hash().Hex()), nil
 }
