@@ -3,7 +3,7 @@
 // XChaCha20-Poly1305 with the record id as associated data, so a sealed value
 // copied onto another row does not open.
 //
-// Byte layout (version 1):
+// Byte layout (version 1: a key of the master key file is the KEK):
 //
 //	0      1 byte   version (0x01)
 //	1      1 byte   length k of the KEK id
@@ -13,12 +13,27 @@
 //	74+k   24       nonce for the payload
 //	98+k   n+16     payload ciphertext and tag
 //
-// The KEK id lets a rotation find the right KEK for old records.
+// Byte layout (version 2: an external KEK such as a KMS key, whose wrapped
+// data key is its own opaque, variable-length blob):
+//
+//	0      1 byte   version (0x02)
+//	1      1 byte   length k of the KEK id
+//	2      k bytes  KEK id (ASCII, e.g. "awskms:arn:aws:kms:…")
+//	2+k    2 bytes  length w of the wrapped data key (big-endian, 1 to 8192)
+//	4+k    w bytes  wrapped data key
+//	4+k+w  24       nonce for the payload
+//	28+k+w n+16     payload ciphertext and tag
+//
+// File keys keep sealing version 1, so a value sealed without a KMS stays
+// readable by every earlier build. The KEK id lets a rotation find the
+// right KEK for old records.
 package envelope
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -32,7 +47,12 @@ import (
 	"github.com/countersign/countersign"
 )
 
-const version = 1
+const (
+	version    = 1 // a file key wraps the data key (fixed-size field)
+	versionExt = 2 // an external KEK wraps it (length-prefixed blob)
+
+	maxWrapLen = 8192 // a KMS ciphertext for a 32-byte key is about 200 bytes
+)
 
 // ErrOpen is returned for any envelope that does not open: wrong record id,
 // wrong KEK, tampered bytes or a truncated value. It says nothing more on
@@ -42,6 +62,11 @@ var ErrOpen = errors.New("envelope: cannot open sealed value")
 // Sealer seals with one current KEK and opens with any KEK it knows.
 type Sealer struct {
 	set atomic.Pointer[keySet]
+
+	// ext are the external KEKs (a KMS key): fixed for the Sealer's life,
+	// merged into every set loaded from the file. extSeals: ext[0] seals.
+	ext      []KEK
+	extSeals bool
 
 	// file is the master key file the set was read from ("" for a fixed
 	// set, New): the set follows it (reload.go).
@@ -54,7 +79,7 @@ type Sealer struct {
 // keySet is an immutable set of KEKs: swapped whole, never changed.
 type keySet struct {
 	current string
-	keks    map[string][]byte
+	keks    map[string]KEK
 }
 
 var _ countersign.Sealer = (*Sealer)(nil)
@@ -62,31 +87,13 @@ var _ countersign.Sealer = (*Sealer)(nil)
 // New returns a Sealer whose current KEK is kek (32 bytes). Older KEKs may
 // be added for opening records sealed before a rotation.
 func New(kek []byte, older ...[]byte) (*Sealer, error) {
-	set, err := newKeySet(append([][]byte{kek}, older...))
+	s := &Sealer{}
+	set, err := s.compose(append([][]byte{kek}, older...))
 	if err != nil {
 		return nil, err
 	}
-	s := &Sealer{}
 	s.set.Store(set)
 	return s, nil
-}
-
-func newKeySet(keks [][]byte) (*keySet, error) {
-	if len(keks) == 0 {
-		return nil, errors.New("envelope: no key-encryption key")
-	}
-	set := &keySet{keks: map[string][]byte{}}
-	for i, k := range keks {
-		if len(k) != chacha20poly1305.KeySize {
-			return nil, fmt.Errorf("envelope: key-encryption key must be %d bytes", chacha20poly1305.KeySize)
-		}
-		id := KeyID(k)
-		set.keks[id] = append([]byte(nil), k...)
-		if i == 0 {
-			set.current = id
-		}
-	}
-	return set, nil
 }
 
 // KeyID names a KEK without revealing it: the first 8 bytes of
@@ -106,6 +113,106 @@ func ad(layer, recordID string) []byte {
 	return []byte("countersign/" + layer + "/v1\x00" + recordID)
 }
 
+// parsed is an envelope split into its fields (slices of the input).
+type parsed struct {
+	ver     byte
+	id      string
+	wrapped []byte // the KEK's wrapped data key
+	payload []byte // payload nonce, ciphertext and tag
+}
+
+// parse splits sealed without opening anything; any layout error is
+// ErrOpen.
+func parse(sealed []byte) (parsed, error) {
+	const min = chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
+	if len(sealed) < 2 || (sealed[0] != version && sealed[0] != versionExt) {
+		return parsed{}, ErrOpen
+	}
+	p := parsed{ver: sealed[0]}
+	k := int(sealed[1])
+	rest := sealed[2:]
+	if k == 0 || len(rest) < k {
+		return parsed{}, ErrOpen
+	}
+	p.id, rest = string(rest[:k]), rest[k:]
+	w := fileWrapLen
+	if p.ver == versionExt {
+		if len(rest) < 2 {
+			return parsed{}, ErrOpen
+		}
+		w, rest = int(binary.BigEndian.Uint16(rest)), rest[2:]
+		if w == 0 || w > maxWrapLen {
+			return parsed{}, ErrOpen
+		}
+	}
+	if len(rest) < w+min {
+		return parsed{}, ErrOpen
+	}
+	p.wrapped, p.payload = rest[:w], rest[w:]
+	return p, nil
+}
+
+// format lays out an envelope for kek: version 1 for a file key (the
+// layout every earlier build reads), version 2 for an external KEK.
+func format(kek KEK, wrapped, payload []byte) ([]byte, error) {
+	id := kek.ID()
+	if _, file := kek.(*fileKEK); file {
+		if len(wrapped) != fileWrapLen {
+			return nil, errors.New("envelope: a file key wrapped a data key to the wrong size")
+		}
+		out := make([]byte, 0, 2+len(id)+len(wrapped)+len(payload))
+		out = append(out, version, byte(len(id)))
+		out = append(out, id...)
+		out = append(out, wrapped...)
+		return append(out, payload...), nil
+	}
+	if len(wrapped) == 0 || len(wrapped) > maxWrapLen {
+		return nil, fmt.Errorf("envelope: key-encryption key %s wrapped a data key into %d bytes (1 to %d allowed)", id, len(wrapped), maxWrapLen)
+	}
+	out := make([]byte, 0, 4+len(id)+len(wrapped)+len(payload))
+	out = append(out, versionExt, byte(len(id)))
+	out = append(out, id...)
+	out = binary.BigEndian.AppendUint16(out, uint16(len(wrapped)))
+	out = append(out, wrapped...)
+	return append(out, payload...), nil
+}
+
+// kekFor returns the KEK that p names and may be opened by: a file key
+// only in version 1, an external KEK only in version 2, so a value can
+// never make the Sealer hand a file key's blob to a KMS or the reverse.
+func (s *Sealer) kekFor(p parsed) (KEK, bool) {
+	kek, ok := s.set.Load().keks[p.id]
+	if !ok && s.refresh(true) { // a key added to the file since it was read
+		kek, ok = s.set.Load().keks[p.id]
+	}
+	if !ok {
+		return nil, false
+	}
+	_, file := kek.(*fileKEK)
+	return kek, file == (p.ver == version)
+}
+
+// unwrap returns p's data key. A KEK that could not be asked (a KMS
+// outage) is reported as such, never as ErrOpen: see KEK.
+func (s *Sealer) unwrap(recordID string, p parsed) ([]byte, error) {
+	kek, ok := s.kekFor(p)
+	if !ok {
+		return nil, ErrOpen
+	}
+	dek, err := kek.UnwrapKey(context.Background(), recordID, p.wrapped)
+	if errors.Is(err, ErrOpen) {
+		return nil, ErrOpen
+	}
+	if err != nil {
+		return nil, fmt.Errorf("envelope: key-encryption key %s: %w", p.id, err)
+	}
+	if len(dek) != chacha20poly1305.KeySize {
+		clear(dek)
+		return nil, ErrOpen
+	}
+	return dek, nil
+}
+
 // Seal encrypts plaintext for recordID.
 func (s *Sealer) Seal(recordID string, plaintext []byte) ([]byte, error) {
 	dek := make([]byte, chacha20poly1305.KeySize)
@@ -115,66 +222,46 @@ func (s *Sealer) Seal(recordID string, plaintext []byte) ([]byte, error) {
 	}
 	s.refresh(false) // seal under the file's current key once it changed
 	set := s.set.Load()
-	kekAEAD, err := chacha20poly1305.NewX(set.keks[set.current])
+	kek := set.keks[set.current]
+	// Wrap first: a KEK that cannot be reached fails the seal before any
+	// payload is encrypted, and its error names it.
+	wrapped, err := kek.WrapKey(context.Background(), recordID, dek)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("envelope: key-encryption key %s: %w", set.current, err)
 	}
 	dekAEAD, err := chacha20poly1305.NewX(dek)
 	if err != nil {
 		return nil, err
 	}
-	out := []byte{version, byte(len(set.current))}
-	out = append(out, set.current...)
-	n1 := make([]byte, chacha20poly1305.NonceSizeX)
-	n2 := make([]byte, chacha20poly1305.NonceSizeX)
-	if _, err := rand.Read(n1); err != nil {
+	nonce := make([]byte, chacha20poly1305.NonceSizeX, chacha20poly1305.NonceSizeX+len(plaintext)+chacha20poly1305.Overhead)
+	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
-	if _, err := rand.Read(n2); err != nil {
-		return nil, err
-	}
-	out = append(out, n1...)
-	out = kekAEAD.Seal(out, n1, dek, ad("dek", recordID))
-	out = append(out, n2...)
-	out = dekAEAD.Seal(out, n2, plaintext, ad("data", recordID))
-	return out, nil
+	return format(kek, wrapped, dekAEAD.Seal(nonce, nonce, plaintext, ad("data", recordID)))
 }
 
 // Open decrypts a value sealed for recordID. The caller should clear the
 // result when done with it.
 func (s *Sealer) Open(recordID string, sealed []byte) ([]byte, error) {
-	const ns = chacha20poly1305.NonceSizeX
-	if len(sealed) < 2 || sealed[0] != version {
-		return nil, ErrOpen
-	}
-	k := int(sealed[1])
-	rest := sealed[2:]
-	if len(rest) < k+ns+32+16+ns+16 {
-		return nil, ErrOpen
-	}
-	kek, ok := s.set.Load().keks[string(rest[:k])]
-	if !ok && s.refresh(true) { // a key added to the file since it was read
-		kek, ok = s.set.Load().keks[string(rest[:k])]
-	}
-	if !ok {
-		return nil, ErrOpen
-	}
-	rest = rest[k:]
-	kekAEAD, err := chacha20poly1305.NewX(kek)
+	p, err := parse(sealed)
 	if err != nil {
-		return nil, ErrOpen
+		return nil, err
 	}
-	dek, err := kekAEAD.Open(nil, rest[:ns], rest[ns:ns+48], ad("dek", recordID))
+	dek, err := s.unwrap(recordID, p)
 	if err != nil {
-		return nil, ErrOpen
+		return nil, err
 	}
 	defer clear(dek)
-	rest = rest[ns+48:]
+	return openPayload(dek, recordID, p.payload)
+}
+
+func openPayload(dek []byte, recordID string, payload []byte) ([]byte, error) {
+	const ns = chacha20poly1305.NonceSizeX
 	dekAEAD, err := chacha20poly1305.NewX(dek)
 	if err != nil {
 		return nil, ErrOpen
 	}
-	pt, err := dekAEAD.Open(nil, rest[:ns], rest[ns:], ad("data", recordID))
+	pt, err := dekAEAD.Open(nil, payload[:ns], payload[ns:], ad("data", recordID))
 	if err != nil {
 		return nil, ErrOpen
 	}

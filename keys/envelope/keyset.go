@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -175,56 +176,48 @@ func (s *Sealer) KeyIDs() []string {
 // SealedKeyID returns the KEK id a sealed value names, without opening it.
 // It says which key a record needs; it proves nothing about the record.
 func SealedKeyID(sealed []byte) (string, error) {
-	if len(sealed) < 2 || sealed[0] != version {
-		return "", ErrOpen
+	p, err := parse(sealed)
+	if err != nil {
+		return "", err
 	}
-	k := int(sealed[1])
-	if len(sealed) < 2+k {
-		return "", ErrOpen
-	}
-	return string(sealed[2 : 2+k]), nil
+	return p.id, nil
 }
 
 // Rewrap returns sealed with its data key re-encrypted under the current
 // KEK, and whether anything changed (a value already under the current
 // KEK is returned as it is). The payload's ciphertext is kept byte for
 // byte: rotating the KEK re-wraps data keys, it does not re-encrypt
-// secrets. The whole value is authenticated first (Open), so a damaged
-// record fails here with ErrOpen instead of being carried forward.
+// secrets. The whole value is authenticated first, so a damaged record
+// fails here with ErrOpen instead of being carried forward. Between a
+// file key and an external KEK the layout changes version (1 and 2), the
+// payload does not.
 func (s *Sealer) Rewrap(recordID string, sealed []byte) ([]byte, bool, error) {
-	const ns = chacha20poly1305.NonceSizeX
-	pt, err := s.Open(recordID, sealed)
+	p, err := parse(sealed)
+	if err != nil {
+		return nil, false, err
+	}
+	dek, err := s.unwrap(recordID, p)
+	if err != nil {
+		return nil, false, err
+	}
+	defer clear(dek)
+	pt, err := openPayload(dek, recordID, p.payload)
 	if err != nil {
 		return nil, false, err
 	}
 	clear(pt)
-	set := s.set.Load()          // Open refreshed it when it had to
-	id, _ := SealedKeyID(sealed) // Open checked the layout
-	if id == set.current {
+	set := s.set.Load() // unwrap refreshed it when it had to
+	if p.id == set.current {
 		return sealed, false, nil
 	}
-	rest := sealed[2+len(id):]
-	oldAEAD, err := chacha20poly1305.NewX(set.keks[id])
+	kek := set.keks[set.current]
+	wrapped, err := kek.WrapKey(context.Background(), recordID, dek)
 	if err != nil {
-		return nil, false, ErrOpen
+		return nil, false, fmt.Errorf("envelope: key-encryption key %s: %w", set.current, err)
 	}
-	dek, err := oldAEAD.Open(nil, rest[:ns], rest[ns:ns+48], ad("dek", recordID))
-	if err != nil {
-		return nil, false, ErrOpen
-	}
-	defer clear(dek)
-	newAEAD, err := chacha20poly1305.NewX(set.keks[set.current])
+	out, err := format(kek, wrapped, p.payload) // payload nonce and ciphertext, unchanged
 	if err != nil {
 		return nil, false, err
 	}
-	nonce := make([]byte, ns)
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, false, err
-	}
-	out := []byte{version, byte(len(set.current))}
-	out = append(out, set.current...)
-	out = append(out, nonce...)
-	out = newAEAD.Seal(out, nonce, dek, ad("dek", recordID))
-	out = append(out, rest[ns+48:]...) // payload nonce and ciphertext, unchanged
 	return out, true, nil
 }

@@ -20,24 +20,14 @@ var RefreshEvery = time.Second
 // is ignored and the keys already loaded stay: a bad copy never takes a
 // working key away mid-flight.
 func OpenFile(path string) (s *Sealer, created bool, err error) {
-	keks, created, err := LoadOrCreateKeys(path)
-	if err != nil {
-		return nil, false, err
-	}
-	defer func() {
-		for _, k := range keks {
-			clear(k)
-		}
-	}()
-	set, err := newKeySet(keks)
-	if err != nil {
-		return nil, false, err
-	}
-	s = &Sealer{file: path}
-	s.set.Store(set)
+	return NewSealer(Options{File: path, Create: true, Follow: true})
+}
+
+// follow makes s reload path when it changes (refresh).
+func (s *Sealer) follow(path string) {
+	s.file = path
 	s.loaded, _ = os.Stat(path)
 	s.checked.Store(time.Now().UnixNano())
-	return s, created, nil
 }
 
 // refresh reloads the key file if it changed since it was loaded, and
@@ -66,10 +56,8 @@ func (s *Sealer) refresh(force bool) bool {
 	if err != nil {
 		return false
 	}
-	set, err := newKeySet(keks)
-	for _, k := range keks {
-		clear(k)
-	}
+	set, err := s.compose(keks) // the external KEKs stay
+	clearAll(keks)
 	if err != nil {
 		return false
 	}
