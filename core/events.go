@@ -39,21 +39,32 @@ func (b *Broker) Subscribe(owner string) (<-chan struct{}, func()) {
 	}
 }
 
-// AllOwners subscribes to every owner's events.
-const AllOwners = "*"
+// AllOwners subscribes to every owner's events; notified, it wakes every
+// listener (the signal of a store that cannot say whose events it may have
+// missed: countersign.SignalAll).
+const AllOwners = countersign.SignalAll
 
-// Notify wakes owner's listeners and those of AllOwners.
+// Notify wakes owner's listeners and those of AllOwners; Notify(AllOwners)
+// wakes every listener.
 func (b *Broker) Notify(owner string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, key := range []string{owner, AllOwners} {
-		for ch := range b.subs[key] {
+	wake := func(subs map[chan struct{}]struct{}) {
+		for ch := range subs {
 			select {
 			case ch <- struct{}{}:
 			default: // already has a pending wake-up
 			}
 		}
 	}
+	if owner == AllOwners {
+		for _, subs := range b.subs {
+			wake(subs)
+		}
+		return
+	}
+	wake(b.subs[owner])
+	wake(b.subs[AllOwners])
 }
 
 // Events returns owner's events after id.

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"sort"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/ethereum/go-ethereum/core/types"
@@ -36,6 +34,26 @@ type MoneyConfig struct {
 	// TrackBatch is how many submitted transactions one tracker pass
 	// examines, least recently checked first (default 200).
 	TrackBatch int
+	// Confirmations is how many blocks (its own included) must hold a
+	// transaction's receipt before it is confirmed or failed
+	// (CONFIRMATIONS; default 1, which suits the dev chain; 12 or more on
+	// mainnets, per the L2's finality elsewhere).
+	Confirmations uint64
+	// ReplaceAfter is how long a submitted transaction may stay unmined
+	// after its latest attempt before it is replaced with bumped fees
+	// (REPLACE_AFTER; default 3 min; negative disables replacement).
+	ReplaceAfter time.Duration
+	// ReorgWindow is how many blocks back confirmed transactions are
+	// rechecked for a reorg that removed their block (REORG_WINDOW;
+	// default 64).
+	ReorgWindow uint64
+	// TrackLease is how long a tracker pass holds its claim on the rows
+	// it examines; a replica that dies mid-pass frees them after it
+	// (default 30 s). Correctness does not rest on it: every write the
+	// tracker makes re-reads its row under the row lock and checks it is
+	// unchanged; the claim keeps replicas from doing the same work (and
+	// sending the same bytes) at once.
+	TrackLease time.Duration
 }
 
 // DefaultMaxFeePerGas is 500 gwei: far above what Base or an idle mainnet
@@ -59,7 +77,25 @@ func (c *MoneyConfig) defaults() {
 	if c.TrackBatch <= 0 {
 		c.TrackBatch = 200
 	}
+	if c.Confirmations == 0 {
+		c.Confirmations = 1
+	}
+	if c.ReplaceAfter == 0 {
+		c.ReplaceAfter = 3 * time.Minute
+	}
+	if c.ReorgWindow == 0 {
+		c.ReorgWindow = 64
+	}
+	if c.TrackLease <= 0 {
+		c.TrackLease = 30 * time.Second
+	}
 }
+
+// feeHeadroom multiplies the node's fee cap suggestion into what an
+// approval binds: execute signs the first attempt at the suggestion, and
+// the room above it is what fee-bump replacements (12.5% each, about five
+// of them) may use without a new approval. MAX_FEE_PER_GAS still caps it.
+const feeHeadroom = 2
 
 // reconcileSkew widens the reconcile scan past the approval's time: block
 // timestamps come from validators' clocks, not ours.
@@ -83,14 +119,6 @@ type ExecuteHooks struct {
 	AfterBroadcast func(t *countersign.Transaction, err error)
 }
 
-type trackerStats struct {
-	errors atomic.Uint64
-}
-
-// TrackerErrors is how many times the receipt tracker could not settle a
-// transaction it examined (each is logged with the transaction id).
-func (s *Service) TrackerErrors() uint64 { return s.tracker.errors.Load() }
-
 // maxFee is the most a transaction's approval lets it pay in fees: gas
 // limit × max fee per gas; nil when nothing is bound.
 func maxFee(t *countersign.Transaction) *big.Int {
@@ -103,9 +131,10 @@ func maxFee(t *countersign.Transaction) *big.Int {
 
 // bindFees sets the network fee an approval allows before the human sees
 // it: the gas limit (the simulation's estimate plus 20% for state changes
-// between estimate and inclusion) and the max fee per gas (the node's
-// suggestion, capped by MAX_FEE_PER_GAS). Execute signs with exactly these
-// and refuses when the chain now needs more. When the simulation fails,
+// between estimate and inclusion) and the max fee per gas (feeHeadroom ×
+// the node's suggestion, capped by MAX_FEE_PER_GAS). Execute signs with
+// this gas limit and at most this fee cap, and refuses when the chain now
+// needs more; replacements stay within it too. When the simulation fails,
 // nothing is bound: the review says so and execute refuses until the agent
 // prepares again.
 func (s *Service) bindFees(ctx context.Context, t *countersign.Transaction) error {
@@ -122,6 +151,11 @@ func (s *Service) bindFees(ctx context.Context, t *countersign.Transaction) erro
 			gas, err = s.chain.EstimateGas(ctx, countersign.CallMsg{From: t.From, To: t.TxTo, Value: new(big.Int)})
 		}
 	}
+	if errors.Is(err, countersign.ErrUnavailable) {
+		// The node did not answer: no simulation ran, so there is nothing
+		// a human could judge; prepare refuses and creates nothing.
+		return err
+	}
 	if err != nil {
 		return nil // unbound: the review shows the failed simulation
 	}
@@ -137,6 +171,7 @@ func (s *Service) bindFees(ctx context.Context, t *countersign.Transaction) erro
 	if base.Cmp(limit) > 0 {
 		return countersign.Errorf(countersign.FeeTooHigh, "the chain's base fee is %s wei per gas, above MAX_FEE_PER_GAS (%s wei): nothing can be sent until fees fall", base, limit)
 	}
+	feeCap = new(big.Int).Mul(feeCap, big.NewInt(feeHeadroom))
 	if feeCap.Cmp(limit) > 0 {
 		feeCap = new(big.Int).Set(limit)
 	}
@@ -162,8 +197,10 @@ func failedError(t *countersign.Transaction) error {
 
 // spendPlan is what execute reads from the chain before it signs.
 type spendPlan struct {
-	value, maxFeePerGas, tip, balance *big.Int
-	mined, pending                    uint64 // the sender's nonce in mined blocks, and with the pool
+	// maxFeePerGas is the approval's bound; feeCap what the first attempt
+	// is signed with (at most the bound, leaving room for replacements).
+	value, maxFeePerGas, feeCap, tip, balance *big.Int
+	mined, pending                            uint64 // the sender's nonce in mined blocks, and with the pool
 }
 
 // planSpend re-simulates t and checks the chain's current fees against
@@ -203,6 +240,12 @@ func (s *Service) planSpend(ctx context.Context, t *countersign.Transaction) (*s
 	if p.tip.Cmp(p.maxFeePerGas) > 0 {
 		p.tip = new(big.Int).Set(p.maxFeePerGas)
 	}
+	// The usual suggestion (twice the base fee plus the tip), never above
+	// the bound: what is left above it is the replacements' room.
+	p.feeCap = new(big.Int).Add(new(big.Int).Mul(base, big.NewInt(2)), p.tip)
+	if p.feeCap.Cmp(p.maxFeePerGas) > 0 {
+		p.feeCap = new(big.Int).Set(p.maxFeePerGas)
+	}
 	// The mined nonce first, then the balance: if a block lands between
 	// the two reads, spends are counted twice (refused), never missed.
 	if p.mined, err = s.chain.NonceAt(ctx, t.From); err != nil {
@@ -218,18 +261,21 @@ func (s *Service) planSpend(ctx context.Context, t *countersign.Transaction) (*s
 }
 
 // maxCost is the most a signed transaction can take from its sender:
-// value plus gas limit × fee cap, read from the signed bytes.
+// the larger of its value plus the approved maximum fee (what any attempt
+// signed for the approval, the first or a replacement, may cost) and what
+// the current signed bytes may cost (value plus gas limit × fee cap; an
+// on-chain cancel's fee is capped by MAX_FEE_PER_GAS, not the approval).
 func maxCost(t *countersign.Transaction) *big.Int {
-	var tx types.Transaction
-	if err := tx.UnmarshalBinary(t.RawTx); err == nil {
-		return tx.Cost()
-	}
 	cost, _ := new(big.Int).SetString(t.TxValue, 10)
 	if cost == nil {
 		cost = new(big.Int)
 	}
 	if f := maxFee(t); f != nil {
 		cost.Add(cost, f)
+	}
+	var tx types.Transaction
+	if err := tx.UnmarshalBinary(t.RawTx); err == nil && tx.Cost().Cmp(cost) > 0 {
+		return tx.Cost()
 	}
 	return cost
 }
@@ -272,12 +318,13 @@ func (s *Service) knownNonces(ctx context.Context, t *countersign.Transaction) (
 }
 
 // matches reports whether a transaction found on chain is one countersign
-// signed for t's approval: same destination, value and calldata, and the
-// gas limit and fee cap the approval binds (the tip varies with the time
-// of signing, so it is not compared).
+// signed for t's approval: same destination, value and calldata, the gas
+// limit the approval binds and a fee cap within its bound (the first
+// attempt and each replacement sign their own fees at or below it).
 func matches(t *countersign.Transaction, f *countersign.SentTx) bool {
-	return strings.EqualFold(f.To, t.TxTo) && f.Value != nil && f.Value.String() == t.TxValue && bytes.Equal(f.Data, t.TxData) &&
-		f.Gas == t.GasLimit && f.FeeCap != nil && f.FeeCap.String() == t.MaxFeePerGas
+	bound, ok := new(big.Int).SetString(t.MaxFeePerGas, 10)
+	return ok && strings.EqualFold(f.To, t.TxTo) && f.Value != nil && f.Value.String() == t.TxValue && bytes.Equal(f.Data, t.TxData) &&
+		f.Gas == t.GasLimit && f.FeeCap != nil && f.FeeCap.Sign() > 0 && f.FeeCap.Cmp(bound) <= 0
 }
 
 // reconcile runs before signing. When the sender's nonce on chain is past
@@ -364,6 +411,9 @@ func (s *Service) adopt(ctx context.Context, actor string, t *countersign.Transa
 		n := f.Nonce
 		cur.Nonce, cur.RawTx, cur.TxHash = &n, f.Raw, f.Hash
 		cur.NextBroadcastAt = s.clock.Now().UTC().Add(s.cfg.Money.RebroadcastAfter)
+		if _, err := s.addAttempt(ctx, cur, countersign.AttemptExecute, nil, f.FeeCap); err != nil {
+			return err
+		}
 		where := "mined"
 		if f.BlockNumber == nil {
 			where = "in the node's pool"
@@ -488,14 +538,17 @@ func (s *Service) signSpend(ctx context.Context, actor string, w *countersign.Wa
 			return err
 		}
 		raw, hash, err := s.signer.SignTx(ctx, w, &countersign.UnsignedTx{ChainID: big.NewInt(cur.ChainID), Nonce: nonce, To: cur.TxTo,
-			Value: p.value, Data: cur.TxData, Gas: cur.GasLimit, Tip: p.tip, FeeCap: p.maxFeePerGas})
+			Value: p.value, Data: cur.TxData, Gas: cur.GasLimit, Tip: p.tip, FeeCap: p.feeCap})
 		if err != nil {
 			return err
 		}
 		cur.Nonce, cur.RawTx, cur.TxHash = &nonce, raw, hash
 		cur.Broadcasts, cur.NextBroadcastAt = 0, s.clock.Now().UTC().Add(s.cfg.Money.RebroadcastAfter)
+		if _, err := s.addAttempt(ctx, cur, countersign.AttemptExecute, p.tip, p.feeCap); err != nil {
+			return err
+		}
 		if err := s.setStatus(ctx, cs, cur, countersign.StatusSubmitted, actor, "transaction.execute",
-			map[string]any{"tx_hash": hash, "nonce": nonce, "gas_limit": cur.GasLimit, "max_fee_per_gas": cur.MaxFeePerGas, "tip": p.tip.String()}); err != nil {
+			map[string]any{"tx_hash": hash, "nonce": nonce, "gas_limit": cur.GasLimit, "max_fee_per_gas": cur.MaxFeePerGas, "fee_cap": p.feeCap.String(), "tip": p.tip.String()}); err != nil {
 			return err
 		}
 		t, signed = cur, true
@@ -649,168 +702,12 @@ func (s *Service) fillNonce(ctx context.Context, cs *changeSet, refused *counter
 	}
 	f.Nonce, f.RawTx, f.TxHash = &nonce, raw, hash
 	f.NextBroadcastAt = now.Add(s.cfg.Money.RebroadcastAfter)
+	if _, err := s.addAttempt(ctx, f, countersign.AttemptExecute, fp.tip, fp.feeCap); err != nil {
+		return nil, err
+	}
 	if err := s.setStatus(ctx, cs, f, countersign.StatusSubmitted, "system", "transaction.execute",
 		map[string]any{"tx_hash": hash, "nonce": nonce, "gas_limit": f.GasLimit, "max_fee_per_gas": f.MaxFeePerGas}); err != nil {
 		return nil, err
 	}
 	return f, nil
-}
-
-// TrackReceipts moves submitted transactions to confirmed or failed from
-// their receipts, rebroadcasts those the chain has not mined (backing off
-// per transaction), and settles those whose nonce another transaction
-// used. One pass examines the least recently checked TrackBatch rows; a
-// row that cannot be settled is logged and counted and does not stop the
-// others.
-func (s *Service) TrackReceipts(ctx context.Context) error {
-	subs, err := s.store.TransactionsByStatus(ctx, countersign.StatusSubmitted, s.cfg.Money.TrackBatch)
-	if err != nil {
-		return err
-	}
-	// A sender's transactions in nonce order, so rebroadcasts reach the
-	// node in an order it can mine (a later nonce first would be queued
-	// behind a gap, and some nodes drop such transactions).
-	sort.SliceStable(subs, func(i, j int) bool {
-		a, b := subs[i], subs[j]
-		if a.From != b.From {
-			return a.From < b.From
-		}
-		if (a.Nonce == nil) != (b.Nonce == nil) {
-			return a.Nonce != nil
-		}
-		return a.Nonce != nil && *a.Nonce < *b.Nonce
-	})
-	now := s.clock.Now().UTC()
-	mined := map[string]uint64{} // per sender, read once a pass
-	checked := make([]string, 0, len(subs))
-	failed := 0
-	for _, t := range subs {
-		if ctx.Err() != nil {
-			break
-		}
-		checked = append(checked, t.ID)
-		if err := s.track(ctx, t, now, mined); err != nil {
-			failed++
-			s.tracker.errors.Add(1)
-			s.log.Warn("receipt tracker: cannot settle transaction", "transaction_id", t.ID, "err", err)
-		}
-	}
-	if err := s.store.MarkChecked(ctx, now, checked...); err != nil {
-		return err
-	}
-	if failed > 0 {
-		return fmt.Errorf("%d of %d submitted transactions could not be checked", failed, len(checked))
-	}
-	return nil
-}
-
-func (s *Service) track(ctx context.Context, t *countersign.Transaction, now time.Time, mined map[string]uint64) error {
-	r, err := s.chain.Receipt(ctx, t.TxHash)
-	if err == nil {
-		return s.settleReceipt(ctx, t, r)
-	}
-	if countersign.ErrorCode(err) != countersign.NotFound {
-		return err
-	}
-	if now.Before(t.NextBroadcastAt) {
-		return nil
-	}
-	if t.Nonce != nil {
-		m, ok := mined[t.From]
-		if !ok {
-			if m, err = s.chain.NonceAt(ctx, t.From); err != nil {
-				return err
-			}
-			mined[t.From] = m
-		}
-		if m > *t.Nonce {
-			return s.settleUsedNonce(ctx, t, now)
-		}
-	}
-	// Never ends the transaction: an earlier broadcast may sit in some
-	// node's pool whatever this one answers.
-	if err := s.chain.SendRawTransaction(ctx, t.RawTx); err != nil {
-		s.log.Warn("rebroadcast", "transaction_id", t.ID, "err", err)
-	}
-	return s.backOff(ctx, t, now)
-}
-
-func (s *Service) settleReceipt(ctx context.Context, t *countersign.Transaction, r *countersign.Receipt) error {
-	return s.change(ctx, func(ctx context.Context, cs *changeSet) error {
-		cur, err := s.store.Transaction(ctx, t.ID)
-		if err != nil || cur.Status != countersign.StatusSubmitted || cur.TxHash != t.TxHash {
-			return err
-		}
-		bn := r.BlockNumber
-		cur.BlockNumber = &bn
-		to := countersign.StatusConfirmed
-		if !r.Success {
-			to, cur.Error = countersign.StatusFailed, "transaction reverted on chain"
-		}
-		return s.setStatus(ctx, cs, cur, to, "system", "transaction."+string(to),
-			map[string]any{"block_number": bn, "gas_used": r.GasUsed})
-	})
-}
-
-// backOff schedules t's next rebroadcast (or used-nonce check): the wait
-// doubles each time, up to RebroadcastMax.
-func (s *Service) backOff(ctx context.Context, t *countersign.Transaction, now time.Time) error {
-	return s.inTx(ctx, func(ctx context.Context) error {
-		cur, err := s.store.Transaction(ctx, t.ID)
-		if err != nil || cur.Status != countersign.StatusSubmitted || cur.TxHash != t.TxHash {
-			return err
-		}
-		cur.Broadcasts++
-		wait := s.cfg.Money.RebroadcastMax
-		if cur.Broadcasts < 20 {
-			wait = min(s.cfg.Money.RebroadcastAfter<<cur.Broadcasts, wait)
-		}
-		cur.NextBroadcastAt = now.Add(wait)
-		return s.store.UpdateTransaction(ctx, cur)
-	})
-}
-
-// settleUsedNonce handles a submitted transaction without a receipt whose
-// nonce the chain has used: by these bytes (the receipt is not indexed
-// yet), by another signature of the same approval (adopted), or by another
-// transaction, in which case these bytes can never be mined and the
-// transaction fails. The nonce is used either way: nothing is released
-// and no filler is needed.
-func (s *Service) settleUsedNonce(ctx context.Context, t *countersign.Transaction, now time.Time) error {
-	var since time.Time
-	if !t.DecidedAt.IsZero() {
-		since = t.DecidedAt.Add(-reconcileSkew)
-	}
-	found, _, err := s.chain.SentTxs(ctx, countersign.SentQuery{From: t.From, Nonces: []uint64{*t.Nonce}, Since: since, MaxBlocks: s.cfg.Money.ReconcileBlocks})
-	if err != nil {
-		return err
-	}
-	if len(found) == 0 || found[0].Hash == t.TxHash {
-		if len(found) == 0 {
-			s.log.Warn("the transaction's nonce is used but no transaction with it was found: checking again later", "transaction_id", t.ID, "nonce", *t.Nonce)
-		}
-		return s.backOff(ctx, t, now)
-	}
-	f := found[0]
-	return s.change(ctx, func(ctx context.Context, cs *changeSet) error {
-		cur, err := s.store.Transaction(ctx, t.ID)
-		if err != nil || cur.Status != countersign.StatusSubmitted || cur.TxHash != t.TxHash {
-			return err
-		}
-		if matches(cur, f) {
-			old := cur.TxHash
-			cur.TxHash, cur.RawTx = f.Hash, f.Raw
-			cur.UpdatedAt = s.clock.Now().UTC()
-			if err := s.store.UpdateTransaction(ctx, cur); err != nil {
-				return err
-			}
-			// the same status with another hash: a change without a transition
-			cs.add(countersign.Change{Owner: cur.OwnerID, Actor: "system", Action: "transaction.adopt", Subject: cur.ID,
-				Details: map[string]any{"tx_hash": f.Hash, "replaces": old, "nonce": f.Nonce},
-				Events:  []countersign.ChangeEvent{{Type: "transaction.submitted", Subject: cur.ID, Payload: View(cur)}}})
-			return nil
-		}
-		cur.Error = fmt.Sprintf("nonce %d was used by another transaction (%s): this one can never be mined", f.Nonce, f.Hash)
-		return s.setStatus(ctx, cs, cur, countersign.StatusFailed, "system", "transaction.nonce_taken", map[string]any{"nonce": f.Nonce, "by": f.Hash})
-	})
 }

@@ -177,17 +177,28 @@ func (s *Service) verifyPassword(ctx context.Context, u *countersign.User, passw
 func (s *Service) guessPassword(ctx context.Context, username string, u *countersign.User, password, what string) error {
 	addr := limitAddr(ClientAddrFrom(ctx))
 	now := s.clock.Now()
-	if wait := s.logins.attempt(username, addr, now); wait > 0 {
+	wait, err := s.logins.attempt(ctx, s.store, username, addr, now)
+	if err != nil {
+		return err // fail closed: no count, no check
+	}
+	if wait > 0 {
 		return &countersign.Error{Code: countersign.RateLimit, RetryAfter: int(wait.Seconds()) + 1,
 			Detail: "too many wrong passwords; try again later"}
 	}
 	ok, err := s.verifyPassword(ctx, u, password)
 	if err != nil {
-		s.logins.refund(username, addr) // not a guess: the pool was busy or the hash unreadable
+		// not a guess: the pool was busy or the hash unreadable
+		if rerr := s.logins.refund(context.WithoutCancel(ctx), s.store, username, addr); rerr != nil {
+			s.log.WarnContext(ctx, "password limiter: refund failed", "err", rerr)
+		}
 		return err
 	}
 	if ok {
-		s.logins.succeed(username, addr)
+		if err := s.logins.succeed(context.WithoutCancel(ctx), s.store, username, addr); err != nil {
+			// The password was right; a limiter row left counted only
+			// makes the limit stricter, never looser.
+			s.log.WarnContext(ctx, "password limiter: forgiving the attempt failed", "err", err)
+		}
 		return nil
 	}
 	owner := SystemOwner
@@ -206,97 +217,54 @@ var errWrongPassword = countersign.Errorf(countersign.Unauthorized, "invalid use
 // client address) pair, per client address, and, more loosely, per
 // username from anywhere: an attacker at one address locks out only that
 // pair, so the owner elsewhere can still log in, while a spray from many
-// addresses still meets the per-user ceiling. It is per process: behind
-// several replicas the effective limits multiply (see docs/SECURITY.md).
+// addresses still meets the per-user ceiling. The counters are rows of the
+// store (countersign.LimitStore), not this process's memory: behind
+// several replicas on one PostgreSQL every replica counts against the same
+// windows, so adding a replica adds no guesses. The limiter itself holds
+// only the limits.
 type loginLimiter struct {
-	mu                      sync.Mutex
 	perPair, perAddr, perUs int
 	window                  time.Duration
-	pairs, addrs, users     map[string]*failWindow
-}
-
-type failWindow struct {
-	start time.Time
-	n     int
 }
 
 func newLoginLimiter(perPair, perAddr, perUser int, window time.Duration) *loginLimiter {
-	return &loginLimiter{perPair: perPair, perAddr: perAddr, perUs: perUser, window: window,
-		pairs: map[string]*failWindow{}, addrs: map[string]*failWindow{}, users: map[string]*failWindow{}}
+	return &loginLimiter{perPair: perPair, perAddr: perAddr, perUs: perUser, window: window}
 }
 
-type limitKey struct {
-	m   map[string]*failWindow
-	k   string
-	max int
+// The store keys of the three counters. The prefixes keep the kinds apart
+// (a username that looks like an address is not that address), and name
+// the counters as login ones among the store's other limits. Each part is
+// quoted: the pair's two parts stay apart whatever they hold, and a NUL
+// or invalid UTF-8 from a client cannot make the key unstorable
+// (PostgreSQL text holds neither), which would fail every login from it.
+func pairKey(user, addr string) string {
+	return "login:pair:" + strconv.Quote(addr) + strconv.Quote(strings.ToLower(user))
 }
+func addrKey(addr string) string { return "login:addr:" + strconv.Quote(addr) }
+func userKey(user string) string { return "login:user:" + strconv.Quote(strings.ToLower(user)) }
 
-func (l *loginLimiter) keys(user, addr string) [3]limitKey {
-	u := strings.ToLower(user)
-	return [3]limitKey{{l.pairs, u + "\x00" + addr, l.perPair}, {l.addrs, addr, l.perAddr}, {l.users, u, l.perUs}}
+func (l *loginLimiter) keys(user, addr string) []countersign.LimitKey {
+	return []countersign.LimitKey{{Key: pairKey(user, addr), Max: l.perPair}, {Key: addrKey(addr), Max: l.perAddr}, {Key: userKey(user), Max: l.perUs}}
 }
 
 // attempt counts one attempt, or, when any limit is reached, counts
 // nothing and returns how long to wait.
-func (l *loginLimiter) attempt(user, addr string, now time.Time) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	ks := l.keys(user, addr)
-	var wait time.Duration
-	for _, c := range ks {
-		w := c.m[c.k]
-		if w == nil {
-			continue
-		}
-		if now.Sub(w.start) >= l.window {
-			delete(c.m, c.k)
-			continue
-		}
-		if w.n >= c.max {
-			wait = max(wait, w.start.Add(l.window).Sub(now))
-		}
-	}
-	if wait > 0 {
-		return wait
-	}
-	for _, c := range ks {
-		w := c.m[c.k]
-		if w == nil {
-			w = &failWindow{start: now}
-			c.m[c.k] = w
-		}
-		w.n++
-	}
-	if len(l.pairs) > 100_000 || len(l.addrs) > 100_000 || len(l.users) > 100_000 { // bound memory under a spray
-		for _, m := range []map[string]*failWindow{l.pairs, l.addrs, l.users} {
-			for k, w := range m {
-				if now.Sub(w.start) >= l.window {
-					delete(m, k)
-				}
-			}
-		}
-	}
-	return 0
+func (l *loginLimiter) attempt(ctx context.Context, st countersign.LimitStore, user, addr string, now time.Time) (time.Duration, error) {
+	return st.CountAttempt(ctx, l.keys(user, addr), l.window, now)
 }
 
 // refund gives back one attempt.
-func (l *loginLimiter) refund(user, addr string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, c := range l.keys(user, addr) {
-		if w := c.m[c.k]; w != nil && w.n > 0 {
-			w.n--
-		}
-	}
+func (l *loginLimiter) refund(ctx context.Context, st countersign.LimitStore, user, addr string) error {
+	return st.RefundAttempt(ctx, []string{pairKey(user, addr), addrKey(addr), userKey(user)})
 }
 
 // succeed records a correct password: the pair's failures are forgiven,
 // and this attempt is given back to the address and the user.
-func (l *loginLimiter) succeed(user, addr string) {
-	l.refund(user, addr)
-	l.mu.Lock()
-	delete(l.pairs, strings.ToLower(user)+"\x00"+addr)
-	l.mu.Unlock()
+func (l *loginLimiter) succeed(ctx context.Context, st countersign.LimitStore, user, addr string) error {
+	if err := st.RefundAttempt(ctx, []string{addrKey(addr), userKey(user)}); err != nil {
+		return err
+	}
+	return st.ResetAttempts(ctx, []string{pairKey(user, addr)})
 }
 
 // limitAddr is the address the limiter counts against: IPv6 clients by

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/auth"
+	"github.com/countersign/countersign/store/sqlite"
 )
 
 func TestHashPoolBoundsConcurrencyAndQueue(t *testing.T) {
@@ -96,32 +98,48 @@ func TestUnknownUserCostsOneHash(t *testing.T) {
 }
 
 func TestLoginLimiterCountsAttemptsBeforeVerifying(t *testing.T) {
+	ctx := context.Background()
 	now := time.Unix(1_700_000_000, 0)
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "l.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	attempt := func(l *loginLimiter, user, addr string, at time.Time) time.Duration {
+		t.Helper()
+		w, err := l.attempt(ctx, st, user, addr, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
 	l := newLoginLimiter(5, 20, 50, 15*time.Minute)
 	for i := range 5 {
-		if w := l.attempt("Alice", "1.2.3.4", now); w != 0 {
+		if w := attempt(l, "Alice", "1.2.3.4", now); w != 0 {
 			t.Fatalf("attempt %d refused", i+1)
 		}
 	}
-	if w := l.attempt("alice", "1.2.3.4", now); w <= 0 {
+	if w := attempt(l, "alice", "1.2.3.4", now); w <= 0 {
 		t.Fatal("a sixth attempt from the same pair was let through")
 	}
-	if w := l.attempt("alice", "5.6.7.8", now); w != 0 {
+	if w := attempt(l, "alice", "5.6.7.8", now); w != 0 {
 		t.Fatal("another address is locked out by this pair's failures")
 	}
 	// a success forgives the pair and gives the attempt back
-	l.succeed("alice", "5.6.7.8")
-	if w := l.attempt("alice", "1.2.3.4", now.Add(15*time.Minute)); w != 0 {
+	if err := l.succeed(ctx, st, "alice", "5.6.7.8"); err != nil {
+		t.Fatal(err)
+	}
+	if w := attempt(l, "alice", "1.2.3.4", now.Add(15*time.Minute)); w != 0 {
 		t.Fatal("the window did not end")
 	}
 	// the per-user ceiling, from many addresses
 	l = newLoginLimiter(5, 20, 10, 15*time.Minute)
 	for i := range 10 {
-		if w := l.attempt("bob", string(rune('a'+i)), now); w != 0 {
+		if w := attempt(l, "bob", string(rune('a'+i)), now); w != 0 {
 			t.Fatalf("attempt %d refused", i)
 		}
 	}
-	if w := l.attempt("bob", "z", now); w <= 0 {
+	if w := attempt(l, "bob", "z", now); w <= 0 {
 		t.Fatal("the per-user ceiling was not applied")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"math/big"
+	"sync/atomic"
 	"time"
 
 	"github.com/countersign/countersign"
@@ -34,6 +35,7 @@ type Config struct {
 	Money           MoneyConfig
 	Ports           Ports
 	Hooks           ExecuteHooks // called around execute's broadcast (crash-point tests)
+	Live            LiveConfig   // other replicas' changes reach this one's live listeners (eventsignal.go)
 }
 
 // Ports are the service's optional outbound adapters.
@@ -116,6 +118,9 @@ type Service struct {
 	logins *loginLimiter
 	hashes *hashPool
 	wake   chan struct{} // nudges the receipt tracker after a broadcast
+	feeds  *agentFeeds   // agents' open live feeds (agentfeed.go)
+
+	balanceCheck atomic.Int64 // unix ns of the last low-balance check (balancealerts.go)
 }
 
 // New assembles a Service, loading (or creating on first start) the session
@@ -130,7 +135,7 @@ func New(ctx context.Context, st countersign.Store, ch countersign.Chain, sg cou
 		log = slog.Default()
 	}
 	s := &Service{store: st, chain: ch, signer: sg, sealer: se, clock: clock, log: log, cfg: cfg,
-		broker: NewBroker(), wake: make(chan struct{}, 1),
+		broker: NewBroker(), wake: make(chan struct{}, 1), feeds: newAgentFeeds(),
 		webhooks: cfg.Ports.Webhooks, mailer: cfg.Ports.Mailer, idTokens: cfg.Ports.IDTokens, hooks: cfg.Hooks}
 	s.logins = newLoginLimiter(cfg.LoginFailures, cfg.LoginIPFails, cfg.LoginUserFails, cfg.LoginWindow)
 	s.hashes = newHashPool(cfg.HashConcurrency, cfg.HashQueue, 5*time.Second)
@@ -223,9 +228,12 @@ func (s *Service) addSigningKey(ctx context.Context, alg string) (auth.TokenKey,
 	return k, s.store.AddSigningKey(ctx, &countersign.SigningKey{KID: k.KID, Alg: alg, Sealed: sealed, Public: pub, CreatedAt: s.clock.Now()})
 }
 
-// Run runs the background workers (receipt tracker, expiry sweeper) until
-// ctx ends.
+// Run runs the background workers (receipt tracker, expiry sweeper and, on
+// a store other replicas share, their events' wake-ups) until ctx ends.
 func (s *Service) Run(ctx context.Context) {
+	live := make(chan struct{})
+	go func() { defer close(live); s.runLive(ctx) }() // other replicas' events (eventsignal.go)
+	defer func() { <-live }()
 	t := time.NewTicker(s.cfg.PollInterval)
 	defer t.Stop()
 	for {
@@ -249,6 +257,9 @@ func (s *Service) Run(ctx context.Context) {
 		}
 		if err := s.DeliverDue(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("webhook deliveries", "err", err)
+		}
+		if err := s.CheckBalances(ctx); err != nil && ctx.Err() == nil { // balancealerts.go
+			s.log.Warn("balance alerts", "err", err)
 		}
 	}
 }

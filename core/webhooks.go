@@ -70,7 +70,8 @@ func EventTypes() []string {
 	for _, st := range countersign.Statuses {
 		types = append(types, "transaction."+string(st))
 	}
-	return append(types, PolicyEventTypes...) // approvers.go
+	types = append(types, "wallet.low_balance", "wallet.balance_restored") // balancealerts.go
+	return append(types, PolicyEventTypes...)                              // approvers.go
 }
 
 // ValidateWebhookEvents checks a subscription list: 1 to 32 entries, each a
@@ -152,65 +153,105 @@ func SignDelivery(secret []byte, timestamp string, body []byte) string {
 	return "v1=" + hex.EncodeToString(m.Sum(nil))
 }
 
-// DeliverDue POSTs every due delivery once.
+// Claims. Every replica runs the delivery worker, so a due delivery is
+// claimed before it is sent: the claim (store.ClaimDeliveries, FOR UPDATE
+// SKIP LOCKED on PostgreSQL) hides it from the other workers until its
+// lease passes, and the outcome is written only by the claim's holder. A
+// worker that dies mid-send frees its claims when the lease passes; the
+// delivery is then sent again (at least once, the webhook contract: the
+// X-Countersign-Delivery id lets receivers drop the repeat).
+const (
+	deliveryTimeout    = 10 * time.Second // one POST
+	deliveryClaimBatch = 10               // claimed at once
+	deliveryPassMax    = 50               // sent per pass
+	// deliveryClaimLease covers a whole batch sent one after another at
+	// the longest timeout, with room to write the outcomes: a claim never
+	// passes to another worker while its holder may still be sending.
+	deliveryClaimLease = deliveryClaimBatch*deliveryTimeout + 30*time.Second
+)
+
+// DeliverDue POSTs every due delivery once (up to deliveryPassMax a pass),
+// each claimed first so no other replica sends it at the same time.
 func (s *Service) DeliverDue(ctx context.Context) error {
 	if s.webhooks == nil {
 		return nil
 	}
-	now := s.clock.Now()
-	due, err := s.store.DueDeliveries(ctx, now, 50)
+	holder := "deliver:" + uuid.NewString() // this pass: claims of a dead pass are not ours
+	for sent := 0; sent < deliveryPassMax; {
+		now := s.clock.Now()
+		due, err := s.store.ClaimDeliveries(ctx, holder, now, now.Add(deliveryClaimLease), min(deliveryClaimBatch, deliveryPassMax-sent))
+		if err != nil || len(due) == 0 {
+			return err
+		}
+		for i, d := range due {
+			if err := s.deliver(ctx, d, holder); err != nil {
+				// The rest of the batch is still claimed: give it back for
+				// the next pass rather than leave it to the lease.
+				for _, rest := range due[i+1:] {
+					_ = s.finishDelivery(context.WithoutCancel(ctx), rest, holder)
+				}
+				return err
+			}
+		}
+		sent += len(due)
+	}
+	return nil
+}
+
+// deliver POSTs one claimed delivery and writes its outcome.
+func (s *Service) deliver(ctx context.Context, d *countersign.Delivery, holder string) error {
+	w, err := s.store.Webhook(ctx, d.WebhookID)
+	if countersign.ErrorCode(err) == countersign.NotFound {
+		return nil // deleted since it was claimed (with its deliveries)
+	}
 	if err != nil {
 		return err
 	}
-	for _, d := range due {
-		w, err := s.store.Webhook(ctx, d.WebhookID)
-		if countersign.ErrorCode(err) == countersign.NotFound {
-			continue // deleted since this pass read it (with its deliveries)
-		}
-		if err != nil {
-			return err
-		}
-		// The sender checks the address it dials; this catches a literal
-		// target the policy no longer allows without dialing at all.
-		if u, perr := netguard.ParseURL(w.URL); perr != nil || s.literalRefused(u.Hostname()) {
-			if err := s.failDelivery(ctx, d, 0, DeliveryRefusedAddress); err != nil {
-				return err
-			}
-			continue
-		}
-		secret, err := s.sealer.Open("webhook:"+w.ID, w.SecretSealed)
-		if err != nil {
-			return err
-		}
-		stamp := strconv.FormatInt(now.Unix(), 10)
-		headers := map[string]string{"Content-Type": "application/json", "X-Countersign-Event": d.EventType,
-			"X-Countersign-Delivery": d.ID, "X-Countersign-Timestamp": stamp, "X-Countersign-Signature": SignDelivery(secret, stamp, []byte(d.Payload))}
-		clear(secret)
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		status, err := s.webhooks.Post(cctx, w.URL, headers, []byte(d.Payload))
-		cancel()
-		if err == nil && status >= 200 && status < 300 {
-			d.Attempts++
-			d.Status, d.DeliveredAt, d.LastStatus, d.LastError = countersign.DeliveryDelivered, s.clock.Now().UTC(), status, ""
-			if err := s.store.UpdateDelivery(ctx, d); err != nil {
-				return err
-			}
-			continue
-		}
-		class := DeliveryHTTPStatus
-		if err != nil {
-			class = deliveryErrorClass(err)
-			// The cause goes to the operator's log only: the delivery log
-			// is readable over the API and must not map internal hosts.
-			if s.log != nil {
-				s.log.WarnContext(ctx, "webhook delivery failed", "webhook_id", w.ID, "delivery_id", d.ID, "class", class, "err", err)
-			}
-		}
-		if err := s.failDelivery(ctx, d, status, class); err != nil {
-			return err
+	// The sender checks the address it dials; this catches a literal
+	// target the policy no longer allows without dialing at all.
+	if u, perr := netguard.ParseURL(w.URL); perr != nil || s.literalRefused(u.Hostname()) {
+		return s.failDelivery(ctx, d, holder, 0, DeliveryRefusedAddress)
+	}
+	secret, err := s.sealer.Open("webhook:"+w.ID, w.SecretSealed)
+	if err != nil {
+		return err
+	}
+	stamp := strconv.FormatInt(s.clock.Now().Unix(), 10)
+	headers := map[string]string{"Content-Type": "application/json", "X-Countersign-Event": d.EventType,
+		"X-Countersign-Delivery": d.ID, "X-Countersign-Timestamp": stamp, "X-Countersign-Signature": SignDelivery(secret, stamp, []byte(d.Payload))}
+	clear(secret)
+	cctx, cancel := context.WithTimeout(ctx, deliveryTimeout)
+	status, err := s.webhooks.Post(cctx, w.URL, headers, []byte(d.Payload))
+	cancel()
+	if err == nil && status >= 200 && status < 300 {
+		d.Attempts++
+		d.Status, d.DeliveredAt, d.LastStatus, d.LastError = countersign.DeliveryDelivered, s.clock.Now().UTC(), status, ""
+		return s.finishDelivery(ctx, d, holder)
+	}
+	class := DeliveryHTTPStatus
+	if err != nil {
+		class = deliveryErrorClass(err)
+		// The cause goes to the operator's log only: the delivery log
+		// is readable over the API and must not map internal hosts.
+		if s.log != nil {
+			s.log.WarnContext(ctx, "webhook delivery failed", "webhook_id", w.ID, "delivery_id", d.ID, "class", class, "err", err)
 		}
 	}
-	return nil
+	return s.failDelivery(ctx, d, holder, status, class)
+}
+
+// finishDelivery writes a claimed delivery's outcome and ends the claim. A
+// claim that passed to another worker (this one outlived its lease) is not
+// an error of the pass: that worker owns the delivery now.
+func (s *Service) finishDelivery(ctx context.Context, d *countersign.Delivery, holder string) error {
+	err := s.store.FinishDelivery(ctx, d, holder)
+	if countersign.ErrorCode(err) == countersign.Conflict {
+		if s.log != nil {
+			s.log.WarnContext(ctx, "webhook delivery: the claim passed to another worker before the outcome was written", "delivery_id", d.ID)
+		}
+		return nil
+	}
+	return err
 }
 
 // literalRefused reports whether host is an IP literal the policy refuses
@@ -223,7 +264,7 @@ func (s *Service) literalRefused(host string) bool {
 // failDelivery records a failed attempt: the HTTP status (0 when there was
 // no answer) and the error class, never the error text; the delivery is
 // retried with backoff, or dead after MaxDeliveryAttempts.
-func (s *Service) failDelivery(ctx context.Context, d *countersign.Delivery, status int, class string) error {
+func (s *Service) failDelivery(ctx context.Context, d *countersign.Delivery, holder string, status int, class string) error {
 	d.Attempts++
 	d.LastStatus, d.LastError = status, class
 	if d.Attempts >= MaxDeliveryAttempts {
@@ -231,7 +272,7 @@ func (s *Service) failDelivery(ctx context.Context, d *countersign.Delivery, sta
 	} else {
 		d.NextAttemptAt = s.clock.Now().Add(backoff(d.Attempts))
 	}
-	return s.store.UpdateDelivery(ctx, d)
+	return s.finishDelivery(ctx, d, holder)
 }
 
 // Deliveries is a webhook's delivery log, newest first.

@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"encoding/csv"
+	"math/big"
 	"net/http"
 	"strings"
 	"time"
@@ -103,11 +104,39 @@ var (
 		[]string{"agent_id", "wallet_id", "asset"}, nil)
 )
 
-func (c *chargeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- spendDesc; ch <- spendCountDesc }
+var balanceDesc = prometheus.NewDesc("countersign_wallet_balance_base_units", "The balance the last low-balance check read, per wallet and asset with an alert (a float: for dashboards).",
+	[]string{"wallet_id", "asset"}, nil)
+var balanceLowDesc = prometheus.NewDesc("countersign_wallet_balance_low", "1 while the last check found the balance below the wallet's alert threshold.",
+	[]string{"wallet_id", "asset"}, nil)
+
+func (c *chargeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- spendDesc
+	ch <- spendCountDesc
+	ch <- balanceDesc
+	ch <- balanceLowDesc
+}
 
 func (c *chargeCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	if alerts, err := c.svc.WatchedBalances(ctx); err == nil {
+		for _, a := range alerts {
+			if a.LastBalance == "" {
+				continue
+			}
+			f, ok := new(big.Float).SetString(a.LastBalance)
+			if !ok {
+				continue
+			}
+			v, _ := f.Float64()
+			low := 0.0
+			if a.Low {
+				low = 1
+			}
+			ch <- prometheus.MustNewConstMetric(balanceDesc, prometheus.GaugeValue, v, a.WalletID, a.Asset)
+			ch <- prometheus.MustNewConstMetric(balanceLowDesc, prometheus.GaugeValue, low, a.WalletID, a.Asset)
+		}
+	}
 	totals, err := c.svc.ChargeTotals(ctx)
 	if err != nil {
 		return

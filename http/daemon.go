@@ -58,7 +58,12 @@ func (s *Server) checkDaemon(r *http.Request) error {
 		return countersign.Errorf(countersign.Unauthorized, "X-Auth-Token is required: the wallet token (WALLET_TOKEN, or the file wallet.token in the data directory)")
 	}
 	good := subtle.ConstantTimeCompare([]byte(strings.TrimSpace(toks[0])), []byte(s.WalletToken)) == 1
-	return s.walletLimiter.check(limiterKey(r), s.now(), good, "X-Auth-Token")
+	if err := s.walletLimiter.check(limiterKey(r), s.now(), good, "X-Auth-Token"); err != nil {
+		return err
+	}
+	// Last: only a caller with the token learns which replica holds the
+	// daemon (DAEMON_MODE, daemonguard.go).
+	return s.daemonGate()
 }
 
 func allowed(nets []netip.Prefix, ip netip.Addr) bool {

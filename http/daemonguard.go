@@ -350,6 +350,31 @@ func lockedOut(what string, d time.Duration) error {
 		Detail: fmt.Sprintf("too many wrong %s values from this client: try again in %d s", what, secs)}
 }
 
+// daemonGates holds the gate SetDaemonGate gave each Server. (A map
+// beside the Server, not a field of it, so the gate stays in this file.)
+var daemonGates sync.Map // *Server → func() error
+
+// SetDaemonGate makes every daemon route (the /v1 routes, /rpc, /about)
+// ask gate once the caller has passed every other daemon check: a non-nil
+// error is the answer. The wiring uses it for DAEMON_MODE — a replica
+// that does not hold the daemon's lease answers UNAVAILABLE naming the
+// holder, and DAEMON_MODE=off answers NOT_FOUND. nil removes the gate
+// (call it when the server is done, so the Server can be collected).
+func (s *Server) SetDaemonGate(gate func() error) {
+	if gate == nil {
+		daemonGates.Delete(s)
+		return
+	}
+	daemonGates.Store(s, gate)
+}
+
+func (s *Server) daemonGate() error {
+	if g, ok := daemonGates.Load(s); ok {
+		return g.(func() error)()
+	}
+	return nil
+}
+
 func (s *Server) now() time.Time {
 	if s.Svc != nil {
 		return s.Svc.Now()

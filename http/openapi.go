@@ -59,6 +59,10 @@ func buildOpenAPI(routes []Route) []byte {
 		if rt.Path == "/api/prepare_transaction" {
 			params = append(params, map[string]any{"name": "Idempotency-Key", "in": "header", "schema": map[string]any{"type": "string", "maxLength": 128}})
 		}
+		if rt.Path == "/api/ws" {
+			params = append(params, map[string]any{"name": "Last-Event-ID", "in": "header", "schema": map[string]any{"type": "string"}})
+			op["description"] = "A WebSocket (RFC 6455) for agents, authenticated with X-API-KEY like every agent route: each text message is one event of the agent's own transactions, {\"id\", \"type\", \"transaction\"}. Without after= (or Last-Event-ID) it starts from now. The server pings every 15 s; a client that does not read is disconnected; at most 8 sockets per agent and server (429 RATE_LIMIT beyond). A revoked key is refused before the upgrade (401) and closes an open socket (1008). A browser page of another origin is refused (403)."
+		}
 		if params != nil {
 			op["parameters"] = params
 		}
