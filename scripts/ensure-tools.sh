@@ -63,6 +63,15 @@ if [ ! -x "$geth" ]; then
   mkdir -p "$cache/geth-$GETH_VERSION"
   GOBIN="$cache/geth-$GETH_VERSION" GOFLAGS=-buildvcs=false go install "github.com/ethereum/go-ethereum/cmd/geth@$GETH_VERSION" >&2
 fi
+# local-kms: a real implementation of the AWS KMS protocol, the KMS of the
+# KMS key-encryption key and KMS signer tests (cloud/awskms/kmstest).
+LOCAL_KMS_VERSION=v0.0.0-20260228092603-2a5e92d09ab6
+local_kms="$cache/local-kms-$LOCAL_KMS_VERSION/local-kms"
+if [ ! -x "$local_kms" ]; then
+  log "building local-kms $LOCAL_KMS_VERSION (first run only)"
+  mkdir -p "$cache/local-kms-$LOCAL_KMS_VERSION"
+  GOBIN="$cache/local-kms-$LOCAL_KMS_VERSION" GOFLAGS=-buildvcs=false go install "github.com/nsmithuk/local-kms@$LOCAL_KMS_VERSION" >&2
+fi
 # staticcheck: the linter the test command runs.
 STATICCHECK_VERSION=v0.8.2
 staticcheck="$cache/staticcheck-$STATICCHECK_VERSION/staticcheck"
@@ -71,4 +80,5 @@ if [ ! -x "$staticcheck" ]; then
   GOBIN="$cache/staticcheck-$STATICCHECK_VERSION" GOFLAGS=-buildvcs=false go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" >&2
 fi
 echo "GETH_BIN=$geth"
+echo "LOCAL_KMS_BIN=$local_kms"
 echo "STATICCHECK_BIN=$staticcheck"

@@ -138,6 +138,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"POST", "/api/cancel_transaction", map[string]string{"transaction_id": pending}, forAll("403 FORBIDDEN", "403 FORBIDDEN", "404 NOT_FOUND")},
 		{"GET", "/api/transactions", nil, forAll(ok, ok, ok)},
 		{"GET", "/api/events", nil, forAll("skip", "skip", "403 FORBIDDEN")},
+		{"POST", "/api/transactions/" + apFakeID + "/cancel_onchain", map[string]string{"mfa_code": "123456"}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
+		{"GET", "/api/ws", nil, forAll("403 FORBIDDEN", "403 FORBIDDEN", "400 BAD_REQUEST")}, // a plain GET: no upgrade (live_test.go opens the socket)
 		{"POST", "/api/transfer", spend, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
 		{"POST", "/api/transfer_erc20", map[string]any{"password": testPassword, "mfa_code": "123456", "to_address": randomAddress(), "amount": "1", "address": wallet, "token_address": wallet}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
 		{"POST", "/api/contract_call", map[string]any{"password": testPassword, "mfa_code": "123456", "address": wallet, "contract_address": wallet, "contract_abi": "[]", "function_name": "f"}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
@@ -154,6 +156,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		// approvers, quorum, the kill switch, the users' webhooks (approvers_test.go)
 		{"POST", "/api/wallets/" + apWalletID + "/approvers", map[string]string{"username": noMFA.name, "mfa_code": "123456"}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
 		{"GET", "/api/wallets/" + apWalletID + "/approvers", nil, forAll("404 NOT_FOUND", "404 NOT_FOUND", "403 FORBIDDEN")},
+		{"PUT", "/api/wallets/" + apWalletID + "/low_balance", map[string]string{"below": "1"}, forAll("404 NOT_FOUND", "404 NOT_FOUND", "403 FORBIDDEN")},
+		{"GET", "/api/wallets/" + apWalletID + "/low_balance", nil, forAll("404 NOT_FOUND", "404 NOT_FOUND", "403 FORBIDDEN")},
 		{"DELETE", "/api/wallets/" + apWalletID + "/approvers/" + apOwnerUID, map[string]string{"mfa_code": "123456"}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
 		{"GET", "/api/approvals/invitations", nil, forAll(ok, ok, "403 FORBIDDEN")},
 		{"DELETE", "/api/approvals/invitations/" + apFakeID, nil, forAll("404 NOT_FOUND", "404 NOT_FOUND", "403 FORBIDDEN")},

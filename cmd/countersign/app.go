@@ -23,7 +23,6 @@ import (
 	"github.com/countersign/countersign/core"
 	"github.com/countersign/countersign/daemon"
 	cshttp "github.com/countersign/countersign/http"
-	"github.com/countersign/countersign/keys/envelope"
 	"github.com/countersign/countersign/keys/keystore"
 	mockledger "github.com/countersign/countersign/ledger/mock"
 	"github.com/countersign/countersign/mailer"
@@ -109,7 +108,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 	if err := a.checkConfig(cfg, log); err != nil { // a refused start leaves nothing behind
 		return nil, err
 	}
-	sealer, keyCreated, err := openSealer(cfg, log)
+	sealer, keyCreated, err := openSealer(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +147,9 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 	}
 	ln, err := a.listen(cfg, srv, log)
 	if err != nil {
+		return nil, err
+	}
+	if err := a.guardDaemon(ctx, cfg, st, srv, log); err != nil { // DAEMON_MODE (daemonguard.go)
 		return nil, err
 	}
 	a.startWorkers(ctx, cfg, svc, srv.Daemon, log)
@@ -189,9 +191,11 @@ func (a *App) checkConfig(cfg *Config, log *slog.Logger) (err error) {
 // openSealer loads (or, the first time, creates) the master key file and
 // returns the envelope sealer over every key in it (the first seals, all
 // open). The sealer follows the file: a key that rotate-master-key put
-// there is picked up without a restart (keys/envelope/reload.go).
-func openSealer(cfg *Config, log *slog.Logger) (countersign.Sealer, bool, error) {
-	sealer, created, err := envelope.OpenFile(cfg.MasterKeyFile)
+// there is picked up without a restart (keys/envelope/reload.go). With
+// KEK_URI an AWS KMS key seals instead, the file's keys (if any) still
+// open, and a KMS that cannot be used stops the start (kek_awskms.go).
+func openSealer(ctx context.Context, cfg *Config, log *slog.Logger) (countersign.Sealer, bool, error) {
+	sealer, created, err := serveSealer(ctx, cfg, log)
 	if err != nil {
 		return nil, false, err
 	}
@@ -206,7 +210,7 @@ func openSealer(cfg *Config, log *slog.Logger) (countersign.Sealer, bool, error)
 // configured one.
 func (a *App) openChain(ctx context.Context, cfg *Config) (countersign.Chain, cshttp.DevChain, error) {
 	if cfg.ChainURL != "" {
-		c, closeFn, err := evm.Dial(ctx, cfg.ChainURL)
+		c, closeFn, err := evm.Dial(ctx, cfg.ChainURL, evm.WithTimeout(cfg.ChainTimeout)) // 0: evm.DefaultTimeout
 		if err != nil {
 			return nil, nil, fmt.Errorf("connect to chain %s: %w", redactURL(cfg.ChainURL), err)
 		}
@@ -248,7 +252,7 @@ func (a *App) startService(ctx context.Context, cfg *Config, st countersign.Stor
 		Argon2: cfg.Argon2, TokenTTL: cfg.TokenTTL, PendingTTL: cfg.PendingTTL, AuthorizedTTL: cfg.AuthorizedTTL,
 		MFALockout: cfg.MFALockout, MFAMaxFailures: cfg.MFAMaxFail, PollInterval: cfg.PollInterval,
 		HashConcurrency: cfg.HashConcurrency, HashQueue: cfg.HashQueue, Omni: cfg.Omni, Money: cfg.Money,
-		Ports: ports, Hooks: cfg.ExecuteHooks,
+		Ports: ports, Hooks: cfg.ExecuteHooks, Live: liveConfig(cfg, st), // eventsignal.go
 	})
 	if err != nil {
 		return nil, err
@@ -337,7 +341,7 @@ func newDaemon(cfg *Config, st countersign.Store, ks countersign.KeyStore, svc *
 	default:
 		return nil, fmt.Errorf("WALLET_CHAIN must be mock (or, later, aitbc), not %q", cfg.WalletChain)
 	}
-	keys := hdsigner.New(ks, cfg.Clock, hdsigner.Config{Argon2: cfg.DaemonArgon})
+	keys := daemonKeyring(cfg, st, hdsigner.New(ks, cfg.Clock, hdsigner.Config{Argon2: cfg.DaemonArgon})) // daemonguard.go: the shared signing rate
 	return daemon.New(st, keys, svc, cfg.Clock, daemon.Config{UnlockTTL: cfg.UnlockTTL, SignRate: cfg.SignRate, SignBurst: cfg.SignBurst, Ledger: ledger}), nil
 }
 
@@ -361,6 +365,7 @@ func (a *App) listen(cfg *Config, srv *cshttp.Server, log *slog.Logger) (net.Lis
 	a.URL = "http://" + ln.Addr().String()
 	a.httpSrv = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	a.httpSrv.RegisterOnShutdown(srv.Svc.EndAgentFeeds) // Shutdown neither waits for nor closes hijacked WebSockets
 	return ln, nil
 }
 

@@ -24,27 +24,14 @@ import (
 func auditCheckpoint(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("audit checkpoint", flag.ContinueOnError)
 	cfg := auditFlags(fs, getenv, true)
+	fs.StringVar(&cfg.KEKURI, "kek-uri", getenv("KEK_URI"), "the server's KEK_URI (awskms://…) when its data is sealed under AWS KMS (env KEK_URI)")
 	if err := parseFlags(fs, args, stdout, "Usage: countersign audit checkpoint [flags]\n\nPrints every audit chain's head signed with the server's audit key, as JSON: keep it\nwhere the database's writers cannot reach, and check it later with audit verify --checkpoint.", nil); err != nil {
 		return err
 	}
 	if err := auditArgs(fs, cfg); err != nil {
 		return err
 	}
-	// LoadOrCreateKeyFile would make a new master key where there is none:
-	// an audit key sealed under it would be useless to the server.
-	if _, err := os.Stat(cfg.MasterKeyFile); err != nil {
-		return fmt.Errorf("no master key file at %s (set --data-dir or COUNTERSIGN_MASTER_KEY_FILE to the server's): %w", cfg.MasterKeyFile, err)
-	}
-	// every key of the file opens (during a master-key rotation the audit
-	// key may still be sealed under the older one)
-	keks, err := envelope.LoadKeys(cfg.MasterKeyFile)
-	if err != nil {
-		return err
-	}
-	sealer, err := envelope.NewFromKeys(keks)
-	for _, k := range keks {
-		clear(k)
-	}
+	sealer, err := checkpointSealer(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -111,4 +98,28 @@ func verifyCheckpointFile(ctx context.Context, st countersign.Store, file string
 		return 0, fmt.Errorf("the checkpoint file is not a checkpoint: %w", err)
 	}
 	return core.VerifyAuditCheckpoint(ctx, st, &cp)
+}
+
+// checkpointSealer opens the server's sealed audit key: every key of the
+// master key file (during a rotation the audit key may still be sealed
+// under the older one) and, with KEK_URI, the KMS key. It never creates a
+// master key: an audit key sealed under a new one would be useless to the
+// server.
+func checkpointSealer(ctx context.Context, cfg *Config) (countersign.Sealer, error) {
+	if cfg.KEKURI != "" {
+		return maintSealer(ctx, cfg, rotateTarget{})
+	}
+	if _, err := os.Stat(cfg.MasterKeyFile); err != nil {
+		return nil, fmt.Errorf("no master key file at %s (set --data-dir or COUNTERSIGN_MASTER_KEY_FILE to the server's, or KEK_URI): %w", cfg.MasterKeyFile, err)
+	}
+	keks, err := envelope.LoadKeys(cfg.MasterKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, k := range keks {
+			clear(k)
+		}
+	}()
+	return envelope.NewFromKeys(keks)
 }

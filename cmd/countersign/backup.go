@@ -307,6 +307,7 @@ func restoreCmd(ctx context.Context, args []string, getenv func(string) string, 
 	fs := flag.NewFlagSet("restore", flag.ContinueOnError)
 	from := fs.String("from", "", "the backup file to restore")
 	dataDir := fs.String("data-dir", or(getenv("COUNTERSIGN_DATA_DIR"), "./data"), "the data directory to restore into: new or empty (env COUNTERSIGN_DATA_DIR)")
+	kekURI := fs.String("kek-uri", getenv("KEK_URI"), "the servers' KEK_URI (awskms://…), when their data is sealed under AWS KMS: it opens the sealed values for the check (env KEK_URI)")
 	keyFile := fs.String("master-key-file", getenv("COUNTERSIGN_MASTER_KEY_FILE"), "the master key file, to check that every sealed value opens before anything is put in place (read only, never created; without it the sealed values are not checked) (env COUNTERSIGN_MASTER_KEY_FILE)")
 	if err := parseFlags(fs, args, stdout, restoreUsage, nil); err != nil {
 		return err
@@ -321,7 +322,7 @@ func restoreCmd(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	if err := restoreBackup(ctx, *from, target, *keyFile, stdout); err != nil {
+	if err := restoreBackup(ctx, *from, target, *keyFile, *kekURI, stdout); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	return nil
@@ -329,7 +330,7 @@ func restoreCmd(ctx context.Context, args []string, getenv func(string) string, 
 
 // restoreBackup unpacks from into a temporary directory next to target,
 // verifies it and renames it to target.
-func restoreBackup(ctx context.Context, from, target, keyFile string, stdout io.Writer) error {
+func restoreBackup(ctx context.Context, from, target, keyFile, kekURI string, stdout io.Writer) error {
 	if names, err := os.ReadDir(target); err == nil && len(names) > 0 {
 		return fmt.Errorf("the data directory %s is not empty: restore only into a new or empty directory (nothing was changed)", target)
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -363,6 +364,7 @@ func restoreBackup(ctx context.Context, from, target, keyFile string, stdout io.
 		return err
 	}
 	cfg.MasterKeyFile = keyFile // "" (not the default under tmp): no check
+	cfg.KEKURI = kekURI
 	report, err := checkRestored(ctx, cfg)
 	if err != nil {
 		return err
@@ -482,7 +484,11 @@ func checkRestored(ctx context.Context, cfg *Config) (string, error) {
 		return "", err
 	}
 	var sealer *envelope.Sealer
-	if cfg.MasterKeyFile != "" {
+	if cfg.KEKURI != "" { // the KMS key, and the file's keys if there is a file
+		if sealer, err = maintSealer(ctx, cfg, rotateTarget{}); err != nil {
+			return "", err
+		}
+	} else if cfg.MasterKeyFile != "" {
 		keks, err := envelope.LoadKeys(cfg.MasterKeyFile)
 		if err != nil {
 			return "", err

@@ -29,6 +29,8 @@ type Config struct {
 	DB            string
 	ChainURL      string
 	MasterKeyFile string
+	KEKURI        string // KEK_URI: an AWS KMS key as the key-encryption key (kek_awskms.go)
+	KEKOpenOnly   bool   // KEK_OPEN_ONLY: the KMS key only opens; the file's first key seals
 	LogFormat     string
 	LogLevel      string
 	TokenTTL      time.Duration
@@ -41,6 +43,9 @@ type Config struct {
 	HashQueue       int // PASSWORD_HASH_QUEUE: callers waiting for a slot before 503 (default 4× concurrency)
 
 	PollInterval  time.Duration
+	ChainTimeout  time.Duration // CHAIN_TIMEOUT: one call to the chain node (chain/evm retries reads within twice this)
+	EventPoll     time.Duration // EVENT_POLL_INTERVAL: PostgreSQL's outbox poll, the fallback of LISTEN/NOTIFY (eventsignal.go)
+	NoListen      bool          // tests: no LISTEN/NOTIFY, the outbox poll alone
 	ApprovalWait  time.Duration
 	Explorer      string
 	SignerSecret  string // DEV_KEY_SERVICE_MASTER_SECRET
@@ -81,6 +86,9 @@ type Config struct {
 
 	Clock countersign.Clock // tests inject one; nil is the wall clock
 
+	DaemonMode     string        // DAEMON_MODE: single (default), sticky or off (daemonguard.go)
+	DaemonLeaseTTL time.Duration // tests: the daemon lease's TTL (default 30 s)
+
 	Money core.MoneyConfig // MAX_FEE_PER_GAS, RECONCILE_BLOCKS (money_config.go)
 
 	AcceptNewChain   bool              // --accept-new-chain, ACCEPT_NEW_CHAIN=1 (durability.go)
@@ -108,8 +116,11 @@ var serveSettings = []setting{
 	{"DATABASE_URL", "--db", "DATA_DIR/countersign.db", "database: a SQLite file path, or postgres://USER:PASSWORD@HOST:5432/DB?sslmode=verify-full for several replicas on one PostgreSQL (migrations run once, under an advisory lock)"},
 	{"LEDGER_DB", "", "", "not supported: the mock ledger lives in the main database so a transfer commits with its audit entry; a value other than that database's path stops the start"},
 	{"EVM_RPC_URL", "--chain", "", "EVM JSON-RPC URL (http, ws, ipc); empty runs the embedded dev chain"},
+	{"CHAIN_TIMEOUT", "", "10s", "timeout of one call to the chain node; reads are retried with backoff on transport errors, 5xx and timeouts (at most twice this in all), a broadcast is never retried (the tracker rebroadcasts)"},
 	{"WEB3_PROVIDER_URI", "--chain", "", "the same as EVM_RPC_URL, when that is not set"},
 	{"COUNTERSIGN_MASTER_KEY_FILE", "--master-key-file", "DATA_DIR/master.key", "key-encryption key file (32 bytes hex, mode 0600); generated at first start"},
+	{"KEK_URI", "--kek-uri", "", "AWS KMS key as the key-encryption key: awskms://KEY_ID?region=REGION[&endpoint=URL] (KEY_ID: key id, ARN or alias/NAME); it seals, the master key file's keys (if any) still open; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN"},
+	{"KEK_OPEN_ONLY", "--kek-open-only", "0", "1: the KMS key of KEK_URI only opens and the master key file's first key seals (the staging step of a rotation to or from KMS)"},
 	{"LOG_FORMAT", "--log-format", "text", "text or json"},
 	{"LOG_LEVEL", "--log-level", "info", "debug, info, warn or error"},
 	{"PENDING_TTL", "--pending-ttl", "24h", "approval window of a prepared transaction"},
@@ -117,6 +128,7 @@ var serveSettings = []setting{
 	{"MFA_LOCKOUT", "--mfa-lockout", "15m", "lockout after too many wrong MFA codes in a row"},
 	{"MFA_MAX_FAILURES", "", "5", "wrong MFA codes in a row before the lockout"},
 	{"POLL_INTERVAL", "--poll-interval", "1s (100ms on the embedded chain)", "receipt tracker and expiry sweeper period"},
+	{"EVENT_POLL_INTERVAL", "", "2s", "PostgreSQL only: how often each replica polls the event outbox for other replicas' changes (the fallback of LISTEN/NOTIFY; the most a live update waits when a notification is lost)"},
 	{"ETH_RPC_APPROVAL_WAIT", "--approval-wait", "2m", "how long /eth signing calls wait for a human"},
 	{"EXPLORER_URL", "--explorer", "", "block explorer base URL for links in the UI, e.g. https://basescan.org"},
 	{"SIGNER_URL", "--signer-url", "", "a separate derived-key signer (countersign signer) instead of the in-process one"},
@@ -142,9 +154,13 @@ var serveSettings = []setting{
 	{"EVENTS_SOCKET", "", "DATA_DIR/events.sock", "Unix socket streaming every event as NDJSON (off disables)"},
 	{"SIGN_RATE", "", "100", "daemon signatures per second (429 RATE_LIMIT beyond)"},
 	{"SIGN_BURST", "", "200", "daemon signature burst"},
+	{"DAEMON_MODE", "", "single", "where the wallet daemon's routes run on several replicas (PostgreSQL): single (the replica holding the daemon lease; the others answer 503 naming it), sticky (every replica; route each daemon client to one) or off (404 everywhere)"},
 	{"WEBHOOK_ALLOW_NETS", "", "", "comma-separated CIDRs webhooks may reach although internal"},
 	{"MAX_FEE_PER_GAS", "", "500gwei", "cap on every transaction's fee per gas (wei, or with a gwei suffix)"},
 	{"RECONCILE_BLOCKS", "", "2000", "how far back execute looks on chain when the nonce is ahead of the record"},
+	{"CONFIRMATIONS", "", "1", "blocks a receipt needs before a transaction is confirmed or failed (1 suits the dev chain; 12 or more on mainnets, per the L2's finality elsewhere)"},
+	{"REPLACE_AFTER", "", "3m", "how long a submitted transaction may stay unmined before it is replaced with bumped fees within its approval (0: never)"},
+	{"REORG_WINDOW", "", "64", "how many blocks back confirmed transactions are rechecked for a reorg that removed them (at least CONFIRMATIONS)"},
 	{"DEV_KEY_SERVICE_MASTER_SECRET", "", "", "DEV ONLY: enables the in-process derived-key signer (/dev/*); 64 hex digits"},
 	{"SIGNER_TOKEN", "", "", "service credential the /dev/* routes require (at least 16 characters)"},
 	{"OMNI_CLIENT_ID", "", "countersign", "client_id of omni_account"},
@@ -195,10 +211,14 @@ func parseServeConfig(args []string, getenv func(string) string, helpOut io.Writ
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	serveFlags(fs, c, env)
 	durabilityFlags(fs, c)
+	kekFlags(fs, c, env) // kek_awskms.go
 	if err := parseFlags(fs, args, helpOut, serveSynopsis, printSettings); err != nil {
 		return nil, err
 	}
 	if err := durabilityEnv(fs, c, env); err != nil {
+		return nil, err
+	}
+	if err := kekEnv(fs, c, env); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -209,6 +229,9 @@ func parseServeConfig(args []string, getenv func(string) string, helpOut io.Writ
 		return nil, err
 	}
 	if err := parseMoneyConfig(&c.Money, env); err != nil {
+		return nil, err
+	}
+	if err := parseTrackingConfig(&c.Money, env); err != nil { // tracking_config.go
 		return nil, err
 	}
 	if err := serviceEnv(c, env); err != nil {
@@ -274,6 +297,7 @@ func serveStringEnv(c *Config, env func(...string) string) {
 	c.TrustedProxies = env("TRUSTED_PROXIES")
 	c.RepoSpec, c.OperatorKeystore, c.OperatorPassphrase = env("REPO_SPEC"), env("OPERATOR_KEYSTORE_PATH"), env("OPERATOR_WALLET_PASSPHRASE")
 	c.WalletChain = or(env("WALLET_CHAIN"), "mock")
+	c.DaemonMode = or(env("DAEMON_MODE"), daemonSingle)
 	c.LedgerDB = env("LEDGER_DB")
 	c.WebhookAllow = env("WEBHOOK_ALLOW_NETS")
 	c.EventsSocket = or(env("EVENTS_SOCKET"), filepath.Join(c.DataDir, "events.sock"))
@@ -348,12 +372,15 @@ func serviceEnv(c *Config, env func(...string) string) error {
 	for _, d := range []struct {
 		dst  *time.Duration
 		name string
-	}{{&c.PendingTTL, "PENDING_TTL"}, {&c.AuthorizedTTL, "AUTHORIZED_TTL"}, {&c.MFALockout, "MFA_LOCKOUT"}, {&c.PollInterval, "POLL_INTERVAL"}, {&c.ApprovalWait, "ETH_RPC_APPROVAL_WAIT"}} {
+	}{{&c.PendingTTL, "PENDING_TTL"}, {&c.AuthorizedTTL, "AUTHORIZED_TTL"}, {&c.MFALockout, "MFA_LOCKOUT"}, {&c.PollInterval, "POLL_INTERVAL"}, {&c.ApprovalWait, "ETH_RPC_APPROVAL_WAIT"}, {&c.EventPoll, "EVENT_POLL_INTERVAL"}, {&c.ChainTimeout, "CHAIN_TIMEOUT"}} {
 		if *d.dst == 0 && env(d.name) != "" {
 			if *d.dst, err = time.ParseDuration(env(d.name)); err != nil || *d.dst <= 0 {
 				return fmt.Errorf("%s must be a positive duration such as 30m", d.name)
 			}
 		}
+	}
+	if c.EventPoll > 0 && c.EventPoll < 100*time.Millisecond { // each replica reads the outbox this often
+		return fmt.Errorf("EVENT_POLL_INTERVAL must be at least 100ms")
 	}
 	if v := env("MFA_MAX_FAILURES"); v != "" {
 		if c.MFAMaxFail, err = strconv.Atoi(v); err != nil || c.MFAMaxFail < 1 {
@@ -414,6 +441,9 @@ func (c *Config) defaults() error {
 // token or database file is left behind by a start that was refused.
 func (c *Config) validate() error {
 	if err := checkDB(c.DB); err != nil {
+		return err
+	}
+	if err := checkKEK(c.KEKURI, c.KEKOpenOnly); err != nil { // kek_awskms.go
 		return err
 	}
 	if c.LedgerDB != "" {
@@ -478,7 +508,7 @@ func (c *Config) validate() error {
 	if _, err := cshttp.ParseTrustedProxies(c.TrustedProxies); err != nil {
 		return err
 	}
-	return nil
+	return checkDaemonMode(c.DaemonMode) // daemonguard.go
 }
 
 // checkDB refuses a database this build cannot open: a PostgreSQL URL

@@ -26,11 +26,13 @@ import (
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/auth"
 	"github.com/countersign/countersign/core"
+	"github.com/countersign/countersign/store/postgres/pgtest"
 )
 
 // The crash points of execute (core.ExecuteHooks) a crash test can stop
 // the server at.
 const (
+	crashBeforeSign     = "before-sign"                   // planned and reconciled; no nonce taken, nothing signed
 	crashAfterCommit    = "after-commit-before-broadcast" // the signed transaction is committed, not sent
 	crashAfterBroadcast = "after-broadcast-before-status" // the node has it; nothing written since
 	crashHelperEnv      = "COUNTERSIGN_CRASH_HELPER"      // set: this process is the server under test
@@ -63,6 +65,8 @@ func crashHelper() int {
 		select {} // the signal is on its way
 	}
 	switch os.Getenv(crashPointEnv) {
+	case crashBeforeSign:
+		cfg.ExecuteHooks.BeforeSign = func(*countersign.Transaction) { kill() }
 	case crashAfterCommit:
 		cfg.ExecuteHooks.BeforeBroadcast = func(*countersign.Transaction) { kill() }
 	case crashAfterBroadcast:
@@ -97,14 +101,16 @@ type serverProcess struct {
 	done chan error
 }
 
-// startServer runs the server on dir and chainURL, stopping at point.
-func startServer(t *testing.T, dir, chainURL, point string) *serverProcess {
+// startServer runs the server on dir and chainURL, stopping at point,
+// with the extra environment (KEY=VALUE, e.g. DATABASE_URL) on top.
+func startServer(t *testing.T, dir, chainURL, point string, extra ...string) *serverProcess {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), crashHelperEnv+"=1", crashPointEnv+"="+point,
 		"COUNTERSIGN_DATA_DIR="+dir, "EVM_RPC_URL="+chainURL, "WALLET_BIND=127.0.0.1", "WALLET_PORT=0", "EVENTS_SOCKET=off",
 		"POLL_INTERVAL=100ms", "PASSWORD_ARGON_TIME=1", "PASSWORD_ARGON_MEMORY_MB=8", "PASSWORD_ARGON_PARALLELISM=1",
 		"ARGON_TIME=1", "ARGON_MEMORY_MB=8", "ARGON_PARALLELISM=1", "LOG_LEVEL=debug")
+	cmd.Env = append(cmd.Env, extra...)
 	logf, err := os.OpenFile(filepath.Join(filepath.Dir(dir), "server.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -267,20 +273,73 @@ func waitMined(t *testing.T, ec *ethclient.Client, wallet string, want uint64) {
 	}
 }
 
-// The server is killed (SIGKILL) between the commit that stores a signed
-// transaction and its broadcast, and between the broadcast and anything
-// written after it, against a real geth --dev node that outlives it. Each
-// time the restarted server — the agent retrying execute, the tracker
-// running — gets the payment onto the chain exactly once: the payer's
-// nonce advances by exactly one per approval, the payee receives exactly
-// the amount, the row ends confirmed with the hash stored before the
-// crash, and the audit log shows one signature per approval.
+// The server is killed (SIGKILL) at each crash point of execute — before
+// it signs, between the commit that stores a signed transaction and its
+// broadcast, and between the broadcast and anything written after it —
+// against a real geth --dev node that outlives it. Each time the restarted
+// server — the agent retrying execute, the tracker running — gets the
+// payment onto the chain exactly once: the payer's nonce advances by
+// exactly one per approval, the payee receives exactly the amount, the row
+// ends confirmed with the hash stored before the crash (a later execute
+// answers that hash), and the audit log shows one signature per approval.
 //
 // A process crash is what this can test. A power loss or OS crash also
 // loses what the OS had not written to disk; that is what the store's
 // synchronous=FULL covers (TestMoney_SQLiteWritesSynchronousFull), and it
-// cannot be reproduced here.
+// is emulated at the end by undoing the last commit.
 func TestMoney_CrashPoints(t *testing.T) {
+	crashPoints(t, crashStore{})
+}
+
+// TestMoney_CrashPointsPostgres is TestMoney_CrashPoints on PostgreSQL
+// (DATABASE_URL of a real server, fsync on): the same kill points, the
+// same exactly-once assertions. The emulated lost commit there stands for
+// a failover to a standby that had not received the last commit.
+func TestMoney_CrashPointsPostgres(t *testing.T) {
+	crashPoints(t, crashStore{dsn: pgtest.Start(t)})
+}
+
+// crashStore is the database a crash test's server runs on: the data
+// directory's SQLite file, or a PostgreSQL database.
+type crashStore struct{ dsn string }
+
+func (s crashStore) env() []string {
+	if s.dsn == "" {
+		return nil
+	}
+	return []string{"DATABASE_URL=" + s.dsn}
+}
+
+// open opens the database behind the server's back, as database/sql.
+func (s crashStore) open(t *testing.T, dir string) (*sql.DB, func(string) string) {
+	t.Helper()
+	driver, dsn, rebind := "sqlite", filepath.Join(dir, "countersign.db"), func(q string) string { return q }
+	if s.dsn != "" {
+		driver, dsn, rebind = "pgx", s.dsn, pgPlaceholders
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, rebind
+}
+
+// pgPlaceholders rewrites the ? placeholders of q as PostgreSQL's $1, $2….
+func pgPlaceholders(q string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func crashPoints(t *testing.T, store crashStore) {
 	gethURL := startGeth(t)
 	fx := gethFixture(t, gethURL)
 	ec, err := ethclient.Dial(gethURL)
@@ -290,9 +349,10 @@ func TestMoney_CrashPoints(t *testing.T) {
 	t.Cleanup(ec.Close)
 	dir := filepath.Join(t.TempDir(), "data")
 	var steps totpSteps
+	start := func(point string) *serverProcess { return startServer(t, dir, gethURL, point, store.env()...) }
 
-	// run 1: set up, approve a payment, die after committing its signature
-	srv := startServer(t, dir, gethURL, crashAfterCommit)
+	// run 0: set up, approve two payments, die before signing the first
+	srv := start(crashBeforeSign)
 	c := srv.client(t)
 	u := c.newUser(true)
 	wallet := c.createWallet(u)
@@ -300,16 +360,40 @@ func TestMoney_CrashPoints(t *testing.T) {
 	r := c.do("POST", "/api/agents", bearer(u.token), map[string]string{"name": "agent", "wallet_address": wallet, "mfa_code": steps.code(u.secret)}).must(t, 201)
 	key := r.str("api_key")
 	agent := apiKey(key)
-	payee := randomAddress()
+	payee, payee0 := randomAddress(), randomAddress()
 	amount := big.NewInt(1_000_000_007)
-	prepare := func(c *env) string {
-		return c.do("POST", "/api/prepare_transaction", agent, map[string]string{"type": "native", "to_address": payee, "amount": amount.String()}).must(t, 202).str("transaction_id")
+	prepare := func(c *env, to string) string {
+		return c.do("POST", "/api/prepare_transaction", agent, map[string]string{"type": "native", "to_address": to, "amount": amount.String()}).must(t, 202).str("transaction_id")
 	}
-	authorize := func(c *env, id string) {
-		c.do("POST", "/api/authorize_transaction", bearer(u.token), map[string]string{"transaction_id": id, "mfa_code": steps.code(u.secret)}).must(t, 200)
+	zeroth, first := prepare(c, payee0), prepare(c, payee)
+	c.do("POST", "/api/authorize_transaction", bearer(u.token), map[string]any{"transaction_ids": []string{zeroth, first}, "mfa_code": steps.code(u.secret)}).must(t, 200)
+	start0, _, _ := chainState(t, ec, wallet, payee0)
+	if _, err := srv.post("/api/execute_transaction", agent, `{"transaction_id":"`+zeroth+`"}`); err == nil {
+		t.Fatal("execute answered although the server was to die before signing")
 	}
-	first := prepare(c)
-	authorize(c, first)
+	srv.killed(t)
+	if n, pending, got := chainState(t, ec, wallet, payee0); n != start0 || pending != start0 || got.Sign() != 0 {
+		t.Fatalf("the crash point was not before the signature: nonce %d pending %d paid %s", n, pending, got)
+	}
+
+	// run 0b: nothing was signed; the retry signs once and it is mined
+	srv = start("")
+	c = srv.client(t)
+	if st := c.do("GET", "/api/transaction_status?transaction_id="+zeroth, agent, nil).must(t, 200); st.str("status") != "authorized" || st.body["tx_hash"] != nil && st.str("tx_hash") != "" {
+		t.Fatalf("after a crash before the signature: %s, want authorized and unsigned", st.raw)
+	}
+	hash0 := c.do("POST", "/api/execute_transaction", agent, map[string]string{"transaction_id": zeroth}).must(t, 201).str("tx_hash")
+	if done := c.waitStatus(agent, zeroth, "confirmed"); done.str("tx_hash") != hash0 || hash0 == "" {
+		t.Fatalf("confirmed with another hash: %s, executed %q", done.raw, hash0)
+	}
+	checkOnChain(t, ec, hash0, wallet, start0)
+	if n, pending, got := chainState(t, ec, wallet, payee0); n != start0+1 || pending != start0+1 || got.Cmp(amount) != 0 {
+		t.Fatalf("after the payment signed past the crash: nonce %d pending %d paid %s, want %d, %d, %s", n, pending, got, start0+1, start0+1, amount)
+	}
+	srv.stop(t)
+
+	// run 1: die after committing the first payment's signature
+	srv = start(crashAfterCommit)
 	nonce0, _, _ := chainState(t, ec, wallet, payee)
 	if _, err := srv.post("/api/execute_transaction", agent, `{"transaction_id":"`+first+`"}`); err == nil {
 		t.Fatal("execute answered although the server was to die before the broadcast")
@@ -320,7 +404,7 @@ func TestMoney_CrashPoints(t *testing.T) {
 	}
 
 	// run 2: the retry and the tracker send the stored bytes, once
-	srv = startServer(t, dir, gethURL, "")
+	srv = start("")
 	c = srv.client(t)
 	st := c.do("GET", "/api/transaction_status?transaction_id="+first, agent, nil).must(t, 200)
 	hash1 := st.str("tx_hash")
@@ -338,12 +422,12 @@ func TestMoney_CrashPoints(t *testing.T) {
 	}
 	checkOnChain(t, ec, hash1, wallet, nonce0)
 
-	second, third := prepare(c), prepare(c)
+	second, third := prepare(c, payee), prepare(c, payee)
 	c.do("POST", "/api/authorize_transaction", bearer(u.token), map[string]any{"transaction_ids": []string{second, third}, "mfa_code": steps.code(u.secret)}).must(t, 200)
 	srv.stop(t)
 
 	// run 3: die after the broadcast, before anything is written
-	srv = startServer(t, dir, gethURL, crashAfterBroadcast)
+	srv = start(crashAfterBroadcast)
 	if _, err := srv.post("/api/execute_transaction", agent, `{"transaction_id":"`+second+`"}`); err == nil {
 		t.Fatal("execute answered although the server was to die after the broadcast")
 	}
@@ -351,7 +435,7 @@ func TestMoney_CrashPoints(t *testing.T) {
 	waitMined(t, ec, wallet, nonce0+2)
 
 	// run 4: the retry returns the broadcast hash; nothing is sent again
-	srv = startServer(t, dir, gethURL, "")
+	srv = start("")
 	c = srv.client(t)
 	again := c.do("POST", "/api/execute_transaction", agent, map[string]string{"transaction_id": second}).must(t, 201)
 	hash2 := again.str("tx_hash")
@@ -372,19 +456,20 @@ func TestMoney_CrashPoints(t *testing.T) {
 
 	// run 5 and 6: a power loss, emulated. The server dies after the
 	// broadcast, and the commit that stored the signature is then undone
-	// as a power loss under synchronous=NORMAL could undo it: the row is
-	// authorized again, the nonce counter behind, the audit entry and the
-	// event gone. The retry must find the broadcast transaction on the
-	// chain and adopt it, not sign a second one (the old code did: paid
-	// twice).
-	srv = startServer(t, dir, gethURL, crashAfterBroadcast)
+	// as a power loss under synchronous=NORMAL could undo it (or, on
+	// PostgreSQL, a failover to a standby the commit had not reached): the
+	// row is authorized again, the nonce counter behind, the audit entry
+	// and the event gone. The retry must find the broadcast transaction on
+	// the chain and adopt it, not sign a second one (the old code did:
+	// paid twice).
+	srv = start(crashAfterBroadcast)
 	if _, err := srv.post("/api/execute_transaction", agent, `{"transaction_id":"`+third+`"}`); err == nil {
 		t.Fatal("execute answered although the server was to die after the broadcast")
 	}
 	srv.killed(t)
 	waitMined(t, ec, wallet, nonce0+3)
-	loseLastCommit(t, dir, third, nonce0+2)
-	srv = startServer(t, dir, gethURL, "")
+	loseLastCommit(t, store, dir, third, nonce0+2)
+	srv = start("")
 	c = srv.client(t)
 	if st := c.do("GET", "/api/transaction_status?transaction_id="+third, agent, nil).must(t, 200); st.body["tx_hash"] != nil && st.str("status") == "submitted" {
 		t.Fatalf("the emulated power loss did not undo the commit: %s", st.raw)
@@ -401,6 +486,16 @@ func TestMoney_CrashPoints(t *testing.T) {
 		t.Fatalf("after the lost commit: nonce %d pending %d paid %s, want %d, %d, %s (paid twice?)", n, pending, got, nonce0+3, nonce0+3, want)
 	}
 
+	// every payment, asked again after the crashes, answers its one hash
+	for id, hash := range map[string]string{zeroth: hash0, first: hash1, second: hash2, third: hash3} {
+		if r := c.do("POST", "/api/execute_transaction", agent, map[string]string{"transaction_id": id}).must(t, 201); r.str("tx_hash") != hash || r.str("status") != "confirmed" {
+			t.Fatalf("execute of %s after it confirmed: %s, want %s confirmed", id, r.raw, hash)
+		}
+	}
+	if _, _, got := chainState(t, ec, wallet, payee0); got.Cmp(amount) != 0 {
+		t.Fatalf("the payment signed after the before-sign crash paid %s, want %s", got, amount)
+	}
+
 	// one signature per approval in the audit log
 	signed, adoptedBy := map[string]int{}, map[string]int{}
 	al := c.do("GET", "/api/audit?limit=1000", bearer(u.token), nil).must(t, 200)
@@ -414,11 +509,11 @@ func TestMoney_CrashPoints(t *testing.T) {
 			adoptedBy[s]++
 		}
 	}
-	if signed[first] != 1 || signed[second] != 1 || signed[third] != 0 || adoptedBy[third] != 1 {
+	if signed[zeroth] != 1 || signed[first] != 1 || signed[second] != 1 || signed[third] != 0 || adoptedBy[third] != 1 {
 		t.Fatalf("signatures per approval %v, adoptions %v: want one each, the third's lost with its commit and adopted from the chain", signed, adoptedBy)
 	}
 	srv.stop(t)
-	if n, err := core.VerifyAudit(context.Background(), mustOpenStore(t, dir)); err != nil {
+	if n, err := core.VerifyAudit(context.Background(), mustOpenStoreDB(t, dir, store.dsn)); err != nil {
 		t.Fatalf("audit chain after the crashes: %d entries, %v", n, err)
 	}
 }
@@ -426,16 +521,13 @@ func TestMoney_CrashPoints(t *testing.T) {
 // loseLastCommit undoes, in the stopped server's database, the commit
 // that signed transaction id at nonce: what a power loss could do to a
 // commit SQLite had not synced.
-func loseLastCommit(t *testing.T, dir, id string, nonce uint64) {
+func loseLastCommit(t *testing.T, store crashStore, dir, id string, nonce uint64) {
 	t.Helper()
-	db, err := sql.Open("sqlite", filepath.Join(dir, "countersign.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, rebind := store.open(t, dir)
 	defer db.Close()
 	var owner, from string
 	var chainID int64
-	if err := db.QueryRow(`SELECT owner_id, from_address, chain_id FROM transactions WHERE id = ? AND status = 'submitted' AND nonce = ?`, id, int64(nonce)).
+	if err := db.QueryRow(rebind(`SELECT owner_id, from_address, chain_id FROM transactions WHERE id = ? AND status = 'submitted' AND nonce = ?`), id, int64(nonce)).
 		Scan(&owner, &from, &chainID); err != nil {
 		t.Fatalf("the signed row: %v", err)
 	}
@@ -448,7 +540,7 @@ func loseLastCommit(t *testing.T, dir, id string, nonce uint64) {
 		{`DELETE FROM audit WHERE owner_id = ? AND seq = (SELECT MAX(seq) FROM audit WHERE owner_id = ?) AND action = 'transaction.execute' AND subject = ?`, []any{owner, owner, id}},
 		{`DELETE FROM events WHERE id = (SELECT MAX(id) FROM events WHERE owner_id = ?) AND subject = ?`, []any{owner, id}},
 	} {
-		res, err := db.Exec(q.sql, q.args...)
+		res, err := db.Exec(rebind(q.sql), q.args...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -473,7 +565,14 @@ func checkOnChain(t *testing.T, ec *ethclient.Client, hash, wallet string, nonce
 
 func mustOpenStore(t *testing.T, dir string) countersign.Store {
 	t.Helper()
-	cfg := &Config{DataDir: dir}
+	return mustOpenStoreDB(t, dir, "")
+}
+
+// mustOpenStoreDB opens the store of data directory dir, or the database
+// db when it is set (a postgres:// URL).
+func mustOpenStoreDB(t *testing.T, dir, db string) countersign.Store {
+	t.Helper()
+	cfg := &Config{DataDir: dir, DB: db}
 	if err := cfg.defaults(); err != nil {
 		t.Fatal(err)
 	}

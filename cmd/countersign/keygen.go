@@ -147,7 +147,7 @@ func keystoreCmd(ctx context.Context, args []string, getenv func(string) string,
 			fmt.Fprintln(stdout, keystoreUsage)
 			return nil
 		}
-		return errors.New(keystoreUsage)
+		return errors.New("keystore: import FILE or export ADDRESS --out FILE (run \"countersign keystore -h\")")
 	}
 	verb := args[0]
 	fs := flag.NewFlagSet("keystore "+verb, flag.ContinueOnError)
@@ -167,7 +167,7 @@ func keystoreCmd(ctx context.Context, args []string, getenv func(string) string,
 		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
 	}
 	if len(pos) != 1 {
-		return errors.New(keystoreUsage)
+		return fmt.Errorf("keystore %s: one %s is required (run \"countersign keystore -h\")", verb, map[string]string{"import": "FILE", "export": "ADDRESS"}[verb])
 	}
 	in := bufio.NewReader(stdin)
 	c := &apiClient{base: strings.TrimRight(*url, "/"), http: &http.Client{Timeout: 2 * time.Minute}}

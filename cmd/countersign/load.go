@@ -58,12 +58,17 @@ type loadOpts struct {
 	dur, calib                    time.Duration
 	asJSON                        bool
 	host                          string // from base: host:port
+	mode                          string // sign (the daemon's signing) or spend (the countersigned spend, load_spend.go)
+	spend                         spendOpts
 }
 
 func loadCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	o, err := parseLoadFlags(args, getenv, stdout)
 	if err != nil {
 		return err
+	}
+	if o.mode == "spend" {
+		return runSpendLoad(ctx, o, stdout, stderr)
 	}
 	c, from := daemonClient(getenv, o.base, o.dataDir)
 	key := make([]byte, 32)
@@ -106,17 +111,50 @@ func parseLoadFlags(args []string, getenv func(string) string, stdout io.Writer)
 	fs.DurationVar(&o.calib, "in-process-time", 2*time.Second, "how long to measure the in-process signing rate")
 	fs.StringVar(&o.account, "account", "", "sign with this unlocked account instead of a new throwaway wallet")
 	fs.StringVar(&o.dataDir, "data-dir", defaultDataDir(getenv), "the server's data directory, for its wallet.token when WALLET_TOKEN is not set (env COUNTERSIGN_DATA_DIR)")
-	if err := parseFlags(fs, args, stdout, `Usage: countersign load [--curve C] [--connections N] [--duration D] [--account ID] [flags]
+	fs.StringVar(&o.mode, "mode", "sign", "sign: the daemon's POST /v1/sign/message; spend: prepare → approval → execute (--url may list several replicas, comma-separated)")
+	fs.IntVar(&o.spend.wallets, "wallets", 4, "spend: wallets (each with its user, policy and agent); connections take them in turn")
+	fs.StringVar(&o.spend.fundRPC, "fund-rpc", "", "spend: fund the wallets from this node's first unlocked account (geth --dev); empty: the server's dev faucet (embedded chain)")
+	fs.DurationVar(&o.spend.confirm, "confirm-timeout", 2*time.Minute, "spend: how long to wait after the run for the executed transactions to be confirmed")
+	if err := parseFlags(fs, args, stdout, `Usage: countersign load [--mode sign|spend] [--curve C] [--connections N] [--duration D] [--account ID] [flags]
 
-Drives POST /v1/sign/message on a running server and reports the signing rate,
-latencies and errors next to the in-process single-core rate.`, nil); err != nil {
+--mode sign (the default) drives POST /v1/sign/message on a running server and
+reports the signing rate, latencies and errors next to the in-process
+single-core rate.
+
+--mode spend drives the countersigned spend on one or several replicas
+(--url http://A,http://B,…: requests go to each in turn): it registers a
+user with TOTP per wallet, funds the wallets (the embedded chain's faucet, or
+--fund-rpc), gives each an auto-approve policy within a budget (a TOTP code
+is accepted once per 30 s, so the human cannot be the load), then prepares
+and executes from --connections workers and reports transactions per second
+and p50/p99 per stage, then waits for the confirmations.`, nil); err != nil {
 		return nil, err
-	}
-	if o.curve != "ed25519" && o.curve != "secp256k1" {
-		return nil, errors.New("--curve must be ed25519 or secp256k1")
 	}
 	if o.conns < 1 || o.conns > 4096 || o.dur <= 0 {
 		return nil, errors.New("--connections must be 1…4096 and --duration positive")
+	}
+	switch o.mode {
+	case "spend":
+		urls, err := parseSpendURLs(o.base)
+		if err != nil {
+			return nil, err
+		}
+		if o.spend.wallets < 1 || o.spend.wallets > 1000 || o.spend.confirm <= 0 {
+			return nil, errors.New("--wallets must be 1…1000 and --confirm-timeout positive")
+		}
+		if o.spend.fundRPC != "" {
+			if u, err := neturl.Parse(o.spend.fundRPC); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "ws" && u.Scheme != "wss") {
+				return nil, errors.New("--fund-rpc must be an http(s) or ws(s) JSON-RPC URL")
+			}
+		}
+		o.spend.urls = urls
+		return o, nil
+	case "sign":
+	default:
+		return nil, errors.New("--mode must be sign or spend")
+	}
+	if o.curve != "ed25519" && o.curve != "secp256k1" {
+		return nil, errors.New("--curve must be ed25519 or secp256k1")
 	}
 	u, err := neturl.Parse(o.base)
 	if err != nil || u.Scheme != "http" || u.Host == "" {

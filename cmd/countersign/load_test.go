@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 )
@@ -41,9 +42,10 @@ func TestLoadCommand(t *testing.T) {
 	}
 }
 
-// With the default signing rate limit the load stops at 429s and says so.
+// With a signing rate limit the load stops at 429s and says so. The burst
+// is small so that even a slow build (-race on a busy machine) reaches it.
 func TestLoadCommandRateLimited(t *testing.T) {
-	e := newEnv(t, fastDaemon, func(c *Config) { c.SignRate, c.SignBurst = 10, 20 })
+	e := newEnv(t, fastDaemon, func(c *Config) { c.SignRate, c.SignBurst = 1, 2 })
 	var out, errb bytes.Buffer
 	err := run(context.Background(), []string{"load", "--url", e.url, "--connections", "2", "--duration", "500ms", "--in-process-time", "50ms"},
 		e.cliEnv, &out, &errb)
@@ -111,5 +113,70 @@ func TestLoadCommandWithAccount(t *testing.T) {
 	// an unknown account is a clear error before any load
 	if err := run(context.Background(), []string{"load", "--url", e.url, "--account", "nope", "--duration", "100ms"}, e.cliEnv, &out, &errb); err == nil || !strings.Contains(err.Error(), "NOT_FOUND") {
 		t.Fatalf("unknown account: %v", err)
+	}
+}
+
+// --mode spend on one server (the embedded chain, its faucet), its URL
+// given twice so requests alternate between the two entries. One
+// connection per wallet: the embedded chain mines only when it is sent a
+// transaction, so a wallet's transaction broadcast after a later nonce
+// would wait for the next send or the tracker's rebroadcast (30 s on a
+// clock this test does not move). Every
+// executed transaction is signed once (one transaction.execute audit
+// entry each), every one is confirmed after the run, and the report's
+// figures add up.
+func TestLoadSpendCommand(t *testing.T) {
+	e := newEnv(t)
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"load", "--mode", "spend", "--url", e.url + "," + e.url, "--connections", "3", "--wallets", "3", "--duration", "700ms", "--json"},
+		e.cliEnv, &out, &errb)
+	if err != nil {
+		t.Fatalf("load: %v\n%s\n%s", err, out.String(), errb.String())
+	}
+	var rep spendReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("report %q: %v", out.String(), err)
+	}
+	if rep.Executed == 0 || rep.Errors != 0 || rep.Confirmed != rep.Executed || rep.Prepared < rep.Executed || rep.Rate <= 0 ||
+		len(rep.PerURLExecute) != 2 || rep.PerURLExecute[0] == 0 || rep.PerURLExecute[1] == 0 || rep.PerURLExecute[0]+rep.PerURLExecute[1] != rep.Executed ||
+		rep.Stages["execute"].Count != rep.Executed || rep.Stages["execute"].P99Ms < rep.Stages["execute"].P50Ms || rep.Wallets != 3 {
+		t.Fatalf("report: %s", out.String())
+	}
+	owners, err := e.app.Store.AuditOwners(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := 0
+	for _, o := range owners {
+		entries, _ := e.app.Store.AuditEntries(context.Background(), o, 0, 1_000_000)
+		for _, a := range entries {
+			if a.Action == "transaction.execute" {
+				signed++
+			}
+		}
+	}
+	if int64(signed) != rep.Executed {
+		t.Fatalf("%d signatures audited, %d executes reported", signed, rep.Executed)
+	}
+}
+
+func TestLoadSpendFlags(t *testing.T) {
+	for name, args := range map[string][]string{
+		"fail/mode":        {"--mode", "nope"},
+		"fail/url":         {"--mode", "spend", "--url", "http://127.0.0.1:1,ftp://x"},
+		"fail/url path":    {"--mode", "spend", "--url", "http://127.0.0.1:1/api"},
+		"fail/wallets":     {"--mode", "spend", "--url", "http://127.0.0.1:1", "--wallets", "0"},
+		"fail/fund-rpc":    {"--mode", "spend", "--url", "http://127.0.0.1:1", "--fund-rpc", "file:///etc/passwd"},
+		"fail/connections": {"--mode", "spend", "--url", "http://127.0.0.1:1", "--connections", "0"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := parseLoadFlags(args, func(string) string { return "" }, io.Discard); err == nil {
+				t.Fatalf("%v accepted", args)
+			}
+		})
+	}
+	o, err := parseLoadFlags([]string{"--mode", "spend", "--url", "http://127.0.0.1:1, http://127.0.0.1:2/"}, func(string) string { return "" }, io.Discard)
+	if err != nil || len(o.spend.urls) != 2 || o.spend.urls[1] != "http://127.0.0.1:2" {
+		t.Fatalf("%+v %v", o, err)
 	}
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/countersign/countersign/keys/envelope"
 )
 
-const rotateUsage = `Usage: countersign rotate-master-key [--new-key-file FILE [--stage]] [--check] [--retire] [flags]
+const rotateUsage = `Usage: countersign rotate-master-key [--new-key-file FILE [--stage] | --to awskms://…] [--check] [--retire] [flags]
 
 Re-wraps every data key sealed under an older master key (KEK) under the
 current one: wallet key secrets, TOTP secrets (and ones being enrolled),
@@ -36,11 +36,28 @@ opens. A server follows the file and picks up a new key without a restart.
                        key file after the current one (it opens, it does not
                        seal yet) and stop: with several replicas, copy that
                        file to every replica first
-  (no flag)            re-wrap every value not under the file's first key
+  --to awskms://KEY_ID?region=…[&endpoint=…]
+                       re-wrap every value under this AWS KMS key (from the
+                       file's keys, or another KMS key); before it, every
+                       replica must open under it: KEK_URI=the same URI and
+                       KEK_OPEN_ONLY=1 on each; after it, drop KEK_OPEN_ONLY
+  (no flag)            re-wrap every value not under the current key: the
+                       KMS key of --kek-uri (KEK_URI) unless --kek-open-only
+                       (KEK_OPEN_ONLY=1), else the file's first key
   --check              count the values per key id, check every one opens;
-                       exit status 1 if any is under an older key
+                       exit status 1 if any is under an older key (with --to:
+                       under any other key than that one)
   --retire             after a check finds none under older keys, remove the
-                       older keys from the master key file`
+                       older keys from the master key file
+  --kek-uri URI        the servers' KEK_URI (env KEK_URI): its KMS key opens,
+                       and is the current key unless --kek-open-only
+
+To KMS: set KEK_URI=awskms://… and KEK_OPEN_ONLY=1 on every replica, run
+--to awskms://…, drop KEK_OPEN_ONLY, run --to again (values sealed during
+the roll), --check; the master key file can then go offline. From KMS:
+--new-key-file FILE --stage --kek-uri … (creates the master key file when
+there is none), copy it to every replica, set KEK_OPEN_ONLY=1 on each, run
+--new-key-file FILE --kek-uri …, --check, then unset KEK_URI.`
 
 // rotateBatchDone is called after each committed batch (tests: cut a
 // rotation short).
@@ -53,51 +70,80 @@ func rotateCmd(ctx context.Context, args []string, getenv func(string) string, s
 	check := fs.Bool("check", false, "only report which key ids the sealed values use; exit status 1 if any older one is still used")
 	retire := fs.Bool("retire", false, "remove the older keys from the master key file once no sealed value uses them")
 	batch := fs.Int("batch", 200, "values re-wrapped per transaction")
+	to := fs.String("to", "", "re-wrap every value under this AWS KMS key: awskms://KEY_ID?region=…[&endpoint=…]")
 	cfg := auditFlags(fs, getenv, true)
+	fs.StringVar(&cfg.KEKURI, "kek-uri", getenv("KEK_URI"), "the servers' KMS key-encryption key, awskms://… (env KEK_URI): it opens, and is current unless --kek-open-only")
+	fs.BoolVar(&cfg.KEKOpenOnly, "kek-open-only", false, "the KMS key of --kek-uri only opens; the master key file's first key is current (env KEK_OPEN_ONLY=1)")
 	if err := parseFlags(fs, args, stdout, rotateUsage, nil); err != nil {
+		return err
+	}
+	if err := kekEnv(fs, cfg, firstEnv(getenv)); err != nil {
 		return err
 	}
 	if err := auditArgs(fs, cfg); err != nil {
 		return err
 	}
 	modes := 0
-	for _, b := range []bool{*newKey != "", *check, *retire} {
+	for _, b := range []bool{*newKey != "", *check, *retire, *to != "" && !*check} {
 		if b {
 			modes++
 		}
 	}
 	switch {
 	case modes > 1:
-		return errors.New("rotate-master-key: use one of --new-key-file, --check, --retire")
+		return errors.New("rotate-master-key: use one of --new-key-file, --to, --check, --retire (--to goes with --check)")
 	case *stage && *newKey == "":
 		return errors.New("rotate-master-key: --stage goes with --new-key-file")
 	case *batch < 1 || *batch > 10000:
 		return errors.New("rotate-master-key: --batch must be between 1 and 10000")
 	}
+	if err := checkKEK(cfg.KEKURI, cfg.KEKOpenOnly); err != nil {
+		return err
+	}
+	if *to != "" {
+		if err := checkKEK(*to, false); err != nil {
+			return fmt.Errorf("--to: %w", err)
+		}
+	}
+	target := rotateTarget{to: *to, fileCurrent: *newKey != ""}
 	switch {
 	case *check:
-		return rotateCheck(ctx, cfg, stdout)
+		return rotateCheck(ctx, cfg, target, stdout)
 	case *retire:
-		return rotateRetire(ctx, cfg, stdout)
+		return rotateRetire(ctx, cfg, target, stdout)
 	case *newKey != "":
-		if err := installKey(cfg.MasterKeyFile, *newKey, !*stage, stdout); err != nil {
+		// From KMS there may be no master key file yet: the new key is its
+		// first.
+		if err := installKey(cfg.MasterKeyFile, *newKey, !*stage, cfg.KEKURI != "", stdout); err != nil {
 			return err
 		}
 		if *stage {
 			fmt.Fprintf(stdout, "Copy %s to every replica (a server loads a changed file on its next use of a key it lacks: no restart), then run \"countersign rotate-master-key --new-key-file %s\" to make it current and re-wrap.\n", cfg.MasterKeyFile, *newKey)
+			if cfg.KEKURI != "" {
+				fmt.Fprintln(stdout, "KEK_URI's KMS key seals on the servers until they run with KEK_OPEN_ONLY=1 (the file's first key then seals): set it on every replica before that run.")
+			}
 			return nil
 		}
 	}
-	return rewrapAll(ctx, cfg, *batch, stdout)
+	return rewrapAll(ctx, cfg, target, *batch, stdout)
+}
+
+// rotateTarget says which key is current for a maintenance run: the KMS
+// key of --to; else the master key file's first key when fileCurrent
+// (--new-key-file) or when the servers' KMS key only opens; else the KMS
+// key of KEK_URI when set; else the file's first key.
+type rotateTarget struct {
+	to          string
+	fileCurrent bool
 }
 
 // installKey adds the key of newFile to the master key file: first (it
 // seals from now on) when current, else last (it only opens, so that every
 // replica can read what will be sealed under it before any seals). Run
 // again with the same file it changes nothing.
-func installKey(masterFile, newFile string, current bool, stdout io.Writer) error {
-	old, err := envelope.LoadKeys(masterFile) // never created here: the data is sealed under what it holds
-	if err != nil {
+func installKey(masterFile, newFile string, current, mayCreate bool, stdout io.Writer) error {
+	old, err := envelope.LoadKeys(masterFile) // never created here from nothing: the data is sealed under what it holds
+	if err != nil && !(mayCreate && errors.Is(err, os.ErrNotExist)) {
 		return err
 	}
 	defer clearAll(old)
@@ -124,6 +170,13 @@ func installKey(masterFile, newFile string, current bool, stdout io.Writer) erro
 	defer clear(kek)
 	id := envelope.KeyID(kek)
 	ids := keyIDs(old)
+	if len(old) == 0 { // from KMS: the file's first and only key
+		if err := envelope.WriteKeys(masterFile, [][]byte{kek}); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "master key file %s created with key id %s: it seals wherever the KMS key of KEK_URI does not (KEK_OPEN_ONLY=1, or no KEK_URI)\n", masterFile, id)
+		return nil
+	}
 	switch {
 	case current && ids[0] == id:
 		fmt.Fprintf(stdout, "key id %s is already the current key of %s\n", id, masterFile)
@@ -155,16 +208,12 @@ func installKey(masterFile, newFile string, current bool, stdout io.Writer) erro
 	return nil
 }
 
-// openMaint opens what the maintenance commands need: the master key file
-// (every key in it) and the store, which must be able to list and replace
-// its sealed values.
-func openMaint(ctx context.Context, cfg *Config) (*envelope.Sealer, countersign.Store, countersign.Resealer, error) {
-	keks, err := envelope.LoadKeys(cfg.MasterKeyFile)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	sealer, err := envelope.NewFromKeys(keks)
-	clearAll(keks)
+// openMaint opens what the maintenance commands need: the KEKs (every key
+// of the master key file, the KMS keys of --kek-uri and --to; current as
+// rotateTarget says) and the store, which must be able to list and
+// replace its sealed values.
+func openMaint(ctx context.Context, cfg *Config, target rotateTarget) (*envelope.Sealer, countersign.Store, countersign.Resealer, error) {
+	sealer, err := maintSealer(ctx, cfg, target)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -180,6 +229,18 @@ func openMaint(ctx context.Context, cfg *Config) (*envelope.Sealer, countersign.
 	return sealer, st, rs, nil
 }
 
+// maintSealer is the sealer of a maintenance command: every key of the
+// master key file and the KMS keys of --to and KEK_URI, current as target
+// says (rotateTarget{} is the servers' own choice: KEK_URI's key unless
+// KEK_OPEN_ONLY, else the file's first key); nothing is created or
+// followed. backup's restore check and audit checkpoint want the same.
+func maintSealer(ctx context.Context, cfg *Config, target rotateTarget) (*envelope.Sealer, error) {
+	uris := []string{target.to, cfg.KEKURI}
+	kmsSeals := target.to != "" || (cfg.KEKURI != "" && !cfg.KEKOpenOnly && !target.fileCurrent)
+	sealer, _, err := kekSealer(ctx, cfg.MasterKeyFile, uris, kmsSeals, false, false)
+	return sealer, err
+}
+
 // chainless stands in for the chain: the rotation records audit entries
 // through the service and never touches a chain.
 type chainless struct{ countersign.Chain }
@@ -191,8 +252,8 @@ func (chainless) ChainID(context.Context) (*big.Int, error) { return new(big.Int
 // entry; a value the server replaced meanwhile is left (compare and swap)
 // and counted, and a value no key opens stops the rotation before its
 // batch writes anything.
-func rewrapAll(ctx context.Context, cfg *Config, batch int, stdout io.Writer) error {
-	sealer, st, rs, err := openMaint(ctx, cfg)
+func rewrapAll(ctx context.Context, cfg *Config, target rotateTarget, batch int, stdout io.Writer) error {
+	sealer, st, rs, err := openMaint(ctx, cfg, target)
 	if err != nil {
 		return err
 	}
@@ -202,7 +263,7 @@ func rewrapAll(ctx context.Context, cfg *Config, batch int, stdout io.Writer) er
 	// key they are sealed under fails here, before anything is written.
 	svc, err := core.New(ctx, st, chainless{}, nil, sealer, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), core.Config{})
 	if err != nil {
-		return fmt.Errorf("open the store with the master key file %s: %w", cfg.MasterKeyFile, err)
+		return fmt.Errorf("open the store with the master key file %s%s: %w", cfg.MasterKeyFile, kmsNote(cfg, target), err)
 	}
 	defer svc.Close()
 	to := sealer.CurrentKeyID()
@@ -219,7 +280,7 @@ func rewrapAll(ctx context.Context, cfg *Config, batch int, stdout io.Writer) er
 			}
 			swaps, err := planRewrap(sealer, vs, to)
 			if err != nil {
-				return fmt.Errorf("%w in %s: %d values re-wrapped so far, nothing else changed", err, cfg.MasterKeyFile, done)
+				return fmt.Errorf("%w in %s%s: %d values re-wrapped so far, nothing else changed", err, cfg.MasterKeyFile, kmsNote(cfg, target), done)
 			}
 			if len(swaps) > 0 {
 				n, err := commitRewrap(ctx, svc, rs, kind, from, to, swaps)
@@ -268,6 +329,20 @@ func rewrapAll(ctx context.Context, cfg *Config, batch int, stdout io.Writer) er
 	return nil
 }
 
+// kmsNote names the KMS keys a maintenance run opened with, for messages.
+func kmsNote(cfg *Config, target rotateTarget) string {
+	var uris []string
+	for _, u := range []string{target.to, cfg.KEKURI} {
+		if u != "" && !slices.Contains(uris, redactURL(u)) {
+			uris = append(uris, redactURL(u))
+		}
+	}
+	if len(uris) == 0 {
+		return ""
+	}
+	return " and the KMS key(s) " + strings.Join(uris, ", ")
+}
+
 // census is what sealedKeyIDs found: values per KEK id, and the first
 // value that did not open (when it was asked to open them).
 type census struct {
@@ -299,8 +374,8 @@ func sealedKeyIDs(ctx context.Context, st countersign.Store, sealer *envelope.Se
 
 // rotateCheck reports the key ids in use; an older key still used, or a
 // value that does not open, is an error (exit status 1).
-func rotateCheck(ctx context.Context, cfg *Config, stdout io.Writer) error {
-	sealer, st, _, err := openMaint(ctx, cfg)
+func rotateCheck(ctx context.Context, cfg *Config, target rotateTarget, stdout io.Writer) error {
+	sealer, st, _, err := openMaint(ctx, cfg, target)
 	if err != nil {
 		return err
 	}
@@ -349,15 +424,27 @@ func rotateCheck(ctx context.Context, cfg *Config, stdout io.Writer) error {
 
 // rotateRetire removes the older keys from the master key file after a
 // check that nothing uses them.
-func rotateRetire(ctx context.Context, cfg *Config, stdout io.Writer) error {
-	if err := rotateCheck(ctx, cfg, stdout); err != nil {
+func rotateRetire(ctx context.Context, cfg *Config, target rotateTarget, stdout io.Writer) error {
+	if err := rotateCheck(ctx, cfg, target, stdout); err != nil {
 		return fmt.Errorf("not retiring any key: %w", err)
 	}
 	keks, err := envelope.LoadKeys(cfg.MasterKeyFile)
+	if cfg.KEKURI != "" && errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintln(stdout, "there is no master key file: nothing to retire")
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	defer clearAll(keks)
+	if cfg.KEKURI != "" && !cfg.KEKOpenOnly {
+		// Every value is under the KMS key: the file's keys are all
+		// unused. The file is not deleted here: a backup may still name
+		// its keys.
+		fmt.Fprintf(stdout, "no sealed value uses the keys of %s (key id(s) %s): the servers no longer need it; keep it offline while a backup names them, then delete it\n",
+			cfg.MasterKeyFile, strings.Join(keyIDs(keks), ", "))
+		return nil
+	}
 	if len(keks) == 1 {
 		fmt.Fprintf(stdout, "%s holds one key: nothing to retire\n", cfg.MasterKeyFile)
 		return nil
@@ -416,6 +503,11 @@ func checkMasterKey(ctx context.Context, cfg *Config, st countersign.Store, seal
 		id, err := envelope.SealedKeyID(sk.Sealed)
 		if err != nil || slices.Contains(have, id) {
 			continue
+		}
+		if arn, ok := strings.CutPrefix(id, "awskms:"); ok {
+			return fmt.Errorf("this database's secrets are sealed under the AWS KMS key %s, which this server was not given (it has %s): "+
+				"set KEK_URI=awskms://%s?region=… (--kek-uri) with credentials allowed to use it; a new key would lose every wallet",
+				arn, strings.Join(have, ", "), arn)
 		}
 		return fmt.Errorf("the master key file %s does not hold the key this database's secrets are sealed under (key id %s; the file holds %s): "+
 			"start with the master key file of this data (COUNTERSIGN_MASTER_KEY_FILE, --master-key-file); a new key would lose every wallet",
