@@ -39,7 +39,7 @@ func TOTPURI(issuer, account string, secret []byte) string {
 	v.Set("secret", EncodeSecret(secret))
 	v.Set("issuer", issuer)
 	// Path escaping keeps the label readable; query order is fixed by hand
-	// so the URI starts with secret= as apps and the seed show it.
+	// so the URI starts with secret= as authenticator apps and the source design show it.
 	return fmt.Sprintf("otpauth://totp/%s:%s?secret=%s&issuer=%s",
 		url.PathEscape(issuer), url.PathEscape(account), EncodeSecret(secret), url.QueryEscape(issuer))
 }

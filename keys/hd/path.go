@@ -12,11 +12,11 @@ type Path []uint32
 // CoinType is the AITBC wallet-daemon design's provisional AITBC coin type.
 const CoinType = 12345
 
-// DefaultSecp256k1Path is BIP-44 with the seed's coin type.
+// DefaultSecp256k1Path is BIP-44 with the AITBC wallet-daemon design's coin type.
 const DefaultSecp256k1Path = "m/44'/12345'/0'/0/0"
 
 // DefaultEd25519Path is the AITBC wallet-daemon design's path hardened at every level, as
-// SLIP-10 requires for ed25519 (the seed's m/44'/12345'/account'/change/
+// SLIP-10 requires for ed25519 (the AITBC design's m/44'/12345'/account'/change/
 // index has non-hardened change and index levels, which SLIP-10 forbids).
 const DefaultEd25519Path = "m/44'/12345'/0'/0'/0'"
 
