@@ -13,7 +13,9 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ethereum/go-ethereum/signer/core/apitypes"
 
@@ -94,4 +96,26 @@ func SignHash(key *ecdsa.PrivateKey, hash []byte) ([]byte, error) {
 	}
 	sig[64] += 27
 	return sig, nil
+}
+
+// SignTx signs u as an EIP-1559 transaction with key and returns the raw
+// signed bytes and the transaction hash: the one way every in-process
+// signer (signer/local, signer/keyfile) turns an UnsignedTx into bytes.
+func SignTx(key *ecdsa.PrivateKey, u *countersign.UnsignedTx) ([]byte, string, error) {
+	to := common.HexToAddress(u.To)
+	value := u.Value
+	if value == nil {
+		value = new(big.Int)
+	}
+	tx, err := types.SignNewTx(key, types.LatestSignerForChainID(u.ChainID), &types.DynamicFeeTx{
+		ChainID: u.ChainID, Nonce: u.Nonce, GasTipCap: u.Tip, GasFeeCap: u.FeeCap, Gas: u.Gas, To: &to, Value: value, Data: u.Data,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := tx.MarshalBinary()
+	if err != nil {
+		return nil, "", err
+	}
+	return b, tx.Hash().Hex(), nil
 }

@@ -12,11 +12,9 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"math/big"
 	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/countersign/countersign"
@@ -242,20 +240,5 @@ func (s *Signer) SignTx(ctx context.Context, w *countersign.Wallet, u *countersi
 		return nil, "", err
 	}
 	defer keystore.ZeroKey(key)
-	to := common.HexToAddress(u.To)
-	value := u.Value
-	if value == nil {
-		value = new(big.Int)
-	}
-	tx, err := types.SignNewTx(key, types.LatestSignerForChainID(u.ChainID), &types.DynamicFeeTx{
-		ChainID: u.ChainID, Nonce: u.Nonce, GasTipCap: u.Tip, GasFeeCap: u.FeeCap, Gas: u.Gas, To: &to, Value: value, Data: u.Data,
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	b, err := tx.MarshalBinary()
-	if err != nil {
-		return nil, "", err
-	}
-	return b, tx.Hash().Hex(), nil
+	return ethsig.SignTx(key, u)
 }
