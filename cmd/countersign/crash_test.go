@@ -105,13 +105,20 @@ type serverProcess struct {
 // with the extra environment (KEY=VALUE, e.g. DATABASE_URL) on top.
 func startServer(t *testing.T, dir, chainURL, point string, extra ...string) *serverProcess {
 	t.Helper()
+	return startProcess(t, dir, chainURL, point, "server", extra...)
+}
+
+// startProcess is startServer with its log in name.log beside dir (the
+// log is shown when the test fails); a later KEY=VALUE in extra wins.
+func startProcess(t *testing.T, dir, chainURL, point, name string, extra ...string) *serverProcess {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), crashHelperEnv+"=1", crashPointEnv+"="+point,
 		"COUNTERSIGN_DATA_DIR="+dir, "EVM_RPC_URL="+chainURL, "WALLET_BIND=127.0.0.1", "WALLET_PORT=0", "EVENTS_SOCKET=off",
 		"POLL_INTERVAL=100ms", "PASSWORD_ARGON_TIME=1", "PASSWORD_ARGON_MEMORY_MB=8", "PASSWORD_ARGON_PARALLELISM=1",
 		"ARGON_TIME=1", "ARGON_MEMORY_MB=8", "ARGON_PARALLELISM=1", "LOG_LEVEL=debug")
 	cmd.Env = append(cmd.Env, extra...)
-	logf, err := os.OpenFile(filepath.Join(filepath.Dir(dir), "server.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	logf, err := os.OpenFile(filepath.Join(filepath.Dir(dir), name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +148,7 @@ func startServer(t *testing.T, dir, chainURL, point string, extra ...string) *se
 		<-p.done
 		if t.Failed() {
 			b, _ := os.ReadFile(logf.Name())
-			t.Logf("server log:\n%s", logTail(string(b), 6000))
+			t.Logf("%s log:\n%s", name, logTail(string(b), 6000))
 		}
 	})
 	select {

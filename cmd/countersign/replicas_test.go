@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -39,55 +37,7 @@ import (
 // to dir's sibling replica-NAME.log.
 func startReplica(t *testing.T, dir, chainURL, name string, extra ...string) *serverProcess {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashHelperEnv+"=1", crashPointEnv+"=",
-		"COUNTERSIGN_DATA_DIR="+dir, "EVM_RPC_URL="+chainURL, "WALLET_BIND=127.0.0.1", "WALLET_PORT=0", "EVENTS_SOCKET=off",
-		"POLL_INTERVAL=100ms", "PASSWORD_ARGON_TIME=1", "PASSWORD_ARGON_MEMORY_MB=8", "PASSWORD_ARGON_PARALLELISM=1",
-		"ARGON_TIME=1", "ARGON_MEMORY_MB=8", "ARGON_PARALLELISM=1", "LOG_LEVEL=info")
-	cmd.Env = append(cmd.Env, extra...)
-	logf, err := os.OpenFile(filepath.Join(filepath.Dir(dir), "replica-"+name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = logf
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &serverProcess{cmd: cmd, done: make(chan error, 1)}
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if u, ok := strings.CutPrefix(sc.Text(), "LISTENING "); ok {
-				urls <- u
-			}
-		}
-		_, _ = io.Copy(io.Discard, out)
-	}()
-	go func() { p.done <- cmd.Wait(); logf.Close() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("replica %s log:\n%s", name, logTail(string(b), 6000))
-		}
-	})
-	select {
-	case p.url = <-urls:
-		return p
-	case err := <-p.done:
-		p.done <- err
-		b, _ := os.ReadFile(logf.Name())
-		t.Fatalf("replica %s did not start: %v\n%s", name, err, logTail(string(b), 4000))
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("replica %s did not start within 2 minutes", name)
-	}
-	return nil
+	return startProcess(t, dir, chainURL, "", "replica-"+name, append([]string{"LOG_LEVEL=info"}, extra...)...)
 }
 
 // startReplicas runs n replicas on the PostgreSQL database dsn and the
