@@ -188,6 +188,11 @@ type Store interface {
 	// TransactionsByStatus returns up to limit transactions in status across
 	// all owners (for the expiry sweeper and the receipt tracker).
 	TransactionsByStatus(ctx context.Context, s Status, limit int) ([]*Transaction, error)
+	// PendingExpired returns up to limit pending transactions whose
+	// approval window ended at or before now, the earliest first (the
+	// expiry sweeper's query: it reads only what is due, however many
+	// requests wait for a human).
+	PendingExpired(ctx context.Context, now time.Time, limit int) ([]*Transaction, error)
 	CountTransactionsByStatus(ctx context.Context) (map[Status]int64, error)
 
 	// NextNonce allocates the next nonce for (chainID, address): the larger

@@ -524,7 +524,16 @@ func (s *Service) agentSpend(ctx context.Context, walletID string, req *PrepareR
 
 // ExpirePending expires every pending request whose window has passed.
 func (s *Service) ExpirePending(ctx context.Context) error {
-	return s.sweep(ctx, countersign.StatusPending, s.expireIfDue)
+	list, err := s.store.PendingExpired(ctx, s.clock.Now().UTC(), 500)
+	if err != nil {
+		return err
+	}
+	for _, t := range list {
+		if _, err := s.expireIfDue(ctx, t); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sweep applies due (which re-reads the row in its own change and decides)

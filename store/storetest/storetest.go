@@ -28,11 +28,12 @@ func Run(t *testing.T, open func(t *testing.T) countersign.Store) {
 		"daemon accounts":    testDaemonAccounts,
 		"chain identity":     testChainIdentity,
 		"recovery codes":     testRecoveryCodes,
-		"approvers":          testApprovers,     // approvers.go
-		"policies":           testPolicies,      // policy.go
-		"charge receipts":    testCharges,       // charges.go
-		"balance alerts":     testBalanceAlerts, // balancealerts.go
-		"tracking":           testTracking,      // tracking.go
+		"approvers":          testApprovers,      // approvers.go
+		"policies":           testPolicies,       // policy.go
+		"charge receipts":    testCharges,        // charges.go
+		"pending expiry":     testPendingExpired, // expiry.go
+		"balance alerts":     testBalanceAlerts,  // balancealerts.go
+		"tracking":           testTracking,       // tracking.go
 	} {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
 	}
