@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,6 +101,23 @@ func startGeth(t *testing.T) string {
 	}
 }
 
+// deployRetrying deploys name, sending again while the node's pool has
+// not caught up with the deployer's funding ("insufficient funds": the
+// pool refused the bytes, so nothing was sent and the nonce is unused).
+func deployRetrying(ctx context.Context, ec *ethclient.Client, key *ecdsa.PrivateKey, name string) (common.Address, error) {
+	for {
+		addr, err := contracts.Deploy(ctx, ec, key, name)
+		if err == nil || !strings.Contains(err.Error(), "insufficient funds") {
+			return addr, err
+		}
+		select {
+		case <-ctx.Done():
+			return addr, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // gethFixture funds from geth's unlocked dev account and deploys the test
 // contracts with a deployer key funded from it.
 func gethFixture(t *testing.T, url string) fixture {
@@ -126,6 +144,25 @@ func gethFixture(t *testing.T, url string) fixture {
 		if _, err := contracts.WaitReceipt(wctx, ec, h); err != nil {
 			t.Fatal(err)
 		}
+		// geth updates its transaction pool's state after the block, not
+		// with it: a transaction sent the moment the receipt is there can
+		// be checked against the balance before the funding. Wait until the
+		// pool sees the money.
+		to := common.HexToAddress(addr)
+		for {
+			bal, err := ec.PendingBalanceAt(wctx, to)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bal.Cmp(wei) >= 0 {
+				return
+			}
+			select {
+			case <-wctx.Done():
+				t.Fatalf("the pool never saw %s's funding", addr)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
 	}
 	deployer, err := crypto.GenerateKey()
 	if err != nil {
@@ -134,11 +171,11 @@ func gethFixture(t *testing.T, url string) fixture {
 	fund(t, crypto.PubkeyToAddress(deployer.PublicKey).Hex(), ether(10))
 	dctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	token, err := contracts.Deploy(dctx, ec, deployer, "TestToken")
+	token, err := deployRetrying(dctx, ec, deployer, "TestToken")
 	if err != nil {
 		t.Fatal(err)
 	}
-	counter, err := contracts.Deploy(dctx, ec, deployer, "Counter")
+	counter, err := deployRetrying(dctx, ec, deployer, "Counter")
 	if err != nil {
 		t.Fatal(err)
 	}
