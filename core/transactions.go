@@ -528,12 +528,7 @@ func (s *Service) ExpirePending(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, t := range list {
-		if _, err := s.expireIfDue(ctx, t); err != nil {
-			return err
-		}
-	}
-	return nil
+	return s.settleEach(ctx, list, s.expireIfDue)
 }
 
 // sweep applies due (which re-reads the row in its own change and decides)
@@ -543,6 +538,11 @@ func (s *Service) sweep(ctx context.Context, st countersign.Status, due func(con
 	if err != nil {
 		return err
 	}
+	return s.settleEach(ctx, list, due)
+}
+
+// settleEach runs due on every row of list, stopping at the first error.
+func (s *Service) settleEach(ctx context.Context, list []*countersign.Transaction, due func(context.Context, *countersign.Transaction) (*countersign.Transaction, error)) error {
 	for _, t := range list {
 		if _, err := due(ctx, t); err != nil {
 			return err
