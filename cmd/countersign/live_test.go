@@ -277,20 +277,35 @@ func TestLive_PostgresListenerReconnects(t *testing.T) {
 	}
 	defer db.Close()
 	const listeners = `FROM pg_stat_activity WHERE application_name = 'countersign-listen' AND datname = current_database()`
+	// a replica's listener connects in the background after it serves:
+	// wait until both are listening before killing them
+	// (after the kill, only connections that started after it count: a
+	// terminated backend may linger in pg_stat_activity for a moment)
+	var since time.Time
+	waitListeners := func(when string) {
+		deadline := time.Now().Add(20 * time.Second)
+		for n := 0; n < 2; {
+			if err := db.QueryRow(`SELECT count(*) `+listeners+` AND backend_start > $1`, since).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n >= 2 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d listeners %s, want both replicas listening", n, when)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitListeners("before the kill")
+	if err := db.QueryRow(`SELECT now()`).Scan(&since); err != nil {
+		t.Fatal(err)
+	}
 	var killed int
 	if err := db.QueryRow(`SELECT count(pg_terminate_backend(pid)) ` + listeners).Scan(&killed); err != nil || killed != 2 {
 		t.Fatalf("killed %d listen connections, want 2 (%v)", killed, err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for n := 0; n < 2; {
-		if err := db.QueryRow(`SELECT count(*) ` + listeners).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d listeners after the kill, want both replicas listening again", n)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitListeners("after the kill")
 	liveCrossReplica(t, a, b, 5*time.Second)
 }
 
