@@ -150,6 +150,8 @@ type Store interface {
 	TrackingStore     // attempts and tracker claims (tracking.go)
 	// limits, leases, webhook delivery claims (limits.go)
 	CoordinationStore
+	TopupStore // credit top-ups and their state machine (topup.go)
+	X402Store  // x402 payments and authorization nonces (x402.go)
 
 	// InTx runs fn in one database transaction: all writes commit together
 	// or none do. Audit rows and outbox events are written through the same

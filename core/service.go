@@ -36,6 +36,9 @@ type Config struct {
 	Ports           Ports
 	Hooks           ExecuteHooks // called around execute's broadcast (crash-point tests)
 	Live            LiveConfig   // other replicas' changes reach this one's live listeners (eventsignal.go)
+	Topups          TopupConfig  // credit top-up providers (topups.go)
+	X402            X402Config   // x402 payments (x402.go)
+	Review          ReviewConfig // what approvers see: chain names, known tokens (review_config.go)
 }
 
 // Ports are the service's optional outbound adapters.
@@ -121,6 +124,9 @@ type Service struct {
 	feeds  *agentFeeds   // agents' open live feeds (agentfeed.go)
 
 	balanceCheck atomic.Int64 // unix ns of the last low-balance check (balancealerts.go)
+
+	topups topupState // topups.go
+	x402   x402State  // x402.go
 }
 
 // New assembles a Service, loading (or creating on first start) the session
@@ -159,6 +165,12 @@ func New(ctx context.Context, st countersign.Store, ch countersign.Chain, sg cou
 		return nil, err
 	}
 	s.commits = newGroupCommit(s, 64)
+	if err := s.initTopups(ctx); err != nil { // topups.go
+		return nil, err
+	}
+	if err := s.initX402(ctx); err != nil { // x402.go
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -257,6 +269,9 @@ func (s *Service) Run(ctx context.Context) {
 		}
 		if err := s.DeliverDue(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("webhook deliveries", "err", err)
+		}
+		if err := s.RunTopups(ctx); err != nil && ctx.Err() == nil { // topups.go
+			s.log.Warn("top-ups", "err", err)
 		}
 		if err := s.CheckBalances(ctx); err != nil && ctx.Err() == nil { // balancealerts.go
 			s.log.Warn("balance alerts", "err", err)

@@ -15,6 +15,12 @@ import (
 // dev.go, eth.go, mcp.go, derived.go, omni.go, daemon.go, rpc.go,
 // health.go; the UI's in ui_*.go.
 func Routes() []Route {
+	return append(append(append(baseRoutes(), x402Routes()...), topupRoutes()...), approverUXRoutes()...)
+}
+
+// baseRoutes are the routes of every area without its own list below
+// (x402.go, topups.go, ui_approver.go add theirs).
+func baseRoutes() []Route {
 	return []Route{
 		{Method: "POST", Path: "/api/register", Access: Anonymous, Summary: "Register a user", Status: 201, Req: registerReq{}, Resp: registerResp{}, h: (*Server).register},
 		{Method: "POST", Path: "/api/login", Access: Anonymous, Summary: "Log in and get a session token", Status: 200, Req: loginReq{}, Resp: loginResp{}, h: (*Server).login},

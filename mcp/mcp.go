@@ -114,6 +114,7 @@ func NewServer(svc *core.Service, p *core.Principal) *sdk.Server {
 		Description: "Your policy budgets now: for each budgeted rule of your policy and your wallet's, max, spent, reserved and remaining (base units) in its rolling window."}, t.budgetRemaining)
 	sdk.AddTool(s, &sdk.Tool{Name: "simulate_transaction",
 		Description: "Dry run of prepare_transaction (same arguments): what the policy would decide now — decision (deny, human, quorum, delay, auto), the deciding rule_id, its budget and warnings. Changes nothing."}, t.simulate)
+	t.addX402Tools(s) // x402.go
 	return s
 }
 

@@ -253,6 +253,7 @@ func (a *App) startService(ctx context.Context, cfg *Config, st countersign.Stor
 		MFALockout: cfg.MFALockout, MFAMaxFailures: cfg.MFAMaxFail, PollInterval: cfg.PollInterval,
 		HashConcurrency: cfg.HashConcurrency, HashQueue: cfg.HashQueue, Omni: cfg.Omni, Money: cfg.Money,
 		Ports: ports, Hooks: cfg.ExecuteHooks, Live: liveConfig(cfg, st), // eventsignal.go
+		Topups: topupConfig(cfg), X402: x402Config(cfg), Review: reviewConfig(cfg), // topup.go, x402.go, review_config.go
 	})
 	if err != nil {
 		return nil, err

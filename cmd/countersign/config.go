@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -96,6 +97,10 @@ type Config struct {
 	ExecuteHooks     core.ExecuteHooks // tests: crash points around execute's broadcast
 
 	WebhookDNS netguard.Resolver // tests: where webhook hosts resolve; nil is the system resolver
+
+	Topup  topupSettings  // credit top-ups (topup.go)
+	X402   x402Settings   // x402 payments (x402.go)
+	Review reviewSettings // what approvers see (review_config.go)
 }
 
 // setting is one environment variable serve reads. serveSettings is the
@@ -109,7 +114,11 @@ type setting struct {
 	Help    string
 }
 
-var serveSettings = []setting{
+var serveSettings = slices.Concat(baseSettings, topupEnvSettings, x402EnvSettings, reviewEnvSettings)
+
+// baseSettings are the settings of every area without its own list
+// (topup.go, x402.go, review_config.go add theirs).
+var baseSettings = []setting{
 	{"WALLET_BIND", "--addr", "127.0.0.1", "listen host (loopback by default; put TLS in front for anything else)"},
 	{"WALLET_PORT", "--addr", "8555", "listen port"},
 	{"COUNTERSIGN_DATA_DIR", "--data-dir", "./data", "state directory: database, master key, keystore, wallet token"},
@@ -235,6 +244,15 @@ func parseServeConfig(args []string, getenv func(string) string, helpOut io.Writ
 		return nil, err
 	}
 	if err := serviceEnv(c, env); err != nil {
+		return nil, err
+	}
+	if err := topupEnv(c, env); err != nil { // topup.go
+		return nil, err
+	}
+	if err := x402Env(c, env); err != nil { // x402.go
+		return nil, err
+	}
+	if err := reviewEnv(c, env); err != nil { // review_config.go
 		return nil, err
 	}
 	return c, c.defaults()

@@ -193,6 +193,12 @@ func dispatch(ctx context.Context, args []string, getenv func(string) string, st
 		return keygenCmd(args[1:], getenv, stdout, stderr) // keygen.go
 	case "keystore":
 		return keystoreCmd(ctx, args[1:], getenv, stdout, stderr) // keygen.go
+	case "x402":
+		return x402Cmd(ctx, args[1:], getenv, stdout, stderr) // x402.go
+	case "topup":
+		return topupCmd(ctx, args[1:], getenv, stdout, stderr) // topup.go
+	case "bench":
+		return benchCmd(ctx, args[1:], getenv, stdout, stderr) // bench.go
 	case "rotate-master-key":
 		return rotateCmd(ctx, args[1:], getenv, stdout, stderr) // rotate.go
 	case "mcp":
