@@ -762,6 +762,16 @@ func (s *Service) UserSpend(ctx context.Context, p *Principal, password, code, w
 	if err != nil {
 		return nil, err
 	}
+	// A wallet with approvers besides its owner spends only what they
+	// approve: a one-step owner spend would go around them (as an exported
+	// key would; export refuses such wallets for the same reason).
+	approvers, err := s.store.Approvers(ctx, w.ID)
+	if err != nil {
+		return nil, err
+	}
+	if len(approvers) > 0 {
+		return nil, countersign.Errorf(countersign.Forbidden, "wallet %s has %d approver(s) besides its owner: a spend from it needs their approval; have an agent prepare it (POST /api/prepare_transaction) so they can decide", w.Address, len(approvers))
+	}
 	t, err := s.buildSpend(ctx, w, req)
 	if err != nil {
 		return nil, err
