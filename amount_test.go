@@ -64,6 +64,7 @@ func TestStateMachine(t *testing.T) {
 		{StatusSubmitted, StatusConfirmed}: true, {StatusSubmitted, StatusFailed}: true,
 		{StatusAuthorized, StatusDropped}: true, {StatusSubmitted, StatusDropped}: true,
 		{StatusAuthorized, StatusPending}: true, {StatusAuthorized, StatusExpired}: true, // withdrawn approval, AUTHORIZED_TTL
+		{StatusAuthorized, StatusCancelled}: true, // the agent withdrew it before execute
 	}
 	for _, from := range Statuses {
 		for _, to := range Statuses {

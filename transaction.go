@@ -36,10 +36,11 @@ var Statuses = []Status{
 // transitions is the whole state machine: a move not listed here is refused.
 // authorized → pending: an approver withdrew an approval the authorization
 // needed; authorized → expired: not executed within AUTHORIZED_TTL
-// (core/approvers.go).
+// (core/approvers.go); authorized → cancelled: the agent withdrew it
+// before it was signed (its budget reservation is released).
 var transitions = map[Status][]Status{
 	StatusPending:    {StatusAuthorized, StatusRejected, StatusExpired, StatusCancelled},
-	StatusAuthorized: {StatusSubmitted, StatusFailed, StatusSigned, StatusDropped, StatusPending, StatusExpired},
+	StatusAuthorized: {StatusSubmitted, StatusFailed, StatusSigned, StatusDropped, StatusPending, StatusExpired, StatusCancelled},
 	StatusSubmitted:  {StatusConfirmed, StatusFailed, StatusDropped},
 }
 

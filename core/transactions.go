@@ -718,10 +718,22 @@ func (s *Service) Cancel(ctx context.Context, p *Principal, id string) (*counter
 		if t, err = s.store.Transaction(ctx, id); err != nil {
 			return err
 		}
-		if t.Status != countersign.StatusPending {
-			return countersign.Errorf(countersign.Conflict, "transaction is %s: only pending requests can be cancelled", t.Status)
+		// Pending, or authorized and not yet signed (an auto-approved
+		// request the agent no longer wants: cancelling releases its budget
+		// at once instead of at AUTHORIZED_TTL). The row is locked, so a
+		// concurrent execute either signed first (TxHash set, refused
+		// here) or waits and then finds it cancelled.
+		switch {
+		case t.Status == countersign.StatusPending:
+		case t.Status == countersign.StatusAuthorized && t.TxHash == "" && len(t.RawTx) == 0:
+		default:
+			return countersign.Errorf(countersign.Conflict, "transaction is %s: only pending requests and authorized ones not yet executed can be cancelled", t.Status)
 		}
-		return s.setStatus(ctx, cs, t, countersign.StatusCancelled, p.Actor(), "transaction.cancel", map[string]string{})
+		details := map[string]string{}
+		if t.Status == countersign.StatusAuthorized {
+			details["from"] = string(t.Status)
+		}
+		return s.setStatus(ctx, cs, t, countersign.StatusCancelled, p.Actor(), "transaction.cancel", details)
 	})
 	return t, err
 }

@@ -107,7 +107,7 @@ func NewServer(svc *core.Service, p *core.Principal) *sdk.Server {
 	sdk.AddTool(s, &sdk.Tool{Name: "execute_transaction",
 		Description: "Sign and broadcast a transaction the human has authorized. Safe to repeat: it never sends twice and returns the same tx_hash once sent. Fails with NOT_AUTHORIZED while the request is still pending, FEE_TOO_HIGH when the network now needs a higher fee than the human approved (retry later or prepare again), and CONFLICT when the transaction already failed."}, t.execute)
 	sdk.AddTool(s, &sdk.Tool{Name: "cancel_transaction",
-		Description: "Withdraw a transaction you prepared that is still pending."}, t.cancel)
+		Description: "Withdraw a transaction you prepared that is still pending, or authorized but not yet executed (an auto-approved one you no longer want: its budget comes back at once)."}, t.cancel)
 	sdk.AddTool(s, &sdk.Tool{Name: "list_transactions",
 		Description: "Your transactions, newest first, optionally only those with one status."}, t.list)
 	sdk.AddTool(s, &sdk.Tool{Name: "budget_remaining",
