@@ -49,7 +49,25 @@ const (
 	// WalletKeySealed: the key itself sealed in the row (older rows);
 	// such keys are moved into the KeyStore when the server starts.
 	WalletKeySealed = "sealed"
+	// WalletKeyKeystore: the server holds no key for the wallet; the
+	// operator's Web3 v3 keystore file (OPERATOR_KEYSTORE_PATH) does, and
+	// the keystore-file signer signs (KeySealed is empty).
+	WalletKeyKeystore = "keystore"
+	// WalletKeyAWSKMS: the key is an AWS KMS ECC_SECG_P256K1 key
+	// (OPERATOR_KMS_KEY) and never leaves KMS (KeySealed is empty).
+	WalletKeyAWSKMS = "awskms"
 )
+
+// WalletSignerName is the signer backend that holds a wallet's key, as the
+// API names it: "sealed" for every key the server holds sealed under its
+// key-encryption key (both formats), else the external backend's name.
+func WalletSignerName(keyFormat string) string {
+	switch keyFormat {
+	case WalletKeyKDB, WalletKeySealed, "":
+		return "sealed"
+	}
+	return keyFormat
+}
 
 // Agent is a machine principal that may prepare and execute transactions for
 // one wallet of its owner. Only the SHA-256 of its API key is stored.

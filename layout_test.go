@@ -46,7 +46,7 @@ var allowed = map[string][]string{
 	"mailer":          {""},
 	"notify":          {"", "netguard"},
 	"cloud/aws":       {},
-	"cloud/awskms":    {"keys/envelope"}, // implements envelope.KEK, returns envelope.ErrOpen
+	"cloud/awskms":    {"", "ethsig", "keys/envelope"}, // implements envelope.KEK (returns envelope.ErrOpen) and the wallet signer port
 	"oidc":            {""},
 	"repospec":        {},
 	"mcp":             {"", "core"},

@@ -39,6 +39,10 @@ type Config struct {
 	Topups          TopupConfig  // credit top-up providers (topups.go)
 	X402            X402Config   // x402 payments (x402.go)
 	Review          ReviewConfig // what approvers see: chain names, known tokens (review_config.go)
+	// Signers are the external signer backends by the wallet key format
+	// they hold (countersign.WalletKeyKeystore, WalletKeyAWSKMS): a wallet
+	// whose key is there signs through them (walletsigners.go).
+	Signers map[string]countersign.Signer
 }
 
 // Ports are the service's optional outbound adapters.
@@ -99,7 +103,8 @@ func (c *Config) defaults() {
 type Service struct {
 	store   countersign.Store
 	chain   countersign.Chain
-	signer  countersign.Signer
+	signer  countersign.Signer // signs for every wallet: routes by where its key is (walletsigners.go)
+	keys    countersign.Signer // the server's own keys: creates, imports, exports, moves them
 	sealer  countersign.Sealer
 	clock   countersign.Clock
 	log     *slog.Logger
@@ -140,7 +145,7 @@ func New(ctx context.Context, st countersign.Store, ch countersign.Chain, sg cou
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Service{store: st, chain: ch, signer: sg, sealer: se, clock: clock, log: log, cfg: cfg,
+	s := &Service{store: st, chain: ch, signer: routeSigners(sg, cfg.Signers), keys: sg, sealer: se, clock: clock, log: log, cfg: cfg,
 		broker: NewBroker(), wake: make(chan struct{}, 1), feeds: newAgentFeeds(),
 		webhooks: cfg.Ports.Webhooks, mailer: cfg.Ports.Mailer, idTokens: cfg.Ports.IDTokens, hooks: cfg.Hooks}
 	s.logins = newLoginLimiter(cfg.LoginFailures, cfg.LoginIPFails, cfg.LoginUserFails, cfg.LoginWindow)

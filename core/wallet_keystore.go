@@ -33,7 +33,7 @@ func (s *Service) ImportWallet(ctx context.Context, p *Principal, password, code
 	if len(keystoreJSON) == 0 {
 		return nil, countersign.Errorf(countersign.BadRequest, "keystore is required: the v3 keystore file's JSON")
 	}
-	imp, ok := s.signer.(countersign.KeystoreImporter)
+	imp, ok := s.keys.(countersign.KeystoreImporter)
 	if !ok {
 		return nil, countersign.Errorf(countersign.Unavailable, "this server's wallet signer cannot import keys")
 	}
@@ -80,7 +80,7 @@ func (s *Service) ExportWallet(ctx context.Context, p *Principal, address, passw
 	if utf8.RuneCountInString(passphrase) < MinExportPassphrase {
 		return nil, countersign.Errorf(countersign.BadRequest, "export_passphrase must have at least %d characters: the file is only as safe as it", MinExportPassphrase)
 	}
-	exp, ok := s.signer.(countersign.KeystoreExporter)
+	exp, ok := s.keys.(countersign.KeystoreExporter)
 	if !ok {
 		return nil, countersign.Errorf(countersign.Unavailable, "this server's wallet signer cannot export keys")
 	}
@@ -90,6 +90,9 @@ func (s *Service) ExportWallet(ctx context.Context, p *Principal, address, passw
 	w, err := s.ownedWallet(ctx, p, address)
 	if err != nil {
 		return nil, err
+	}
+	if name := countersign.WalletSignerName(w.KeyFormat); name != "sealed" {
+		return nil, countersign.Errorf(countersign.BadRequest, "wallet %s's key is held by the %s signer, not by this server: there is nothing here to export", w.Address, name)
 	}
 	if err := s.VerifyMFA(ctx, p.User.ID, code); err != nil {
 		return nil, err

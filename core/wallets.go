@@ -31,7 +31,7 @@ func (s *Service) CreateWallet(ctx context.Context, p *Principal, password, name
 		name = fmt.Sprintf("wallet %d", len(existing)+1)
 	}
 	w := &countersign.Wallet{ID: uuid.NewString(), OwnerID: p.User.ID, Name: name, CreatedAt: s.clock.Now().UTC()}
-	w.Address, w.KeyFormat, w.KeySealed, err = s.signer.NewKey(ctx, w.ID)
+	w.Address, w.KeyFormat, w.KeySealed, err = s.keys.NewKey(ctx, w.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +190,7 @@ type keyMigrator interface {
 // is still in the old format) with an audit entry; a run cut short leaves
 // the rest for the next start. It returns how many wallets moved.
 func (s *Service) MigrateWalletKeys(ctx context.Context) (int, error) {
-	m, ok := s.signer.(keyMigrator)
+	m, ok := s.keys.(keyMigrator)
 	if !ok {
 		return 0, nil
 	}
@@ -227,7 +227,7 @@ type keyChecker interface {
 // switched between dir and store — so the server can refuse to start
 // rather than fail at the first signature.
 func (s *Service) MissingWalletKeys(ctx context.Context) ([]string, error) {
-	c, ok := s.signer.(keyChecker)
+	c, ok := s.keys.(keyChecker)
 	if !ok {
 		return nil, nil
 	}

@@ -102,17 +102,28 @@ func SignHash(key *ecdsa.PrivateKey, hash []byte) ([]byte, error) {
 // signed bytes and the transaction hash: the one way every in-process
 // signer (signer/local, signer/keyfile) turns an UnsignedTx into bytes.
 func SignTx(key *ecdsa.PrivateKey, u *countersign.UnsignedTx) ([]byte, string, error) {
+	tx, err := types.SignTx(EIP1559Tx(u), types.LatestSignerForChainID(u.ChainID), key)
+	if err != nil {
+		return nil, "", err
+	}
+	return Encode(tx)
+}
+
+// EIP1559Tx is u as an unsigned EIP-1559 transaction: what every signer
+// (in-process or remote, such as a KMS key) signs for an UnsignedTx.
+func EIP1559Tx(u *countersign.UnsignedTx) *types.Transaction {
 	to := common.HexToAddress(u.To)
 	value := u.Value
 	if value == nil {
 		value = new(big.Int)
 	}
-	tx, err := types.SignNewTx(key, types.LatestSignerForChainID(u.ChainID), &types.DynamicFeeTx{
+	return types.NewTx(&types.DynamicFeeTx{
 		ChainID: u.ChainID, Nonce: u.Nonce, GasTipCap: u.Tip, GasFeeCap: u.FeeCap, Gas: u.Gas, To: &to, Value: value, Data: u.Data,
 	})
-	if err != nil {
-		return nil, "", err
-	}
+}
+
+// Encode returns a signed transaction's raw bytes and hash.
+func Encode(tx *types.Transaction) ([]byte, string, error) {
 	b, err := tx.MarshalBinary()
 	if err != nil {
 		return nil, "", err

@@ -64,6 +64,7 @@ type walletJSON struct {
 	WalletID  string    `json:"wallet_id"`
 	Name      string    `json:"name"`
 	Address   string    `json:"address"`
+	Signer    string    `json:"signer"` // sealed (the server's own keys), keystore or awskms
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -78,7 +79,7 @@ func (s *Server) wallets(w http.ResponseWriter, r *http.Request, p *core.Princip
 	}
 	out := walletsResp{Wallets: []walletJSON{}}
 	for _, wl := range list {
-		out.Wallets = append(out.Wallets, walletJSON{WalletID: wl.ID, Name: wl.Name, Address: wl.Address, CreatedAt: wl.CreatedAt})
+		out.Wallets = append(out.Wallets, walletJSON{WalletID: wl.ID, Name: wl.Name, Address: wl.Address, Signer: countersign.WalletSignerName(wl.KeyFormat), CreatedAt: wl.CreatedAt})
 	}
 	return writeJSON(w, 200, out)
 }

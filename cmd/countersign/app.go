@@ -20,6 +20,7 @@ import (
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/chain/evm"
 	"github.com/countersign/countersign/chain/sim"
+	"github.com/countersign/countersign/cloud/awskms"
 	"github.com/countersign/countersign/core"
 	"github.com/countersign/countersign/daemon"
 	cshttp "github.com/countersign/countersign/http"
@@ -53,6 +54,9 @@ type App struct {
 	// Operator is the operator wallet's keystore-file signer
 	// (OPERATOR_KEYSTORE_PATH), nil without one (operator.go).
 	Operator *keyfile.Signer
+	// OperatorKMS is the operator wallet's AWS KMS key (OPERATOR_KMS_KEY),
+	// nil without one (operator.go).
+	OperatorKMS *awskms.Signer
 	// WalletTokenFile is the generated wallet token's file, "" when the
 	// operator set WALLET_TOKEN.
 	WalletTokenFile string
@@ -254,6 +258,7 @@ func (a *App) startService(ctx context.Context, cfg *Config, st countersign.Stor
 		HashConcurrency: cfg.HashConcurrency, HashQueue: cfg.HashQueue, Omni: cfg.Omni, Money: cfg.Money,
 		Ports: ports, Hooks: cfg.ExecuteHooks, Live: liveConfig(cfg, st), // eventsignal.go
 		Topups: topupConfig(cfg), X402: x402Config(cfg), Review: reviewConfig(cfg), // topup.go, x402.go, review_config.go
+		Signers: a.operatorSigners(), // operator.go
 	})
 	if err != nil {
 		return nil, err
@@ -265,6 +270,9 @@ func (a *App) startService(ctx context.Context, cfg *Config, st countersign.Stor
 		return nil, err
 	}
 	if err := svc.EnsureAuditKey(ctx); err != nil { // signs audit checkpoints
+		return nil, err
+	}
+	if err := a.attachOperator(ctx, cfg, svc, log); err != nil { // operator.go
 		return nil, err
 	}
 	return svc, checkWalletKeys(ctx, cfg, svc, log)

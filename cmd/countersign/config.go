@@ -74,6 +74,8 @@ type Config struct {
 	RepoSpec           string // REPO_SPEC: a repo-spec.yaml whose operator_wallet is checked at start
 	OperatorKeystore   string // OPERATOR_KEYSTORE_PATH: the operator's v3 keystore file
 	OperatorPassphrase string // OPERATOR_WALLET_PASSPHRASE (never logged)
+	OperatorKMSKey     string // OPERATOR_KMS_KEY: the operator's AWS KMS key, awskms://KEY_ID?region=…
+	OperatorOwner      string // OPERATOR_OWNER: the username whose wallet the operator keys back
 
 	MetricsToken  string // METRICS_TOKEN
 	WalletChain   string // WALLET_CHAIN: mock (default)
@@ -159,6 +161,8 @@ var baseSettings = []setting{
 	{"REPO_SPEC", "", "", "a repo-spec.yaml: its operator_wallet must be valid, on this chain, and its signer's address must be the spec's, or the server refuses to start"},
 	{"OPERATOR_KEYSTORE_PATH", "", "", "the operator wallet's Web3 v3 keystore file (countersign keygen writes one), decrypted once at start"},
 	{"OPERATOR_WALLET_PASSPHRASE", "", "", "the passphrase of OPERATOR_KEYSTORE_PATH (an environment variable only; never logged)"},
+	{"OPERATOR_KMS_KEY", "", "", "the operator wallet's AWS KMS key (ECC_SECG_P256K1, SIGN_VERIFY): awskms://KEY_ID?region=REGION[&endpoint=URL]; it signs, the key never leaves KMS"},
+	{"OPERATOR_OWNER", "", "", "the username whose wallet (named operator) each loaded operator key backs, created at the first start; unset: the keys back no wallet"},
 	{"METRICS_TOKEN", "", "", "bearer token /metrics requires from everyone (at least 32 characters); unset: loopback only"},
 	{"EVENTS_SOCKET", "", "DATA_DIR/events.sock", "Unix socket streaming every event as NDJSON (off disables)"},
 	{"SIGN_RATE", "", "100", "daemon signatures per second (429 RATE_LIMIT beyond)"},
@@ -314,6 +318,7 @@ func serveStringEnv(c *Config, env func(...string) string) {
 	c.WalletHosts, c.WalletOrigins, c.MetricsToken = env("WALLET_ALLOWED_HOSTS"), env("WALLET_ALLOWED_ORIGINS"), env("METRICS_TOKEN")
 	c.TrustedProxies = env("TRUSTED_PROXIES")
 	c.RepoSpec, c.OperatorKeystore, c.OperatorPassphrase = env("REPO_SPEC"), env("OPERATOR_KEYSTORE_PATH"), env("OPERATOR_WALLET_PASSPHRASE")
+	c.OperatorKMSKey, c.OperatorOwner = env("OPERATOR_KMS_KEY"), env("OPERATOR_OWNER")
 	c.WalletChain = or(env("WALLET_CHAIN"), "mock")
 	c.DaemonMode = or(env("DAEMON_MODE"), daemonSingle)
 	c.LedgerDB = env("LEDGER_DB")

@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/cloud/awskms"
+	"github.com/countersign/countersign/core"
 	"github.com/countersign/countersign/repospec"
 	"github.com/countersign/countersign/signer/keyfile"
 )
@@ -47,6 +49,18 @@ func (a *App) checkOperator(ctx context.Context, cfg *Config, st countersign.Sto
 		a.closers = append(a.closers, k.Close)
 		log.Info("operator wallet key loaded", "address", k.Address(), "keystore", path)
 	}
+	if cfg.OperatorKMSKey != "" && (spec == nil || spec.OperatorWallet.Signer == "awskms") {
+		kc, err := awskms.ParseURI(cfg.OperatorKMSKey)
+		if err != nil {
+			return fmt.Errorf("OPERATOR_KMS_KEY: %w", err)
+		}
+		k, err := awskms.NewSigner(ctx, kc)
+		if err != nil {
+			return fmt.Errorf("the operator wallet (OPERATOR_KMS_KEY): %w", err)
+		}
+		a.OperatorKMS = k
+		log.Info("operator wallet KMS key loaded", "address", k.Address().Hex(), "key", k.ARN())
+	}
 	if spec == nil {
 		return nil
 	}
@@ -65,6 +79,14 @@ func (a *App) checkOperator(ctx context.Context, cfg *Config, st countersign.Sto
 			return fmt.Errorf("REPO_SPEC %s: operator_wallet.signer is keystore, but neither keystore_path nor OPERATOR_KEYSTORE_PATH names the file", cfg.RepoSpec)
 		}
 		have = a.Operator.Address()
+	case "awskms":
+		if a.OperatorKMS == nil {
+			return fmt.Errorf("REPO_SPEC %s: operator_wallet.signer is awskms, but OPERATOR_KMS_KEY is not set (awskms://KEY_ID?region=…)", cfg.RepoSpec)
+		}
+		if id := w.KMSKeyID; id != "" && id != a.OperatorKMS.ARN() && !strings.HasSuffix(a.OperatorKMS.ARN(), "/"+id) && !strings.HasPrefix(cfg.OperatorKMSKey, "awskms://"+id) {
+			return fmt.Errorf("REPO_SPEC %s: operator_wallet.kms_key_id is %s, but OPERATOR_KMS_KEY names %s: refusing to start", cfg.RepoSpec, id, a.OperatorKMS.ARN())
+		}
+		have = a.OperatorKMS.Address().Hex()
 	case "sealed":
 		wl, err := st.WalletByAddress(ctx, w.AddressEIP55())
 		if countersign.ErrorCode(err) == countersign.NotFound {
@@ -81,6 +103,50 @@ func (a *App) checkOperator(ctx context.Context, cfg *Config, st countersign.Sto
 		return fmt.Errorf("REPO_SPEC %s: the operator signer holds %s, but operator_wallet.address is %s: refusing to start", cfg.RepoSpec, have, w.AddressEIP55())
 	}
 	log.Info("operator wallet matches repo-spec", "address", w.AddressEIP55(), "chain_id", w.ChainID, "signer", w.Signer, "budgets", len(w.Budgets))
+	return nil
+}
+
+// operatorSigners are the external signer backends the operator loaded,
+// by the wallet key format whose wallets they sign for.
+func (a *App) operatorSigners() map[string]countersign.Signer {
+	m := map[string]countersign.Signer{}
+	if a.Operator != nil {
+		m[countersign.WalletKeyKeystore] = a.Operator
+	}
+	if a.OperatorKMS != nil {
+		m[countersign.WalletKeyAWSKMS] = a.OperatorKMS.Wallet()
+	}
+	return m
+}
+
+// attachOperator gives each loaded operator key a wallet of OPERATOR_OWNER
+// (core.AttachOperatorWallet): from then on it is a countersigned wallet
+// like any other — agents, policies, approvals, receipts — whose
+// signatures its own backend makes. Without OPERATOR_OWNER the keys are
+// loaded (and checked against REPO_SPEC) but back no wallet.
+func (a *App) attachOperator(ctx context.Context, cfg *Config, svc *core.Service, log *slog.Logger) error {
+	var keys []core.OperatorKey
+	if a.Operator != nil {
+		keys = append(keys, core.OperatorKey{Format: countersign.WalletKeyKeystore, Address: a.Operator.Address()})
+	}
+	if a.OperatorKMS != nil {
+		keys = append(keys, core.OperatorKey{Format: countersign.WalletKeyAWSKMS, Address: a.OperatorKMS.Address().Hex()})
+	}
+	if len(keys) == 0 {
+		if cfg.OperatorOwner != "" {
+			return errors.New("OPERATOR_OWNER is set, but no operator key is: set OPERATOR_KEYSTORE_PATH or OPERATOR_KMS_KEY")
+		}
+		return nil
+	}
+	if cfg.OperatorOwner == "" {
+		log.Warn("an operator key is loaded but backs no wallet: set OPERATOR_OWNER to the username that owns it", "keys", len(keys))
+		return nil
+	}
+	for _, k := range keys {
+		if _, err := svc.AttachOperatorWallet(ctx, cfg.OperatorOwner, k, log); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
