@@ -262,6 +262,11 @@ func rules(doc *yaml.Node, w *OperatorWallet) []Problem {
 		}
 		seen[key] = i
 	}
+	if len(out) == 0 {
+		if _, err := w.PolicyDocument(); err != nil { // policy.go: what the server can enforce
+			at(err.Error(), "operator_wallet", "budgets")
+		}
+	}
 	for i, th := range w.LowBalance {
 		if tooBig(th.Below) {
 			at("below does not fit in 256 bits", "operator_wallet", "low_balance", strconv.Itoa(i), "below")

@@ -31,6 +31,7 @@ import (
 	"github.com/countersign/countersign/netguard"
 	"github.com/countersign/countersign/notify"
 	oidcverify "github.com/countersign/countersign/oidc"
+	"github.com/countersign/countersign/repospec"
 	"github.com/countersign/countersign/signer/audited"
 	"github.com/countersign/countersign/signer/derived"
 	hdsigner "github.com/countersign/countersign/signer/hd"
@@ -57,6 +58,7 @@ type App struct {
 	// OperatorKMS is the operator wallet's AWS KMS key (OPERATOR_KMS_KEY),
 	// nil without one (operator.go).
 	OperatorKMS *awskms.Signer
+	spec        *repospec.Spec // REPO_SPEC, nil without one
 	// WalletTokenFile is the generated wallet token's file, "" when the
 	// operator set WALLET_TOKEN.
 	WalletTokenFile string
@@ -273,6 +275,9 @@ func (a *App) startService(ctx context.Context, cfg *Config, st countersign.Stor
 		return nil, err
 	}
 	if err := a.attachOperator(ctx, cfg, svc, log); err != nil { // operator.go
+		return nil, err
+	}
+	if err := a.applySpec(ctx, cfg, svc, log); err != nil { // operator.go
 		return nil, err
 	}
 	return svc, checkWalletKeys(ctx, cfg, svc, log)

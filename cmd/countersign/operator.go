@@ -64,6 +64,7 @@ func (a *App) checkOperator(ctx context.Context, cfg *Config, st countersign.Sto
 	if spec == nil {
 		return nil
 	}
+	a.spec = spec
 	w := spec.OperatorWallet
 	id, err := ch.ChainID(ctx)
 	if err != nil {
@@ -146,6 +147,40 @@ func (a *App) attachOperator(ctx context.Context, cfg *Config, svc *core.Service
 		if _, err := svc.AttachOperatorWallet(ctx, cfg.OperatorOwner, k, log); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// applySpec makes the operator wallet's policy and low-balance alerts what
+// REPO_SPEC's budgets and low_balance say (core.ApplyOperatorSpec), at
+// every start. Without a wallet for the spec's address (no OPERATOR_OWNER
+// yet) there is nothing to apply them to, and a warning says so.
+func (a *App) applySpec(ctx context.Context, cfg *Config, svc *core.Service, log *slog.Logger) error {
+	if a.spec == nil {
+		return nil
+	}
+	w := a.spec.OperatorWallet
+	if len(w.Budgets) == 0 && len(w.LowBalance) == 0 {
+		return nil
+	}
+	wl, err := a.Store.WalletByAddress(ctx, w.AddressEIP55())
+	if countersign.ErrorCode(err) == countersign.NotFound {
+		log.Warn("REPO_SPEC's budgets and alerts are not applied: no wallet holds the operator address yet (set OPERATOR_OWNER)", "address", w.AddressEIP55())
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	doc, err := w.PolicyDocument()
+	if err != nil {
+		return fmt.Errorf("REPO_SPEC %s: %w", cfg.RepoSpec, err)
+	}
+	var alerts []core.SpecAlert
+	for _, t := range w.LowBalance {
+		alerts = append(alerts, core.SpecAlert{Asset: t.Asset, Below: t.Below})
+	}
+	if err := svc.ApplyOperatorSpec(ctx, wl.ID, doc, alerts, log); err != nil {
+		return fmt.Errorf("REPO_SPEC %s: %w", cfg.RepoSpec, err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"math/big"
 	"path/filepath"
 	"strings"
@@ -175,5 +176,94 @@ func TestOperatorWallet_KMSBacksACountersignedWallet(t *testing.T) {
 	e.do("POST", "/api/execute_transaction", apiKey(key), map[string]string{"transaction_id": id}).refused(t, 503, "UNAVAILABLE")
 	if s := e.do("GET", "/api/transaction_status?transaction_id="+id, apiKey(key), nil).must(t, 200); s.str("status") != "authorized" || s.str("tx_hash") != "" {
 		t.Fatalf("after KMS went away: %s", s.raw)
+	}
+}
+
+// TestOperatorWallet_SpecBudgetsBecomeItsPolicy: REPO_SPEC's budgets are
+// the operator wallet's policy and its low_balance entries its alerts, at
+// every start: within the budgets an agent's spend is approved at once
+// (the deciding rule named after the spec), beyond them a human decides.
+// A second start with the same spec changes nothing; an edited spec
+// changes the policy, audited with the actor system:repo-spec.
+func TestOperatorWallet_SpecBudgetsBecomeItsPolicy(t *testing.T) {
+	path, addr := operatorKey(t)
+	dir := t.TempDir()
+	clock := restartClock()
+	e1, stop1, err := startAt(t, dir, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chainID := e1.app.Svc.ChainID().Int64()
+	u := e1.newUser(true)
+	stop1()
+	spec := func(day string) envOption {
+		p := writeSpec(t, t.TempDir(), fmt.Sprintf(`operator_wallet:
+  address: %q
+  chain_id: %d
+  signer: keystore
+  budgets:
+    - {asset: native, period: transaction, limit: "1000"}
+    - {asset: native, period: day, limit: %q}
+  low_balance:
+    - {asset: native, below: "5000000000000000000"}
+`, addr, chainID, day))
+		return func(c *Config) {
+			c.RepoSpec, c.OperatorKeystore, c.OperatorPassphrase, c.OperatorOwner = p, path, keygenPass, u.name
+			c.AcceptNewChain = true
+		}
+	}
+	e, stop, err := startAt(t, dir, clock, spec("1500"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	walletID := walletRow(t, e, u, addr)["wallet_id"].(string)
+	pol := e.do("GET", "/api/wallets/"+walletID+"/policy", bearer(u.token), nil).must(t, 200)
+	if !strings.Contains(pol.raw, `"spec-any-native"`) || !strings.Contains(pol.raw, `"1500"`) {
+		t.Fatalf("the wallet's policy: %s", pol.raw)
+	}
+	if a := e.do("GET", "/api/wallets/"+walletID+"/low_balance", bearer(u.token), nil).must(t, 200); !strings.Contains(a.raw, "5000000000000000000") {
+		t.Fatalf("the wallet's alerts: %s", a.raw)
+	}
+	_, key := e.createAgent(u, addr)
+	e.do("POST", "/api/dev/faucet", bearer(u.token), map[string]string{"address": addr, "amount": "1000000000000000000"}).must(t, 200)
+	prepare := func(e *env, amount string) resp {
+		return e.do("POST", "/api/prepare_transaction", apiKey(key), map[string]string{"type": "native", "to_address": payee, "amount": amount}).must(t, 202)
+	}
+	if r := prepare(e, "1000"); r.str("status") != "authorized" || r.str("rule_id") != "spec-any-native" {
+		t.Fatalf("within the budgets: %s", r.raw)
+	}
+	if r := prepare(e, "1000"); r.str("status") != "pending" { // 2000 > 1500 a day
+		t.Fatalf("over the day's budget: %s", r.raw)
+	}
+	if r := prepare(e, "1001"); r.str("status") != "pending" { // over the per-transaction limit
+		t.Fatalf("over the transaction limit: %s", r.raw)
+	}
+	stop()
+	specChanges := func(e *env) int {
+		n := 0
+		for _, a := range e.do("GET", "/api/audit?limit=500", bearer(u.token), nil).must(t, 200).body["entries"].([]any) {
+			if m := a.(map[string]any); m["action"] == "policy.change" && m["actor"] == "system:repo-spec" {
+				n++
+			}
+		}
+		return n
+	}
+	e, stop, err = startAt(t, dir, clock, spec("1500"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := specChanges(e); n != 1 {
+		t.Fatalf("%d spec policy changes after an unchanged restart, want 1", n)
+	}
+	stop()
+	e, _, err = startAt(t, dir, clock, spec("3000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := specChanges(e); n != 2 {
+		t.Fatalf("%d spec policy changes after the spec changed, want 2", n)
+	}
+	if r := prepare(e, "1000"); r.str("status") != "authorized" {
+		t.Fatalf("within the new budget: %s", r.raw)
 	}
 }
