@@ -19,6 +19,7 @@ import (
 
 	awssdk "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
@@ -39,8 +40,10 @@ type Config struct {
 	// Decrypt answers carry data keys in plaintext.
 	Endpoint string
 	// Credentials signs the requests; nil reads AWS_ACCESS_KEY_ID,
-	// AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN (anonymous when unset,
-	// which only a local KMS accepts).
+	// AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, else the SDK's default
+	// chain (profiles and SSO, web identity, ECS and EC2 roles) — except
+	// for a loopback endpoint without AWS_PROFILE, which is sent unsigned
+	// (a local KMS accepts that).
 	Credentials awssdk.CredentialsProvider
 	// Timeout bounds each KMS call, retries included (default 10s).
 	Timeout time.Duration
@@ -100,6 +103,16 @@ func checkEndpoint(endpoint string) error {
 		}
 	}
 	return nil
+}
+
+// loopback reports whether endpoint is a URL on this machine.
+func loopback(endpoint string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil || endpoint == "" {
+		return false
+	}
+	ip := net.ParseIP(u.Hostname())
+	return u.Hostname() == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // redact keeps scheme, host and path of an endpoint for messages.
@@ -206,11 +219,24 @@ func newClient(cfg Config) (_ *kms.Client, where string, anonymous bool, err err
 	creds := cfg.Credentials
 	if creds == nil {
 		id, secret := os.Getenv("AWS_ACCESS_KEY_ID"), os.Getenv("AWS_SECRET_ACCESS_KEY")
-		if id != "" && secret != "" {
+		switch {
+		case id != "" && secret != "":
 			static := awssdk.Credentials{AccessKeyID: id, SecretAccessKey: secret, SessionToken: os.Getenv("AWS_SESSION_TOKEN"), Source: "environment"}
 			creds = awssdk.CredentialsProviderFunc(func(context.Context) (awssdk.Credentials, error) { return static, nil })
-		} else {
+		case loopback(cfg.Endpoint) && os.Getenv("AWS_PROFILE") == "":
+			// a KMS on this machine (local-kms) takes unsigned requests;
+			// asking the instance metadata service would only wait
 			creds, anonymous = awssdk.AnonymousCredentials{}, true
+		default:
+			// the SDK's default chain: shared config and credentials files
+			// (AWS_PROFILE, SSO), web identity (EKS service accounts), the
+			// ECS task role and the EC2 instance role — whatever the
+			// machine is given, resolved (and refreshed) when first needed
+			ac, err := config.LoadDefaultConfig(context.Background(), config.WithRegion(region))
+			if err != nil {
+				return nil, "", false, fmt.Errorf("AWS credentials for KMS key %s: %w", cfg.KeyID, err)
+			}
+			creds = ac.Credentials
 		}
 	}
 	timeout := cfg.Timeout

@@ -130,7 +130,7 @@ var baseSettings = []setting{
 	{"CHAIN_TIMEOUT", "", "10s", "timeout of one call to the chain node; reads are retried with backoff on transport errors, 5xx and timeouts (at most twice this in all), a broadcast is never retried (the tracker rebroadcasts)"},
 	{"WEB3_PROVIDER_URI", "--chain", "", "the same as EVM_RPC_URL, when that is not set"},
 	{"COUNTERSIGN_MASTER_KEY_FILE", "--master-key-file", "DATA_DIR/master.key", "key-encryption key file (32 bytes hex, mode 0600); generated at first start"},
-	{"KEK_URI", "--kek-uri", "", "AWS KMS key as the key-encryption key: awskms://KEY_ID?region=REGION[&endpoint=URL] (KEY_ID: key id, ARN or alias/NAME); it seals, the master key file's keys (if any) still open; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN"},
+	{"KEK_URI", "--kek-uri", "", "AWS KMS key as the key-encryption key: awskms://KEY_ID?region=REGION[&endpoint=URL] (KEY_ID: key id, ARN or alias/NAME); it seals, the master key file's keys (if any) still open; credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, else the AWS SDK's default chain (AWS_PROFILE, SSO, web identity, ECS and EC2 roles)"},
 	{"KEK_OPEN_ONLY", "--kek-open-only", "0", "1: the KMS key of KEK_URI only opens and the master key file's first key seals (the staging step of a rotation to or from KMS)"},
 	{"LOG_FORMAT", "--log-format", "text", "text or json"},
 	{"LOG_LEVEL", "--log-level", "info", "debug, info, warn or error"},
