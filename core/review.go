@@ -43,7 +43,22 @@ type Review struct {
 	SimError  string
 	Simulated bool
 	MaxFee    string // the most the network fee can be, e.g. "0.000052 ETH"; "" when none is bound
-	Warnings  []string
+	Warnings  []Warning
+
+	// The inbox's one line (review_facts.go): "Approve unlimited TEST for",
+	// then the counterparty's address, which the page labels.
+	Action       string
+	Counterparty string
+	Approval     string // an ERC-20 approve: "unlimited TEST", "25 TEST"
+	Spender      string // its spender
+	Unlimited    bool
+	SIWE         *SIWEMessage // a personal_sign text that is a Sign-In with Ethereum message
+	callLine     string
+
+	// The facts beside the request (review_facts.go): the wallet, its
+	// balance before and after, the fee and the total, the chain, the
+	// token, the address book's labels, a SIWE summary, who decided.
+	Facts Facts
 }
 
 // tokenCache keeps ERC-20 metadata: it never changes for a deployed token.
@@ -81,7 +96,7 @@ func (s *Service) HumanAmount(ctx context.Context, t *countersign.Transaction) s
 		return t.Amount
 	}
 	switch t.Type {
-	case countersign.TxERC20:
+	case countersign.TxERC20, countersign.TxX402: // x402: an authorization to transfer Amount of the token
 		if info, err := s.CachedTokenInfo(ctx, t.TokenAddress); err == nil {
 			sym := info.Symbol
 			if sym == "" {
@@ -111,7 +126,7 @@ func (s *Service) Review(ctx context.Context, p *Principal, id string) (*Review,
 	if err != nil {
 		return nil, err
 	}
-	r := &Review{Tx: t, View: View(t)}
+	r := s.decodeReview(ctx, t)
 	if t.AgentID != "" {
 		if a, err := s.store.AgentByID(ctx, t.AgentID); err == nil {
 			r.AgentName = a.Name
@@ -119,38 +134,89 @@ func (s *Service) Review(ctx context.Context, p *Principal, id string) (*Review,
 	} else {
 		r.AgentName = "you (user-initiated)"
 	}
+	s.warn(ctx, t, r)
+	if onChain(t) && (t.Status == countersign.StatusPending || t.Status == countersign.StatusAuthorized) {
+		value, _ := new(big.Int).SetString(t.TxValue, 10)
+		gas, err := s.chain.EstimateGas(ctx, countersign.CallMsg{From: t.From, To: t.TxTo, Value: value, Data: t.TxData})
+		r.Simulated = true
+		if err != nil {
+			r.SimError = countersign.ErrorDetail(err)
+			r.warn(WarnSimulationFails, SeverityCaution, "The simulation fails: this transaction would not succeed now ("+r.SimError+").")
+		} else {
+			r.SimOK, r.SimGas = true, gas
+		}
+	}
+	s.reviewFacts(ctx, p, t, r) // review_facts.go
+	return r, nil
+}
+
+// decodeReview is the part of a review that depends on the request alone
+// (no history, no simulation): what it does and the warnings that follow
+// from its fields. Decide runs it too, to find the danger warnings an
+// approval must acknowledge, so the page and the check cannot disagree.
+func (s *Service) decodeReview(ctx context.Context, t *countersign.Transaction) *Review {
+	r := &Review{Tx: t, View: View(t)}
 	human := s.HumanAmount(ctx, t)
 	switch t.Type {
 	case countersign.TxNative:
 		r.Summary = fmt.Sprintf("Send %s to %s", human, t.To)
+		r.Action, r.Counterparty = "Send "+human+" to", t.To
 		r.Fields = []Field{{"Amount", human}, {"Amount (wei)", t.Amount}, {"Recipient", t.To}}
 	case countersign.TxERC20:
 		r.Summary = fmt.Sprintf("Transfer %s to %s", human, t.To)
+		r.Action, r.Counterparty = "Transfer "+human+" to", t.To
 		r.Fields = []Field{{"Amount", human}, {"Amount (base units)", t.Amount}, {"Token", t.TokenAddress}, {"Recipient", t.To}}
 		r.Function, r.Args = "transfer(address,uint256)", []Field{{"to", t.To}, {"amount", human}}
 	case countersign.TxContractCall:
 		r.Fields = []Field{{"Contract", t.ContractAddress}, {"Value sent", human}}
 		s.decodeCall(ctx, t, r)
-		if r.Function != "" {
+		switch {
+		case r.Approval != "":
+			// An ERC-20 approval reads as what it lets happen: who may take
+			// how much of which token.
+			r.Summary = fmt.Sprintf("Approve %s for %s", r.Approval, r.Spender)
+			r.Action, r.Counterparty = "Approve "+r.Approval+" for", r.Spender
+		case r.Function != "":
 			r.Summary = fmt.Sprintf("Call %s on %s", r.Function, t.ContractAddress)
-		} else {
+			r.Action, r.Counterparty = "Call "+r.callLine+" on", t.ContractAddress
+		default:
 			r.Summary = fmt.Sprintf("Call contract %s with undecoded data", t.ContractAddress)
+			r.Action, r.Counterparty = "Call undecoded data on", t.ContractAddress
 		}
 		if v, _ := new(big.Int).SetString(t.Value, 10); v != nil && v.Sign() > 0 {
 			r.Summary += " sending " + human
+			r.Action = "Send " + human + " and " + strings.ToLower(r.Action[:1]) + r.Action[1:]
 		}
 	case countersign.TxNonceFill:
 		r.Summary = "Fill a refused nonce: send 0 " + NativeSymbol + " from the wallet to itself"
+		r.Action = "Fill a refused nonce"
 		r.Fields = []Field{{"Why", t.Memo}, {"Wallet", t.From}}
 	case countersign.TxPersonalSign:
 		b, _ := hexutil.Decode(t.Message)
 		r.Summary = "Sign a message (EIP-191)"
+		r.Action = "Sign a binary message"
 		if utf8.Valid(b) && printable(string(b)) {
 			r.Message = string(b)
+			r.Action = "Sign a message: “" + clampText(firstLine(r.Message), 48) + "”"
+			if m, ok := parseSIWE(r.Message); ok { // review_facts.go
+				r.SIWE = m
+				r.Summary = "Sign in to " + m.Domain + " as " + m.Address + " (Sign-In with Ethereum)"
+				r.Action = "Sign a message for " + m.Domain
+			}
 		} else {
 			r.Message = t.Message
-			r.Warnings = append(r.Warnings, "The message is binary data, not text: you cannot read what you are signing.")
+			r.warn(WarnBinaryMessage, SeverityCaution, "The message is binary data, not text: you cannot read what you are signing.")
 		}
+	case countersign.TxX402:
+		// An x402 payment is a signed EIP-3009 authorization, not a
+		// transaction: the payee (or anyone holding it) moves the amount
+		// until it expires. The memo names the resource it pays for.
+		r.Summary = fmt.Sprintf("Pay %s to %s for an x402 resource (EIP-3009 authorization)", human, t.To)
+		r.Action, r.Counterparty = "Pay "+human+" (x402) to", t.To
+		r.Fields = []Field{{"Amount", human}, {"Amount (base units)", t.Amount}, {"Token", t.TokenAddress}, {"Pay to", t.To}, {"For", t.Memo}}
+		var pretty bytes.Buffer
+		_ = json.Indent(&pretty, []byte(t.Message), "", "  ")
+		r.Message = pretty.String()
 	case countersign.TxTypedData:
 		var pretty bytes.Buffer
 		_ = json.Indent(&pretty, []byte(t.Message), "", "  ")
@@ -158,6 +224,7 @@ func (s *Service) Review(ctx context.Context, p *Principal, id string) (*Review,
 		var td apitypes.TypedData
 		_ = json.Unmarshal([]byte(t.Message), &td)
 		r.Summary = fmt.Sprintf("Sign typed data %q for %q (EIP-712)", td.PrimaryType, td.Domain.Name)
+		r.Action = clampText("Sign "+td.PrimaryType+" for "+td.Domain.Name, 80)
 		// The chain the signature is valid on, read from the signed domain as
 		// an integer of any size: the wallet's chain below is where it lives,
 		// not what the typed data says.
@@ -167,11 +234,17 @@ func (s *Service) Review(ctx context.Context, p *Principal, id string) (*Review,
 		}
 		r.Fields = append(r.Fields, Field{"Signed for chain (domain.chainId)", chain})
 		if strings.Contains(strings.ToLower(td.PrimaryType), "permit") || strings.Contains(strings.ToLower(td.PrimaryType), "authorization") {
-			r.Warnings = append(r.Warnings, "This is a permit or transfer authorization: signing it can let someone move tokens without another approval.")
+			r.warn(WarnPermit, SeverityCaution, "This is a permit or transfer authorization: signing it can let someone move tokens without another approval.")
 		}
 	}
-	s.warn(ctx, t, r)
-	if !t.Type.IsMessage() {
+	if t.Type == countersign.TxX402 && t.To == (common.Address{}).Hex() {
+		r.warn(WarnZeroAddress, SeverityDanger, "The payee is the zero address: anything sent there is lost.")
+	}
+	if onChain(t) {
+		zero := common.Address{}.Hex()
+		if t.To == zero || t.TxTo == zero {
+			r.warn(WarnZeroAddress, SeverityDanger, "The recipient is the zero address: anything sent there is lost.")
+		}
 		// The most the network fee can be, in the native coin: the approval
 		// binds it (money.go), so the human sees it before approving.
 		if f := maxFee(t); f != nil {
@@ -180,21 +253,17 @@ func (s *Service) Review(ctx context.Context, p *Principal, id string) (*Review,
 			r.Fields = append(r.Fields, Field{"Network fee (at most)", fmt.Sprintf("%s (gas limit %d × up to %s gwei per gas)", r.MaxFee, t.GasLimit, countersign.FormatUnits(perGas, 9))})
 		} else {
 			r.Fields = append(r.Fields, Field{"Network fee (at most)", "not bound: the simulation failed when this was prepared, so it cannot be executed; the agent must prepare it again"})
-			r.Warnings = append(r.Warnings, "No network fee limit is bound to this request: approving it lets nothing be sent; the agent must prepare it again.")
+			r.warn(WarnNoFeeBound, SeverityCaution, "No network fee limit is bound to this request: approving it lets nothing be sent; the agent must prepare it again.")
 		}
 	}
-	if !t.Type.IsMessage() && (t.Status == countersign.StatusPending || t.Status == countersign.StatusAuthorized) {
-		value, _ := new(big.Int).SetString(t.TxValue, 10)
-		gas, err := s.chain.EstimateGas(ctx, countersign.CallMsg{From: t.From, To: t.TxTo, Value: value, Data: t.TxData})
-		r.Simulated = true
-		if err != nil {
-			r.SimError = countersign.ErrorDetail(err)
-			r.Warnings = append(r.Warnings, "The simulation fails: this transaction would not succeed now ("+r.SimError+").")
-		} else {
-			r.SimOK, r.SimGas = true, gas
-		}
-	}
-	return r, nil
+	return r
+}
+
+// onChain reports whether t becomes a transaction of its own, with gas
+// and a network fee: not a message signature and not an x402
+// authorization (which the payee settles).
+func onChain(t *countersign.Transaction) bool {
+	return !t.Type.IsMessage() && t.Type != countersign.TxX402
 }
 
 func printable(s string) bool {
@@ -211,7 +280,7 @@ func (s *Service) decodeCall(ctx context.Context, t *countersign.Transaction, r 
 	if len(data) < 4 {
 		if len(data) > 0 {
 			r.RawData = "0x" + hex.EncodeToString(data)
-			r.Warnings = append(r.Warnings, "The call data is too short to name a function.")
+			r.warn(WarnShortCalldata, SeverityCaution, "The call data is too short to name a function.")
 		}
 		return
 	}
@@ -231,16 +300,17 @@ func (s *Service) decodeCall(ctx context.Context, t *countersign.Transaction, r 
 	}
 	if m == nil {
 		r.RawData = "0x" + hex.EncodeToString(data)
-		r.Warnings = append(r.Warnings, fmt.Sprintf("Unknown function selector 0x%x: countersign cannot decode what this call does.", data[:4]))
+		r.warn(WarnUnknownSelector, SeverityCaution, fmt.Sprintf("Unknown function selector 0x%x: countersign cannot decode what this call does.", data[:4]))
 		return
 	}
 	vals, err := m.Inputs.Unpack(data[4:])
 	if err != nil {
 		r.RawData = "0x" + hex.EncodeToString(data)
-		r.Warnings = append(r.Warnings, "The call data does not match "+m.Sig+".")
+		r.warn(WarnCalldataMismatch, SeverityCaution, "The call data does not match "+m.Sig+".")
 		return
 	}
 	r.Function = m.Sig
+	var line []string // the inbox's short form: increment(7, …)
 	// ERC-20 amounts in token units, when the contract is a token
 	var info *TokenInfo
 	if m.Sig == "transfer(address,uint256)" || m.Sig == "approve(address,uint256)" || m.Sig == "transferFrom(address,address,uint256)" {
@@ -262,13 +332,45 @@ func (s *Service) decodeCall(ctx context.Context, t *countersign.Transaction, r 
 				val = countersign.FormatUnits(v, int(info.Decimals)) + " " + info.Symbol + " (" + v.String() + ")"
 			}
 			if m.RawName == "approve" && v.Cmp(unlimitedAt) >= 0 {
-				r.Warnings = append(r.Warnings, "Unlimited approval: the spender could take every token of this kind the wallet ever holds.")
+				r.warn(WarnUnlimitedApproval, SeverityDanger, "Unlimited approval: the spender could take every token of this kind the wallet ever holds.")
+				r.Unlimited = true
+				if info != nil {
+					val = "Unlimited " + info.Symbol + " (" + v.String() + ")"
+				}
 			}
 		}
 		if a, ok := vals[i].([32]byte); ok {
 			val = "0x" + hex.EncodeToString(a[:])
 		}
 		r.Args = append(r.Args, Field{Label: name, Value: val})
+		if len(line) == 0 { // the first argument, then … for the rest
+			short := val
+			if a, ok := vals[i].(common.Address); ok {
+				short = shortAddress(a.Hex())
+			}
+			line = append(line, clampText(short, 24))
+		} else if len(line) == 1 {
+			line = append(line, "…")
+		}
+	}
+	r.callLine = m.RawName + "(" + strings.Join(line, ", ") + ")"
+	if m.Sig == "approve(address,uint256)" && len(vals) == 2 {
+		spender, _ := vals[0].(common.Address)
+		amount, _ := vals[1].(*big.Int)
+		sym := "tokens"
+		if info != nil && info.Symbol != "" {
+			sym = info.Symbol
+		}
+		r.Spender = spender.Hex()
+		switch {
+		case amount == nil:
+		case amount.Cmp(unlimitedAt) >= 0:
+			r.Approval = "unlimited " + sym
+		case info != nil:
+			r.Approval = countersign.FormatUnits(amount, int(info.Decimals)) + " " + sym
+		default:
+			r.Approval = amount.String() + " base units of " + sym
+		}
 	}
 }
 
@@ -277,15 +379,20 @@ func (s *Service) warn(ctx context.Context, t *countersign.Transaction, r *Revie
 	if t.Type.IsMessage() {
 		return
 	}
-	zero := common.Address{}.Hex()
-	if t.To == zero || t.TxTo == zero {
-		r.Warnings = append(r.Warnings, "The recipient is the zero address: anything sent there is lost.")
-	}
 	if t.Type != countersign.TxNative && t.Type != countersign.TxERC20 {
 		return
 	}
 	history, err := s.store.Transactions(ctx, countersign.TxFilter{OwnerID: t.OwnerID, Status: countersign.StatusConfirmed, Limit: 500})
 	if err != nil {
+		return
+	}
+	warnFromHistory(t, r, history)
+}
+
+// warnFromHistory adds the warnings of t against its owner's confirmed
+// history (the inbox reads the history once for every row).
+func warnFromHistory(t *countersign.Transaction, r *Review, history []*countersign.Transaction) {
+	if t.Type != countersign.TxNative && t.Type != countersign.TxERC20 {
 		return
 	}
 	paid := false
@@ -305,11 +412,11 @@ func (s *Service) warn(ctx context.Context, t *countersign.Transaction, r *Revie
 		}
 	}
 	if !paid {
-		r.Warnings = append(r.Warnings, "New recipient: this wallet has never paid "+t.To+" before.")
+		r.warn(WarnNewRecipient, SeverityInfo, "New recipient: this wallet has never paid "+t.To+" before.")
 	}
 	amount, _ := new(big.Int).SetString(t.Amount, 10)
 	if previous > 0 && amount != nil && amount.Cmp(new(big.Int).Mul(largest, big.NewInt(2))) > 0 {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("Unusual amount: more than twice this agent's largest confirmed payment of this kind (%d before).", previous))
+		r.warn(WarnUnusualAmount, SeverityCaution, fmt.Sprintf("Unusual amount: more than twice this agent's largest confirmed payment of this kind (%d before).", previous))
 	}
 	_ = maxUint256
 }

@@ -172,13 +172,13 @@ func (s *Server) simulate(w http.ResponseWriter, r *http.Request, p *core.Princi
 // reviewJSON is the decoded view a human reviews (core.Review), for
 // agents and humans alike.
 type reviewJSON struct {
-	Summary  string      `json:"summary"`
-	Fields   []fieldJSON `json:"fields"`
-	Function string      `json:"function,omitempty"`
-	Args     []fieldJSON `json:"args,omitempty"`
-	Message  string      `json:"message,omitempty"`
-	MaxFee   string      `json:"max_fee_display,omitempty"`
-	Warnings []string    `json:"warnings"`
+	Summary  string         `json:"summary"`
+	Fields   []fieldJSON    `json:"fields"`
+	Function string         `json:"function,omitempty"`
+	Args     []fieldJSON    `json:"args,omitempty"`
+	Message  string         `json:"message,omitempty"`
+	MaxFee   string         `json:"max_fee_display,omitempty"`
+	Warnings []core.Warning `json:"warnings"` // {code, severity, text}
 }
 
 type fieldJSON struct {
@@ -198,8 +198,8 @@ func fieldsJSON(fs []core.Field) []fieldJSON {
 // view, and every warning (the policy's and the review's).
 type statusView struct {
 	core.TxView
-	Review   *reviewJSON `json:"review"`
-	Warnings []string    `json:"warnings"`
+	Review   *reviewJSON    `json:"review"`
+	Warnings []core.Warning `json:"warnings"`
 }
 
 // reviewOf decodes t for the caller; nil when it cannot (the answer then
@@ -214,13 +214,13 @@ func (s *Server) reviewOf(r *http.Request, p *core.Principal, t *countersign.Tra
 		out.Args = fieldsJSON(rv.Args)
 	}
 	if out.Warnings == nil {
-		out.Warnings = []string{}
+		out.Warnings = []core.Warning{}
 	}
 	return out
 }
 
-func allWarnings(t *countersign.Transaction, rv *reviewJSON) []string {
-	w := append([]string{}, t.PolicyWarnings...)
+func allWarnings(t *countersign.Transaction, rv *reviewJSON) []core.Warning {
+	w := core.PolicyWarnings(t.PolicyWarnings)
 	if rv != nil {
 		w = append(w, rv.Warnings...)
 	}

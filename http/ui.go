@@ -39,7 +39,7 @@ type uiCtx struct {
 
 func (s *Server) uiTemplates() *template.Template {
 	s.tmplOnce.Do(func() {
-		t, err := web.Templates(template.FuncMap{})
+		t, err := web.Templates(uiFuncs()) // ui_approver.go
 		if err != nil {
 			panic(err) // the templates are embedded: a parse error is a build bug
 		}
@@ -166,6 +166,7 @@ type page struct {
 	CSRF             string
 	Flash, FlashKind string
 	PendingCount     int
+	Labels           map[string]string // the user's address book (ui_approver.go's addr)
 	Data             any
 }
 
@@ -173,6 +174,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, c *uiCtx, status
 	pg := page{Title: title, Nav: nav, CSRF: c.csrf, Data: data}
 	if c.p != nil {
 		pg.User = c.p.User
+		pg.PendingCount, pg.Labels = s.Svc.PendingCount(r.Context(), c.p), s.Svc.AddressLabels(r.Context(), c.p) // the badge; labels
 	}
 	if v, ok := readCookie(r, flashCookie); ok {
 		if b, err := base64.RawURLEncoding.DecodeString(v); err == nil {

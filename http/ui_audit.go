@@ -19,7 +19,11 @@ func (s *Server) uiAudit(w http.ResponseWriter, r *http.Request, c *uiCtx) error
 	if err != nil {
 		return err
 	}
-	d := map[string]any{"Entries": entries}
+	actors := make([]string, 0, len(entries))
+	for _, e := range entries {
+		actors = append(actors, e.Actor)
+	}
+	d := map[string]any{"Entries": entries, "Actors": s.Svc.ActorNames(r.Context(), c.p, actors)}
 	if len(entries) == 200 {
 		d["Next"] = entries[len(entries)-1].Seq
 	}

@@ -21,6 +21,8 @@ type txRow struct {
 	DelayLeft     string // until a delay rule authorizes it
 	Explorer      string
 	Confirmations uint64
+	Line          core.Line         // kind, decoded action, severity, wallet (core/review_facts.go)
+	Labels        map[string]string // the user's address book
 }
 
 func (s *Server) agentNames(ctx context.Context, p *core.Principal) map[string]string {
@@ -37,8 +39,10 @@ func (s *Server) rows(ctx context.Context, p *core.Principal, list []*countersig
 	names := s.agentNames(ctx, p)
 	now := s.Svc.Now()
 	rows := make([]txRow, 0, len(list))
-	for _, t := range list {
-		row := txRow{View: core.View(t), AgentName: names[t.AgentID], Amount: s.Svc.HumanAmount(ctx, t), TimeLeft: timeLeft(t.ExpiresAt.Sub(now))}
+	lines := s.Svc.Lines(ctx, p, list)
+	labels := s.Svc.AddressLabels(ctx, p)
+	for i, t := range list {
+		row := txRow{View: core.View(t), AgentName: names[t.AgentID], Amount: s.Svc.HumanAmount(ctx, t), TimeLeft: timeLeft(t.ExpiresAt.Sub(now)), Line: lines[i], Labels: labels}
 		if !t.AuthorizeAt.IsZero() {
 			row.DelayLeft = timeLeft(t.AuthorizeAt.Sub(now))
 		}
@@ -101,6 +105,16 @@ type txData struct {
 	// CanWithdraw: the user's approval counts and the request is not yet
 	// being executed (ui_approvers.go's withdraw form).
 	CanWithdraw bool
+	// Ack is the sentence the approver must tick before Approve enables
+	// (a danger warning); "" when none is needed.
+	Ack      string
+	Severity core.Severity // the highest warning's
+	Policy   []core.Warning
+	Next     string // the next request waiting, offered once this one is decided
+	// Passkey: the user can approve with a passkey (ui_passkeys.go), on
+	// PasskeyOrigin.
+	Passkey       bool
+	PasskeyOrigin string
 }
 
 func (s *Server) uiTx(w http.ResponseWriter, r *http.Request, c *uiCtx) error {
@@ -112,7 +126,14 @@ func (s *Server) uiTx(w http.ResponseWriter, r *http.Request, c *uiCtx) error {
 	if v, err := s.Svc.ViewOf(r.Context(), rv.Tx); err == nil {
 		rv.View = v
 	}
-	d := txData{Review: rv, TimeLeft: timeLeft(rv.Tx.ExpiresAt.Sub(s.Svc.Now())), ExplorerTx: "#", CanWithdraw: canWithdraw(rv, c.p)}
+	d := txData{Review: rv, TimeLeft: timeLeft(rv.Tx.ExpiresAt.Sub(s.Svc.Now())), CanWithdraw: canWithdraw(rv, c.p),
+		Ack: rv.Acknowledgement(), Policy: core.PolicyWarnings(rv.Tx.PolicyWarnings)}
+	d.Severity = core.Highest(append(append([]core.Warning{}, d.Policy...), rv.Warnings...))
+	if rv.Tx.Status != countersign.StatusPending {
+		d.Next = s.Svc.NextPending(r.Context(), c.p, rv.Tx.ID)
+	} else {
+		d.Passkey, d.PasskeyOrigin = s.hasPasskey(r, c.p), s.Svc.PasskeyOrigin(r.Host)
+	}
 	if !rv.Tx.AuthorizeAt.IsZero() {
 		d.DelayLeft = timeLeft(rv.Tx.AuthorizeAt.Sub(s.Svc.Now()))
 	}
@@ -125,7 +146,14 @@ func (s *Server) uiTx(w http.ResponseWriter, r *http.Request, c *uiCtx) error {
 func (s *Server) uiDecide(w http.ResponseWriter, r *http.Request, c *uiCtx) error {
 	id := r.PathValue("id")
 	d := core.Decision(r.PostForm.Get("decision"))
-	txs, err := s.Svc.Authorize(r.Context(), c.p, []string{id}, r.PostForm.Get("mfa_code"), d, strings.TrimSpace(r.PostForm.Get("reason")))
+	if d == "" {
+		// core reads no decision as approve (the API's default); a form
+		// submitted without its button (Enter in the code field, a script)
+		// must not approve.
+		return back(w, r, "/tx/"+url.PathEscape(id), countersign.Errorf(countersign.BadRequest, "Press Approve to approve: nothing was decided."), "")
+	}
+	txs, err := s.Svc.Decide(r.Context(), c.p, core.DecideRequest{IDs: []string{id}, Code: r.PostForm.Get("mfa_code"), Decision: d,
+		Reason: strings.TrimSpace(r.PostForm.Get("reason")), Acknowledge: r.PostForm.Get("acknowledge") == "yes", Passkey: []byte(r.PostForm.Get("passkey")), Host: r.Host})
 	ok := "Approved: the agent can execute it now."
 	if d == core.Reject {
 		ok = "Rejected: the agent has been told."

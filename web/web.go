@@ -14,9 +14,21 @@ var templates embed.FS
 //go:embed static
 var static embed.FS
 
+// FuncNames are the helpers the templates call (http/ui_approver.go
+// defines them). Templates declares each so the pages parse without them
+// (TestTemplatesParse); a real server passes every one.
+var FuncNames = []string{"addr", "label", "short", "icon", "sevIcon", "sevLabel", "clamp", "isAddr", "utc", "utcsec"}
+
 // Templates parses every page template with funcs.
 func Templates(funcs template.FuncMap) (*template.Template, error) {
-	return template.New("").Funcs(funcs).ParseFS(templates, "templates/*.html")
+	all := template.FuncMap{}
+	for _, n := range FuncNames {
+		all[n] = func(...any) string { return "" }
+	}
+	for n, f := range funcs {
+		all[n] = f
+	}
+	return template.New("").Funcs(all).ParseFS(templates, "templates/*.html")
 }
 
 // Static is the file system served under /static/.

@@ -16,7 +16,7 @@ func TestTemplatesParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"login.html", "signup.html", "mfa.html", "inbox.html", "inbox_fragment.html", "tx.html",
-		"activity.html", "wallets.html", "agents.html", "audit.html", "policies.html", "policy.html", "approvers.html", "head", "foot"} {
+		"activity.html", "wallets.html", "agents.html", "audit.html", "policies.html", "policy.html", "approvers.html", "addressbook.html", "passkeys.html", "head", "foot"} {
 		if tmpl.Lookup(name) == nil {
 			t.Errorf("template %q is not defined", name)
 		}

@@ -191,7 +191,7 @@ func TestWebUIPolicyApproversQuorumDelayFreeze(t *testing.T) {
 		t.Fatalf("the countdown runs to %s, the request authorizes at %s", at, st.str("authorize_at"))
 	}
 	shot(t, ctx, "tx-delay.png")
-	do(t, ctx, chromedp.SendKeys(chromedp.ID("mfa-code"), e.code(owner)), chromedp.Click(chromedp.ID("reject")))
+	do(t, ctx, chromedp.Click(chromedp.ID("reject-open")), chromedp.WaitVisible(chromedp.ID("reject")), chromedp.Click(chromedp.ID("reject")))
 	waitFlash(t, ctx, "Rejected")
 	if s := e.do("GET", "/api/transaction_status?transaction_id="+did.str("transaction_id"), apiKey(key), nil).must(t, 200).str("status"); s != "rejected" {
 		t.Fatalf("after the reject inside the delay: %s", s)

@@ -237,9 +237,10 @@ func TestWebUIApprovalFlow(t *testing.T) {
 
 	// reject with a reason: the agent reads it
 	rj := e.do("POST", "/api/prepare_transaction", apiKey(key), map[string]string{"type": "native", "to_address": wallet, "amount": "1", "memo": "send to self"}).must(t, 202).str("transaction_id")
-	do(t, ctx, chromedp.Navigate(e.url+"/tx/"+rj), chromedp.WaitVisible(chromedp.ID("reject")),
-		chromedp.SendKeys(chromedp.ID("mfa-code"), e.code(u)), chromedp.SendKeys(chromedp.ID("reason"), "not needed"),
-		chromedp.Click(chromedp.ID("reject")))
+	// (rejecting needs the session and a confirmation, no code: ui_approver_test.go)
+	do(t, ctx, chromedp.Navigate(e.url+"/tx/"+rj), chromedp.WaitVisible(chromedp.ID("reject-open")),
+		chromedp.Click(chromedp.ID("reject-open")), chromedp.WaitVisible(chromedp.ID("reason")),
+		chromedp.SendKeys(chromedp.ID("reason"), "not needed"), chromedp.Click(chromedp.ID("reject")))
 	waitFlash(t, ctx, "Rejected")
 	st := e.do("GET", "/api/transaction_status?transaction_id="+rj, apiKey(key), nil).must(t, 200)
 	if st.str("status") != "rejected" || st.str("reason") != "not needed" {
