@@ -66,7 +66,8 @@ type Service struct {
 	keys   countersign.HDKeyring
 	signer countersign.HDKeyring
 
-	accounts sync.Map // account id → *countersign.DaemonAccount (rows never change but for tags)
+	accounts sync.Map  // account id → *countersign.DaemonAccount (rows never change but for tags)
+	kdf      kdfMemory // returns the key files' Argon2id memory to the OS when idle
 }
 
 // New returns the daemon over a keyring. rec records every state change
@@ -155,6 +156,7 @@ func (d *Service) CreateWallet(ctx context.Context, name, password string, words
 	if err != nil {
 		return "", "", err
 	}
+	defer d.kdf.begin()()
 	if mnemonic, err = d.keys.CreateMnemonic(ctx, w, password, words); err != nil {
 		return "", "", err
 	}
@@ -167,6 +169,7 @@ func (d *Service) ImportMnemonic(ctx context.Context, name, password, mnemonic, 
 	if err != nil {
 		return "", err
 	}
+	defer d.kdf.begin()()
 	if err := d.keys.ImportMnemonic(ctx, w, password, mnemonic, passphrase); err != nil {
 		return "", err
 	}
@@ -183,6 +186,7 @@ func (d *Service) ImportKey(ctx context.Context, name, password, curve, keyHex s
 		return "", nil, err
 	}
 	w.Curve = curve
+	defer d.kdf.begin()()
 	pub, err := d.keys.ImportKey(ctx, w, password, keyHex)
 	if err != nil {
 		return "", nil, err
@@ -198,6 +202,7 @@ func (d *Service) ImportKeystore(ctx context.Context, name, password string, key
 	if err != nil {
 		return "", nil, err
 	}
+	defer d.kdf.begin()()
 	pub, err := d.keys.ImportKeystore(ctx, w, password, keystoreJSON, keystorePassword)
 	if countersign.ErrorCode(err) == countersign.BadPassword {
 		_ = d.record(ctx, "daemon.import.failure", "keystore", map[string]string{}, nil)
@@ -235,6 +240,7 @@ func (d *Service) addAccount(ctx context.Context, walletID string, pub *counters
 // Unlock decrypts a wallet into memory until the TTL passes.
 func (d *Service) Unlock(ctx context.Context, walletID, password string) (time.Time, error) {
 	exp := d.clock.Now().Add(d.cfg.UnlockTTL)
+	defer d.kdf.begin()()
 	if _, err := d.keys.Unlock(ctx, walletID, password, exp); err != nil {
 		if countersign.ErrorCode(err) == countersign.BadPassword {
 			_ = d.record(ctx, "daemon.unlock.failure", walletID, map[string]string{}, nil)

@@ -93,6 +93,7 @@ func (d *Service) Export(ctx context.Context, accountID, exportPassword string, 
 	if err != nil {
 		return "", nil, err
 	}
+	defer d.kdf.begin()()
 	if format, blob, err = d.keys.Export(ctx, a, exportPassword, scryptN); err != nil {
 		return "", nil, err
 	}

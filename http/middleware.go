@@ -89,7 +89,18 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // wrap is the outer middleware: request id, security headers, panic
 // recovery, an access log line and metrics.
+//
+// It runs on every request, so it keeps its per-request work small (from
+// CPU profiles of the signing and status paths): the route's latency
+// observer and its success counter are looked up once, here, not per
+// request; the headers are set under their canonical names without
+// canonicalising them again; the access line is built from typed
+// attributes (slog.LogAttrs: no boxing of each value) and only when the
+// logger would write it. The line, the headers and the metrics are the
+// same as before.
 func (s *Server) wrap(pattern string, next http.Handler) http.Handler {
+	latency := s.metrics.latency.WithLabelValues(pattern)
+	ok := s.metrics.requests.WithLabelValues(pattern, "200")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
@@ -99,11 +110,11 @@ func (s *Server) wrap(pattern string, next http.Handler) http.Handler {
 		ctx := core.WithClientAddr(context.WithValue(r.Context(), requestIDKey, id), s.clientAddrOf(r))
 		r = r.WithContext(ctx)
 		h := w.Header()
-		h.Set("X-Request-Id", id)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+		h["X-Request-Id"] = []string{id}
+		h["X-Content-Type-Options"] = securityNosniff
+		h["X-Frame-Options"] = securityDeny
+		h["Referrer-Policy"] = securityNoReferrer
+		h["Content-Security-Policy"] = securityCSP
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() {
 			if v := recover(); v != nil {
@@ -113,14 +124,29 @@ func (s *Server) wrap(pattern string, next http.Handler) http.Handler {
 				}
 			}
 			d := time.Since(start)
-			s.metrics.requests.WithLabelValues(pattern, strconv.Itoa(sw.status)).Inc()
-			s.metrics.latency.WithLabelValues(pattern).Observe(d.Seconds())
-			s.Log.InfoContext(ctx, "request", "method", r.Method, "route", pattern, "status", sw.status,
-				"duration_ms", float64(d.Microseconds())/1000, "client", clientAddr(r))
+			if sw.status == http.StatusOK {
+				ok.Inc()
+			} else {
+				s.metrics.requests.WithLabelValues(pattern, strconv.Itoa(sw.status)).Inc()
+			}
+			latency.Observe(d.Seconds())
+			if s.Log.Enabled(ctx, slog.LevelInfo) {
+				s.Log.LogAttrs(ctx, slog.LevelInfo, "request", slog.String("method", r.Method), slog.String("route", pattern), slog.Int("status", sw.status),
+					slog.Float64("duration_ms", float64(d.Microseconds())/1000), slog.String("client", clientAddr(r)))
+			}
 		}()
 		next.ServeHTTP(sw, r)
 	})
 }
+
+// The security headers' values, shared by every answer (a handler that
+// changes one sets a new slice; none appends to these).
+var (
+	securityNosniff    = []string{"nosniff"}
+	securityDeny       = []string{"DENY"}
+	securityNoReferrer = []string{"no-referrer"}
+	securityCSP        = []string{"default-src 'none'; frame-ancestors 'none'"}
+)
 
 // clientAddr is the client's address: the one wrap stored (the peer, or
 // with TRUSTED_PROXIES the client its proxy names: proxies.go), else the

@@ -358,3 +358,33 @@ func postSigned(b *testing.B, client *http.Client, url string, body, buf []byte,
 	}
 	return buf, true
 }
+
+// BenchmarkExecute is the execute request of a countersigned spend alone
+// (sign with the wallet's key, store, broadcast), its CPU counted only
+// while it runs; prepare, the TOTP approval and the confirmation happen
+// outside that count. It is where the key file is opened, so it shows what
+// the KDF of the file costs.
+func BenchmarkExecute(b *testing.B) {
+	e := newEnv(b, longSessions)
+	u := e.newUser(true)
+	wallet := e.createWallet(u)
+	e.do("POST", "/api/dev/faucet", bearer(u.token), map[string]string{"address": wallet, "amount": ether(1000).String()}).must(b, 200)
+	_, key := e.createAgent(u, wallet)
+	agent := apiKey(key)
+	to := randomAddress()
+	var cpu, wall time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		id := e.do("POST", "/api/prepare_transaction", agent, map[string]string{"type": "native", "to_address": to, "amount": "1"}).must(b, 202).str("transaction_id")
+		e.do("POST", "/api/authorize_transaction", bearer(u.token), map[string]string{"transaction_id": id, "mfa_code": e.code(u)}).must(b, 200)
+		b.StartTimer()
+		c0, t0 := cpuTime(), time.Now()
+		e.do("POST", "/api/execute_transaction", agent, map[string]string{"transaction_id": id}).must(b, 201)
+		cpu, wall = cpu+cpuTime()-c0, wall+time.Since(t0)
+		b.StopTimer()
+		e.waitStatus(agent, id, "confirmed")
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/execute")
+	b.ReportMetric(float64(wall.Microseconds())/1000/float64(b.N), "ms/execute")
+}

@@ -180,6 +180,7 @@ func (c *spendClient) callBusy(ctx context.Context, i int, method, path string, 
 type spendAgent struct {
 	token, key, walletID, wallet string
 	steps                        totpSeq
+	secret                       []byte // the user's TOTP secret, kept only when asked (bench's flow approves with it)
 }
 
 // totpSeq hands out codes of later and later steps (a code is accepted
@@ -187,9 +188,13 @@ type spendAgent struct {
 // the window is used up.
 type totpSeq struct{ last int64 }
 
+// totpNow is the clock TOTP codes are made for: the server's, which is
+// the wall clock (tests set the harness's injected clock).
+var totpNow = time.Now
+
 func (z *totpSeq) code(ctx context.Context, secret []byte) (string, error) {
 	for {
-		now := time.Now().Unix()
+		now := totpNow().Unix()
 		cur := now / auth.TOTPPeriod
 		step := max(z.last+1, cur-1)
 		if step == cur-1 && now%auth.TOTPPeriod >= auth.TOTPPeriod-2 {
@@ -213,6 +218,17 @@ var loadFunding = new(big.Int).Mul(big.NewInt(100), big.NewInt(1e18))
 // setupSpendAgent registers a user with TOTP, a wallet funded with
 // loadFunding, the auto-approve policy and an agent, on server i.
 func setupSpendAgent(ctx context.Context, c *spendClient, i int, run string, n int, fund func(ctx context.Context, i int, a *spendAgent) error) (*spendAgent, error) {
+	return setupAgent(ctx, c, i, run, n, fund, agentSetup{policy: true})
+}
+
+// agentSetup says what setupAgent gives the wallet beyond its agent.
+type agentSetup struct {
+	policy     bool // the auto-approve policy within a budget (else every request waits for the human)
+	keepSecret bool // keep the TOTP secret in spendAgent.secret (the caller clears it)
+}
+
+// setupAgent is setupSpendAgent with the policy optional.
+func setupAgent(ctx context.Context, c *spendClient, i int, run string, n int, fund func(ctx context.Context, i int, a *spendAgent) error, how agentSetup) (*spendAgent, error) {
 	pw := make([]byte, 16)
 	if _, err := rand.Read(pw); err != nil {
 		return nil, err
@@ -239,7 +255,11 @@ func setupSpendAgent(ctx context.Context, c *spendClient, i int, run string, n i
 	if err != nil {
 		return nil, fmt.Errorf("setup_mfa answered a secret that is not base32: %w", err)
 	}
-	defer clear(secret)
+	if how.keepSecret {
+		a.secret = secret
+	} else {
+		defer clear(secret)
+	}
 	var w struct {
 		WalletID string `json:"wallet_id"`
 		Address  string `json:"address"`
@@ -251,17 +271,13 @@ func setupSpendAgent(ctx context.Context, c *spendClient, i int, run string, n i
 	if err := fund(ctx, i, a); err != nil {
 		return nil, fmt.Errorf("fund wallet %s: %w", a.wallet, err)
 	}
+	if how.policy {
+		if err := putLoadPolicy(ctx, c, i, a, secret); err != nil {
+			return nil, err
+		}
+	}
 	code, err := a.steps.code(ctx, secret)
 	if err != nil {
-		return nil, err
-	}
-	policy := map[string]any{"mfa_code": code, "default": "human", "rules": []any{map[string]any{
-		"id": "load", "when": map[string]any{"kind": []string{"native"}}, "then": "auto",
-		"budget": map[string]string{"max": "1000000000000000000000000", "window": "24h", "scope": "wallet"}, "overflow": "deny"}}}
-	if err := c.call(ctx, i, "PUT", "/api/wallets/"+a.walletID+"/policy", a.token, "", policy, nil, 200); err != nil {
-		return nil, err
-	}
-	if code, err = a.steps.code(ctx, secret); err != nil {
 		return nil, err
 	}
 	var ag struct {
@@ -272,6 +288,19 @@ func setupSpendAgent(ctx context.Context, c *spendClient, i int, run string, n i
 	}
 	a.key = ag.Key
 	return a, nil
+}
+
+// putLoadPolicy gives a's wallet a policy that approves native payments
+// automatically within a budget far above what a run spends.
+func putLoadPolicy(ctx context.Context, c *spendClient, i int, a *spendAgent, secret []byte) error {
+	code, err := a.steps.code(ctx, secret)
+	if err != nil {
+		return err
+	}
+	policy := map[string]any{"mfa_code": code, "default": "human", "rules": []any{map[string]any{
+		"id": "load", "when": map[string]any{"kind": []string{"native"}}, "then": "auto",
+		"budget": map[string]string{"max": "1000000000000000000000000", "window": "24h", "scope": "wallet"}, "overflow": "deny"}}}
+	return c.call(ctx, i, "PUT", "/api/wallets/"+a.walletID+"/policy", a.token, "", policy, nil, 200)
 }
 
 // spendFunder returns how wallets are funded: --fund-rpc's first unlocked

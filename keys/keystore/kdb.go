@@ -6,7 +6,9 @@ package keystore
 import (
 	"bytes"
 	"context"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -24,10 +26,18 @@ const Magic = "v1-kdb"
 
 const (
 	formatVersion = 1
-	saltLen       = 32
-	headerLen     = 6 + 1 + saltLen + 4 + 4 + 1 + chacha20poly1305.NonceSizeX + 4 // 76
-	maxMeta       = 64 << 10
-	maxSecret     = 1 << 10
+	// keyedVersion is the variant for secrets sealed under a random
+	// 32-byte key rather than a password (API wallets): the file key is
+	// HKDF-SHA256 of that key, salted, with the record id in its info. A
+	// random 256-bit key gains nothing from Argon2id (a guess is 2^256
+	// tries either way), which cost every API signature 8 MiB and ~5 ms.
+	keyedVersion = 2
+	// KeyedKeyLen is the length of a keyed file's key.
+	KeyedKeyLen = 32
+	saltLen     = 32
+	headerLen   = 6 + 1 + saltLen + 4 + 4 + 1 + chacha20poly1305.NonceSizeX + 4 // 76
+	maxMeta     = 64 << 10
+	maxSecret   = 1 << 10
 )
 
 // Params are Argon2id's cost parameters.
@@ -75,9 +85,20 @@ func Encrypt(secret, password, meta []byte, p Params) ([]byte, error) {
 	if len(secret) == 0 || len(secret) > maxSecret || len(meta) > maxMeta {
 		return nil, errors.New("keystore: secret or metadata size out of range")
 	}
+	h, err := newHeader(formatVersion, p, meta)
+	if err != nil {
+		return nil, err
+	}
+	key := argon2.IDKey(password, h[7:7+saltLen], p.Time, p.MemoryKiB, p.Threads, chacha20poly1305.KeySize)
+	defer clear(key)
+	return seal(h, key, secret, meta)
+}
+
+// newHeader makes a header with a fresh salt and nonce.
+func newHeader(version byte, p Params, meta []byte) ([]byte, error) {
 	h := make([]byte, headerLen)
 	copy(h, Magic)
-	h[6] = formatVersion
+	h[6] = version
 	if _, err := rand.Read(h[7 : 7+saltLen]); err != nil {
 		return nil, err
 	}
@@ -88,40 +109,132 @@ func Encrypt(secret, password, meta []byte, p Params) ([]byte, error) {
 		return nil, err
 	}
 	binary.BigEndian.PutUint32(h[72:], uint32(len(meta)))
-	key := argon2.IDKey(password, h[7:7+saltLen], p.Time, p.MemoryKiB, p.Threads, chacha20poly1305.KeySize)
-	defer clear(key)
+	return h, nil
+}
+
+// seal appends the metadata and the sealed secret to header h.
+func seal(h, key, secret, meta []byte) ([]byte, error) {
 	aead, err := chacha20poly1305.NewX(key)
 	if err != nil {
 		return nil, err
 	}
 	ad := append(append([]byte(nil), h...), meta...)
-	out := append(ad, aead.Seal(nil, h[48:72], secret, ad)...)
-	return out, nil
+	return append(ad, aead.Seal(nil, h[48:72], secret, ad)...), nil
+}
+
+// keyedFileKey derives a keyed file's XChaCha20-Poly1305 key: HKDF-SHA256
+// of the 32-byte key with the file's salt, and the record id in the info
+// so a file copied under another id does not open.
+func keyedFileKey(key, salt []byte, recordID string) ([]byte, error) {
+	if len(key) != KeyedKeyLen {
+		return nil, fmt.Errorf("keystore: a keyed file needs a %d-byte random key", KeyedKeyLen)
+	}
+	return hkdf.Key(sha256.New, key, salt, "countersign v1-kdb keyed file key\x00"+recordID, chacha20poly1305.KeySize)
+}
+
+// EncryptKeyed seals secret under key — 32 random bytes, never a password
+// — as a format version 2 file bound to recordID (docs/keystore-format.md).
+// meta and the whole header are authenticated, as in version 1.
+func EncryptKeyed(secret, key []byte, recordID string, meta []byte) ([]byte, error) {
+	if len(secret) == 0 || len(secret) > maxSecret || len(meta) > maxMeta {
+		return nil, errors.New("keystore: secret or metadata size out of range")
+	}
+	h, err := newHeader(keyedVersion, Params{}, meta)
+	if err != nil {
+		return nil, err
+	}
+	fk, err := keyedFileKey(key, h[7:7+saltLen], recordID)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(fk)
+	return seal(h, fk, secret, meta)
+}
+
+// DecryptKeyed opens a version 2 file with its key and record id. The
+// caller should clear the secret.
+func DecryptKeyed(b, key []byte, recordID string) (secret, meta []byte, err error) {
+	h, err := ReadHeader(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	if h.Version != keyedVersion {
+		return nil, nil, fmt.Errorf("%w: a password file (format version %d) opened as a keyed one", ErrMalformed, h.Version)
+	}
+	fk, err := keyedFileKey(key, b[7:7+saltLen], recordID)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer clear(fk)
+	return open(b, h, fk)
+}
+
+// open decrypts the secret of a parsed file with its file key.
+func open(b []byte, h *Header, fk []byte) ([]byte, []byte, error) {
+	aead, err := chacha20poly1305.NewX(fk)
+	if err != nil {
+		return nil, nil, err
+	}
+	adLen := headerLen + len(h.Meta)
+	secret, err := aead.Open(nil, b[48:72], b[adLen:], b[:adLen])
+	if err != nil {
+		return nil, nil, ErrDecrypt
+	}
+	return secret, bytes.Clone(h.Meta), nil
+}
+
+// PutKeyed is Put for a version 2 file: the copy read back must open with
+// key and recordID to secret before it replaces anything.
+func PutKeyed(ctx context.Context, ks countersign.KeyStore, id string, secret, key, meta []byte) error {
+	blob, err := EncryptKeyed(secret, key, id, meta)
+	if err != nil {
+		return err
+	}
+	return ks.Put(ctx, id, blob, func(back []byte) error {
+		got, _, err := DecryptKeyed(back, key, id)
+		defer clear(got)
+		if err == nil && !bytes.Equal(got, secret) {
+			err = errors.New("keystore: the file read back holds another secret")
+		}
+		return err
+	})
 }
 
 // Header is what a v1-kdb file says without the password.
 type Header struct {
-	Params Params
-	Meta   []byte
+	// Version is 1 for a password file (Argon2id, Params) and 2 for a
+	// keyed file (HKDF of a random key; Params zero).
+	Version int
+	Params  Params
+	Meta    []byte
 }
+
+// Keyed reports whether the file is a keyed (version 2) one.
+func (h *Header) Keyed() bool { return h.Version == keyedVersion }
 
 // ReadHeader parses and bounds-checks a file's header and metadata.
 func ReadHeader(b []byte) (*Header, error) {
 	if len(b) < headerLen || string(b[:6]) != Magic {
 		return nil, ErrMalformed
 	}
-	if b[6] != formatVersion {
-		return nil, fmt.Errorf("%w: format version %d is not supported", ErrMalformed, b[6])
-	}
 	p := Params{Time: binary.BigEndian.Uint32(b[39:]), MemoryKiB: binary.BigEndian.Uint32(b[43:]), Threads: b[47]}
-	if err := p.Check(); err != nil {
-		return nil, err
+	switch b[6] {
+	case formatVersion:
+		if err := p.Check(); err != nil {
+			return nil, err
+		}
+	case keyedVersion:
+		if p != (Params{}) { // no KDF parameters: nothing to read, nothing to bound
+			return nil, fmt.Errorf("%w: a keyed file with Argon2id parameters", ErrMalformed)
+		}
+	default:
+		return nil, fmt.Errorf("%w: format version %d is not supported", ErrMalformed, b[6])
 	}
 	m := int(binary.BigEndian.Uint32(b[72:]))
 	if m > maxMeta || len(b) < headerLen+m+chacha20poly1305.Overhead+1 || len(b) > headerLen+m+maxSecret+chacha20poly1305.Overhead {
 		return nil, ErrMalformed
 	}
-	return &Header{Params: p, Meta: b[headerLen : headerLen+m]}, nil
+	return &Header{Version: int(b[6]), Params: p, Meta: b[headerLen : headerLen+m]}, nil
 }
 
 // Decrypt opens a v1-kdb file. The caller should clear the secret.
@@ -130,18 +243,13 @@ func Decrypt(b, password []byte) (secret, meta []byte, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if h.Version != formatVersion {
+		// a keyed file never opens with a password: it has no KDF to slow a guess
+		return nil, nil, fmt.Errorf("%w: a keyed file (format version %d) opened with a password", ErrMalformed, h.Version)
+	}
 	key := argon2.IDKey(password, b[7:7+saltLen], h.Params.Time, h.Params.MemoryKiB, h.Params.Threads, chacha20poly1305.KeySize)
 	defer clear(key)
-	aead, err := chacha20poly1305.NewX(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	adLen := headerLen + len(h.Meta)
-	secret, err = aead.Open(nil, b[48:72], b[adLen:], b[:adLen])
-	if err != nil {
-		return nil, nil, ErrDecrypt
-	}
-	return secret, bytes.Clone(h.Meta), nil
+	return open(b, h, key)
 }
 
 // Put encrypts secret under password (with meta) and stores it in ks as

@@ -143,13 +143,19 @@ func FuzzReadKDB(f *testing.F) {
 	blob, _ := Encrypt([]byte("secret"), []byte("pw"), []byte(`{}`), fast)
 	f.Add(blob)
 	f.Add([]byte(Magic))
+	keyed, _ := EncryptKeyed([]byte("secret"), fuzzKey, "rec", []byte(`{}`))
+	f.Add(keyed)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, err := ReadHeader(b)
 		if err != nil {
 			return
 		}
-		if h.Params.Check() != nil || len(h.Meta) > maxMeta {
+		if (h.Keyed() && h.Params != Params{}) || (!h.Keyed() && h.Params.Check() != nil) || len(h.Meta) > maxMeta {
 			t.Fatal("header accepted out of bounds")
+		}
+		// the same for a keyed file: nothing but the genuine one opens
+		if secret, meta, err := DecryptKeyed(b, fuzzKey, "rec"); err == nil && (string(secret) != "secret" || string(meta) != "{}") {
+			t.Fatalf("a forged keyed file decrypted to %q / %q", secret, meta)
 		}
 		// Whatever decrypts must be a genuine file: the AEAD covers the
 		// header and metadata, so no altered file can open to anything else.
