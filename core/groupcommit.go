@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"sync"
 
@@ -32,6 +33,10 @@ type groupCommit struct {
 	// seq) is taken, the batch fails, and its pieces are retried alone
 	// with fresh reads: the chain never forks. Only the worker uses it.
 	heads map[string]*countersign.AuditEntry
+
+	// changes groups whole state changes (changeGrouped); nil when the
+	// store cannot undo part of a transaction.
+	changes *changeGroups
 }
 
 // commitItem is one caller's work: fn, and/or the changes to record, which
@@ -49,6 +54,9 @@ func newGroupCommit(svc *Service, max int) *groupCommit {
 	g := &groupCommit{svc: svc, max: max, queue: make(chan *commitItem, 4*max), stop: make(chan struct{})}
 	g.done.Add(1)
 	go g.run()
+	if sp, ok := svc.store.(countersign.Savepointer); ok {
+		g.changes = newChangeGroups(svc, sp, changeGroupMax, changeGroupWorkers)
+	}
 	return g
 }
 
@@ -165,6 +173,9 @@ func (g *groupCommit) commit(batch []*commitItem) {
 
 // close stops the worker after answering every queued caller.
 func (g *groupCommit) close() {
+	if g.changes != nil {
+		g.changes.close()
+	}
 	g.mu.Lock()
 	if g.closed {
 		g.mu.Unlock()
@@ -174,4 +185,192 @@ func (g *groupCommit) close() {
 	g.mu.Unlock()
 	close(g.stop) // every item is queued by now: the worker drains them all
 	g.done.Wait()
+}
+
+// Group commit of whole state changes. On PostgreSQL every state change
+// ends under the change lock (store/postgres: audit chain heads and event
+// ids), held through its fsynced commit, so state changes commit one at a
+// time: one commit latency each. changeGrouped (record.go) queues a change
+// here instead; a worker runs every change that is waiting in one store
+// transaction, each part under a savepoint (countersign.Savepointer), then
+// records all their audit entries and events in one writeChanges and
+// commits once. The change lock is still taken once, last, and held to
+// commit — the chains and the event order are the same as change alone
+// gives — but N changes share it and the fsync.
+//
+// A part that fails inside the group (its own error, or a lock it would
+// have waited on: see Savepointer) is undone by its savepoint and its
+// caller runs it again alone, with change, whose answer is the one it gets;
+// if the group itself fails to record or commit, every part is run again
+// alone. So a part's apply may run twice, and only changes whose apply is
+// written for that (it derives everything from what it reads in ctx and
+// resets what it sets outside) may be grouped. The parts of one group see
+// each other's writes in order, as if each had committed before the next
+// began; every caller returns only after the commit that holds its change.
+//
+// Several workers: while one group waits for the change lock and its
+// commit, the next group's parts run on another connection.
+
+const (
+	changeGroupMax     = 16 // parts per group: each waits for the whole group
+	changeGroupWorkers = 4
+)
+
+// errRunAlone tells a grouped change's caller to run it alone.
+var errRunAlone = errors.New("core: run the change alone")
+
+type changeGroups struct {
+	svc   *Service
+	sp    countersign.Savepointer
+	max   int
+	queue chan *groupedChange
+	stop  chan struct{}
+	done  sync.WaitGroup
+
+	mu     sync.RWMutex // held for reading while enqueuing, for writing to close
+	closed bool
+}
+
+// groupedChange is one caller's state change.
+type groupedChange struct {
+	ctx   context.Context
+	apply func(ctx context.Context, cs *changeSet) error
+	done  chan error // nil: committed; errRunAlone: run it alone
+}
+
+func newChangeGroups(svc *Service, sp countersign.Savepointer, max, workers int) *changeGroups {
+	g := &changeGroups{svc: svc, sp: sp, max: max, queue: make(chan *groupedChange, 4*max), stop: make(chan struct{})}
+	for range workers {
+		g.done.Add(1)
+		go g.run()
+	}
+	return g
+}
+
+// submit queues apply and waits for its group: nil once the group holding
+// it has committed, errRunAlone when the caller must run it alone.
+func (g *changeGroups) submit(ctx context.Context, apply func(ctx context.Context, cs *changeSet) error) error {
+	it := &groupedChange{ctx: ctx, apply: apply, done: make(chan error, 1)}
+	g.mu.RLock()
+	if g.closed {
+		g.mu.RUnlock()
+		return errRunAlone
+	}
+	select {
+	case g.queue <- it:
+	case <-ctx.Done():
+		g.mu.RUnlock()
+		return ctx.Err()
+	}
+	g.mu.RUnlock()
+	return <-it.done // queued before close: a worker answers it
+}
+
+func (g *changeGroups) run() {
+	defer g.done.Done()
+	batch := make([]*groupedChange, 0, g.max)
+	for {
+		var first *groupedChange
+		select {
+		case first = <-g.queue:
+		case <-g.stop:
+			for { // the callers of what is still queued run it alone
+				select {
+				case it := <-g.queue:
+					it.done <- errRunAlone
+				default:
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+		yields := 0
+	fill:
+		for len(batch) < g.max {
+			select {
+			case it := <-g.queue:
+				batch = append(batch, it)
+			default:
+				if yields == maxYields {
+					break fill
+				}
+				runtime.Gosched() // let runnable callers reach the queue
+				yields++
+			}
+		}
+		g.commit(batch)
+	}
+}
+
+// commit runs batch in one transaction and answers each part.
+func (g *changeGroups) commit(batch []*groupedChange) {
+	in := make([]bool, len(batch)) // the part is in the committed group
+	// The group's transaction starts from an empty context, so that in a
+	// part's context (grouped) only the transaction's own values come from
+	// it; and it runs without cancellation: it must not die with one
+	// caller, and a caller that has gone simply does not read its answer.
+	err := g.svc.inTx(context.Background(), func(tx context.Context) error {
+		all := &changeSet{}
+		for i, it := range batch {
+			cs := &changeSet{}
+			if err := g.sp.Savepoint(grouped{Context: tx, caller: it.ctx}, func(ctx context.Context) error { return runPart(ctx, it.apply, cs) }); err != nil {
+				continue // undone; its caller runs it alone
+			}
+			in[i] = true
+			all.merge(cs)
+		}
+		// A memo from here on only (the parts are done, none can roll back
+		// what it remembers): each owner's webhooks and chain head once.
+		return g.svc.writeChanges(withTxMemo(tx), all)
+	})
+	for i, it := range batch {
+		if err == nil && in[i] {
+			it.done <- nil
+		} else {
+			it.done <- errRunAlone
+		}
+	}
+}
+
+// runPart runs one part's apply. A panic fails the part instead of the
+// worker (and with it the process): its caller runs it again alone, where
+// the panic reaches the caller's own recovery, as without grouping.
+func runPart(ctx context.Context, apply func(ctx context.Context, cs *changeSet) error, cs *changeSet) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = errPartPanicked
+		}
+	}()
+	return apply(ctx, cs)
+}
+
+var errPartPanicked = errors.New("core: a grouped change panicked")
+
+// close stops the workers; callers still queued run their changes alone.
+func (g *changeGroups) close() {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	g.closed = true
+	g.mu.Unlock()
+	close(g.stop)
+	g.done.Wait()
+}
+
+// grouped is a grouped part's context: the group transaction's values
+// (the store's transaction, the owners to wake after commit) over the
+// caller's (its logger, request id, principal…), and the transaction's
+// lack of cancellation and deadline.
+type grouped struct {
+	context.Context // the group's transaction, from context.Background
+	caller          context.Context
+}
+
+func (c grouped) Value(key any) any {
+	if v := c.Context.Value(key); v != nil {
+		return v
+	}
+	return c.caller.Value(key)
 }

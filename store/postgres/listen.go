@@ -20,8 +20,9 @@ import (
 // for a transaction that rolls back.
 const eventChannel = "countersign_events"
 
-// notifySQL signals one owner's new events (AddEvent).
-const notifySQL = `SELECT pg_notify('` + eventChannel + `', ?)`
+// notifySQL signals the owners of new events (AddEvent), one notification
+// each, in one statement.
+const notifySQL = `SELECT pg_notify('` + eventChannel + `', owner) FROM unnest(?::text[]) AS owner`
 
 var _ countersign.EventSignal = (*Store)(nil)
 
@@ -116,14 +117,17 @@ func (s *Store) connConfig(ctx context.Context) (*pgx.ConnConfig, error) {
 // drops it on rollback, and folds repeats of one payload into one.
 func (s *Store) signalOwners(ctx context.Context, events []*countersign.Event) error {
 	seen := map[string]bool{}
+	var owners []string
 	for _, e := range events {
-		if seen[e.OwnerID] {
-			continue
-		}
-		seen[e.OwnerID] = true
-		if _, err := s.writer(ctx).ExecContext(ctx, notifySQL, e.OwnerID); err != nil {
-			return err
+		if !seen[e.OwnerID] {
+			seen[e.OwnerID] = true
+			owners = append(owners, e.OwnerID)
 		}
 	}
-	return nil
+	if len(owners) == 0 {
+		return nil
+	}
+	// one round trip under the change lock, however many owners
+	_, err := s.writer(ctx).ExecContext(ctx, notifySQL, owners)
+	return err
 }
