@@ -170,6 +170,8 @@ type Store interface {
 	CoordinationStore
 	TopupStore // credit top-ups and their state machine (topup.go)
 	X402Store  // x402 payments and authorization nonces (x402.go)
+	// the approver's address book and passkeys (approver_ux.go)
+	ApproverUXStore
 
 	// InTx runs fn in one database transaction: all writes commit together
 	// or none do. Audit rows and outbox events are written through the same

@@ -37,7 +37,17 @@ const (
 	WalletLocked      Code = "WALLET_LOCKED"   // the AITBC wallet-daemon design's code for a daemon wallet that must be unlocked first
 	PolicyDenied      Code = "POLICY_DENIED"   // a policy rule refuses the request (Error.RuleID names it)
 	Frozen            Code = "FROZEN"          // the kill switch is on for the wallet: no new requests, nothing executed (423)
-	Internal          Code = "INTERNAL"
+
+	// Approving a request with a danger warning needs an explicit
+	// acknowledgement (the UI's checkbox, acknowledge: true in the API): 422.
+	AckRequired Code = "ACKNOWLEDGEMENT_REQUIRED"
+
+	// x402 (x402.go): countersign will not pay what a resource asks (422),
+	// or the resource server's answer is unusable (502).
+	PaymentRefused Code = "PAYMENT_REFUSED"
+	UpstreamError  Code = "UPSTREAM_ERROR"
+
+	Internal Code = "INTERNAL"
 )
 
 // ErrUnavailable marks a failure to reach a dependency (a chain node, say)

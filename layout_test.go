@@ -22,13 +22,14 @@ var allowed = map[string][]string{
 	"ethsig":          {""},
 	"policy":          {""},
 	"netguard":        {""},
+	"x402":            {}, // the x402 protocol: stdlib and go-ethereum only
 	"auth":            {""},
 	"keys/envelope":   {""},
 	"keys/hd":         {},
 	"keys/keystore":   {""},
 	"contracts":       {},
 	"store/storetest": {""},
-	"core":            {"", "auth", "ethsig", "netguard", "policy"},
+	"core":            {"", "auth", "ethsig", "netguard", "policy", "x402"},
 	"daemon":          {"", "ethsig"},
 	"store/sqlite":    {""},
 	"store/postgres":  {""},
@@ -49,8 +50,11 @@ var allowed = map[string][]string{
 	"cloud/awskms":    {"", "ethsig", "keys/envelope"}, // implements envelope.KEK (returns envelope.ErrOpen) and the wallet signer port
 	"oidc":            {""},
 	"repospec":        {},
-	"mcp":             {"", "core"},
+	"mcp":             {"", "core", "x402"},
 	"cmd/countersign": {"*"},
+
+	// credit top-up providers (adapters of countersign.TopupProvider)
+	"topup/openrouter": {""},
 
 	// test support (a PostgreSQL server for tests), imported by tests only
 	"store/postgres/pgtest": {},

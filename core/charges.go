@@ -72,6 +72,9 @@ func (s *Service) settleCharge(ctx context.Context, t *countersign.Transaction, 
 	switch {
 	case to == countersign.StatusConfirmed:
 		if r := chargeOf(t, t.UpdatedAt); r != nil {
+			if err := s.topupReceipt(ctx, t, r); err != nil { // topups.go: a top-up's payment is <provider>_topup
+				return err
+			}
 			return s.store.AddChargeReceipt(ctx, r)
 		}
 	case from == countersign.StatusConfirmed:

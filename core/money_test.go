@@ -513,7 +513,7 @@ func TestMoney_FeesAreBoundByTheApproval(t *testing.T) {
 		if c.GasLimit != 0 || c.MaxFeePerGas != "" {
 			t.Fatalf("a failing simulation bound %d gas", c.GasLimit)
 		}
-		if r, err := e.svc.Review(e.ctx, &Principal{User: e.user}, c.ID); err != nil || r.MaxFee != "" || !strings.Contains(strings.Join(r.Warnings, " "), "No network fee limit") {
+		if r, err := e.svc.Review(e.ctx, &Principal{User: e.user}, c.ID); err != nil || r.MaxFee != "" || !strings.Contains(warningText(r.Warnings), "No network fee limit") {
 			t.Fatalf("review of an unbound request: %+v %v", r, err)
 		}
 	})

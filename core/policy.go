@@ -66,7 +66,7 @@ type SimulateResult struct {
 	Decision string       `json:"decision"`
 	RuleID   string       `json:"rule_id"`
 	Budget   *BudgetState `json:"budget"`
-	Warnings []string     `json:"warnings"`
+	Warnings []Warning    `json:"warnings"` // {code: "policy", severity, text} (review_warnings.go)
 }
 
 // reservation is one budget claim a decision makes.
@@ -206,7 +206,7 @@ func policyRequest(t *countersign.Transaction) (policy.Request, []string) {
 	switch t.Type {
 	case countersign.TxNative:
 		r.Asset, r.Amount, r.To = policy.AssetNative, units(t.Amount), []string{t.To}
-	case countersign.TxERC20:
+	case countersign.TxERC20, countersign.TxX402: // an x402 payment is a transfer of Amount of the token to To (core/x402.go)
 		r.Asset, r.Amount, r.To = strings.ToLower(t.TokenAddress), units(t.Amount), []string{t.To}
 	case countersign.TxContractCall:
 		r.Asset, r.Amount, r.Contract = policy.AssetNative, units(t.TxValue), t.ContractAddress
@@ -345,7 +345,7 @@ func policyActor(ruleID string) string { return "policy:" + ruleID }
 // request stores nothing but its audit entry and returns POLICY_DENIED.
 func (s *Service) preparePolicy(ctx context.Context, t *countersign.Transaction, actor string) error {
 	var denied *countersign.Error
-	err := s.change(ctx, func(ctx context.Context, cs *changeSet) error {
+	err := s.changeGrouped(ctx, func(ctx context.Context, cs *changeSet) error { // concurrent prepares share a commit; re-runnable: it resets what it sets
 		denied = nil
 		t.Status, t.Decision, t.RuleID, t.PolicyWarnings, t.AuthorizeAt, t.ApprovalsNeeded = countersign.StatusPending, "", "", nil, time.Time{}, 0
 		t.ApprovedDigest, t.DecidedBy, t.DecidedAt = nil, "", time.Time{}
@@ -705,12 +705,12 @@ func (s *Service) Simulate(ctx context.Context, p *Principal, agentID string, re
 	}
 	t.AgentID = agent.ID
 	d := s.decide(ctx, t, false)
-	res := &SimulateResult{Decision: string(d.outcome), RuleID: d.ruleID, Budget: budgetState(d.level, d.ruleID, d.budget), Warnings: d.warnings}
+	res := &SimulateResult{Decision: string(d.outcome), RuleID: d.ruleID, Budget: budgetState(d.level, d.ruleID, d.budget), Warnings: PolicyWarnings(d.warnings)}
 	if res.Budget != nil {
 		res.Budget.Level, res.Budget.RuleID = "", "" // the answer's budget is the deciding rule's: {max, spent, reserved, remaining, window}
 	}
 	if res.Warnings == nil {
-		res.Warnings = []string{}
+		res.Warnings = []Warning{}
 	}
 	return res, nil
 }

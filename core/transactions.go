@@ -77,7 +77,7 @@ type TxView struct {
 	Approvals       []TxApproval `json:"approvals"`
 	ApprovalsNeeded int          `json:"approvals_needed"`
 	AuthorizeAt     *time.Time   `json:"authorize_at"`
-	PolicyWarnings  []string     `json:"policy_warnings,omitempty"`
+	PolicyWarnings  []Warning    `json:"policy_warnings,omitempty"` // review_warnings.go: {code, severity, text}
 }
 
 // View renders t for clients. Fields that are not set yet are null.
@@ -92,7 +92,10 @@ func View(t *countersign.Transaction) TxView {
 	if len(t.TxData) > 0 {
 		v.Data = "0x" + hex.EncodeToString(t.TxData)
 	}
-	v.Decision, v.RuleID, v.ApprovalsNeeded, v.PolicyWarnings, v.Approvals = t.Decision, t.RuleID, t.ApprovalsNeeded, t.PolicyWarnings, []TxApproval{}
+	v.Decision, v.RuleID, v.ApprovalsNeeded, v.Approvals = t.Decision, t.RuleID, t.ApprovalsNeeded, []TxApproval{}
+	if len(t.PolicyWarnings) > 0 {
+		v.PolicyWarnings = PolicyWarnings(t.PolicyWarnings)
+	}
 	if v.Decision == "" {
 		v.Decision = "human" // rows from before policies, and the user's own spends
 	}
@@ -119,7 +122,7 @@ func View(t *countersign.Transaction) TxView {
 		v.GasLimit, v.MaxFeePerGas, v.MaxFee = &g, t.MaxFeePerGas, f.String()
 	}
 	switch t.Type {
-	case countersign.TxTypedData:
+	case countersign.TxTypedData, countersign.TxX402: // x402: the authorization's typed data (x402.go)
 		v.Message = json.RawMessage(t.Message)
 	case countersign.TxPersonalSign:
 		v.Message = t.Message
@@ -566,6 +569,16 @@ const (
 // UserMFA, WebMFA; no agent entry point reaches it), and the code is the
 // owner's TOTP code besides.
 func (s *Service) Authorize(ctx context.Context, p *Principal, ids []string, code string, d Decision, reason string) ([]*countersign.Transaction, error) {
+	return s.Decide(ctx, p, DecideRequest{IDs: ids, Code: code, Decision: d, Reason: reason})
+}
+
+// Decide is Authorize with the approver's half (approver_decide.go): an
+// approval of a request with a danger warning needs req.Acknowledge, a
+// rejection from the web session's confirm needs no code
+// (req.SessionReject), and a passkey assertion can replace the code
+// (req.Passkey, passkeys.go).
+func (s *Service) Decide(ctx context.Context, p *Principal, req DecideRequest) ([]*countersign.Transaction, error) {
+	ids, d, reason := req.IDs, req.Decision, req.Reason
 	if d == "" {
 		d = Approve
 	}
@@ -604,8 +617,13 @@ func (s *Service) Authorize(ctx context.Context, p *Principal, ids []string, cod
 		if err := check(t); err != nil {
 			return nil, err
 		}
+		if d == Approve && !req.Acknowledge {
+			if err := s.needsAcknowledgement(ctx, t); err != nil { // review_warnings.go
+				return nil, err
+			}
+		}
 	}
-	if err := s.VerifyMFA(ctx, p.User.ID, code); err != nil {
+	if err := s.verifyDecisionFactor(ctx, p, req); err != nil { // approver_decide.go: TOTP unless a session's reject
 		return nil, err
 	}
 	var out []*countersign.Transaction
@@ -747,6 +765,9 @@ func (s *Service) Execute(ctx context.Context, p *Principal, id string) (*counte
 	t, err := s.load(ctx, p, id)
 	if err != nil {
 		return nil, err
+	}
+	if t.Type == countersign.TxX402 { // signed only by the x402 call that sends it, with its receipt (x402.go)
+		return nil, countersign.Errorf(countersign.BadRequest, "transaction %s is an x402 payment: call POST /api/x402/fetch again with its transaction_id to pay", t.ID)
 	}
 	return s.execute(ctx, p.Actor(), t)
 }

@@ -71,6 +71,7 @@ func EventTypes() []string {
 		types = append(types, "transaction."+string(st))
 	}
 	types = append(types, "wallet.low_balance", "wallet.balance_restored") // balancealerts.go
+	types = append(types, TopupEventTypes...)                              // topups.go
 	return append(types, PolicyEventTypes...)                              // approvers.go
 }
 

@@ -52,6 +52,9 @@ var errorTable = map[countersign.Code]errorRow{
 	countersign.WalletLocked:      {http.StatusLocked, -32001, rpcServerError},
 	countersign.PolicyDenied:      {http.StatusForbidden, -32003, rpcServerError},
 	countersign.Frozen:            {http.StatusLocked, rpcInternal, rpcServerError},
+	countersign.AckRequired:       {http.StatusUnprocessableEntity, rpcInternal, rpcServerError},
+	countersign.PaymentRefused:    {http.StatusUnprocessableEntity, rpcInternal, rpcServerError},
+	countersign.UpstreamError:     {http.StatusBadGateway, rpcInternal, rpcServerError},
 	countersign.Internal:          {http.StatusInternalServerError, rpcInternal, rpcInternal},
 }
 

@@ -46,6 +46,9 @@ var publishedAnswers = map[countersign.Code]wireAnswer{
 	countersign.WalletLocked:      {423, -32001, -32000},
 	countersign.PolicyDenied:      {403, -32003, -32000},
 	countersign.Frozen:            {423, -32603, -32000},
+	countersign.AckRequired:       {422, -32603, -32000},
+	countersign.PaymentRefused:    {422, -32603, -32000},
+	countersign.UpstreamError:     {502, -32603, -32000},
 	countersign.Internal:          {500, -32603, -32603},
 }
 

@@ -25,7 +25,7 @@ type prepareResp struct {
 	ApprovalsNeeded int               `json:"approvals_needed"`
 	AuthorizeAt     *time.Time        `json:"authorize_at"`
 	Review          *reviewJSON       `json:"review"`
-	Warnings        []string          `json:"warnings"`
+	Warnings        []core.Warning    `json:"warnings"` // {code, severity, text}
 }
 
 func (s *Server) prepare(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
@@ -50,6 +50,10 @@ type authorizeReq struct {
 	MFACode        string   `json:"mfa_code"`
 	Decision       string   `json:"decision,omitempty"`
 	Reason         string   `json:"reason,omitempty"`
+	// Acknowledge confirms the danger warnings ({severity: "danger"}) of
+	// the requests approved; without it their approval is refused with
+	// ACKNOWLEDGEMENT_REQUIRED (core/review_warnings.go).
+	Acknowledge bool `json:"acknowledge,omitempty"`
 }
 
 type statusResp struct {
@@ -76,7 +80,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, p *core.Princ
 	if !batch {
 		ids = []string{req.TransactionID}
 	}
-	txs, err := s.Svc.Authorize(r.Context(), p, ids, req.MFACode, core.Decision(req.Decision), req.Reason)
+	txs, err := s.Svc.Decide(r.Context(), p, core.DecideRequest{IDs: ids, Code: req.MFACode, Decision: core.Decision(req.Decision), Reason: req.Reason, Acknowledge: req.Acknowledge})
 	if err != nil {
 		return err
 	}

@@ -200,6 +200,9 @@ type prepareOut struct {
 	ExpiresAt      time.Time `json:"expires_at"`
 	ApprovalDigest string    `json:"approval_digest"`
 	NextStep       string    `json:"next_step"`
+	// What the human is warned of ({code, severity, text}), the policy's
+	// and the review's, as prepare_transaction's REST answer has them.
+	Warnings []core.Warning `json:"warnings"`
 }
 
 const pendingHint = "A human must approve this request before it can be executed. Call transaction_status with wait_seconds to wait for the decision, then execute_transaction once it is authorized."
@@ -233,7 +236,11 @@ func (t *tools) prepare(ctx context.Context, _ *sdk.CallToolRequest, in prepareI
 		return toolError(err), nil, nil
 	}
 	v := core.View(tx)
-	return ok(prepareOut{TransactionID: tx.ID, Status: string(tx.Status), ExpiresAt: tx.ExpiresAt, ApprovalDigest: v.Digest, NextStep: pendingHint})
+	warnings := core.PolicyWarnings(tx.PolicyWarnings)
+	if rv, err := t.svc.Review(ctx, t.p, tx.ID); err == nil {
+		warnings = append(warnings, rv.Warnings...)
+	}
+	return ok(prepareOut{TransactionID: tx.ID, Status: string(tx.Status), ExpiresAt: tx.ExpiresAt, ApprovalDigest: v.Digest, NextStep: pendingHint, Warnings: warnings})
 }
 
 type idIn struct {

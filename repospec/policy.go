@@ -16,7 +16,11 @@ import (
 // specific reason comes before one for "any", so an x402 payment is held
 // to the x402 budget.
 
-// ReasonKinds are the policy request kinds each budget reason covers.
+// ReasonKinds are the policy request kinds each budget reason covers. A
+// top-up is a contract call to the Transfers contract (which the rule
+// pins with "to"), paying the native coin as its value: a top-up paid in
+// a token is an approve and a call that carry no value the policy could
+// hold to a budget, so a token budget for top-ups is refused.
 var ReasonKinds = map[string][]string{
 	"any":              nil, // every kind that moves the asset
 	"transfer":         {"native", "erc20"},
@@ -28,9 +32,11 @@ var periodWindow = map[string]string{"day": "24h", "week": "168h", "month": "720
 
 // PolicyDocument is the policy document (the JSON PUT /api/wallets/{id}/policy
 // takes, without mfa_code) that enforces w's budgets; nil when w has none.
-// Two rolling budgets (say day and week) for one asset and reason cannot
-// both be held by one rule and are refused, naming them.
-func (w *OperatorWallet) PolicyDocument() ([]byte, error) {
+// transfers is the Commerce Transfers contract top-ups pay ("" when top-ups
+// are not configured: a top-up budget is then refused). Two rolling
+// budgets (say day and week) for one asset and reason cannot both be held
+// by one rule and are refused, naming them.
+func (w *OperatorWallet) PolicyDocument(transfers string) ([]byte, error) {
 	if len(w.Budgets) == 0 {
 		return nil, nil
 	}
@@ -50,6 +56,9 @@ func (w *OperatorWallet) PolicyDocument() ([]byte, error) {
 			return nil, fmt.Errorf("operator_wallet.budgets[%d]: unknown reason %q", i, reason)
 		}
 		asset := strings.ToLower(b.Asset)
+		if reason == "openrouter_topup" && asset != "native" {
+			return nil, fmt.Errorf("operator_wallet.budgets[%d]: a top-up paid in a token is an approve and a contract call with no value a budget could hold; budget top-ups in native, or leave token top-ups to a human", i)
+		}
 		key := asset + "|" + reason
 		g := groups[key]
 		if g == nil {
@@ -78,6 +87,7 @@ func (w *OperatorWallet) PolicyDocument() ([]byte, error) {
 		Kind      []string `json:"kind,omitempty"`
 		Asset     string   `json:"asset"`
 		MaxAmount string   `json:"max_amount,omitempty"`
+		To        []string `json:"to,omitempty"`
 	}
 	type budget struct {
 		Max    string `json:"max"`
@@ -96,6 +106,12 @@ func (w *OperatorWallet) PolicyDocument() ([]byte, error) {
 	for _, k := range order {
 		g := groups[k]
 		r := rule{ID: "spec-" + g.reason + "-" + assetName(g.asset), When: when{Kind: ReasonKinds[g.reason], Asset: g.asset, MaxAmount: g.perTx}, Then: "auto"}
+		if g.reason == "openrouter_topup" {
+			if transfers == "" {
+				return nil, fmt.Errorf("operator_wallet.budgets: a top-up budget, but no Transfers contract is known for this chain (set TOPUP_TRANSFERS_CONTRACT)")
+			}
+			r.When.To = []string{strings.ToLower(transfers)}
+		}
 		if g.window != "" {
 			r.Budget = &budget{Max: g.limit, Window: g.window}
 		}

@@ -15,7 +15,7 @@ func TestPolicyDocument(t *testing.T) {
 		{Asset: "native", Period: "day", Limit: "1500"},
 		{Asset: token, Period: "week", Limit: "50000000", Reason: "transfer"},
 	}}
-	doc, err := w.PolicyDocument()
+	doc, err := w.PolicyDocument("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestPolicyDocument(t *testing.T) {
 		t.Fatalf("native rule: %+v", any)
 	}
 	// x402 budgets pin the x402 kind
-	x, err := (&OperatorWallet{Budgets: []Budget{{Asset: token, Period: "day", Limit: "1", Reason: "x402"}}}).PolicyDocument()
+	x, err := (&OperatorWallet{Budgets: []Budget{{Asset: token, Period: "day", Limit: "1", Reason: "x402"}}}).PolicyDocument("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +48,33 @@ func TestPolicyDocument(t *testing.T) {
 	if json.Unmarshal(x, &raw) != nil || len(raw.Rules) != 1 || len(raw.Rules[0].When.Kind) != 1 || raw.Rules[0].When.Kind[0] != "x402" {
 		t.Fatalf("x402 budget: %s", x)
 	}
-	if d, err := (&OperatorWallet{}).PolicyDocument(); d != nil || err != nil {
+	if d, err := (&OperatorWallet{}).PolicyDocument(""); d != nil || err != nil {
 		t.Fatalf("no budgets: %s %v", d, err)
+	}
+}
+
+// A top-up budget pins the Transfers contract; one in a token, or without
+// a known contract, is refused.
+func TestPolicyDocumentTopups(t *testing.T) {
+	const transfers = "0xeADE6bE02d043b3550bE19E960504dbA14A14971"
+	doc, err := (&OperatorWallet{Budgets: []Budget{{Asset: "native", Period: "day", Limit: "100", Reason: "openrouter_topup"}}}).PolicyDocument(transfers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Parse(doc)
+	if err != nil || len(p.Rules) != 1 || len(p.Rules[0].When.To) != 1 || p.Rules[0].When.To[0] != strings.ToLower(transfers) || len(p.Rules[0].When.Kind) != 1 {
+		t.Fatalf("top-up rule: %v %s", err, doc)
+	}
+	for name, c := range map[string]struct {
+		b         Budget
+		transfers string
+	}{
+		"token":       {Budget{Asset: "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913", Period: "day", Limit: "1", Reason: "openrouter_topup"}, transfers},
+		"no contract": {Budget{Asset: "native", Period: "day", Limit: "1", Reason: "openrouter_topup"}, ""},
+	} {
+		if _, err := (&OperatorWallet{Budgets: []Budget{c.b}}).PolicyDocument(c.transfers); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }
 

@@ -103,7 +103,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 	spend := map[string]any{"password": testPassword, "mfa_code": "123456", "to_address": randomAddress(), "amount": "1", "address": wallet}
 	apWalletID, apOwnerUID := approverMatrixIDs(t, e, owner, wallet) // approvers_test.go
 	const apFakeID = "00000000-0000-4000-8000-000000000000"
-	routeOf := strings.NewReplacer(agentID, "{id}", apWalletID+"/approvers/"+apOwnerUID, "{id}/approvers/{user_id}", apWalletID, "{id}", apFakeID, "{id}")
+	const apFakeAddr = "0x000000000000000000000000000000000000dEaD"
+	routeOf := strings.NewReplacer(agentID, "{id}", apWalletID+"/approvers/"+apOwnerUID, "{id}/approvers/{user_id}", apWalletID, "{id}", apFakeID, "{id}", apFakeAddr, "{address}")
 	callers := map[string]cred{"anonymous": anon, "other user": bearer(other.token), "user without MFA": bearer(noMFA.token),
 		"agent of another user": apiKey(otherKey), "revoked agent": apiKey(revokedKey)}
 	const ok = "ok"
@@ -125,6 +126,13 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"POST", "/api/load_wallet", map[string]string{"address": wallet}, forAll("400 BAD_REQUEST", "403 MFA_REQUIRED", "404 NOT_FOUND")},
 		{"GET", "/api/wallets", nil, forAll(ok, ok, "403 FORBIDDEN")},
 		{"GET", "/api/charge_receipts", nil, forAll(ok, ok, ok)},
+		{"POST", "/api/topups", map[string]string{"provider": "openrouter", "amount_usd": "5"}, forAll("403 FORBIDDEN", "403 FORBIDDEN", "400 BAD_REQUEST")}, // topup_test.go: no provider on this server
+		{"GET", "/api/topups", nil, forAll(ok, ok, ok)},
+		{"POST", "/api/x402/fetch", map[string]string{"url": "http://127.0.0.1:1/paid", "max_amount": "1"}, forAll("403 FORBIDDEN", "403 FORBIDDEN", "400 BAD_REQUEST")}, // an internal URL: refused before any fetch
+		{"GET", "/api/address_book", nil, forAll(ok, ok, "403 FORBIDDEN")},
+		{"POST", "/api/address_book", map[string]string{"address": wallet, "label": "x", "extra": "x"}, forAll("400 BAD_REQUEST", "403 MFA_REQUIRED", "403 FORBIDDEN")}, // an unknown field: refused after the rule, before anything is written
+		{"DELETE", "/api/address_book/" + apFakeAddr, nil, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
+		{"GET", "/api/topups/" + apFakeID, nil, forAll("404 NOT_FOUND", "404 NOT_FOUND", "404 NOT_FOUND")},
 		{"POST", "/api/import_wallet", map[string]string{"password": testPassword, "mfa_code": "123456", "keystore": "{}", "keystore_passphrase": "x"}, forAll("403 MFA_INVALID", "403 MFA_REQUIRED", "403 FORBIDDEN")},
 		{"POST", "/api/export_wallet", map[string]string{"address": wallet, "password": testPassword, "mfa_code": "123456", "export_passphrase": "long enough passphrase"}, forAll("404 NOT_FOUND", "403 MFA_REQUIRED", "403 FORBIDDEN")},
 		{"GET", "/api/balance?address=" + wallet, nil, forAll(ok, ok, ok)},

@@ -148,7 +148,7 @@ func TestExampleMCPClientNpm(t *testing.T) {
 	if err := json.Unmarshal(out, &res); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if len(res.Tools) != 8 || res.TransactionID != id || res.Statuses[0] != "pending" || res.Statuses[len(res.Statuses)-1] != "authorized" || res.Executed["tx_hash"] == nil {
+	if len(res.Tools) != 10 || res.TransactionID != id || res.Statuses[0] != "pending" || res.Statuses[len(res.Statuses)-1] != "authorized" || res.Executed["tx_hash"] == nil {
 		t.Fatalf("npm MCP client: %s", out)
 	}
 	e.waitStatus(bearer(u.token), id, "confirmed")

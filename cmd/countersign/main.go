@@ -107,12 +107,19 @@ Usage:
                                    WALLET_TOKEN, else DATA_DIR/wallet.token: --data-dir, COUNTERSIGN_DATA_DIR)
   countersign sign message --account ID (--text T | --base64 B)
                                    sign with a daemon account
+  countersign bench [--scenario S,…|all] [--spawn | --url U] [--connections N] [--duration D] [--json]
+                                   requests/s, p50/p90/p99, server CPU and RSS per scenario, as ratios
+                                   (bench footprint: RSS idle, under load, after logins; size; cold start)
   countersign load [--curve C] [--connections N] [--duration D] [--account ID]
-                                   signing throughput over HTTP next to the in-process rate
+                                   signing throughput over HTTP next to the in-process rate (older; see bench)
   countersign login --email E | --oidc-token T [--role-arn ARN]
                                    sign in, link the derived wallet, SIWE, mint an OIDC JWT (and AWS credentials)
   countersign signer [--addr A]    the derived-key signer alone (DEV ONLY; env DEV_KEY_SERVICE_MASTER_SECRET, SIGNER_TOKEN)
   countersign mcp                  MCP server on stdio for an agent (env COUNTERSIGN_API_KEY, COUNTERSIGN_URL)
+  countersign topup [--provider openrouter] --amount-usd N [--wait D] | topup list | topup show ID
+                                   buy provider credits as an agent, paid within the policy (env COUNTERSIGN_API_KEY, COUNTERSIGN_URL)
+  countersign x402 fetch [--method M] [--header H] [--data D] [--max-amount N] URL
+                                   fetch a URL and pay for it with x402 within the policy (env COUNTERSIGN_API_KEY, COUNTERSIGN_URL)
   countersign backup --out FILE    a consistent backup of a SQLite server while it serves (secrets stay sealed; no master key)
   countersign restore --from FILE [--data-dir DIR]
                                    restore a backup into a new or empty data directory, verified before it is put in place

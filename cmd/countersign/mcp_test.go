@@ -60,7 +60,7 @@ func mcpFlow(t *testing.T, e *env, s *sdk.ClientSession, u *user, wallet string)
 		}
 	}
 	sort.Strings(names)
-	if strings.Join(names, ",") != "budget_remaining,cancel_transaction,execute_transaction,list_transactions,prepare_transaction,simulate_transaction,transaction_status,wallet_info" {
+	if strings.Join(names, ",") != "budget_remaining,cancel_transaction,execute_transaction,list_transactions,prepare_transaction,simulate_transaction,transaction_status,wallet_info,x402_fetch,x402_mcp_call" {
 		t.Fatalf("tools: %v", names)
 	}
 	info, res := callTool(t, s, "wallet_info", nil)

@@ -171,7 +171,11 @@ func (a *App) applySpec(ctx context.Context, cfg *Config, svc *core.Service, log
 	if err != nil {
 		return err
 	}
-	doc, err := w.PolicyDocument()
+	transfers := cfg.Topup.Contract // top-up budgets pin the Transfers contract (topup.go)
+	if transfers == "" {
+		transfers = core.KnownTransfersContracts[svc.ChainID().Int64()]
+	}
+	doc, err := w.PolicyDocument(transfers)
 	if err != nil {
 		return fmt.Errorf("REPO_SPEC %s: %w", cfg.RepoSpec, err)
 	}

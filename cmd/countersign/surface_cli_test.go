@@ -76,6 +76,9 @@ func TestSurface_EveryCommandHelp(t *testing.T) {
 		"keygen":            {{"keygen", "-h"}},
 		"spec":              {{"spec", "-h"}, {"spec", "validate", "-h"}},
 		"keystore":          {{"keystore", "-h"}, {"keystore", "import", "-h"}, {"keystore", "export", "--help"}},
+		"topup":             {{"topup", "-h"}, {"topup", "list", "-h"}, {"topup", "show", "--help"}},
+		"x402":              {{"x402", "-h"}, {"x402", "fetch", "-h"}},
+		"bench":             {{"bench", "-h"}, {"bench", "footprint", "-h"}},
 		"help":              {{"help"}, {"-h"}, {"--help"}},
 	}
 	for w := range walletSynopses {

@@ -34,6 +34,10 @@ func Run(t *testing.T, open func(t *testing.T) countersign.Store) {
 		"pending expiry":     testPendingExpired, // expiry.go
 		"balance alerts":     testBalanceAlerts,  // balancealerts.go
 		"tracking":           testTracking,       // tracking.go
+		"topups":             testTopups,         // topups.go
+		"address book":       testAddressBook,    // addressbook.go
+		"x402 payments":      testX402,           // x402.go
+		"grouped events":     testGroupedEventsNotSkipped,
 	} {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
 	}
