@@ -241,7 +241,6 @@ type spawned struct {
 	env                []string
 	logPath            string
 	stopOnce           sync.Once
-	stopErr            error
 }
 
 // spawnServer starts `countersign serve` (o.binary, else this binary) on

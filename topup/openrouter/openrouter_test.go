@@ -112,7 +112,7 @@ func TestRefusalsClassified(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := fake(t, func(w http.ResponseWriter, r *http.Request) {
 				if tc.status == 302 {
-					http.Redirect(w, r, "http://127.0.0.1:1/steal", 302)
+					http.Redirect(w, r, "http://127.0.0.1:1/steal", http.StatusFound)
 					return
 				}
 				w.WriteHeader(tc.status)
