@@ -267,3 +267,58 @@ func TestOperatorWallet_SpecBudgetsBecomeItsPolicy(t *testing.T) {
 		t.Fatalf("within the new budget: %s", r.raw)
 	}
 }
+
+// TestOperatorWallet_SpecLooseningWaitsOnAQuorumWallet: on an operator
+// wallet whose policies ask for a quorum, a spec that loosens the budgets
+// is not applied at start (that needs the approvers; the stricter policy
+// stays and the log says why), while one that tightens them is.
+func TestOperatorWallet_SpecLooseningWaitsOnAQuorumWallet(t *testing.T) {
+	path, addr := operatorKey(t)
+	dir := t.TempDir()
+	clock := restartClock()
+	e1, stop1, err := startAt(t, dir, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chainID := e1.app.Svc.ChainID().Int64()
+	u, bob := e1.newUser(true), e1.newUser(true)
+	stop1()
+	spec := func(day string) envOption {
+		p := writeSpec(t, t.TempDir(), fmt.Sprintf("operator_wallet:\n  address: %q\n  chain_id: %d\n  signer: keystore\n  budgets:\n    - {asset: native, period: day, limit: %q}\n", addr, chainID, day))
+		return func(c *Config) {
+			c.RepoSpec, c.OperatorKeystore, c.OperatorPassphrase, c.OperatorOwner = p, path, keygenPass, u.name
+			c.AcceptNewChain = true
+		}
+	}
+	e, stop, err := startAt(t, dir, clock, spec("3000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	walletID := walletRow(t, e, u, addr)["wallet_id"].(string)
+	addApprover(t, e, u, walletID, bob)
+	agentID, _ := e.createAgent(u, addr)
+	e.do("PUT", "/api/agents/"+agentID+"/policy", bearer(u.token), map[string]any{"mfa_code": e.code(u),
+		"rules": []any{map[string]any{"id": "big", "when": map[string]any{"min_amount": "1000000"}, "then": "quorum", "quorum": 2}}, "default": "human"}).must(t, 200)
+	stop()
+	policyOf := func(e *env) string {
+		return e.do("GET", "/api/wallets/"+walletID+"/policy", bearer(u.token), nil).must(t, 200).raw
+	}
+	e, stop, err = startAt(t, dir, clock, spec("6000")) // loosens
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := policyOf(e); !strings.Contains(p, `"3000"`) || strings.Contains(p, `"6000"`) {
+		t.Fatalf("a loosening spec applied on a quorum wallet: %s", p)
+	}
+	if !strings.Contains(e.logs.String(), "not applied") {
+		t.Fatal("the log does not say the spec's loosening was not applied")
+	}
+	stop()
+	e, _, err = startAt(t, dir, clock, spec("1000")) // tightens
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := policyOf(e); !strings.Contains(p, `"1000"`) {
+		t.Fatalf("a tightening spec was not applied: %s", p)
+	}
+}
