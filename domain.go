@@ -56,6 +56,10 @@ const (
 	// WalletKeyAWSKMS: the key is an AWS KMS ECC_SECG_P256K1 key
 	// (OPERATOR_KMS_KEY) and never leaves KMS (KeySealed is empty).
 	WalletKeyAWSKMS = "awskms"
+	// WalletKeyDerived: the key is the derived-key signer's key of an
+	// omni_account (in process, or a separate countersign signer);
+	// KeySealed holds the omni_account, an identifier and not a secret.
+	WalletKeyDerived = "derived"
 )
 
 // WalletSignerName is the signer backend that holds a wallet's key, as the
@@ -460,6 +464,14 @@ type DerivedSigner interface {
 	SignMessage(ctx context.Context, omni string, message []byte) ([]byte, error)
 	// SignTypedData signs EIP-712 typed data (JSON).
 	SignTypedData(ctx context.Context, omni string, typedData []byte) ([]byte, error)
+}
+
+// DerivedDigestSigner is a DerivedSigner that also signs a 32-byte digest
+// (a transaction's signing hash) with omni's key, r ‖ s ‖ v with v = 27
+// or 28: what lets a derived key back a countersigned wallet, whose every
+// signature the approval path has already decided.
+type DerivedDigestSigner interface {
+	SignDigest(ctx context.Context, omni string, digest []byte) ([]byte, error)
 }
 
 // KeyStore holds the daemon's encrypted wallet files (v1-kdb bytes) by

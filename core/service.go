@@ -43,6 +43,9 @@ type Config struct {
 	// they hold (countersign.WalletKeyKeystore, WalletKeyAWSKMS): a wallet
 	// whose key is there signs through them (walletsigners.go).
 	Signers map[string]countersign.Signer
+	// Derived is the derived-key signer (nil: none): when it signs digests
+	// it also backs derived wallets (walletsigners.go).
+	Derived countersign.DerivedSigner
 }
 
 // Ports are the service's optional outbound adapters.
@@ -144,6 +147,13 @@ func New(ctx context.Context, st countersign.Store, ch countersign.Chain, sg cou
 	}
 	if log == nil {
 		log = slog.Default()
+	}
+	if d, ok := cfg.Derived.(countersign.DerivedDigestSigner); ok {
+		signers := map[string]countersign.Signer{countersign.WalletKeyDerived: derivedWallets{d}}
+		for k, v := range cfg.Signers {
+			signers[k] = v
+		}
+		cfg.Signers = signers
 	}
 	s := &Service{store: st, chain: ch, signer: routeSigners(sg, cfg.Signers), keys: sg, sealer: se, clock: clock, log: log, cfg: cfg,
 		broker: NewBroker(), wake: make(chan struct{}, 1), feeds: newAgentFeeds(),

@@ -6,9 +6,13 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/ethereum/go-ethereum/common"
+	ethtypes "github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/google/uuid"
 
 	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/ethsig"
 )
 
 // A wallet's key is where its row's KeyFormat says: sealed by this server
@@ -54,6 +58,8 @@ func signerSetting(format string) string {
 		return "set OPERATOR_KEYSTORE_PATH and OPERATOR_WALLET_PASSPHRASE"
 	case countersign.WalletKeyAWSKMS:
 		return "set OPERATOR_KMS_KEY"
+	case countersign.WalletKeyDerived:
+		return "set DEV_KEY_SERVICE_MASTER_SECRET or SIGNER_URL"
 	}
 	return "unknown signer"
 }
@@ -140,4 +146,105 @@ func configuredUsername(name string) string {
 		return n
 	}
 	return strings.TrimSpace(name)
+}
+
+// derivedWallets backs wallets whose key is the derived-key signer's key
+// of an omni_account (countersign.WalletKeyDerived; the row's KeySealed is
+// the omni_account). Every signature is checked to recover to the
+// wallet's address before it is used: a row naming another omni_account
+// must never sign from another key.
+type derivedWallets struct {
+	ds countersign.DerivedDigestSigner
+}
+
+func (d derivedWallets) sign(ctx context.Context, w *countersign.Wallet, digest []byte) ([]byte, error) {
+	omni := string(w.KeySealed)
+	if !countersign.ValidOmniAccount(omni) {
+		return nil, countersign.Errorf(countersign.Internal, "wallet %s names no valid omni_account", w.Address)
+	}
+	sig, err := d.ds.SignDigest(ctx, omni, digest)
+	if err != nil {
+		return nil, err
+	}
+	if len(sig) != 65 || (sig[64] != 27 && sig[64] != 28) {
+		return nil, countersign.Errorf(countersign.Internal, "the derived-key signer returned a malformed signature")
+	}
+	rsv := append([]byte(nil), sig...)
+	rsv[64] -= 27
+	pub, err := crypto.SigToPub(digest, rsv)
+	if err != nil || !strings.EqualFold(crypto.PubkeyToAddress(*pub).Hex(), w.Address) {
+		return nil, countersign.Errorf(countersign.Internal, "the derived-key signer signed for another address than wallet %s: refused", w.Address)
+	}
+	return sig, nil
+}
+
+func (derivedWallets) NewKey(context.Context, string) (string, string, []byte, error) {
+	return "", "", nil, countersign.Errorf(countersign.BadRequest, "a derived wallet is made with POST /api/wallets/derived")
+}
+
+func (d derivedWallets) SignHash(ctx context.Context, w *countersign.Wallet, hash []byte) ([]byte, error) {
+	if len(hash) != 32 {
+		return nil, countersign.Errorf(countersign.Internal, "digest must be 32 bytes")
+	}
+	return d.sign(ctx, w, hash)
+}
+
+func (d derivedWallets) SignTx(ctx context.Context, w *countersign.Wallet, u *countersign.UnsignedTx) ([]byte, string, error) {
+	signer := ethtypes.LatestSignerForChainID(u.ChainID)
+	tx := ethsig.EIP1559Tx(u)
+	sig, err := d.sign(ctx, w, signer.Hash(tx).Bytes())
+	if err != nil {
+		return nil, "", err
+	}
+	sig[64] -= 27
+	signed, err := tx.WithSignature(signer, sig)
+	if err != nil {
+		return nil, "", err
+	}
+	return ethsig.Encode(signed)
+}
+
+var _ countersign.Signer = derivedWallets{}
+
+// CreateDerivedWallet makes a countersigned wallet whose key is the
+// derived-key signer's key of the omni_account an identity session
+// (SIWE, email or OIDC login: /v1/auth/…) proves: the user holds that
+// identity now, and the wallet — its spends prepared by agents, decided by
+// the policy and approved like any other — signs with the identity's
+// derived key. One wallet per identity (its address is unique).
+// p is a user with MFA on (http: UserMFA); code is their TOTP code.
+func (s *Service) CreateDerivedWallet(ctx context.Context, p *Principal, omniSession, code, name string) (*countersign.Wallet, error) {
+	name = strings.TrimSpace(name)
+	if err := CheckText("name", name, MaxName, false); err != nil {
+		return nil, err
+	}
+	if s.cfg.Derived == nil {
+		return nil, countersign.Errorf(countersign.SignerDisabled, "the derived-key signer is not configured on this server (DEV_KEY_SERVICE_MASTER_SECRET or SIGNER_URL)")
+	}
+	if _, ok := s.cfg.Derived.(countersign.DerivedDigestSigner); !ok {
+		return nil, countersign.Errorf(countersign.Unavailable, "this derived-key signer cannot sign transactions")
+	}
+	sess, err := s.AuthenticateOmni(ctx, omniSession)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.VerifyMFA(ctx, p.User.ID, code); err != nil {
+		return nil, err
+	}
+	addr, err := s.cfg.Derived.DeriveAddress(ctx, sess.OmniAccount)
+	if err != nil {
+		return nil, err
+	}
+	if name == "" {
+		name = "derived " + addr[:8]
+	}
+	w := &countersign.Wallet{ID: uuid.NewString(), OwnerID: p.User.ID, Name: name, Address: common.HexToAddress(addr).Hex(),
+		KeyFormat: countersign.WalletKeyDerived, KeySealed: []byte(sess.OmniAccount), CreatedAt: s.clock.Now().UTC()}
+	err = s.Record(ctx, countersign.Change{Owner: p.User.ID, Actor: p.Actor(), Action: "wallet.create", Subject: w.ID,
+		Details: map[string]string{"address": w.Address, "name": name, "signer": countersign.WalletKeyDerived}},
+		func(ctx context.Context) error { return s.store.CreateWallet(ctx, w) })
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
 }

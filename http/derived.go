@@ -35,6 +35,34 @@ type signTypedReq struct {
 	TypedData   json.RawMessage `json:"typed_data"`
 }
 
+type signDigestReq struct {
+	OmniAccount string `json:"omni_account"`
+	Digest      string `json:"digest"` // 0x + 64 hex digits
+}
+
+func (s *Server) signDigestDerived(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
+	var req signDigestReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if err := checkOmni(req.OmniAccount); err != nil {
+		return err
+	}
+	d, err := hexutil.Decode(req.Digest)
+	if err != nil || len(d) != 32 {
+		return countersign.Errorf(countersign.BadRequest, "digest must be 0x and 64 hex digits")
+	}
+	ds, ok := s.Derived.(countersign.DerivedDigestSigner)
+	if !ok {
+		return countersign.Errorf(countersign.Unavailable, "this derived-key signer cannot sign digests")
+	}
+	sig, err := ds.SignDigest(r.Context(), req.OmniAccount, d)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, signatureResp{Signature: hexutil.Encode(sig)})
+}
+
 type signatureResp struct {
 	Signature string `json:"signature"`
 }

@@ -33,6 +33,24 @@ func (s *Server) createWallet(w http.ResponseWriter, r *http.Request, p *core.Pr
 	return writeJSON(w, 201, createWalletResp{WalletID: wl.ID, Address: wl.Address, Name: wl.Name})
 }
 
+type derivedWalletReq struct {
+	OmniSession string `json:"omni_session"` // a session_jwt from /v1/auth/… (SIWE, email or OIDC login)
+	MFACode     string `json:"mfa_code"`
+	Name        string `json:"name,omitempty"`
+}
+
+func (s *Server) createDerivedWallet(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
+	var req derivedWalletReq
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	wl, err := s.Svc.CreateDerivedWallet(r.Context(), p, req.OmniSession, req.MFACode, req.Name)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 201, createWalletResp{WalletID: wl.ID, Address: wl.Address, Name: wl.Name})
+}
+
 type loadWalletReq struct {
 	Address  string `json:"address"`
 	Password string `json:"password,omitempty"`

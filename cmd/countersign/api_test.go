@@ -128,6 +128,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"GET", "/api/charge_receipts", nil, forAll(ok, ok, ok)},
 		{"POST", "/api/topups", map[string]string{"provider": "openrouter", "amount_usd": "5"}, forAll("403 FORBIDDEN", "403 FORBIDDEN", "400 BAD_REQUEST")}, // topup_test.go: no provider on this server
 		{"GET", "/api/topups", nil, forAll(ok, ok, ok)},
+		{"POST", "/api/wallets/derived", map[string]string{"omni_session": "x", "mfa_code": "123456"}, forAll("401 UNAUTHORIZED", "403 MFA_REQUIRED", "403 FORBIDDEN")},  // not an omni session: refused before the code is checked
 		{"POST", "/api/x402/fetch", map[string]string{"url": "http://127.0.0.1:1/paid", "max_amount": "1"}, forAll("403 FORBIDDEN", "403 FORBIDDEN", "400 BAD_REQUEST")}, // an internal URL: refused before any fetch
 		{"GET", "/api/address_book", nil, forAll(ok, ok, "403 FORBIDDEN")},
 		{"POST", "/api/address_book", map[string]string{"address": wallet, "label": "x", "extra": "x"}, forAll("400 BAD_REQUEST", "403 MFA_REQUIRED", "403 FORBIDDEN")}, // an unknown field: refused after the rule, before anything is written
@@ -159,6 +160,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"POST", "/dev/derive-address", map[string]string{"omni_account": strings.Repeat("a", 64)}, forAll("401 UNAUTHORIZED", "401 UNAUTHORIZED", "401 UNAUTHORIZED")},
 		{"POST", "/dev/sign-message", map[string]string{"omni_account": strings.Repeat("a", 64), "message_hex": "0x00"}, forAll("401 UNAUTHORIZED", "401 UNAUTHORIZED", "401 UNAUTHORIZED")},
 		{"POST", "/dev/sign-typed-data", map[string]string{"omni_account": strings.Repeat("a", 64)}, forAll("401 UNAUTHORIZED", "401 UNAUTHORIZED", "401 UNAUTHORIZED")},
+		{"POST", "/dev/sign-digest", map[string]string{"omni_account": strings.Repeat("a", 64), "digest": "0x" + strings.Repeat("00", 32)}, forAll("401 UNAUTHORIZED", "401 UNAUTHORIZED", "401 UNAUTHORIZED")},
 		{"POST", "/v1/wallet/link", map[string]string{"identity_type": "email", "identity_value": "x@example.com", "code": "123456"}, forAll("401 UNAUTHORIZED", "401 UNAUTHORIZED", "401 UNAUTHORIZED")},
 		{"POST", "/v1/mint-oidc-jwt", nil, forAll("401 UNAUTHORIZED", "401 UNAUTHORIZED", "401 UNAUTHORIZED")},
 		// approvers, quorum, the kill switch, the users' webhooks (approvers_test.go)

@@ -58,7 +58,8 @@ type App struct {
 	// OperatorKMS is the operator wallet's AWS KMS key (OPERATOR_KMS_KEY),
 	// nil without one (operator.go).
 	OperatorKMS *awskms.Signer
-	spec        *repospec.Spec // REPO_SPEC, nil without one
+	spec        *repospec.Spec            // REPO_SPEC, nil without one
+	derived     countersign.DerivedSigner // the derived-key signer, nil without one (startService)
 	// WalletTokenFile is the generated wallet token's file, "" when the
 	// operator set WALLET_TOKEN.
 	WalletTokenFile string
@@ -254,13 +255,16 @@ func (a *App) startService(ctx context.Context, cfg *Config, st countersign.Stor
 	if err != nil {
 		return nil, err
 	}
+	if a.derived, err = derivedSigner(cfg, log); err != nil {
+		return nil, err
+	}
 	svc, err := core.New(ctx, st, ch, local.New(sealer, ks), sealer, cfg.Clock, log, core.Config{
 		Argon2: cfg.Argon2, TokenTTL: cfg.TokenTTL, PendingTTL: cfg.PendingTTL, AuthorizedTTL: cfg.AuthorizedTTL,
 		MFALockout: cfg.MFALockout, MFAMaxFailures: cfg.MFAMaxFail, PollInterval: cfg.PollInterval,
 		HashConcurrency: cfg.HashConcurrency, HashQueue: cfg.HashQueue, Omni: cfg.Omni, Money: cfg.Money,
 		Ports: ports, Hooks: cfg.ExecuteHooks, Live: liveConfig(cfg, st), // eventsignal.go
 		Topups: topupConfig(cfg), X402: x402Config(cfg), Review: reviewConfig(cfg), // topup.go, x402.go, review_config.go
-		Signers: a.operatorSigners(), // operator.go
+		Signers: a.operatorSigners(), Derived: a.derived, // operator.go; the derived-key signer also backs derived wallets
 	})
 	if err != nil {
 		return nil, err
@@ -311,10 +315,7 @@ func (a *App) newHTTPServer(cfg *Config, svc *core.Service, dev cshttp.DevChain,
 	if cfg.ApprovalWait > 0 {
 		srv.ApprovalWait = cfg.ApprovalWait
 	}
-	if srv.Derived, err = derivedSigner(cfg, log); err != nil {
-		return nil, err
-	}
-	if srv.Derived != nil {
+	if srv.Derived = a.derived; srv.Derived != nil {
 		// every /dev signature goes on its omni account's audit chain
 		srv.Derived = audited.New(srv.Derived, svc)
 	}

@@ -88,17 +88,30 @@ func (a *App) checkOperator(ctx context.Context, cfg *Config, st countersign.Sto
 			return fmt.Errorf("REPO_SPEC %s: operator_wallet.kms_key_id is %s, but OPERATOR_KMS_KEY names %s: refusing to start", cfg.RepoSpec, id, a.OperatorKMS.ARN())
 		}
 		have = a.OperatorKMS.Address().Hex()
-	case "sealed":
+	case "sealed", "derived", "remote":
+		// a wallet this server has, whose key is where the spec says:
+		// sealed by the server, or the derived-key signer's (in process,
+		// or remote through SIGNER_URL)
 		wl, err := st.WalletByAddress(ctx, w.AddressEIP55())
 		if countersign.ErrorCode(err) == countersign.NotFound {
-			return fmt.Errorf("REPO_SPEC %s: operator_wallet.signer is sealed, but this server holds no wallet %s (create or import it first): refusing to start", cfg.RepoSpec, w.AddressEIP55())
+			return fmt.Errorf("REPO_SPEC %s: operator_wallet.signer is %s, but this server holds no wallet %s (create it first: create_wallet or import for sealed, POST /api/wallets/derived for derived): refusing to start", cfg.RepoSpec, w.Signer, w.AddressEIP55())
 		}
 		if err != nil {
 			return err
 		}
+		held := countersign.WalletSignerName(wl.KeyFormat)
+		if w.Signer == "remote" {
+			if held == countersign.WalletKeyDerived && cfg.SignerURL == "" {
+				return fmt.Errorf("REPO_SPEC %s: operator_wallet.signer is remote, but SIGNER_URL is not set: refusing to start", cfg.RepoSpec)
+			}
+			held = map[string]string{countersign.WalletKeyDerived: "remote"}[held]
+		}
+		if held != w.Signer {
+			return fmt.Errorf("REPO_SPEC %s: operator_wallet.signer is %s, but wallet %s's key is held by the %s signer: refusing to start", cfg.RepoSpec, w.Signer, wl.Address, countersign.WalletSignerName(wl.KeyFormat))
+		}
 		have = wl.Address
 	default:
-		return fmt.Errorf("REPO_SPEC %s: operator_wallet.signer %s cannot be checked at start by this build (keystore and sealed can): refusing to start rather than run unchecked", cfg.RepoSpec, w.Signer)
+		return fmt.Errorf("REPO_SPEC %s: operator_wallet.signer %s cannot be checked at start by this build: refusing to start rather than run unchecked", cfg.RepoSpec, w.Signer)
 	}
 	if !strings.EqualFold(have, w.Address) {
 		return fmt.Errorf("REPO_SPEC %s: the operator signer holds %s, but operator_wallet.address is %s: refusing to start", cfg.RepoSpec, have, w.AddressEIP55())

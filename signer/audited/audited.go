@@ -24,6 +24,7 @@ const Actor = "service"
 const (
 	ActionMessage   = "derived.sign.message"    // EIP-191 personal message
 	ActionTypedData = "derived.sign.typed_data" // EIP-712 typed data
+	ActionDigest    = "derived.sign.digest"     // a digest (a countersigned wallet's transaction)
 )
 
 // Owner is the audit chain a signature of omni's derived key goes on: the
@@ -61,6 +62,20 @@ func (s *Signer) SignMessage(ctx context.Context, omni string, message []byte) (
 		return nil, err
 	}
 	return s.recorded(ctx, omni, ActionMessage, "eip191", accounts.TextHash(message), sig)
+}
+
+// SignDigest signs through the inner signer, when it can sign digests,
+// and records the digest that was signed.
+func (s *Signer) SignDigest(ctx context.Context, omni string, digest []byte) ([]byte, error) {
+	d, ok := s.inner.(countersign.DerivedDigestSigner)
+	if !ok {
+		return nil, countersign.Errorf(countersign.Unavailable, "this derived-key signer cannot sign digests")
+	}
+	sig, err := d.SignDigest(ctx, omni, digest)
+	if err != nil {
+		return nil, err
+	}
+	return s.recorded(ctx, omni, ActionDigest, "digest", digest, sig)
 }
 
 // SignTypedData signs through the inner signer and records the EIP-712

@@ -113,6 +113,17 @@ func (s *Signer) signHash(omni string, hash []byte) ([]byte, error) {
 	return ethsig.SignHash(key, hash)
 }
 
+// SignDigest signs a 32-byte digest (a countersigned wallet's transaction
+// hash, once approved). DEV ONLY — replace with a TEE.
+func (s *Signer) SignDigest(_ context.Context, omni string, digest []byte) ([]byte, error) {
+	if len(digest) != 32 {
+		return nil, countersign.Errorf(countersign.BadRequest, "digest must be 32 bytes")
+	}
+	return s.signHash(omni, digest)
+}
+
+var _ countersign.DerivedDigestSigner = (*Signer)(nil)
+
 // SignMessage signs an EIP-191 personal message. DEV ONLY — replace with a TEE.
 func (s *Signer) SignMessage(_ context.Context, omni string, message []byte) ([]byte, error) {
 	if len(message) > ethsig.MaxMessage {

@@ -101,6 +101,20 @@ func (c *Client) SignMessage(ctx context.Context, omni string, message []byte) (
 	return decodeSig(out.Signature)
 }
 
+// SignDigest asks the signer to sign a 32-byte digest (a countersigned
+// wallet's approved transaction).
+func (c *Client) SignDigest(ctx context.Context, omni string, digest []byte) ([]byte, error) {
+	var out struct {
+		Signature string `json:"signature"`
+	}
+	if err := c.call(ctx, "/dev/sign-digest", map[string]string{"omni_account": omni, "digest": "0x" + hex.EncodeToString(digest)}, &out); err != nil {
+		return nil, err
+	}
+	return decodeSig(out.Signature)
+}
+
+var _ countersign.DerivedDigestSigner = (*Client)(nil)
+
 // SignTypedData asks the signer for an EIP-712 signature.
 func (c *Client) SignTypedData(ctx context.Context, omni string, typedData []byte) ([]byte, error) {
 	var out struct {
