@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/signer/core/apitypes"
@@ -73,38 +71,15 @@ func TestDerivedSignerRoutes(t *testing.T) {
 	}
 
 	// a separate signer process, and the server using it through SIGNER_URL
-	l, _ := net.Listen("tcp", "127.0.0.1:0")
-	signerAddr := l.Addr().String()
-	l.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var serr bytes.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"signer", "--addr", signerAddr}, func(k string) string {
-			return map[string]string{"DEV_KEY_SERVICE_MASTER_SECRET": testMaster, "SIGNER_TOKEN": testSignerToken}[k]
-		}, &bytes.Buffer{}, &serr)
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", signerAddr); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("signer did not start: %s", serr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	viaRemote := newEnv(t, func(c *Config) { c.SignerURL, c.SignerToken = "http://"+signerAddr, testSignerToken })
+	signerURL, stopSigner := startSignerProcess(t)
+	viaRemote := newEnv(t, func(c *Config) { c.SignerURL, c.SignerToken = signerURL, testSignerToken })
 	if a := viaRemote.do("POST", "/dev/derive-address", svc, map[string]string{"omni_account": omni}).must(t, 200).str("address"); a != addr {
 		t.Fatalf("through the separate signer: %s, want %s", a, addr)
 	}
 	if s := viaRemote.do("POST", "/dev/sign-message", svc, map[string]string{"omni_account": omni, "message_hex": hexutil.Encode([]byte(msg))}).must(t, 200).str("signature"); s != sig {
 		t.Fatal("the separate signer signs differently") // RFC 6979: deterministic signatures
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stopSigner(); err != nil {
 		t.Fatalf("signer: %v", err)
 	}
 	// the signer refuses to start without its secret or its token

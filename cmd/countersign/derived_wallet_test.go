@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,8 +14,9 @@ import (
 )
 
 // startSignerProcess runs `countersign signer` (the separate derived-key
-// signer) on a free port until the test ends and returns its URL.
-func startSignerProcess(t *testing.T) string {
+// signer) on a free port and returns its URL and a stop that ends it and
+// returns how it ended (nil: cleanly); the test's end stops it too.
+func startSignerProcess(t *testing.T) (string, func() error) {
 	t.Helper()
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
@@ -27,11 +29,17 @@ func startSignerProcess(t *testing.T) string {
 			return map[string]string{"DEV_KEY_SERVICE_MASTER_SECRET": testMaster, "SIGNER_TOKEN": testSignerToken}[k]
 		}, &bytes.Buffer{}, &serr)
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	var once sync.Once
+	var stopErr error
+	stop := func() error {
+		once.Do(func() { cancel(); stopErr = <-done })
+		return stopErr
+	}
+	t.Cleanup(func() { stop() })
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return "http://" + addr
+			return "http://" + addr, stop
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("signer did not start: %s", serr.String())
@@ -52,7 +60,10 @@ func TestDerivedWallet_BacksACountersignedWallet(t *testing.T) {
 	svc := cred{bearer: testSignerToken}
 	for name, opt := range map[string]envOption{
 		"in process": withSigner,
-		"remote":     func(c *Config) { c.SignerURL, c.SignerToken = startSignerProcess(t), testSignerToken },
+		"remote": func(c *Config) {
+			c.SignerURL, _ = startSignerProcess(t)
+			c.SignerToken = testSignerToken
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, opt)
