@@ -211,6 +211,11 @@ type Store interface {
 	TransactionByIdempotencyKey(ctx context.Context, agentID, key string) (*Transaction, error)
 	UpdateTransaction(ctx context.Context, t *Transaction) error
 	Transactions(ctx context.Context, f TxFilter) ([]*Transaction, error)
+	// PaymentHistory summarises an owner's confirmed payments for a
+	// review's warnings, however many there are: whether it paid q.To with
+	// q.Type before, and how many confirmed payments of q.Type in q.Token
+	// q.AgentID made and the largest (none when q.AgentID is "").
+	PaymentHistory(ctx context.Context, q PaymentQuery) (PaymentSummary, error)
 	// TransactionsByStatus returns up to limit transactions in status across
 	// all owners (for the expiry sweeper and the receipt tracker).
 	TransactionsByStatus(ctx context.Context, s Status, limit int) ([]*Transaction, error)

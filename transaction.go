@@ -1,6 +1,7 @@
 package countersign
 
 import (
+	"math/big"
 	"time"
 )
 
@@ -169,6 +170,23 @@ func (t *Transaction) Expired(now time.Time) bool {
 }
 
 // TxFilter selects transactions for an owner's inbox.
+// PaymentQuery asks Store.PaymentHistory about one payment's
+// counterparty and kind. Addresses compare without regard to case.
+type PaymentQuery struct {
+	OwnerID string
+	Type    TxType // TxNative or TxERC20
+	To      string
+	AgentID string // "" for a user's own payment: no per-agent figures
+	Token   string // the payment's TokenAddress as stored
+}
+
+// PaymentSummary is Store.PaymentHistory's answer.
+type PaymentSummary struct {
+	Paid     bool     // the owner has a confirmed payment of this kind to To
+	Previous int      // the agent's confirmed payments of this kind and token
+	Largest  *big.Int // the largest of them, nil when Previous is 0
+}
+
 type TxFilter struct {
 	OwnerID string
 	AgentID string

@@ -143,7 +143,7 @@ func (s *Service) bindFees(ctx context.Context, t *countersign.Transaction) erro
 		return countersign.Errorf(countersign.Internal, "transaction value is not an integer")
 	}
 	msg := countersign.CallMsg{From: t.From, To: t.TxTo, Value: value, Data: t.TxData}
-	gas, err := s.chain.EstimateGas(ctx, msg)
+	gas, err := s.simulate(ctx, msg) // the review the answer carries reuses it (review_cache.go)
 	if err != nil && t.Type == countersign.TxNative && countersign.ErrorCode(err) == countersign.InsufficientFunds {
 		// A plain transfer to an account without code needs the same gas
 		// whatever it sends, and the wallet may be funded before execute.

@@ -112,10 +112,7 @@ func (s *Service) HumanAmount(ctx context.Context, t *countersign.Transaction) s
 	}
 }
 
-var (
-	maxUint256  = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 256), big.NewInt(1))
-	unlimitedAt = new(big.Int).Lsh(big.NewInt(1), 255) // anything this large is "unlimited" in practice
-)
+var unlimitedAt = new(big.Int).Lsh(big.NewInt(1), 255) // anything this large is "unlimited" in practice
 
 // knownSelectors decode calldata that came without an ABI.
 var knownSelectors = map[string]string{"a9059cbb": "transfer", "095ea7b3": "approve", "23b872dd": "transferFrom"}
@@ -126,6 +123,11 @@ func (s *Service) Review(ctx context.Context, p *Principal, id string) (*Review,
 	if err != nil {
 		return nil, err
 	}
+	return s.review(ctx, p, t), nil
+}
+
+// review is Review of a request already loaded for p.
+func (s *Service) review(ctx context.Context, p *Principal, t *countersign.Transaction) *Review {
 	r := s.decodeReview(ctx, t)
 	if t.AgentID != "" {
 		if a, err := s.store.AgentByID(ctx, t.AgentID); err == nil {
@@ -137,7 +139,7 @@ func (s *Service) Review(ctx context.Context, p *Principal, id string) (*Review,
 	s.warn(ctx, t, r)
 	if onChain(t) && (t.Status == countersign.StatusPending || t.Status == countersign.StatusAuthorized) {
 		value, _ := new(big.Int).SetString(t.TxValue, 10)
-		gas, err := s.chain.EstimateGas(ctx, countersign.CallMsg{From: t.From, To: t.TxTo, Value: value, Data: t.TxData})
+		gas, err := s.simulate(ctx, countersign.CallMsg{From: t.From, To: t.TxTo, Value: value, Data: t.TxData})
 		r.Simulated = true
 		if err != nil {
 			r.SimError = countersign.ErrorDetail(err)
@@ -147,7 +149,7 @@ func (s *Service) Review(ctx context.Context, p *Principal, id string) (*Review,
 		}
 	}
 	s.reviewFacts(ctx, p, t, r) // review_facts.go
-	return r, nil
+	return r
 }
 
 // decodeReview is the part of a review that depends on the request alone
@@ -376,47 +378,31 @@ func (s *Service) decodeCall(ctx context.Context, t *countersign.Transaction, r 
 
 // warn adds warnings that need the owner's history.
 func (s *Service) warn(ctx context.Context, t *countersign.Transaction, r *Review) {
-	if t.Type.IsMessage() {
-		return
+	if q, ok := paymentQuery(t); ok {
+		if sum, err := s.store.PaymentHistory(ctx, q); err == nil {
+			warnFromHistory(t, r, sum)
+		}
 	}
+}
+
+// paymentQuery is what a review asks of t's owner's confirmed history:
+// only payments (native and token transfers) have one.
+func paymentQuery(t *countersign.Transaction) (countersign.PaymentQuery, bool) {
 	if t.Type != countersign.TxNative && t.Type != countersign.TxERC20 {
-		return
+		return countersign.PaymentQuery{}, false
 	}
-	history, err := s.store.Transactions(ctx, countersign.TxFilter{OwnerID: t.OwnerID, Status: countersign.StatusConfirmed, Limit: 500})
-	if err != nil {
-		return
-	}
-	warnFromHistory(t, r, history)
+	return countersign.PaymentQuery{OwnerID: t.OwnerID, Type: t.Type, To: t.To, AgentID: t.AgentID, Token: t.TokenAddress}, true
 }
 
 // warnFromHistory adds the warnings of t against its owner's confirmed
-// history (the inbox reads the history once for every row).
-func warnFromHistory(t *countersign.Transaction, r *Review, history []*countersign.Transaction) {
-	if t.Type != countersign.TxNative && t.Type != countersign.TxERC20 {
-		return
-	}
-	paid := false
-	largest := new(big.Int)
-	previous := 0
-	for _, h := range history {
-		if h.Type == t.Type && strings.EqualFold(h.To, t.To) {
-			paid = true
-		}
-		if h.AgentID == t.AgentID && t.AgentID != "" && h.Type == t.Type && strings.EqualFold(h.TokenAddress, t.TokenAddress) {
-			if v, ok := new(big.Int).SetString(h.Amount, 10); ok {
-				previous++
-				if v.Cmp(largest) > 0 {
-					largest = v
-				}
-			}
-		}
-	}
-	if !paid {
+// history, as the store summarised it (Store.PaymentHistory): a recipient
+// never paid before; more than twice the agent's largest payment of the kind.
+func warnFromHistory(t *countersign.Transaction, r *Review, h countersign.PaymentSummary) {
+	if !h.Paid {
 		r.warn(WarnNewRecipient, SeverityInfo, "New recipient: this wallet has never paid "+t.To+" before.")
 	}
 	amount, _ := new(big.Int).SetString(t.Amount, 10)
-	if previous > 0 && amount != nil && amount.Cmp(new(big.Int).Mul(largest, big.NewInt(2))) > 0 {
-		r.warn(WarnUnusualAmount, SeverityCaution, fmt.Sprintf("Unusual amount: more than twice this agent's largest confirmed payment of this kind (%d before).", previous))
+	if h.Previous > 0 && h.Largest != nil && amount != nil && amount.Cmp(new(big.Int).Mul(h.Largest, big.NewInt(2))) > 0 {
+		r.warn(WarnUnusualAmount, SeverityCaution, fmt.Sprintf("Unusual amount: more than twice this agent's largest confirmed payment of this kind (%d before).", h.Previous))
 	}
-	_ = maxUint256
 }

@@ -229,20 +229,24 @@ type Line struct {
 }
 
 // Lines summarises list for the inbox of p: each row decoded as its page
-// would be (without the simulation), the owners' histories read once.
+// would be (without the simulation), each history asked once a page.
 func (s *Service) Lines(ctx context.Context, p *Principal, list []*countersign.Transaction) []Line {
-	histories := map[string][]*countersign.Transaction{}
+	histories := map[countersign.PaymentQuery]*countersign.PaymentSummary{}
 	wallets := map[string]string{}
 	out := make([]Line, 0, len(list))
 	for _, t := range list {
 		r := s.decodeReview(ctx, t)
-		if t.Type == countersign.TxNative || t.Type == countersign.TxERC20 {
-			h, ok := histories[t.OwnerID]
+		if q, ok := paymentQuery(t); ok {
+			h, ok := histories[q]
 			if !ok {
-				h, _ = s.store.Transactions(ctx, countersign.TxFilter{OwnerID: t.OwnerID, Status: countersign.StatusConfirmed, Limit: 500})
-				histories[t.OwnerID] = h
+				if sum, err := s.store.PaymentHistory(ctx, q); err == nil {
+					h = &sum
+				}
+				histories[q] = h
 			}
-			warnFromHistory(t, r, h)
+			if h != nil {
+				warnFromHistory(t, r, *h)
+			}
 		}
 		name, ok := wallets[t.WalletID]
 		if !ok {

@@ -135,6 +135,9 @@ type Service struct {
 
 	topups topupState // topups.go
 	x402   x402State  // x402.go
+
+	reviews reviewCache // the reviews status and prepare answers carry (review_cache.go)
+	sims    simCache    // prepare's simulations, shared with its review (review_cache.go)
 }
 
 // New assembles a Service, loading (or creating on first start) the session

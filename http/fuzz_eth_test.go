@@ -71,6 +71,9 @@ func (ethFuzzChain) ChainID(context.Context) (*big.Int, error) { return big.NewI
 
 func (ethFuzzChain) CodeAt(context.Context, string) ([]byte, error) { return []byte{0x60, 0x00}, nil }
 
+// BlockNumber is the head the simulations are remembered at (core/review_cache.go).
+func (ethFuzzChain) BlockNumber(context.Context) (uint64, error) { return 1, nil }
+
 // EstimateGas fails, as a simulation may: Prepare then binds no fees and
 // asks the chain nothing more.
 func (ethFuzzChain) EstimateGas(context.Context, countersign.CallMsg) (uint64, error) {

@@ -202,13 +202,10 @@ type statusView struct {
 	Warnings []core.Warning `json:"warnings"`
 }
 
-// reviewOf decodes t for the caller; nil when it cannot (the answer then
-// still carries the transaction).
+// reviewOf decodes t, which was loaded for the caller, as the status and
+// prepare answers carry it.
 func (s *Server) reviewOf(r *http.Request, p *core.Principal, t *countersign.Transaction) *reviewJSON {
-	rv, err := s.Svc.Review(r.Context(), p, t.ID)
-	if err != nil {
-		return nil
-	}
+	rv := s.Svc.PollReview(r.Context(), p, t) // t was loaded for p: cached for a moment (core/review_cache.go)
 	out := &reviewJSON{Summary: rv.Summary, Fields: fieldsJSON(rv.Fields), Function: rv.Function, Message: rv.Message, MaxFee: rv.MaxFee, Warnings: rv.Warnings}
 	if len(rv.Args) > 0 {
 		out.Args = fieldsJSON(rv.Args)

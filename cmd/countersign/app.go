@@ -159,6 +159,14 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 	if err := a.guardDaemon(ctx, cfg, st, srv, log); err != nil { // DAEMON_MODE (daemonguard.go)
 		return nil, err
 	}
+	if cfg.PprofAddr != "" {
+		_, stop, err := startPprof(cfg.PprofAddr, log)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		a.closers = append(a.closers, stop)
+	}
 	a.startWorkers(ctx, cfg, svc, srv.Daemon, log)
 	go func() {
 		if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -26,6 +26,7 @@ import (
 // (flags win). Its zero value plus defaults() runs on embedded defaults.
 type Config struct {
 	Addr          string
+	PprofAddr     string // PPROF_ADDR: runtime profiles on loopback, off when ""
 	DataDir       string
 	DB            string
 	ChainURL      string
@@ -116,7 +117,7 @@ type setting struct {
 	Help    string
 }
 
-var serveSettings = slices.Concat(baseSettings, topupEnvSettings, x402EnvSettings, reviewEnvSettings)
+var serveSettings = slices.Concat(baseSettings, topupEnvSettings, x402EnvSettings, reviewEnvSettings, pprofEnvSettings)
 
 // baseSettings are the settings of every area without its own list
 // (topup.go, x402.go, review_config.go add theirs).
@@ -257,6 +258,9 @@ func parseServeConfig(args []string, getenv func(string) string, helpOut io.Writ
 		return nil, err
 	}
 	if err := reviewEnv(c, env); err != nil { // review_config.go
+		return nil, err
+	}
+	if err := pprofEnv(c, env); err != nil { // pprof.go
 		return nil, err
 	}
 	return c, c.defaults()

@@ -662,6 +662,33 @@ func (s *Store) Transactions(ctx context.Context, f countersign.TxFilter) ([]*co
 	return collect(rows, scanTx)
 }
 
+// paymentHistorySQL answers PaymentHistory in one statement. The largest
+// amount is the longest decimal string, then the greatest: amounts are
+// stored canonical (big.Int.String), so this is the numeric order.
+const paymentHistorySQL = `SELECT
+ EXISTS(SELECT 1 FROM transactions WHERE owner_id = ? AND status = 'confirmed' AND type = ? AND lower(to_address) = lower(?)),
+ (SELECT COUNT(*) FROM transactions WHERE owner_id = ? AND status = 'confirmed' AND type = ? AND agent_id = ? AND agent_id <> '' AND lower(token_address) = lower(?)),
+ COALESCE((SELECT amount FROM transactions WHERE owner_id = ? AND status = 'confirmed' AND type = ? AND agent_id = ? AND agent_id <> '' AND lower(token_address) = lower(?)
+  ORDER BY length(amount) DESC, amount DESC LIMIT 1), '')`
+
+func (s *Store) PaymentHistory(ctx context.Context, q countersign.PaymentQuery) (countersign.PaymentSummary, error) {
+	var out countersign.PaymentSummary
+	var largest string
+	err := s.reader(ctx).QueryRowContext(ctx, paymentHistorySQL,
+		q.OwnerID, q.Type, q.To,
+		q.OwnerID, q.Type, q.AgentID, q.Token,
+		q.OwnerID, q.Type, q.AgentID, q.Token).Scan(&out.Paid, &out.Previous, &largest)
+	if err != nil {
+		return out, err
+	}
+	if out.Previous > 0 {
+		if v, ok := new(big.Int).SetString(largest, 10); ok {
+			out.Largest = v
+		}
+	}
+	return out, nil
+}
+
 func (s *Store) TransactionsByStatus(ctx context.Context, st countersign.Status, limit int) ([]*countersign.Transaction, error) {
 	// Least recently checked first, so rows that stay submitted cannot
 	// starve newer ones out of the receipt tracker's batch.

@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) countersign.Store) {
 		"address book":       testAddressBook,    // addressbook.go
 		"x402 payments":      testX402,           // x402.go
 		"grouped events":     testGroupedEventsNotSkipped,
+		"payment history":    testPaymentHistory, // paymenthistory.go
 	} {
 		t.Run(name, func(t *testing.T) { fn(t, open(t)) })
 	}

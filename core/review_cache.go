@@ -1,0 +1,146 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/countersign/countersign"
+)
+
+// reviewCacheTTL bounds how old a review that status and prepare answers
+// carry may be. A review reads the chain (the simulation, balances) and the
+// owner's history; an agent that polls its request asks for the same one
+// again and again. A review is reused only for the same caller, the same
+// request in the same state (status and last update) and the same chain
+// head, and for at most this long; the approver's page and the decision
+// never use the cache.
+const reviewCacheTTL = time.Second
+
+// reviewCacheMax bounds the cache: past it, expired entries go, and if
+// none has expired the cache starts again empty.
+const reviewCacheMax = 4096
+
+type reviewKey struct {
+	actor, id string
+	status    countersign.Status
+	updated   int64
+	head      uint64
+}
+
+type reviewEntry struct {
+	r       *Review
+	expires time.Time
+}
+
+// reviewCache is the short-lived cache of PollReview. Its zero value is
+// ready to use.
+type reviewCache struct {
+	mu sync.Mutex
+	m  map[reviewKey]reviewEntry
+}
+
+func (c *reviewCache) get(k reviewKey, now time.Time) *Review {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[k]; ok && now.Before(e.expires) {
+		return e.r
+	}
+	return nil
+}
+
+func (c *reviewCache) put(k reviewKey, r *Review, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[reviewKey]reviewEntry{}
+	}
+	if len(c.m) >= reviewCacheMax {
+		for k, e := range c.m {
+			if !now.Before(e.expires) {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= reviewCacheMax {
+			clear(c.m)
+		}
+	}
+	c.m[k] = reviewEntry{r: r, expires: now.Add(reviewCacheTTL)}
+}
+
+// PollReview is Review for a request the caller has already loaded (and so
+// may see): what status and prepare answers carry. The same caller asking
+// again about the same request in the same state at the same chain head
+// within reviewCacheTTL gets the same review; a new block, a change of the
+// request or a second later computes it again. The result is shared:
+// callers must not change it.
+func (s *Service) PollReview(ctx context.Context, p *Principal, t *countersign.Transaction) *Review {
+	head, err := s.chain.BlockNumber(ctx)
+	if err != nil { // no head to key on: compute, do not cache
+		return s.review(ctx, p, t)
+	}
+	k := reviewKey{actor: p.Actor(), id: t.ID, status: t.Status, updated: t.UpdatedAt.UnixNano(), head: head}
+	now := time.Now()
+	if r := s.reviews.get(k, now); r != nil {
+		return r
+	}
+	r := s.review(ctx, p, t)
+	s.reviews.put(k, r, now)
+	return r
+}
+
+// simKey is one simulation: the call and the chain head it ran against.
+type simKey struct {
+	head                  uint64
+	from, to, value, data string
+}
+
+type simEntry struct {
+	gas     uint64
+	err     error
+	expires time.Time
+}
+
+// simCache remembers simulations for reviewCacheTTL at one chain head, so
+// that prepare's fee binding and the review its answer carries run the
+// call once. Execute never uses it: it simulates again before it signs.
+// Its zero value is ready to use.
+type simCache struct {
+	mu sync.Mutex
+	m  map[simKey]simEntry
+}
+
+// simulate is chain.EstimateGas of msg, remembered for a moment at the
+// current head. An unavailable node is never remembered, nor is anything
+// when the head cannot be read.
+func (s *Service) simulate(ctx context.Context, msg countersign.CallMsg) (uint64, error) {
+	head, err := s.chain.BlockNumber(ctx)
+	if err != nil {
+		return s.chain.EstimateGas(ctx, msg)
+	}
+	value := ""
+	if msg.Value != nil {
+		value = msg.Value.String()
+	}
+	k := simKey{head: head, from: msg.From, to: msg.To, value: value, data: string(msg.Data)}
+	now := time.Now()
+	c := &s.sims
+	c.mu.Lock()
+	e, ok := c.m[k]
+	c.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		return e.gas, e.err
+	}
+	gas, err := s.chain.EstimateGas(ctx, msg)
+	if errors.Is(err, countersign.ErrUnavailable) {
+		return gas, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= reviewCacheMax {
+		c.m = map[simKey]simEntry{} // entries live a second: starting again loses little
+	}
+	c.m[k] = simEntry{gas: gas, err: err, expires: now.Add(reviewCacheTTL)}
+	return gas, err
+}

@@ -1,0 +1,108 @@
+package core
+
+import (
+	"context"
+	"math/big"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/countersign/countersign"
+)
+
+// simChain counts the simulations it runs; its head is set by the test.
+type simChain struct {
+	countersign.Chain
+	head      atomic.Uint64
+	estimates atomic.Int64
+	down      atomic.Bool
+}
+
+func (c *simChain) ChainID(context.Context) (*big.Int, error) { return big.NewInt(1337), nil }
+
+func (c *simChain) BlockNumber(context.Context) (uint64, error) { return c.head.Load(), nil }
+
+func (c *simChain) EstimateGas(context.Context, countersign.CallMsg) (uint64, error) {
+	c.estimates.Add(1)
+	if c.down.Load() {
+		return 0, countersign.ErrUnavailable
+	}
+	return 21000, nil
+}
+
+func (c *simChain) BalanceAt(context.Context, string) (*big.Int, error) { return big.NewInt(1e18), nil }
+
+// TestSimulate_OncePerHead: prepare's fee binding and its review share one
+// simulation at one head; a new block, another call or an unavailable node
+// runs it again.
+func TestSimulate_OncePerHead(t *testing.T) {
+	ch := &simChain{}
+	ch.head.Store(7)
+	svc, ctx := newStubService(t, ch)
+	msg := countersign.CallMsg{From: "0x01", To: "0x02", Value: big.NewInt(5)}
+	for range 3 {
+		if gas, err := svc.simulate(ctx, msg); err != nil || gas != 21000 {
+			t.Fatalf("simulate: %d %v", gas, err)
+		}
+	}
+	if n := ch.estimates.Load(); n != 1 {
+		t.Fatalf("three simulations of one call at one head ran %d times, want 1", n)
+	}
+	other := msg
+	other.Value = big.NewInt(6)
+	svc.simulate(ctx, other)
+	if n := ch.estimates.Load(); n != 2 {
+		t.Fatalf("another value is another call: %d simulations, want 2", n)
+	}
+	ch.head.Store(8)
+	svc.simulate(ctx, msg)
+	if n := ch.estimates.Load(); n != 3 {
+		t.Fatalf("a new block simulates again: %d simulations, want 3", n)
+	}
+	ch.head.Store(9)
+	ch.down.Store(true)
+	if _, err := svc.simulate(ctx, msg); err == nil {
+		t.Fatal("an unavailable node answered a simulation")
+	}
+	ch.down.Store(false)
+	if _, err := svc.simulate(ctx, msg); err != nil {
+		t.Fatalf("an unavailable node's answer was remembered: %v", err)
+	}
+}
+
+// TestPollReview_SameStateOnly: a poll's review is reused only for the same
+// caller, request state and head, and not past reviewCacheTTL.
+func TestPollReview_SameStateOnly(t *testing.T) {
+	ch := &simChain{}
+	ch.head.Store(1)
+	svc, ctx := newStubService(t, ch)
+	tx := &countersign.Transaction{ID: "t1", OwnerID: "u1", AgentID: "a1", WalletID: "w1", ChainID: 1337, Type: countersign.TxContractCall,
+		From: "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", ContractAddress: "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359", TxTo: "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
+		Value: "0", TxValue: "0", Status: countersign.StatusPending, UpdatedAt: time.Unix(1_800_000_000, 0)}
+	agent := &Principal{User: &countersign.User{ID: "u1"}, Agent: &countersign.Agent{ID: "a1", OwnerID: "u1"}}
+	owner := &Principal{User: &countersign.User{ID: "u1"}}
+	first := svc.PollReview(ctx, agent, tx)
+	if !first.Simulated || !first.SimOK {
+		t.Fatalf("a pending call is simulated: %+v", first)
+	}
+	if again := svc.PollReview(ctx, agent, tx); again != first {
+		t.Fatal("the same poll computed its review again")
+	}
+	if svc.PollReview(ctx, owner, tx) == first {
+		t.Fatal("another caller got the agent's review")
+	}
+	changed := *tx
+	changed.Status, changed.UpdatedAt = countersign.StatusAuthorized, tx.UpdatedAt.Add(time.Second)
+	if svc.PollReview(ctx, agent, &changed) == first {
+		t.Fatal("a request in another state got its old review")
+	}
+	ch.head.Store(2)
+	if svc.PollReview(ctx, agent, tx) == first {
+		t.Fatal("a new block did not compute the review again")
+	}
+	ch.head.Store(1)
+	k := reviewKey{actor: agent.Actor(), id: tx.ID, status: tx.Status, updated: tx.UpdatedAt.UnixNano(), head: 1}
+	if svc.reviews.get(k, time.Now().Add(reviewCacheTTL)) != nil {
+		t.Fatal("a review outlived reviewCacheTTL")
+	}
+}
