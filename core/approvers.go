@@ -285,7 +285,8 @@ func (s *Service) countedApprovals(ctx context.Context, t *countersign.Transacti
 		return nil, err
 	}
 	approvers := map[string]bool{t.OwnerID: true}
-	if t.WalletID != "" {
+	others := slices.ContainsFunc(list, func(a *countersign.Approval) bool { return a.UserID != t.OwnerID })
+	if t.WalletID != "" && others { // the owner always counts: only others' approvals need the wallet's approvers
 		as, err := s.store.Approvers(ctx, t.WalletID)
 		if err != nil {
 			return nil, err

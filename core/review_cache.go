@@ -85,10 +85,14 @@ func (s *Service) PollReview(ctx context.Context, p *Principal, t *countersign.T
 	if r := s.reviews.get(k, now); r != nil {
 		return r
 	}
-	r := s.review(ctx, p, t)
+	r := s.review(context.WithValue(ctx, headKey{}, head), p, t) // its simulation keys on the same head
 	s.reviews.put(k, r, now)
 	return r
 }
+
+// headKey carries the chain head PollReview read to simulate, which then
+// need not read it again.
+type headKey struct{}
 
 // simKey is one simulation: the call and the chain head it ran against.
 type simKey struct {
@@ -115,9 +119,12 @@ type simCache struct {
 // current head. An unavailable node is never remembered, nor is anything
 // when the head cannot be read.
 func (s *Service) simulate(ctx context.Context, msg countersign.CallMsg) (uint64, error) {
-	head, err := s.chain.BlockNumber(ctx)
-	if err != nil {
-		return s.chain.EstimateGas(ctx, msg)
+	head, ok := ctx.Value(headKey{}).(uint64)
+	if !ok {
+		var err error
+		if head, err = s.chain.BlockNumber(ctx); err != nil {
+			return s.chain.EstimateGas(ctx, msg)
+		}
 	}
 	value := ""
 	if msg.Value != nil {
