@@ -159,11 +159,7 @@ func (s *Service) bindFees(ctx context.Context, t *countersign.Transaction) erro
 	if err != nil {
 		return nil // unbound: the review shows the failed simulation
 	}
-	_, feeCap, err := s.chain.SuggestFees(ctx)
-	if err != nil {
-		return err
-	}
-	base, err := s.chain.BaseFee(ctx)
+	_, feeCap, base, err := s.fees(ctx)
 	if err != nil {
 		return err
 	}
@@ -177,6 +173,27 @@ func (s *Service) bindFees(ctx context.Context, t *countersign.Transaction) erro
 	}
 	t.GasLimit, t.MaxFeePerGas = gas+gas/5, feeCap.String()
 	return nil
+}
+
+// feeReader is the optional part of a chain that reads the tip
+// suggestion, the usual fee cap and the base fee in one go (chain/evm:
+// one header read where SuggestFees and BaseFee read it twice).
+type feeReader interface {
+	Fees(ctx context.Context) (tip, feeCap, base *big.Int, err error)
+}
+
+// fees is the chain's tip suggestion, fee cap suggestion and base fee.
+func (s *Service) fees(ctx context.Context) (tip, feeCap, base *big.Int, err error) {
+	if f, ok := s.chain.(feeReader); ok {
+		return f.Fees(ctx)
+	}
+	if tip, feeCap, err = s.chain.SuggestFees(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	if base, err = s.chain.BaseFee(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	return tip, feeCap, base, nil
 }
 
 // ended reports whether a signed transaction has ended without being paid
@@ -227,16 +244,14 @@ func (s *Service) planSpend(ctx context.Context, t *countersign.Transaction) (*s
 	if limit := s.cfg.Money.MaxFeePerGas; p.maxFeePerGas.Cmp(limit) > 0 {
 		return nil, countersign.Errorf(countersign.FeeTooHigh, "its approved max fee per gas (%s wei) is above MAX_FEE_PER_GAS (%s wei): prepare it again", p.maxFeePerGas, limit)
 	}
-	base, err := s.chain.BaseFee(ctx)
+	tip, _, base, err := s.fees(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if base.Cmp(p.maxFeePerGas) > 0 {
 		return nil, countersign.Errorf(countersign.FeeTooHigh, "the base fee is now %s wei per gas, above the %s its approval allows: execute again when fees fall, or prepare it again", base, p.maxFeePerGas)
 	}
-	if p.tip, _, err = s.chain.SuggestFees(ctx); err != nil {
-		return nil, err
-	}
+	p.tip = tip
 	if p.tip.Cmp(p.maxFeePerGas) > 0 {
 		p.tip = new(big.Int).Set(p.maxFeePerGas)
 	}

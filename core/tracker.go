@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,12 +29,45 @@ import (
 //   - settles one whose nonce another transaction used;
 //   - rechecks confirmed ones within REORG_WINDOW blocks of the head, and
 //     sends one whose block a reorg removed back to submitted.
+//
+// Rechecking every confirmed row of the window on every pass would read
+// the whole window's rows and receipts several times a second while
+// nothing changes. Where the chain can say which block is canonical at a
+// height (canonReader), a pass instead walks block hashes back from the
+// head until it meets one it saw before: a block hash commits to every
+// block below it, so only confirmed rows at the heights it walked (new or
+// replaced blocks) are claimed and rechecked. Every fullRecheckEvery
+// passes, and after any pass that could not finish, the whole window is
+// rechecked as before (rows another replica held a claim on, or that
+// another replica confirmed on a node that saw another branch, are seen
+// then); a row whose recorded block hash is the canonical one at its
+// height needs no receipt.
+
+// canonReader is the optional part of a chain that the reorg recheck
+// uses: the hash of the canonical block at a height, and of its parent.
+// chain/evm implements it; without it every pass rechecks the window.
+type canonReader interface {
+	BlockHashes(ctx context.Context, number uint64) (hash, parent string, err error)
+	// HeadHashes is BlockHashes of the latest block, with its number.
+	HeadHashes(ctx context.Context) (number uint64, hash, parent string, err error)
+}
+
+// fullRecheckEvery is how many tracker passes may go by between two
+// rechecks of every confirmed row in the reorg window.
+const fullRecheckEvery = 32
 
 type trackerStats struct {
 	errors       atomic.Uint64
 	replacements atomic.Uint64
 	stuck        atomic.Uint64
 	reorgs       atomic.Uint64
+
+	// pass serialises this replica's tracker passes: canon is what the
+	// last pass that finished saw, and a pass that did not finish must
+	// leave it as it was, so the next one sees the same changes.
+	pass      sync.Mutex
+	canon     map[uint64]string // height → canonical block hash, within the reorg window
+	sinceFull int               // passes since the last full recheck that finished
 }
 
 // TrackerErrors is how many times the receipt tracker could not settle a
@@ -75,15 +109,88 @@ type trackPass struct {
 	now   time.Time
 	head  uint64
 	mined map[string]uint64 // per sender
+	// canon is the canonical block hash at each height of the reorg
+	// window, as this pass walked it (nil when the chain cannot say).
+	canon map[uint64]string
+	// stale is set when a receipt named a block other than canon's at its
+	// height (the chain moved during the pass): the next pass is full.
+	stale bool
+}
+
+// blockHashes is a block's hash and its parent's (canonReader).
+type blockHashes struct{ hash, parent string }
+
+// reorgPlan is which confirmed rows a pass rechecks.
+type reorgPlan struct {
+	from  uint64            // confirmed rows in blocks from here on are claimed
+	canon map[uint64]string // nil: unknown (every row's receipt is read)
+	full  bool              // from is the window's first block
+	keep  bool              // canon may be kept for the next pass if this one finishes
+}
+
+// planRecheck walks canonical block hashes back from head until one
+// matches what the last finished pass saw (or to minBlock) and returns
+// the first height that changed. A walk that fails, or whose blocks do not
+// link up (a reorg while walking), falls back to rechecking the window.
+func (s *Service) planRecheck(ctx context.Context, cr canonReader, head uint64, top blockHashes, minBlock uint64) reorgPlan {
+	full := reorgPlan{from: minBlock, full: true}
+	old := s.tracker.canon
+	canon := make(map[uint64]string, len(old)+1)
+	for n, h := range old {
+		if n >= minBlock && n <= head {
+			canon[n] = h
+		}
+	}
+	from := head + 1
+	var link string // the parent hash of the block above n
+	for n := head; ; n-- {
+		hash, parent, err := top.hash, top.parent, error(nil)
+		if n != head {
+			hash, parent, err = cr.BlockHashes(ctx, n)
+		}
+		if err != nil || (link != "" && !strings.EqualFold(hash, link)) {
+			if err != nil && ctx.Err() == nil {
+				s.log.Info("receipt tracker: cannot walk block hashes; rechecking the reorg window", "block", n, "err", err)
+			}
+			return full
+		}
+		if strings.EqualFold(old[n], hash) {
+			break // this block and every one below it are as the last pass saw them
+		}
+		canon[n], from, link = hash, n, parent
+		if n <= minBlock {
+			break
+		}
+		if strings.EqualFold(old[n-1], parent) {
+			break // the block below is the one seen before
+		}
+	}
+	p := reorgPlan{from: max(from, minBlock), canon: canon, keep: true}
+	if old == nil || s.tracker.sinceFull+1 >= fullRecheckEvery {
+		p.from, p.full = minBlock, true
+	}
+	return p
 }
 
 // TrackReceipts runs one tracker pass over up to TrackBatch claimed rows,
 // least recently checked first. A row that cannot be settled is logged and
 // counted and does not stop the others.
 func (s *Service) TrackReceipts(ctx context.Context) error {
-	head, err := s.chain.BlockNumber(ctx)
-	if err != nil {
-		return err
+	var head uint64
+	var top *blockHashes // the head's hashes, where the chain can say
+	cr, canon := s.chain.(canonReader)
+	if canon {
+		n, hash, parent, err := cr.HeadHashes(ctx)
+		if err != nil {
+			return err
+		}
+		head, top = n, &blockHashes{hash: hash, parent: parent}
+	} else {
+		n, err := s.chain.BlockNumber(ctx)
+		if err != nil {
+			return err
+		}
+		head = n
 	}
 	now := s.clock.Now().UTC()
 	var minBlock uint64 // confirmed rows in blocks from here on are rechecked
@@ -99,8 +206,14 @@ func (s *Service) TrackReceipts(ctx context.Context) error {
 	} else if countersign.ErrorCode(err) != countersign.NotFound {
 		return err
 	}
+	s.tracker.pass.Lock()
+	defer s.tracker.pass.Unlock()
+	plan := reorgPlan{from: minBlock, full: true}
+	if canon {
+		plan = s.planRecheck(ctx, cr, head, *top, minBlock)
+	}
 	subs, err := s.store.ClaimTracked(ctx, countersign.ClaimQuery{Now: now, Lease: s.cfg.Money.TrackLease, Limit: s.cfg.Money.TrackBatch,
-		MinBlock: minBlock, ConfirmedSince: since})
+		MinBlock: plan.from, ConfirmedSince: since})
 	if err != nil {
 		return err
 	}
@@ -117,7 +230,7 @@ func (s *Service) TrackReceipts(ctx context.Context) error {
 		}
 		return a.Nonce != nil && *a.Nonce < *b.Nonce
 	})
-	pass := &trackPass{now: now, head: head, mined: map[string]uint64{}}
+	pass := &trackPass{now: now, head: head, mined: map[string]uint64{}, canon: plan.canon}
 	checked := make([]string, 0, len(subs))
 	failed := 0
 	for _, t := range subs {
@@ -135,6 +248,19 @@ func (s *Service) TrackReceipts(ctx context.Context) error {
 	// lease ends: another pass takes them then.
 	if err := s.store.ReleaseClaims(context.WithoutCancel(ctx), now, checked...); err != nil {
 		return err
+	}
+	// What this pass walked becomes what the next one compares with only
+	// when every row it claimed was checked and nothing was left for lack
+	// of room in the batch; otherwise the next pass sees the same changes.
+	if failed == 0 && len(checked) == len(subs) && len(subs) < s.cfg.Money.TrackBatch && plan.keep {
+		s.tracker.canon = plan.canon
+		s.tracker.sinceFull++
+		if plan.full {
+			s.tracker.sinceFull = 0
+		}
+	}
+	if pass.stale {
+		s.tracker.sinceFull = fullRecheckEvery
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d tracked transactions could not be checked", failed, len(checked))
@@ -270,6 +396,9 @@ func (s *Service) replaceDue(t *countersign.Transaction, atts []*countersign.TxA
 // onReceipt handles a receipt of attempt a of t: short of CONFIRMATIONS
 // it records the block and waits; then it settles t by that attempt.
 func (s *Service) onReceipt(ctx context.Context, t *countersign.Transaction, a *countersign.TxAttempt, r *countersign.Receipt, pass *trackPass) error {
+	if h, ok := pass.canon[r.BlockNumber]; ok && !strings.EqualFold(h, r.BlockHash) {
+		pass.stale = true
+	}
 	head := max(pass.head, r.BlockNumber)
 	if head-r.BlockNumber+1 < s.cfg.Money.Confirmations {
 		if t.BlockNumber != nil && *t.BlockNumber == r.BlockNumber {
@@ -368,6 +497,11 @@ func (s *Service) recheckReorg(ctx context.Context, t *countersign.Transaction, 
 	st, err := s.store.TrackState(ctx, t.ID)
 	if err != nil {
 		return err
+	}
+	if t.BlockNumber != nil && st.BlockHash != "" {
+		if h, ok := pass.canon[*t.BlockNumber]; ok && strings.EqualFold(h, st.BlockHash) {
+			return nil // its block is still the canonical one at its height
+		}
 	}
 	r, err := s.chain.Receipt(ctx, t.TxHash)
 	if err != nil && countersign.ErrorCode(err) != countersign.NotFound {

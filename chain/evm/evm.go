@@ -175,6 +175,33 @@ func (c *Chain) head(ctx context.Context) (*types.Header, error) {
 	return h, c.chainErr(err, "cannot read latest block")
 }
 
+// BlockHashes returns the hash of the canonical block number and the hash
+// of its parent (0x-hex). The receipt tracker walks these back from the
+// head to see which blocks a reorg replaced, instead of asking for the
+// receipt of every confirmed transaction on every pass.
+func (c *Chain) BlockHashes(ctx context.Context, number uint64) (hash, parent string, err error) {
+	h, err := read(c, ctx, func(ctx context.Context) (*types.Header, error) {
+		return c.c.HeaderByNumber(ctx, new(big.Int).SetUint64(number))
+	})
+	if errors.Is(err, ethereum.NotFound) {
+		return "", "", countersign.Errorf(countersign.NotFound, "block %d not found", number)
+	}
+	if err != nil {
+		return "", "", c.chainErr(err, "cannot read block header")
+	}
+	return h.Hash().Hex(), h.ParentHash.Hex(), nil
+}
+
+// HeadHashes is BlockHashes of the latest block, with its number: one
+// call where BlockNumber and BlockHashes would be two.
+func (c *Chain) HeadHashes(ctx context.Context) (number uint64, hash, parent string, err error) {
+	h, err := c.head(ctx)
+	if err != nil {
+		return 0, "", "", err
+	}
+	return h.Number.Uint64(), h.Hash().Hex(), h.ParentHash.Hex(), nil
+}
+
 func (c *Chain) BaseFee(ctx context.Context) (*big.Int, error) {
 	head, err := c.head(ctx)
 	if err != nil {
@@ -256,6 +283,25 @@ func (c *Chain) SuggestFees(ctx context.Context) (*big.Int, *big.Int, error) {
 	}
 	feeCap := new(big.Int).Add(new(big.Int).Mul(base, big.NewInt(2)), tip)
 	return tip, feeCap, nil
+}
+
+// Fees is SuggestFees and BaseFee from one read of the latest header:
+// the tip suggestion, the usual fee cap (twice the base fee plus the tip)
+// and the base fee. core asks for it where it needs all three.
+func (c *Chain) Fees(ctx context.Context) (tip, feeCap, base *big.Int, err error) {
+	if tip, err = read(c, ctx, c.c.SuggestGasTipCap); err != nil {
+		return nil, nil, nil, c.chainErr(err, "cannot read fee suggestion")
+	}
+	head, err := c.head(ctx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	base = new(big.Int)
+	if head.BaseFee != nil {
+		base.Set(head.BaseFee)
+	}
+	feeCap = new(big.Int).Add(new(big.Int).Mul(base, big.NewInt(2)), tip)
+	return tip, feeCap, base, nil
 }
 
 func isInsufficientFunds(err error) bool {

@@ -1,0 +1,105 @@
+package core
+
+import (
+	"encoding/json"
+	"math/big"
+	"sync/atomic"
+	"testing"
+
+	"github.com/countersign/countersign"
+)
+
+// countReceipts counts the eth_getTransactionReceipt calls that reach the
+// node from now on.
+func (e *moneyEnv) countReceipts() *atomic.Int64 {
+	var n atomic.Int64
+	e.proxy.setRewrite(func(method string, _ []json.RawMessage, _ json.RawMessage) (json.RawMessage, int, string) {
+		if method == "eth_getTransactionReceipt" {
+			n.Add(1)
+		}
+		return nil, 0, "" // passed on as it is
+	})
+	return &n
+}
+
+// Passes over an unchanged chain claim no confirmed row and ask the node
+// for no receipt (the old tracker read every confirmed row's receipt in
+// the reorg window on every pass); a reorg is still seen by the next
+// pass, and the row goes back to submitted.
+func TestTracker_QuietPassesReadNoReceiptsAndStillSeeAReorg(t *testing.T) {
+	e := newMoneyEnv(t, MoneyConfig{})
+	e.fund(e.wallet.Address, eth(10))
+	var confirmed []*countersign.Transaction
+	for range 3 {
+		tx := e.pay(randomAddr(), big.NewInt(1000))
+		if _, err := e.execute(tx.ID); err != nil {
+			t.Fatal(err)
+		}
+		confirmed = append(confirmed, e.track(tx.ID, countersign.StatusConfirmed))
+	}
+	e.pass() // whatever is left from confirming them
+	receipts := e.countReceipts()
+	for range 5 {
+		e.pass()
+	}
+	if n := receipts.Load(); n != 0 {
+		t.Fatalf("5 passes over an unchanged chain read %d receipts", n)
+	}
+
+	first := confirmed[0]
+	if err := e.dev.Reorg(e.ctx, *first.BlockNumber, 4); err != nil {
+		t.Fatal(err)
+	}
+	e.pass()
+	for _, c := range confirmed {
+		if got := e.row(c.ID); got.Status != countersign.StatusSubmitted || got.BlockNumber != nil {
+			t.Fatalf("after a reorg from block %d: %s in block %v is %s (block %v)", *first.BlockNumber, c.ID, *c.BlockNumber, got.Status, got.BlockNumber)
+		}
+		if len(e.audited(c.ID, "transaction.reorged")) != 1 {
+			t.Fatalf("the reorg of %s is not audited", c.ID)
+		}
+	}
+	if e.svc.TrackerReorgs() != uint64(len(confirmed)) {
+		t.Fatalf("%d reorgs counted, want %d", e.svc.TrackerReorgs(), len(confirmed))
+	}
+	for _, c := range confirmed {
+		e.track(c.ID, countersign.StatusConfirmed)
+	}
+}
+
+// A confirmed row whose recorded block is not the canonical one at its
+// height, below any block that changed (as when another replica confirmed
+// it on a node that saw another branch), is not claimed by the quick
+// passes: the full recheck, at the latest fullRecheckEvery passes later,
+// finds it and sends it back to submitted.
+func TestTracker_FullRecheckFindsARowTheQuickPassesSkip(t *testing.T) {
+	e := newMoneyEnv(t, MoneyConfig{})
+	e.fund(e.wallet.Address, eth(10))
+	tx := e.pay(randomAddr(), big.NewInt(1000))
+	if _, err := e.execute(tx.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.track(tx.ID, countersign.StatusConfirmed)
+	e.pass()
+	other := "0x" + "ab"
+	for len(other) < 66 {
+		other += "ab"
+	}
+	if err := e.svc.store.SetTrackState(e.ctx, tx.ID, &countersign.TrackState{BlockHash: other}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i <= fullRecheckEvery; i++ {
+		e.pass()
+		if e.row(tx.ID).Status == countersign.StatusSubmitted {
+			if len(e.audited(tx.ID, "transaction.reorged")) != 1 {
+				t.Fatal("the recheck is not audited")
+			}
+			e.track(tx.ID, countersign.StatusConfirmed)
+			if st, _ := e.svc.store.TrackState(e.ctx, tx.ID); st.BlockHash == other {
+				t.Fatal("re-confirmed with the wrong block hash")
+			}
+			return
+		}
+	}
+	t.Fatalf("after %d passes the row recorded in a block that is not on the chain is still %s", fullRecheckEvery+1, e.row(tx.ID).Status)
+}
