@@ -38,15 +38,20 @@ func (s *Store) Attempts(ctx context.Context, id string) ([]*countersign.TxAttem
 	})
 }
 
+// claimTrackedFrom is ClaimTracked's query after its columns: submitted
+// rows, and confirmed ones from a block on, each found through the index
+// on (status, block_number), not by reading every confirmed row.
+const claimTrackedFrom = ` FROM transactions
+ WHERE (status = ? OR (status = ? AND block_number >= ? AND updated_at > ?)) AND claimed_until <= ?
+ ORDER BY checked_at, created_at, id LIMIT ?`
+
 // ClaimTracked selects and claims in one immediate transaction: it holds
 // SQLite's write lock, so no other pass can select the same rows before
 // this one has marked them claimed.
 func (s *Store) ClaimTracked(ctx context.Context, q countersign.ClaimQuery) ([]*countersign.Transaction, error) {
 	var out []*countersign.Transaction
 	err := s.InTx(ctx, func(ctx context.Context) error {
-		rows, err := s.writer(ctx).QueryContext(ctx, `SELECT `+txCols+` FROM transactions
- WHERE (status = ? OR (status = ? AND block_number >= ? AND updated_at > ?)) AND claimed_until <= ?
- ORDER BY checked_at, created_at, id LIMIT ?`,
+		rows, err := s.writer(ctx).QueryContext(ctx, `SELECT `+txCols+claimTrackedFrom,
 			countersign.StatusSubmitted, countersign.StatusConfirmed, int64(q.MinBlock), ts(q.ConfirmedSince), ts(q.Now), q.Limit)
 		if err != nil {
 			return err
