@@ -169,7 +169,6 @@ func (t *Transaction) Expired(now time.Time) bool {
 	return t.Status == StatusPending && !now.Before(t.ExpiresAt)
 }
 
-// TxFilter selects transactions for an owner's inbox.
 // PaymentQuery asks Store.PaymentHistory about one payment's
 // counterparty and kind. Addresses compare without regard to case.
 type PaymentQuery struct {
@@ -187,6 +186,7 @@ type PaymentSummary struct {
 	Largest  *big.Int // the largest of them, nil when Previous is 0
 }
 
+// TxFilter selects transactions for an owner's inbox.
 type TxFilter struct {
 	OwnerID string
 	AgentID string

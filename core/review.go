@@ -129,7 +129,9 @@ func (s *Service) Review(ctx context.Context, p *Principal, id string) (*Review,
 // review is Review of a request already loaded for p.
 func (s *Service) review(ctx context.Context, p *Principal, t *countersign.Transaction) *Review {
 	r := s.decodeReview(ctx, t)
-	if t.AgentID != "" {
+	if p.IsAgent() && p.Agent.ID == t.AgentID { // the agent asking about its own request: it is at hand
+		r.AgentName = p.Agent.Name
+	} else if t.AgentID != "" {
 		if a, err := s.store.AgentByID(ctx, t.AgentID); err == nil {
 			r.AgentName = a.Name
 		}

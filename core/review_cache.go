@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"sync"
 	"time"
@@ -14,13 +15,22 @@ import (
 // owner's history; an agent that polls its request asks for the same one
 // again and again. A review is reused only for the same caller, the same
 // request in the same state (status and last update) and the same chain
-// head, and for at most this long; the approver's page and the decision
-// never use the cache.
+// head, and for at most this long. The approver's page and the decision
+// do not use it (they share only simCache's simulations, keyed by the
+// head's number: a reorg to another block at the same height within the
+// second shows the simulation of the block it replaced), and execute
+// simulates again before it signs.
 const reviewCacheTTL = time.Second
 
-// reviewCacheMax bounds the cache: past it, expired entries go, and if
-// none has expired the cache starts again empty.
-const reviewCacheMax = 4096
+// reviewCacheMax bounds each cache: past it, expired entries go, and if
+// none has expired the cache starts again empty. Expired entries also go
+// at most a TTL after they expire, whenever something is added.
+const reviewCacheMax = 1024
+
+// reviewCacheMaxBytes: a request whose calldata, ABI and message are
+// larger is reviewed every time rather than kept (a review holds its
+// request): the cache stays a few megabytes at most.
+const reviewCacheMaxBytes = 16 << 10
 
 type reviewKey struct {
 	actor, id string
@@ -37,8 +47,9 @@ type reviewEntry struct {
 // reviewCache is the short-lived cache of PollReview. Its zero value is
 // ready to use.
 type reviewCache struct {
-	mu sync.Mutex
-	m  map[reviewKey]reviewEntry
+	mu    sync.Mutex
+	m     map[reviewKey]reviewEntry
+	swept time.Time
 }
 
 func (c *reviewCache) get(k reviewKey, now time.Time) *Review {
@@ -56,7 +67,8 @@ func (c *reviewCache) put(k reviewKey, r *Review, now time.Time) {
 	if c.m == nil {
 		c.m = map[reviewKey]reviewEntry{}
 	}
-	if len(c.m) >= reviewCacheMax {
+	if len(c.m) >= reviewCacheMax || now.Sub(c.swept) > reviewCacheTTL {
+		c.swept = now
 		for k, e := range c.m {
 			if !now.Before(e.expires) {
 				delete(c.m, k)
@@ -76,6 +88,9 @@ func (c *reviewCache) put(k reviewKey, r *Review, now time.Time) {
 // request or a second later computes it again. The result is shared:
 // callers must not change it.
 func (s *Service) PollReview(ctx context.Context, p *Principal, t *countersign.Transaction) *Review {
+	if len(t.TxData)+len(t.ContractABI)+len(t.Message)+len(t.FunctionArgs) > reviewCacheMaxBytes {
+		return s.review(ctx, p, t)
+	}
 	head, err := s.chain.BlockNumber(ctx)
 	if err != nil { // no head to key on: compute, do not cache
 		return s.review(ctx, p, t)
@@ -96,8 +111,9 @@ type headKey struct{}
 
 // simKey is one simulation: the call and the chain head it ran against.
 type simKey struct {
-	head                  uint64
-	from, to, value, data string
+	head            uint64
+	from, to, value string
+	data            [sha256.Size]byte // of the calldata, which may be large
 }
 
 type simEntry struct {
@@ -111,8 +127,9 @@ type simEntry struct {
 // call once. Execute never uses it: it simulates again before it signs.
 // Its zero value is ready to use.
 type simCache struct {
-	mu sync.Mutex
-	m  map[simKey]simEntry
+	mu      sync.Mutex
+	m       map[simKey]simEntry
+	started time.Time
 }
 
 // simulate is chain.EstimateGas of msg, remembered for a moment at the
@@ -130,7 +147,7 @@ func (s *Service) simulate(ctx context.Context, msg countersign.CallMsg) (uint64
 	if msg.Value != nil {
 		value = msg.Value.String()
 	}
-	k := simKey{head: head, from: msg.From, to: msg.To, value: value, data: string(msg.Data)}
+	k := simKey{head: head, from: msg.From, to: msg.To, value: value, data: sha256.Sum256(msg.Data)}
 	now := time.Now()
 	c := &s.sims
 	c.mu.Lock()
@@ -145,8 +162,8 @@ func (s *Service) simulate(ctx context.Context, msg countersign.CallMsg) (uint64
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= reviewCacheMax {
-		c.m = map[simKey]simEntry{} // entries live a second: starting again loses little
+	if c.m == nil || len(c.m) >= reviewCacheMax || now.Sub(c.started) > reviewCacheTTL {
+		c.m, c.started = map[simKey]simEntry{}, now // entries live a second: starting again loses little
 	}
 	c.m[k] = simEntry{gas: gas, err: err, expires: now.Add(reviewCacheTTL)}
 	return gas, err

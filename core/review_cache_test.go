@@ -101,6 +101,11 @@ func TestPollReview_SameStateOnly(t *testing.T) {
 		t.Fatal("a new block did not compute the review again")
 	}
 	ch.head.Store(1)
+	large := *tx
+	large.ID, large.TxData = "t2", make([]byte, reviewCacheMaxBytes+1)
+	if svc.PollReview(ctx, agent, &large) == svc.PollReview(ctx, agent, &large) {
+		t.Fatal("a request larger than reviewCacheMaxBytes was kept")
+	}
 	k := reviewKey{actor: agent.Actor(), id: tx.ID, status: tx.Status, updated: tx.UpdatedAt.UnixNano(), head: 1}
 	if svc.reviews.get(k, time.Now().Add(reviewCacheTTL)) != nil {
 		t.Fatal("a review outlived reviewCacheTTL")

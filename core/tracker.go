@@ -56,6 +56,14 @@ type canonReader interface {
 // rechecks of every confirmed row in the reorg window.
 const fullRecheckEvery = 32
 
+// maxCanonWalk bounds how many block headers one pass reads walking back
+// from the head. A longer walk (the first pass after a start, a chain that
+// moved far since the last pass that finished) stops there: the pass
+// rechecks the whole window, by receipts below the blocks it walked, so a
+// slow node costs at most this many header reads per pass, not
+// REORG_WINDOW.
+const maxCanonWalk = 16
+
 type trackerStats struct {
 	errors       atomic.Uint64
 	replacements atomic.Uint64
@@ -144,6 +152,12 @@ func (s *Service) planRecheck(ctx context.Context, cr canonReader, head uint64, 
 	from := head + 1
 	var link string // the parent hash of the block above n
 	for n := head; ; n-- {
+		if head-n >= maxCanonWalk {
+			// Too far to walk: the receipts of the whole window say what
+			// changed this time; the blocks walked are what the next pass
+			// compares with (a block's hash commits to those below it).
+			return reorgPlan{from: minBlock, canon: canon, full: true, keep: true}
+		}
 		hash, parent, err := top.hash, top.parent, error(nil)
 		if n != head {
 			hash, parent, err = cr.BlockHashes(ctx, n)

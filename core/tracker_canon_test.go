@@ -103,3 +103,50 @@ func TestTracker_FullRecheckFindsARowTheQuickPassesSkip(t *testing.T) {
 	}
 	t.Fatalf("after %d passes the row recorded in a block that is not on the chain is still %s", fullRecheckEvery+1, e.row(tx.ID).Status)
 }
+
+// countMethods counts the calls of each JSON-RPC method that reach the
+// node from now on.
+func (e *moneyEnv) countMethods() func(method string) int64 {
+	var mu atomic.Pointer[map[string]*atomic.Int64]
+	m := map[string]*atomic.Int64{"eth_getBlockByNumber": {}, "eth_getTransactionReceipt": {}}
+	mu.Store(&m)
+	e.proxy.setRewrite(func(method string, _ []json.RawMessage, _ json.RawMessage) (json.RawMessage, int, string) {
+		if c, ok := (*mu.Load())[method]; ok {
+			c.Add(1)
+		}
+		return nil, 0, ""
+	})
+	return func(method string) int64 { return (*mu.Load())[method].Load() }
+}
+
+// After the chain moved further than maxCanonWalk blocks, a pass reads at
+// most that many headers (it rechecks the window by receipts instead of
+// walking all of it), and the passes after it are quick again.
+func TestTracker_LongGapWalksAtMostMaxCanonWalkHeaders(t *testing.T) {
+	e := newMoneyEnv(t, MoneyConfig{})
+	e.fund(e.wallet.Address, eth(10))
+	tx := e.pay(randomAddr(), big.NewInt(1000))
+	if _, err := e.execute(tx.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.track(tx.ID, countersign.StatusConfirmed)
+	e.pass()
+	for range 3 * maxCanonWalk {
+		e.dev.Mine()
+	}
+	calls := e.countMethods()
+	e.pass()
+	if n := calls("eth_getBlockByNumber"); n > maxCanonWalk+1 {
+		t.Fatalf("a pass after %d new blocks read %d headers, want at most %d", 3*maxCanonWalk, n, maxCanonWalk+1)
+	}
+	calls = e.countMethods()
+	for range 3 {
+		e.pass()
+	}
+	if n := calls("eth_getTransactionReceipt"); n != 0 {
+		t.Fatalf("quiet passes after the long gap read %d receipts", n)
+	}
+	if got := e.row(tx.ID); got.Status != countersign.StatusConfirmed {
+		t.Fatalf("the confirmed row is %s", got.Status)
+	}
+}

@@ -25,12 +25,30 @@ func TestPprofSetting(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	res, err := http.Get("http://" + addr + "/debug/pprof/cmdline")
-	if err != nil {
-		t.Fatal(err)
+	get := func(path, host string) int {
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		if host != "" {
+			req.Host = host
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
 	}
-	res.Body.Close()
-	if res.StatusCode != 200 {
-		t.Fatalf("profile endpoint answered %d", res.StatusCode)
+	if st := get("/debug/pprof/heap?debug=1", ""); st != 200 {
+		t.Fatalf("heap profile answered %d", st)
+	}
+	if st := get("/debug/pprof/heap?debug=1", "localhost:6060"); st != 200 {
+		t.Fatalf("heap profile for Host localhost answered %d", st)
+	}
+	// a name rebound to 127.0.0.1 by a web page the operator opened
+	if st := get("/debug/pprof/heap?debug=1", "rebind.example:6060"); st != 403 {
+		t.Fatalf("Host rebind.example answered %d, want 403", st)
+	}
+	// the command line can carry secrets (a --db URL with a password)
+	if st := get("/debug/pprof/cmdline", ""); st != 404 {
+		t.Fatalf("cmdline answered %d, want 404", st)
 	}
 }
