@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -88,7 +89,9 @@ func (e *Invalid) Error() string {
 	return "repo-spec is invalid:\n  " + strings.Join(lines, "\n  ")
 }
 
-var compiled = func() *jsonschema.Schema {
+// compiled is the schema, compiled on first use: a server without
+// REPO_SPEC never pays for it.
+var compiled = sync.OnceValue(func() *jsonschema.Schema {
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(Schema))
 	if err != nil {
 		panic(err)
@@ -103,7 +106,7 @@ var compiled = func() *jsonschema.Schema {
 		panic(err)
 	}
 	return s
-}()
+})
 
 // maxSpec bounds the file: a spec is a few lines.
 const maxSpec = 1 << 20
@@ -147,7 +150,7 @@ func Parse(b []byte) (*Spec, error) {
 		return nil, &Invalid{[]Problem{{Line: doc.Line, Message: err.Error()}}}
 	}
 	var problems []Problem
-	if err := compiled.Validate(inst); err != nil {
+	if err := compiled().Validate(inst); err != nil {
 		var verr *jsonschema.ValidationError
 		if !errors.As(err, &verr) {
 			return nil, err

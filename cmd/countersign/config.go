@@ -27,6 +27,7 @@ import (
 type Config struct {
 	Addr          string
 	PprofAddr     string // PPROF_ADDR: runtime profiles on loopback, off when ""
+	MemoryTrim    bool   // MEMORY_TRIM: give start-up's and bursts' memory back (footprint_trim.go)
 	DataDir       string
 	DB            string
 	ChainURL      string
@@ -117,7 +118,7 @@ type setting struct {
 	Help    string
 }
 
-var serveSettings = slices.Concat(baseSettings, topupEnvSettings, x402EnvSettings, reviewEnvSettings, pprofEnvSettings)
+var serveSettings = slices.Concat(baseSettings, topupEnvSettings, x402EnvSettings, reviewEnvSettings, pprofEnvSettings, memoryEnvSettings)
 
 // baseSettings are the settings of every area without its own list
 // (topup.go, x402.go, review_config.go add theirs).
@@ -261,6 +262,9 @@ func parseServeConfig(args []string, getenv func(string) string, helpOut io.Writ
 		return nil, err
 	}
 	if err := pprofEnv(c, env); err != nil { // pprof.go
+		return nil, err
+	}
+	if err := memoryEnv(c, env); err != nil { // footprint_trim.go
 		return nil, err
 	}
 	return c, c.defaults()

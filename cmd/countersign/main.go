@@ -264,6 +264,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if err != nil {
 		return err
 	}
+	if cfg.MemoryTrim {
+		startFootprintTrim(ctx, log) // footprint_trim.go: give back what start-up made resident
+	}
 	<-ctx.Done()
 	log.Info("shutting down")
 	if err := app.Close(); err != nil {
