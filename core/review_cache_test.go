@@ -103,7 +103,7 @@ func TestPollReview_SameStateOnly(t *testing.T) {
 	ch.head.Store(1)
 	large := *tx
 	large.ID, large.TxData = "t2", make([]byte, reviewCacheMaxBytes+1)
-	if svc.PollReview(ctx, agent, &large) == svc.PollReview(ctx, agent, &large) {
+	if r1, r2 := svc.PollReview(ctx, agent, &large), svc.PollReview(ctx, agent, &large); r1 == r2 {
 		t.Fatal("a request larger than reviewCacheMaxBytes was kept")
 	}
 	k := reviewKey{actor: agent.Actor(), id: tx.ID, status: tx.Status, updated: tx.UpdatedAt.UnixNano(), head: 1}
