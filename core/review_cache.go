@@ -39,33 +39,36 @@ type reviewKey struct {
 	head      uint64
 }
 
-type reviewEntry struct {
-	r       *Review
-	expires time.Time
-}
-
-// reviewCache is the short-lived cache of PollReview. Its zero value is
-// ready to use.
-type reviewCache struct {
+// ttlCache is a map whose entries live reviewCacheTTL. Expired entries go
+// whenever something is added at least a TTL after the last sweep, and
+// past reviewCacheMax entries the map starts again empty. Its zero value
+// is ready to use; reviewCache and simCache are two of them.
+type ttlCache[K comparable, V any] struct {
 	mu    sync.Mutex
-	m     map[reviewKey]reviewEntry
+	m     map[K]ttlEntry[V]
 	swept time.Time
 }
 
-func (c *reviewCache) get(k reviewKey, now time.Time) *Review {
+type ttlEntry[V any] struct {
+	v       V
+	expires time.Time
+}
+
+func (c *ttlCache[K, V]) get(k K, now time.Time) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.m[k]; ok && now.Before(e.expires) {
-		return e.r
+		return e.v, true
 	}
-	return nil
+	var zero V
+	return zero, false
 }
 
-func (c *reviewCache) put(k reviewKey, r *Review, now time.Time) {
+func (c *ttlCache[K, V]) put(k K, v V, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = map[reviewKey]reviewEntry{}
+		c.m = map[K]ttlEntry[V]{}
 	}
 	if len(c.m) >= reviewCacheMax || now.Sub(c.swept) > reviewCacheTTL {
 		c.swept = now
@@ -78,8 +81,11 @@ func (c *reviewCache) put(k reviewKey, r *Review, now time.Time) {
 			clear(c.m)
 		}
 	}
-	c.m[k] = reviewEntry{r: r, expires: now.Add(reviewCacheTTL)}
+	c.m[k] = ttlEntry[V]{v: v, expires: now.Add(reviewCacheTTL)}
 }
+
+// reviewCache holds the reviews PollReview hands out.
+type reviewCache = ttlCache[reviewKey, *Review]
 
 // PollReview is Review for a request the caller has already loaded (and so
 // may see): what status and prepare answers carry. The same caller asking
@@ -97,7 +103,7 @@ func (s *Service) PollReview(ctx context.Context, p *Principal, t *countersign.T
 	}
 	k := reviewKey{actor: p.Actor(), id: t.ID, status: t.Status, updated: t.UpdatedAt.UnixNano(), head: head}
 	now := time.Now()
-	if r := s.reviews.get(k, now); r != nil {
+	if r, ok := s.reviews.get(k, now); ok {
 		return r
 	}
 	r := s.review(context.WithValue(ctx, headKey{}, head), p, t) // its simulation keys on the same head
@@ -116,21 +122,15 @@ type simKey struct {
 	data            [sha256.Size]byte // of the calldata, which may be large
 }
 
-type simEntry struct {
-	gas     uint64
-	err     error
-	expires time.Time
+type simResult struct {
+	gas uint64
+	err error
 }
 
 // simCache remembers simulations for reviewCacheTTL at one chain head, so
 // that prepare's fee binding and the review its answer carries run the
 // call once. Execute never uses it: it simulates again before it signs.
-// Its zero value is ready to use.
-type simCache struct {
-	mu      sync.Mutex
-	m       map[simKey]simEntry
-	started time.Time
-}
+type simCache = ttlCache[simKey, simResult]
 
 // simulate is chain.EstimateGas of msg, remembered for a moment at the
 // current head. An unavailable node is never remembered, nor is anything
@@ -149,22 +149,12 @@ func (s *Service) simulate(ctx context.Context, msg countersign.CallMsg) (uint64
 	}
 	k := simKey{head: head, from: msg.From, to: msg.To, value: value, data: sha256.Sum256(msg.Data)}
 	now := time.Now()
-	c := &s.sims
-	c.mu.Lock()
-	e, ok := c.m[k]
-	c.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e.gas, e.err
+	if r, ok := s.sims.get(k, now); ok {
+		return r.gas, r.err
 	}
 	gas, err := s.chain.EstimateGas(ctx, msg)
-	if errors.Is(err, countersign.ErrUnavailable) {
-		return gas, err
+	if !errors.Is(err, countersign.ErrUnavailable) {
+		s.sims.put(k, simResult{gas, err}, now)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) >= reviewCacheMax || now.Sub(c.started) > reviewCacheTTL {
-		c.m, c.started = map[simKey]simEntry{}, now // entries live a second: starting again loses little
-	}
-	c.m[k] = simEntry{gas: gas, err: err, expires: now.Add(reviewCacheTTL)}
 	return gas, err
 }

@@ -107,7 +107,7 @@ func TestPollReview_SameStateOnly(t *testing.T) {
 		t.Fatal("a request larger than reviewCacheMaxBytes was kept")
 	}
 	k := reviewKey{actor: agent.Actor(), id: tx.ID, status: tx.Status, updated: tx.UpdatedAt.UnixNano(), head: 1}
-	if svc.reviews.get(k, time.Now().Add(reviewCacheTTL)) != nil {
+	if _, kept := svc.reviews.get(k, time.Now().Add(reviewCacheTTL)); kept {
 		t.Fatal("a review outlived reviewCacheTTL")
 	}
 }

@@ -597,11 +597,7 @@ func (s *Service) replacementFees(ctx context.Context, raw []byte, limit *big.In
 	if minCap.Cmp(limit) > 0 { // no room whatever the chain says (the tip is at most the cap)
 		return nil, nil, false, nil
 	}
-	sugTip, _, err := s.chain.SuggestFees(ctx)
-	if err != nil {
-		return nil, nil, false, err
-	}
-	base, err := s.chain.BaseFee(ctx)
+	sugTip, _, base, err := s.fees(ctx) // money.go
 	if err != nil {
 		return nil, nil, false, err
 	}

@@ -9,17 +9,28 @@ import (
 	"github.com/countersign/countersign"
 )
 
-// countReceipts counts the eth_getTransactionReceipt calls that reach the
+// countMethods counts the calls of each JSON-RPC method that reach the
 // node from now on.
-func (e *moneyEnv) countReceipts() *atomic.Int64 {
-	var n atomic.Int64
+func (e *moneyEnv) countMethods() func(method string) int64 {
+	m := map[string]*atomic.Int64{"eth_getBlockByNumber": {}, "eth_getTransactionReceipt": {}}
 	e.proxy.setRewrite(func(method string, _ []json.RawMessage, _ json.RawMessage) (json.RawMessage, int, string) {
-		if method == "eth_getTransactionReceipt" {
-			n.Add(1)
+		if c, ok := m[method]; ok {
+			c.Add(1)
 		}
 		return nil, 0, "" // passed on as it is
 	})
-	return &n
+	return func(method string) int64 { return m[method].Load() }
+}
+
+// confirmedPayment pays a new address from the funded wallet and tracks
+// the payment to confirmed.
+func (e *moneyEnv) confirmedPayment() *countersign.Transaction {
+	e.t.Helper()
+	tx := e.pay(randomAddr(), big.NewInt(1000))
+	if _, err := e.execute(tx.ID); err != nil {
+		e.t.Fatal(err)
+	}
+	return e.track(tx.ID, countersign.StatusConfirmed)
 }
 
 // Passes over an unchanged chain claim no confirmed row and ask the node
@@ -31,18 +42,14 @@ func TestTracker_QuietPassesReadNoReceiptsAndStillSeeAReorg(t *testing.T) {
 	e.fund(e.wallet.Address, eth(10))
 	var confirmed []*countersign.Transaction
 	for range 3 {
-		tx := e.pay(randomAddr(), big.NewInt(1000))
-		if _, err := e.execute(tx.ID); err != nil {
-			t.Fatal(err)
-		}
-		confirmed = append(confirmed, e.track(tx.ID, countersign.StatusConfirmed))
+		confirmed = append(confirmed, e.confirmedPayment())
 	}
 	e.pass() // whatever is left from confirming them
-	receipts := e.countReceipts()
+	calls := e.countMethods()
 	for range 5 {
 		e.pass()
 	}
-	if n := receipts.Load(); n != 0 {
+	if n := calls("eth_getTransactionReceipt"); n != 0 {
 		t.Fatalf("5 passes over an unchanged chain read %d receipts", n)
 	}
 
@@ -75,11 +82,7 @@ func TestTracker_QuietPassesReadNoReceiptsAndStillSeeAReorg(t *testing.T) {
 func TestTracker_FullRecheckFindsARowTheQuickPassesSkip(t *testing.T) {
 	e := newMoneyEnv(t, MoneyConfig{})
 	e.fund(e.wallet.Address, eth(10))
-	tx := e.pay(randomAddr(), big.NewInt(1000))
-	if _, err := e.execute(tx.ID); err != nil {
-		t.Fatal(err)
-	}
-	e.track(tx.ID, countersign.StatusConfirmed)
+	tx := e.confirmedPayment()
 	e.pass()
 	other := "0x" + "ab"
 	for len(other) < 66 {
@@ -104,32 +107,13 @@ func TestTracker_FullRecheckFindsARowTheQuickPassesSkip(t *testing.T) {
 	t.Fatalf("after %d passes the row recorded in a block that is not on the chain is still %s", fullRecheckEvery+1, e.row(tx.ID).Status)
 }
 
-// countMethods counts the calls of each JSON-RPC method that reach the
-// node from now on.
-func (e *moneyEnv) countMethods() func(method string) int64 {
-	var mu atomic.Pointer[map[string]*atomic.Int64]
-	m := map[string]*atomic.Int64{"eth_getBlockByNumber": {}, "eth_getTransactionReceipt": {}}
-	mu.Store(&m)
-	e.proxy.setRewrite(func(method string, _ []json.RawMessage, _ json.RawMessage) (json.RawMessage, int, string) {
-		if c, ok := (*mu.Load())[method]; ok {
-			c.Add(1)
-		}
-		return nil, 0, ""
-	})
-	return func(method string) int64 { return (*mu.Load())[method].Load() }
-}
-
 // After the chain moved further than maxCanonWalk blocks, a pass reads at
 // most that many headers (it rechecks the window by receipts instead of
 // walking all of it), and the passes after it are quick again.
 func TestTracker_LongGapWalksAtMostMaxCanonWalkHeaders(t *testing.T) {
 	e := newMoneyEnv(t, MoneyConfig{})
 	e.fund(e.wallet.Address, eth(10))
-	tx := e.pay(randomAddr(), big.NewInt(1000))
-	if _, err := e.execute(tx.ID); err != nil {
-		t.Fatal(err)
-	}
-	e.track(tx.ID, countersign.StatusConfirmed)
+	tx := e.confirmedPayment()
 	e.pass()
 	for range 3 * maxCanonWalk {
 		e.dev.Mine()

@@ -120,6 +120,19 @@ func loopbackHost(name string) bool {
 	return err == nil && a.Zone() == "" && a.Unmap().IsLoopback()
 }
 
+// LoopbackHostOnly refuses (403) every request whose Host is not a
+// loopback name or address, the daemon's DNS-rebinding check, for
+// listeners that are for this machine alone (the PPROF_ADDR profiles).
+func LoopbackHostOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if name, ok := hostName(r.Host); !ok || !loopbackHost(name) {
+			http.Error(w, "forbidden: Host must be a loopback name or address", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // ParseHostList reads WALLET_ALLOWED_HOSTS: comma-separated host names or
 // addresses (a port, if given, is ignored) the daemon accepts in Host.
 func ParseHostList(v string) ([]string, error) {

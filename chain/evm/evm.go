@@ -269,20 +269,8 @@ func answered(err error) bool {
 // SuggestFees returns the node's suggested tip and a fee cap of twice the
 // latest base fee plus the tip, which survives several full blocks.
 func (c *Chain) SuggestFees(ctx context.Context) (*big.Int, *big.Int, error) {
-	tip, err := read(c, ctx, c.c.SuggestGasTipCap)
-	if err != nil {
-		return nil, nil, c.chainErr(err, "cannot read fee suggestion")
-	}
-	head, err := c.head(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	base := head.BaseFee
-	if base == nil {
-		base = new(big.Int)
-	}
-	feeCap := new(big.Int).Add(new(big.Int).Mul(base, big.NewInt(2)), tip)
-	return tip, feeCap, nil
+	tip, feeCap, _, err := c.Fees(ctx)
+	return tip, feeCap, err
 }
 
 // Fees is SuggestFees and BaseFee from one read of the latest header:

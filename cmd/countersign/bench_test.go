@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,16 +22,8 @@ import (
 	hdsigner "github.com/countersign/countersign/signer/hd"
 )
 
-// cpuTime is the process's user+system CPU time: server and client share
-// the process, so per-op figures include both sides of each request.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func reportCPU(b *testing.B, start time.Duration, requestsPerOp int) {
-	per := float64(cpuTime()-start) / float64(b.N) / 1e6
+	per := float64(processCPU()-start) / float64(b.N) / 1e6
 	b.ReportMetric(per, "cpu-ms/op")
 	b.ReportMetric(per/float64(requestsPerOp), "cpu-ms/request")
 }
@@ -51,7 +42,7 @@ func BenchmarkPrepareApproveExecute(b *testing.B) {
 	agent := apiKey(key)
 	to := randomAddress()
 	b.ResetTimer()
-	start := cpuTime()
+	start := processCPU()
 	for b.Loop() {
 		id := e.do("POST", "/api/prepare_transaction", agent, map[string]string{"type": "native", "to_address": to, "amount": "1"}).must(b, 202).str("transaction_id")
 		e.do("POST", "/api/authorize_transaction", bearer(u.token), map[string]string{"transaction_id": id, "mfa_code": e.code(u)}).must(b, 200)
@@ -71,7 +62,7 @@ func BenchmarkTransactionStatus(b *testing.B) {
 	id := e.do("POST", "/api/prepare_transaction", agent, map[string]string{"type": "native", "to_address": randomAddress(), "amount": "1"}).must(b, 202).str("transaction_id")
 	path := "/api/transaction_status?transaction_id=" + id
 	b.ResetTimer()
-	start := cpuTime()
+	start := processCPU()
 	for b.Loop() {
 		e.do("GET", path, agent, nil).must(b, 200)
 	}
@@ -88,7 +79,7 @@ func BenchmarkTransactionStatusParallel(b *testing.B) {
 	id := e.do("POST", "/api/prepare_transaction", agent, map[string]string{"type": "native", "to_address": randomAddress(), "amount": "1"}).must(b, 202).str("transaction_id")
 	path := "/api/transaction_status?transaction_id=" + id
 	b.ResetTimer()
-	start := cpuTime()
+	start := processCPU()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			e.do("GET", path, agent, nil).must(b, 200)
@@ -146,7 +137,7 @@ func BenchmarkInbox1000Pending(b *testing.B) {
 		b.Fatalf("inbox did not render 50 rows, newest first")
 	}
 	b.ResetTimer()
-	start := cpuTime()
+	start := processCPU()
 	for b.Loop() {
 		page("/inbox")
 	}
@@ -163,7 +154,7 @@ func BenchmarkDevSignMessage(b *testing.B) {
 	omni := strings.Repeat("ab", 32)
 	body := map[string]string{"omni_account": omni, "message_hex": "0x68656c6c6f"}
 	b.ResetTimer()
-	start := cpuTime()
+	start := processCPU()
 	for b.Loop() {
 		e.do("POST", "/dev/sign-message", bearer(testSignerToken), body).must(b, 200)
 	}
@@ -378,9 +369,9 @@ func BenchmarkExecute(b *testing.B) {
 		id := e.do("POST", "/api/prepare_transaction", agent, map[string]string{"type": "native", "to_address": to, "amount": "1"}).must(b, 202).str("transaction_id")
 		e.do("POST", "/api/authorize_transaction", bearer(u.token), map[string]string{"transaction_id": id, "mfa_code": e.code(u)}).must(b, 200)
 		b.StartTimer()
-		c0, t0 := cpuTime(), time.Now()
+		c0, t0 := processCPU(), time.Now()
 		e.do("POST", "/api/execute_transaction", agent, map[string]string{"transaction_id": id}).must(b, 201)
-		cpu, wall = cpu+cpuTime()-c0, wall+time.Since(t0)
+		cpu, wall = cpu+processCPU()-c0, wall+time.Since(t0)
 		b.StopTimer()
 		e.waitStatus(agent, id, "confirmed")
 		b.StartTimer()

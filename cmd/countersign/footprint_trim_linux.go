@@ -10,19 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 )
 
 const trimSupported = true
-
-// processCPU is the CPU time (user + system) the process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // exeMapping is one mapping of the executable in /proc/self/smaps.
 type exeMapping struct {

@@ -7,8 +7,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"strings"
 	"time"
+
+	cshttp "github.com/countersign/countersign/http"
 )
 
 // pprofEnvSettings are the environment variables pprofEnv reads.
@@ -51,11 +52,11 @@ func startPprof(addr string, log *slog.Logger) (string, func() error, error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	// No /debug/pprof/cmdline: flags can carry secrets (a --db URL with a
-	// password). And loopback names only in Host: a web page the operator
-	// opens cannot reach this listener through a name it rebinds to
-	// 127.0.0.1 (DNS rebinding).
-	hs := &http.Server{Handler: loopbackHostOnly(mux), ReadHeaderTimeout: 10 * time.Second}
+	// No /debug/pprof/cmdline (Index answers it 404, "unknown profile"):
+	// flags can carry secrets (a --db URL with a password). And loopback
+	// names only in Host: a web page the operator opens cannot reach this
+	// listener through a name it rebinds to 127.0.0.1 (DNS rebinding).
+	hs := &http.Server{Handler: cshttp.LoopbackHostOnly(mux), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Warn("pprof server", "err", err)
@@ -63,26 +64,4 @@ func startPprof(addr string, log *slog.Logger) (string, func() error, error) {
 	}()
 	log.Info("serving runtime profiles (PPROF_ADDR)", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
 	return ln.Addr().String(), hs.Close, nil
-}
-
-// loopbackHostOnly answers only requests whose Host is a loopback address
-// or localhost, and refuses profiles that index.html links to but this
-// listener leaves out.
-func loopbackHostOnly(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			http.Error(w, "forbidden: Host must be a loopback address", http.StatusForbidden)
-			return
-		}
-		if strings.HasPrefix(r.URL.Path, "/debug/pprof/cmdline") {
-			http.NotFound(w, r)
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
 }
