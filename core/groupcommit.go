@@ -208,12 +208,22 @@ func (g *groupCommit) close() {
 // each other's writes in order, as if each had committed before the next
 // began; every caller returns only after the commit that holds its change.
 //
-// Several workers: while one group waits for the change lock and its
-// commit, the next group's parts run on another connection.
+// Two workers: while one group waits for the change lock and its commit,
+// the next group's parts run on another connection. One group of
+// a process at a time records and commits (its turn): the change lock
+// serialises that tail anyway, across every replica, and a group waiting
+// for its turn keeps running the parts that arrive meanwhile, up to the
+// group's size. So groups grow while the lock is busy — with several
+// replicas on one database each replica's next group gathers everything
+// that arrives while the others commit, instead of each worker bringing
+// the lock a group of one or two — and the fixed cost of a commit (the
+// lock, the chain heads, the fsync) is shared by more changes. (A third
+// and fourth worker only split the waiting changes into smaller groups:
+// BenchmarkPrepareConcurrent on PostgreSQL, BENCHMARKS.md.)
 
 const (
 	changeGroupMax     = 16 // parts per group: each waits for the whole group
-	changeGroupWorkers = 4
+	changeGroupWorkers = 2
 )
 
 // errRunAlone tells a grouped change's caller to run it alone.
@@ -224,6 +234,7 @@ type changeGroups struct {
 	sp    countersign.Savepointer
 	max   int
 	queue chan *groupedChange
+	turn  chan struct{} // holds a token while a group records and commits
 	stop  chan struct{}
 	done  sync.WaitGroup
 
@@ -239,7 +250,7 @@ type groupedChange struct {
 }
 
 func newChangeGroups(svc *Service, sp countersign.Savepointer, max, workers int) *changeGroups {
-	g := &changeGroups{svc: svc, sp: sp, max: max, queue: make(chan *groupedChange, 4*max), stop: make(chan struct{})}
+	g := &changeGroups{svc: svc, sp: sp, max: max, queue: make(chan *groupedChange, 4*max), turn: make(chan struct{}, 1), stop: make(chan struct{})}
 	for range workers {
 		g.done.Add(1)
 		go g.run()
@@ -302,27 +313,55 @@ func (g *changeGroups) run() {
 	}
 }
 
-// commit runs batch in one transaction and answers each part.
+// commit runs batch in one transaction and answers each part. Once the
+// batch's parts have run it waits for the group's turn to record and
+// commit, running the parts that arrive meanwhile (up to max); the turn
+// is given back when the transaction is over.
 func (g *changeGroups) commit(batch []*groupedChange) {
-	in := make([]bool, len(batch)) // the part is in the committed group
+	in := make([]bool, 0, g.max) // in[i]: batch[i] is in the committed group
+	turn := false                // this group holds the turn
 	// The group's transaction starts from an empty context, so that in a
 	// part's context (grouped) only the transaction's own values come from
 	// it; and it runs without cancellation: it must not die with one
 	// caller, and a caller that has gone simply does not read its answer.
 	err := g.svc.inTx(context.Background(), func(tx context.Context) error {
 		all := &changeSet{}
-		for i, it := range batch {
+		run := func(it *groupedChange) {
 			cs := &changeSet{}
-			if err := g.sp.Savepoint(grouped{Context: tx, caller: it.ctx}, func(ctx context.Context) error { return runPart(ctx, it.apply, cs) }); err != nil {
-				continue // undone; its caller runs it alone
+			err := g.sp.Savepoint(grouped{Context: tx, caller: it.ctx}, func(ctx context.Context) error { return runPart(ctx, it.apply, cs) })
+			in = append(in, err == nil) // an error undid the part: its caller runs it alone
+			if err == nil {
+				all.merge(cs)
 			}
-			in[i] = true
-			all.merge(cs)
+		}
+		for _, it := range batch {
+			run(it)
+		}
+	wait:
+		for len(batch) < g.max {
+			select {
+			case g.turn <- struct{}{}:
+				turn = true
+				break wait
+			case it := <-g.queue:
+				batch = append(batch, it)
+				run(it)
+			}
+		}
+		if !turn {
+			g.turn <- struct{}{}
+			turn = true
 		}
 		// A memo from here on only (the parts are done, none can roll back
 		// what it remembers): each owner's webhooks and chain head once.
 		return g.svc.writeChanges(withTxMemo(tx), all)
 	})
+	// The turn is given back once the transaction is over: a group that
+	// waits for it holds a transaction open (on SQLite, the one writer
+	// connection), so nothing past the commit may wait for that.
+	if turn {
+		<-g.turn
+	}
 	for i, it := range batch {
 		if err == nil && in[i] {
 			it.done <- nil

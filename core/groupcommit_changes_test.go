@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/countersign/countersign"
 )
@@ -213,4 +214,65 @@ func TestGroupedChangePanicInGroup(t *testing.T) {
 	if err := svc.changeGrouped(context.Background(), func(ctx context.Context, cs *changeSet) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A group waiting for its turn to commit (another group of this process is
+// recording and committing) runs the changes that arrive meanwhile, and
+// commits them with its own once the turn is free: the changes that reach
+// the queue one by one while the turn is taken all run before any returns,
+// and each commits once. (Without that a group would bring its first part
+// alone and the others would wait for a later group.)
+func TestGroupedChangesGatherWhileWaitingForTheTurn(t *testing.T) {
+	const n = 12
+	svc, ctx := newCommitService(t)
+	g := svc.commits.changes
+	g.turn <- struct{}{} // as if another group were committing
+	held := true
+	defer func() { // a failure must not leave the workers waiting
+		if held {
+			<-g.turn
+		}
+	}()
+	var runs [n]atomic.Int32
+	var returned atomic.Int32
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = svc.changeGrouped(ctx, func(ctx context.Context, cs *changeSet) error {
+				runs[i].Add(1)
+				if err := svc.store.LedgerMove(ctx, "", fmt.Sprintf("acct-%d", i), big.NewInt(1)); err != nil {
+					return err
+				}
+				cs.add(countersign.Change{Owner: fmt.Sprintf("owner-%d", i%2), Actor: "test", Action: "test.change", Subject: fmt.Sprint(i),
+					Events: []countersign.ChangeEvent{{Type: "test.changed", Subject: fmt.Sprint(i)}}})
+				return nil
+			})
+			returned.Add(1)
+		}()
+		time.Sleep(20 * time.Millisecond) // one by one: each finds the group waiting
+	}
+	ran := 0
+	for i := range n {
+		ran += int(runs[i].Load())
+	}
+	// the other worker may hold one change it took from the queue: it
+	// waits for the store's writer, which the waiting group holds
+	if ran < n-1 || returned.Load() != 0 {
+		t.Fatalf("while the turn was taken %d of %d changes ran and %d returned; want at least %d ran and none returned", ran, n, returned.Load(), n-1)
+	}
+	<-g.turn
+	held = false
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("change %d: %v", i, err)
+		}
+		if r := runs[i].Load(); r != 1 {
+			t.Fatalf("change %d ran %d times", i, r)
+		}
+	}
+	committed(t, svc, n, func(int) bool { return true })
 }

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -34,6 +35,9 @@ type Store struct {
 	ck      *sql.DB  // one connection: WAL checkpoints, off the writer's path
 	stmts   sync.Map // stmtKey → *sql.Stmt
 	pending sync.Map // stmtKey → struct{}: seen inside a transaction, to prepare after it
+	// hasPending: pending may hold a statement; preparing: a goroutine is
+	// preparing them (see schedulePrepare)
+	hasPending, preparing atomic.Bool
 
 	stopCheckpoints chan struct{}
 	checkpointsDone chan struct{}
@@ -247,6 +251,7 @@ func (c cached) stmt(ctx context.Context, q string) *sql.Stmt {
 		// the pool now would wait for it forever. Run this one unprepared
 		// and prepare it once the transaction is over.
 		c.s.pending.Store(k, struct{}{})
+		c.s.hasPending.Store(true)
 		return nil
 	}
 	st, err := c.db.PrepareContext(context.WithoutCancel(ctx), q)
@@ -303,12 +308,28 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) er
 	if err != nil {
 		return err
 	}
-	defer s.preparePending()
+	defer s.schedulePrepare()
 	if err := fn(context.WithValue(ctx, txKey{}, tx)); err != nil {
 		tx.Rollback()
 		return err
 	}
 	return tx.Commit()
+}
+
+// schedulePrepare prepares, on its own goroutine, the statements first met
+// inside a transaction, once it is over. Not on the caller's: preparing
+// on the writer needs its one connection, which the next transaction may
+// hold while it waits for something this caller does after its commit
+// (the grouped changes' turn, core/groupcommit.go).
+func (s *Store) schedulePrepare() {
+	if !s.hasPending.Load() || !s.preparing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer s.preparing.Store(false)
+		s.hasPending.Store(false) // a statement met from here on sets it again
+		s.preparePending()
+	}()
 }
 
 // preparePending prepares, outside any transaction, the statements first
