@@ -143,6 +143,11 @@ func (s *Service) bindFees(ctx context.Context, t *countersign.Transaction) erro
 		return countersign.Errorf(countersign.Internal, "transaction value is not an integer")
 	}
 	msg := countersign.CallMsg{From: t.From, To: t.TxTo, Value: value, Data: t.TxData}
+	if head, err := s.chain.BlockNumber(ctx); err == nil {
+		// one head read for the simulation and the fee quote, each
+		// remembered at that head (review_cache.go)
+		ctx = context.WithValue(ctx, headKey{}, head)
+	}
 	gas, err := s.simulate(ctx, msg) // the review the answer carries reuses it (review_cache.go)
 	if err != nil && t.Type == countersign.TxNative && countersign.ErrorCode(err) == countersign.InsufficientFunds {
 		// A plain transfer to an account without code needs the same gas
@@ -159,7 +164,7 @@ func (s *Service) bindFees(ctx context.Context, t *countersign.Transaction) erro
 	if err != nil {
 		return nil // unbound: the review shows the failed simulation
 	}
-	_, feeCap, base, err := s.fees(ctx)
+	_, feeCap, base, err := s.quoteFees(ctx)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"math/big"
 	"sync"
 	"time"
 
@@ -157,4 +158,32 @@ func (s *Service) simulate(ctx context.Context, msg countersign.CallMsg) (uint64
 		s.sims.put(k, simResult{gas, err}, now)
 	}
 	return gas, err
+}
+
+// feeQuote is the chain's fee suggestion at one head: Service.fees.
+type feeQuote struct{ tip, feeCap, base *big.Int }
+
+// feeCache remembers prepare's fee quote for reviewCacheTTL at one chain
+// head: the base fee is the head's, and the tip suggestion a node makes
+// from the blocks behind it. Execute and the tracker's fee bump never use
+// it: they read the fees again before they sign.
+type feeCache = ttlCache[uint64, feeQuote]
+
+// quoteFees is fees at the head in ctx (headKey), remembered for a moment;
+// without a head it reads them. The numbers are the cache's: callers must
+// not change them.
+func (s *Service) quoteFees(ctx context.Context) (tip, feeCap, base *big.Int, err error) {
+	head, ok := ctx.Value(headKey{}).(uint64)
+	if !ok {
+		return s.fees(ctx)
+	}
+	now := time.Now()
+	if q, ok := s.quotes.get(head, now); ok {
+		return q.tip, q.feeCap, q.base, nil
+	}
+	if tip, feeCap, base, err = s.fees(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	s.quotes.put(head, feeQuote{tip, feeCap, base}, now)
+	return tip, feeCap, base, nil
 }

@@ -111,3 +111,58 @@ func TestPollReview_SameStateOnly(t *testing.T) {
 		t.Fatal("a review outlived reviewCacheTTL")
 	}
 }
+
+// feeChain is simChain with a fee reader whose base fee the test sets.
+type feeChain struct {
+	simChain
+	reads atomic.Int64
+	base  atomic.Int64
+	down  atomic.Bool
+}
+
+func (c *feeChain) Fees(context.Context) (tip, feeCap, base *big.Int, err error) {
+	c.reads.Add(1)
+	if c.down.Load() {
+		return nil, nil, nil, countersign.ErrUnavailable
+	}
+	b := big.NewInt(c.base.Load())
+	return big.NewInt(1), new(big.Int).Add(new(big.Int).Mul(b, big.NewInt(2)), big.NewInt(1)), b, nil
+}
+
+// TestQuoteFees_OncePerHead: prepare's fee binding reads the chain's fees
+// once per head (for at most reviewCacheTTL); a new block reads them again,
+// a failed read is not remembered, and without a head they are read every
+// time.
+func TestQuoteFees_OncePerHead(t *testing.T) {
+	ch := &feeChain{}
+	ch.head.Store(7)
+	ch.base.Store(100)
+	svc, ctx := newStubService(t, ch)
+	at := func(head uint64) context.Context { return context.WithValue(ctx, headKey{}, head) }
+	for range 3 {
+		if _, _, base, err := svc.quoteFees(at(7)); err != nil || base.Int64() != 100 {
+			t.Fatalf("quote at head 7: %v %v", base, err)
+		}
+	}
+	if n := ch.reads.Load(); n != 1 {
+		t.Fatalf("three quotes at one head read the fees %d times, want 1", n)
+	}
+	ch.base.Store(250)
+	if _, _, base, _ := svc.quoteFees(at(8)); base.Int64() != 250 || ch.reads.Load() != 2 {
+		t.Fatalf("a new block: base %v after %d reads, want 250 after 2", base, ch.reads.Load())
+	}
+	ch.down.Store(true)
+	if _, _, _, err := svc.quoteFees(at(9)); err == nil {
+		t.Fatal("an unavailable node gave a fee quote")
+	}
+	ch.down.Store(false)
+	if _, _, base, err := svc.quoteFees(at(9)); err != nil || base.Int64() != 250 {
+		t.Fatalf("a failed read was remembered: %v %v", base, err)
+	}
+	before := ch.reads.Load()
+	svc.quoteFees(ctx)
+	svc.quoteFees(ctx)
+	if n := ch.reads.Load() - before; n != 2 {
+		t.Fatalf("without a head: %d reads for 2 quotes, want 2", n)
+	}
+}

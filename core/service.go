@@ -138,6 +138,7 @@ type Service struct {
 
 	reviews reviewCache // the reviews status and prepare answers carry (review_cache.go)
 	sims    simCache    // prepare's simulations, shared with its review (review_cache.go)
+	quotes  feeCache    // prepare's fee quotes, one per chain head (review_cache.go)
 }
 
 // New assembles a Service, loading (or creating on first start) the session
