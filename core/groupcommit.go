@@ -220,6 +220,12 @@ func (g *groupCommit) close() {
 // lock, the chain heads, the fsync) is shared by more changes. (A third
 // and fourth worker only split the waiting changes into smaller groups:
 // BenchmarkPrepareConcurrent on PostgreSQL, BENCHMARKS.md.)
+//
+// The turn is invisible to PostgreSQL's deadlock detector, and a group
+// waiting for it holds its parts' row locks. So what a group does once it
+// holds the turn — writeChanges, the commit — must never wait for a row a
+// grouped part may have locked: it writes its own new rows, locks its own
+// transactions' rows and takes the change lock, which no part takes.
 
 const (
 	changeGroupMax     = 16 // parts per group: each waits for the whole group

@@ -38,6 +38,9 @@ type Store struct {
 	// hasPending: pending may hold a statement; preparing: a goroutine is
 	// preparing them (see schedulePrepare)
 	hasPending, preparing atomic.Bool
+	prepMu                sync.Mutex     // guards closing and the start of a preparing goroutine
+	closing               bool           // Close has begun: no goroutine starts
+	prepares              sync.WaitGroup // the preparing goroutine, which Close waits for
 
 	stopCheckpoints chan struct{}
 	checkpointsDone chan struct{}
@@ -189,6 +192,10 @@ func (s *Store) Close() error {
 		close(s.stopCheckpoints)
 	}
 	<-s.checkpointsDone
+	s.prepMu.Lock()
+	s.closing = true
+	s.prepMu.Unlock()
+	s.prepares.Wait() // it may still add a statement to close
 	s.stmts.Range(func(k, v any) bool {
 		v.(*sql.Stmt).Close()
 		return true
@@ -325,10 +332,24 @@ func (s *Store) schedulePrepare() {
 	if !s.hasPending.Load() || !s.preparing.CompareAndSwap(false, true) {
 		return
 	}
+	s.prepMu.Lock()
+	defer s.prepMu.Unlock()
+	if s.closing {
+		s.preparing.Store(false)
+		return
+	}
+	s.prepares.Add(1)
 	go func() {
-		defer s.preparing.Store(false)
-		s.hasPending.Store(false) // a statement met from here on sets it again
-		s.preparePending()
+		defer s.prepares.Done()
+		for {
+			s.hasPending.Store(false) // a statement met from here on sets it again
+			s.preparePending()
+			s.preparing.Store(false)
+			// one met while this ran, whose transaction found it running
+			if !s.hasPending.Load() || !s.preparing.CompareAndSwap(false, true) {
+				return
+			}
+		}
 	}()
 }
 
