@@ -166,3 +166,39 @@ func TestQuoteFees_OncePerHead(t *testing.T) {
 		t.Fatalf("without a head: %d reads for 2 quotes, want 2", n)
 	}
 }
+
+// countedHeads is feeChain counting its head reads.
+type countedHeads struct {
+	feeChain
+	heads atomic.Int64
+}
+
+func (c *countedHeads) BlockNumber(ctx context.Context) (uint64, error) {
+	c.heads.Add(1)
+	return c.feeChain.BlockNumber(ctx)
+}
+
+// TestBindFees_OneHeadRead: prepare's fee binding reads the head once for
+// its simulation and its fee quote, and two prepares at one head read the
+// fees and simulate the same call once; the bound fee cap is the quote's.
+func TestBindFees_OneHeadRead(t *testing.T) {
+	ch := &countedHeads{}
+	ch.head.Store(7)
+	ch.base.Store(100)
+	svc, ctx := newStubService(t, ch)
+	for i := range 2 {
+		tx := &countersign.Transaction{Type: countersign.TxNative, From: "0x01", TxTo: "0x02", TxValue: "5"}
+		if err := svc.bindFees(ctx, tx); err != nil {
+			t.Fatal(err)
+		}
+		if tx.GasLimit != 21000+21000/5 || tx.MaxFeePerGas != big.NewInt(201*feeHeadroom).String() {
+			t.Fatalf("bound gas %d, fee cap %s", tx.GasLimit, tx.MaxFeePerGas)
+		}
+		if h := ch.heads.Load(); h != int64(i+1) {
+			t.Fatalf("%d fee bindings read the head %d times", i+1, h)
+		}
+	}
+	if r, e := ch.reads.Load(), ch.estimates.Load(); r != 1 || e != 1 {
+		t.Fatalf("two bindings at one head: %d fee reads and %d simulations, want 1 and 1", r, e)
+	}
+}
