@@ -115,14 +115,14 @@ func TestPollReview_SameStateOnly(t *testing.T) {
 // feeChain is simChain with a fee reader whose base fee the test sets.
 type feeChain struct {
 	simChain
-	reads atomic.Int64
-	base  atomic.Int64
-	down  atomic.Bool
+	reads    atomic.Int64
+	base     atomic.Int64
+	feesDown atomic.Bool // Fees fails (simChain's down fails EstimateGas)
 }
 
 func (c *feeChain) Fees(context.Context) (tip, feeCap, base *big.Int, err error) {
 	c.reads.Add(1)
-	if c.down.Load() {
+	if c.feesDown.Load() {
 		return nil, nil, nil, countersign.ErrUnavailable
 	}
 	b := big.NewInt(c.base.Load())
@@ -151,11 +151,11 @@ func TestQuoteFees_OncePerHead(t *testing.T) {
 	if _, _, base, _ := svc.quoteFees(at(8)); base.Int64() != 250 || ch.reads.Load() != 2 {
 		t.Fatalf("a new block: base %v after %d reads, want 250 after 2", base, ch.reads.Load())
 	}
-	ch.down.Store(true)
+	ch.feesDown.Store(true)
 	if _, _, _, err := svc.quoteFees(at(9)); err == nil {
 		t.Fatal("an unavailable node gave a fee quote")
 	}
-	ch.down.Store(false)
+	ch.feesDown.Store(false)
 	if _, _, base, err := svc.quoteFees(at(9)); err != nil || base.Int64() != 250 {
 		t.Fatalf("a failed read was remembered: %v %v", base, err)
 	}

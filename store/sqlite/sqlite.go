@@ -30,17 +30,13 @@ var migrations embed.FS
 
 // Store is a countersign.Store backed by one SQLite file.
 type Store struct {
-	w       *sql.DB  // one connection: every write transaction
-	r       *sql.DB  // readers
-	ck      *sql.DB  // one connection: WAL checkpoints, off the writer's path
-	stmts   sync.Map // stmtKey → *sql.Stmt
-	pending sync.Map // stmtKey → struct{}: seen inside a transaction, to prepare after it
-	// hasPending: pending may hold a statement; preparing: a goroutine is
-	// preparing them (see schedulePrepare)
-	hasPending, preparing atomic.Bool
-	prepMu                sync.Mutex     // guards closing and the start of a preparing goroutine
-	closing               bool           // Close has begun: no goroutine starts
-	prepares              sync.WaitGroup // the preparing goroutine, which Close waits for
+	w           *sql.DB       // one connection: every write transaction
+	r           *sql.DB       // readers
+	ck          *sql.DB       // one connection: WAL checkpoints, off the writer's path
+	stmts       sync.Map      // stmtKey → *sql.Stmt
+	pending     sync.Map      // stmtKey → struct{}: seen inside a transaction, to prepare after it
+	hasPending  atomic.Bool   // pending may hold a statement
+	prepareKick chan struct{} // wakes checkpoints to prepare what is pending
 
 	stopCheckpoints chan struct{}
 	checkpointsDone chan struct{}
@@ -114,7 +110,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	ck.SetMaxOpenConns(1)
-	s := &Store{w: w, r: r, ck: ck, stopCheckpoints: make(chan struct{}), checkpointsDone: make(chan struct{})}
+	s := &Store{w: w, r: r, ck: ck, stopCheckpoints: make(chan struct{}), checkpointsDone: make(chan struct{}), prepareKick: make(chan struct{}, 1)}
 	if err := s.migrate(ctx); err != nil {
 		close(s.checkpointsDone)
 		s.Close()
@@ -152,7 +148,8 @@ func checkpointDSN(dsn string) string {
 }
 
 // checkpoints runs a PASSIVE checkpoint every CheckpointEvery, and a
-// RESTART one when the WAL has grown past walRestartFrames.
+// RESTART one when the WAL has grown past walRestartFrames; woken by
+// InTx, it also prepares the statements first met inside a transaction.
 func (s *Store) checkpoints() {
 	defer close(s.checkpointsDone)
 	t := time.NewTicker(CheckpointEvery)
@@ -161,6 +158,8 @@ func (s *Store) checkpoints() {
 		select {
 		case <-s.stopCheckpoints:
 			return
+		case <-s.prepareKick:
+			s.preparePending()
 		case <-t.C:
 			var busy, frames, done int
 			ctx := context.Background()
@@ -192,10 +191,6 @@ func (s *Store) Close() error {
 		close(s.stopCheckpoints)
 	}
 	<-s.checkpointsDone
-	s.prepMu.Lock()
-	s.closing = true
-	s.prepMu.Unlock()
-	s.prepares.Wait() // it may still add a statement to close
 	s.stmts.Range(func(k, v any) bool {
 		v.(*sql.Stmt).Close()
 		return true
@@ -323,34 +318,18 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) er
 	return tx.Commit()
 }
 
-// schedulePrepare prepares, on its own goroutine, the statements first met
-// inside a transaction, once it is over. Not on the caller's: preparing
-// on the writer needs its one connection, which the next transaction may
-// hold while it waits for something this caller does after its commit
-// (the grouped changes' turn, core/groupcommit.go).
+// schedulePrepare has the statements first met inside a transaction
+// prepared once it is over, by the checkpoints goroutine rather than the
+// caller: preparing on the writer needs its one connection, which the
+// next transaction may hold while it waits for something this caller does
+// after its commit (the grouped changes' turn, core/groupcommit.go).
 func (s *Store) schedulePrepare() {
-	if !s.hasPending.Load() || !s.preparing.CompareAndSwap(false, true) {
-		return
-	}
-	s.prepMu.Lock()
-	defer s.prepMu.Unlock()
-	if s.closing {
-		s.preparing.Store(false)
-		return
-	}
-	s.prepares.Add(1)
-	go func() {
-		defer s.prepares.Done()
-		for {
-			s.hasPending.Store(false) // a statement met from here on sets it again
-			s.preparePending()
-			s.preparing.Store(false)
-			// one met while this ran, whose transaction found it running
-			if !s.hasPending.Load() || !s.preparing.CompareAndSwap(false, true) {
-				return
-			}
+	if s.hasPending.Swap(false) {
+		select {
+		case s.prepareKick <- struct{}{}:
+		default: // already woken: it will see every statement stored so far
 		}
-	}()
+	}
 }
 
 // preparePending prepares, outside any transaction, the statements first
