@@ -298,6 +298,22 @@ func (s *Service) Run(ctx context.Context) {
 	}
 }
 
+// claimTimeout bounds a worker's claim statement, which runs on a context
+// of its own (claimContext).
+const claimTimeout = 10 * time.Second
+
+// claimContext is the context for a worker's claim of rows (a lease): ctx's
+// values, but not its cancellation. A statement cancelled while it runs
+// may have committed although it reports the cancellation (the SQLite
+// driver reports ctx's error whenever ctx ended during the call, and a
+// PostgreSQL commit can race a cancel request the same way), and a lease
+// its worker does not know it took keeps the row from every worker until
+// the lease ends. A claim is one short statement: shutdown waits for it,
+// at most claimTimeout when the database stalls.
+func claimContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+}
+
 func (s *Service) nudge() {
 	select {
 	case s.wake <- struct{}{}:

@@ -389,11 +389,25 @@ func (s *Service) advanceTopup(ctx context.Context, id string) error {
 // already: the request that created the top-up).
 func (s *Service) advanceTopupAs(ctx context.Context, id, holder string) error {
 	ctx = context.WithValue(ctx, topupHolderKey{}, holder)
-	ok, err := s.store.ClaimTopup(ctx, id, holder, s.clock.Now().UTC(), s.cfg.Topups.Lease)
-	if err != nil || !ok {
-		return err // another replica is on it, or it ended
+	cctx, cancel := claimContext(ctx)
+	ok, err := s.store.ClaimTopup(cctx, id, holder, s.clock.Now().UTC(), s.cfg.Topups.Lease)
+	cancel()
+	release := func() {
+		rctx, cancel := claimContext(ctx)
+		defer cancel()
+		_ = s.store.ReleaseTopup(rctx, id, holder)
 	}
-	defer func() { _ = s.store.ReleaseTopup(context.WithoutCancel(ctx), id, holder) }()
+	if err != nil {
+		// The claim may have been taken although it reports an error: give
+		// back what this holder may hold (nothing happens when it holds
+		// nothing), or the top-up waits a lease for no one.
+		release()
+		return err
+	}
+	if !ok {
+		return nil // another replica is on it, or it ended
+	}
+	defer release()
 	for range 8 { // each step moves one state; the bound only guards against a loop
 		t, err := s.store.Topup(ctx, id)
 		if err != nil {

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/big"
 	"sort"
@@ -226,8 +227,10 @@ func (s *Service) TrackReceipts(ctx context.Context) error {
 	if canon {
 		plan = s.planRecheck(ctx, cr, head, *top, minBlock)
 	}
-	subs, err := s.store.ClaimTracked(ctx, countersign.ClaimQuery{Now: now, Lease: s.cfg.Money.TrackLease, Limit: s.cfg.Money.TrackBatch,
+	cctx, cancel := claimContext(ctx)
+	subs, err := s.store.ClaimTracked(cctx, countersign.ClaimQuery{Now: now, Lease: s.cfg.Money.TrackLease, Limit: s.cfg.Money.TrackBatch,
 		MinBlock: plan.from, ConfirmedSince: since})
+	cancel()
 	if err != nil {
 		return err
 	}
@@ -258,9 +261,14 @@ func (s *Service) TrackReceipts(ctx context.Context) error {
 			s.log.Warn("receipt tracker: cannot settle transaction", "transaction_id", t.ID, "err", err)
 		}
 	}
-	// Rows claimed but not reached (ctx ended) keep their claim until the
-	// lease ends: another pass takes them then.
 	if err := s.store.ReleaseClaims(context.WithoutCancel(ctx), now, checked...); err != nil {
+		return err
+	}
+	// Rows claimed but not reached (ctx ended: a shutdown) are given back
+	// as they were, their place in the queue kept, so the next pass (this
+	// server's after a restart, or another replica's) need not wait for
+	// the lease to end.
+	if err := s.releaseUnchecked(ctx, subs[len(checked):]); err != nil {
 		return err
 	}
 	// What this pass walked becomes what the next one compares with only
@@ -801,4 +809,25 @@ func (s *Service) settleUsedNonce(ctx context.Context, t *countersign.Transactio
 		cur.Error = fmt.Sprintf("nonce %d was used by another transaction (%s): this one can never be mined", f.Nonce, f.Hash)
 		return s.setStatus(ctx, cs, cur, countersign.StatusFailed, "system", "transaction.nonce_taken", map[string]any{"nonce": f.Nonce, "by": f.Hash})
 	})
+}
+
+// releaseUnchecked ends the claims on rows a pass claimed but did not
+// check, keeping each one's CheckedAt (the order the tracker takes rows in).
+func (s *Service) releaseUnchecked(ctx context.Context, rows []*countersign.Transaction) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	rctx, cancel := claimContext(ctx)
+	defer cancel()
+	byChecked := map[int64][]string{}
+	at := map[int64]time.Time{}
+	for _, t := range rows {
+		k := t.CheckedAt.UnixNano()
+		byChecked[k], at[k] = append(byChecked[k], t.ID), t.CheckedAt
+	}
+	var errs []error
+	for k, ids := range byChecked {
+		errs = append(errs, s.store.ReleaseClaims(rctx, at[k], ids...))
+	}
+	return errors.Join(errs...)
 }

@@ -180,7 +180,9 @@ func (s *Service) DeliverDue(ctx context.Context) error {
 	holder := "deliver:" + uuid.NewString() // this pass: claims of a dead pass are not ours
 	for sent := 0; sent < deliveryPassMax; {
 		now := s.clock.Now()
-		due, err := s.store.ClaimDeliveries(ctx, holder, now, now.Add(deliveryClaimLease), min(deliveryClaimBatch, deliveryPassMax-sent))
+		cctx, cancel := claimContext(ctx)
+		due, err := s.store.ClaimDeliveries(cctx, holder, now, now.Add(deliveryClaimLease), min(deliveryClaimBatch, deliveryPassMax-sent))
+		cancel()
 		if err != nil || len(due) == 0 {
 			return err
 		}
