@@ -136,3 +136,61 @@ func TestMoney_StoppedTrackerPassGivesBackItsClaims(t *testing.T) {
 		t.Fatalf("checked_at moved from %s to %s: the row lost its place in the queue", before.CheckedAt, got[0].CheckedAt)
 	}
 }
+
+// blockingSender answers no POST: each waits for its context to end, as a
+// slow receiver's does when the server shuts down.
+type blockingSender struct{ started chan struct{} }
+
+func (b *blockingSender) Post(ctx context.Context, _ string, _ map[string]string, _ []byte) (int, error) {
+	b.started <- struct{}{}
+	<-ctx.Done()
+	return 0, ctx.Err()
+}
+
+// A delivery pass stopped in the middle of a POST writes that delivery's
+// outcome (a failed attempt) and gives back its claim, so it is retried
+// after its backoff, not after the claim's lease (two minutes): before,
+// the outcome's write died with the pass's context and the claim stayed.
+func TestWebhookDeliveryStoppedMidPostKeepsNoClaim(t *testing.T) {
+	e := newMoneyEnv(t, MoneyConfig{})
+	w := &countersign.Webhook{ID: uuid.NewString(), OwnerID: e.user.ID, URL: "https://hooks.example.com/cs", Events: []string{"signed"}, CreatedAt: e.clock.Now()}
+	var err error
+	if w.SecretSealed, err = e.svc.sealer.Seal("webhook:"+w.ID, []byte("0123456789abcdef0123456789abcdef")); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.store.CreateWebhook(e.ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Record(e.ctx, countersign.Change{Owner: e.user.ID, Actor: "test", Action: "test.sign", Subject: "s",
+		Events: []countersign.ChangeEvent{{Type: "signed", Subject: "s", Payload: map[string]string{"k": "v"}}}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	sender := &blockingSender{started: make(chan struct{}, 1)}
+	e.svc.webhooks = sender
+	ctx, cancel := context.WithCancel(e.ctx)
+	done := make(chan error, 1)
+	go func() { done <- e.svc.DeliverDue(ctx) }()
+	select {
+	case <-sender.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no delivery was sent")
+	}
+	cancel() // the shutdown
+	<-done
+	list, err := e.svc.store.Deliveries(e.ctx, w.ID, 10)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("deliveries %d, %v", len(list), err)
+	}
+	if d := list[0]; d.Status != countersign.DeliveryPending || d.Attempts != 1 {
+		t.Fatalf("after the stopped POST: status %s, %d attempts; want pending after 1 failed attempt", d.Status, d.Attempts)
+	}
+	e.clock.Advance(backoff(1) + time.Second) // due again, long before the claim's lease would end
+	now := e.clock.Now()
+	got, err := e.svc.store.ClaimDeliveries(e.ctx, "another-pass", now, now.Add(time.Minute), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d deliveries claimable after the backoff: the stopped pass kept its claim", len(got))
+	}
+}

@@ -189,10 +189,16 @@ func (s *Service) DeliverDue(ctx context.Context) error {
 		for i, d := range due {
 			if err := s.deliver(ctx, d, holder); err != nil {
 				// The rest of the batch is still claimed: give it back for
-				// the next pass rather than leave it to the lease.
-				for _, rest := range due[i+1:] {
-					_ = s.finishDelivery(context.WithoutCancel(ctx), rest, holder)
+				// the next pass rather than leave it to the lease. So is
+				// d when its outcome was not written — a shutdown cancels
+				// the write with the POST — so it is written now: what
+				// deliver made of it (delivered, or a failed attempt), or
+				// d as it was when it failed before sending.
+				rctx, cancel := claimContext(ctx)
+				for _, rest := range due[i:] {
+					_ = s.finishDelivery(rctx, rest, holder)
 				}
+				cancel()
 				return err
 			}
 		}
