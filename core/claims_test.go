@@ -194,3 +194,51 @@ func TestWebhookDeliveryStoppedMidPostKeepsNoClaim(t *testing.T) {
 		t.Fatalf("%d deliveries claimable after the backoff: the stopped pass kept its claim", len(got))
 	}
 }
+
+// stoppingProvider makes its charge and, as it answers, the server begins
+// to stop (stop cancels the pass's context).
+type stoppingProvider struct {
+	charge  *countersign.TopupCharge
+	stop    func()
+	charges int
+}
+
+func (p *stoppingProvider) Name() string                           { return "openrouter" }
+func (p *stoppingProvider) Credits(context.Context) (int64, error) { return 0, nil }
+func (p *stoppingProvider) CreateCharge(context.Context, countersign.TopupChargeRequest) (*countersign.TopupCharge, error) {
+	p.charges++
+	p.stop()
+	c := *p.charge
+	return &c, nil
+}
+
+// A charge the provider made while the server was stopping is recorded:
+// the top-up is charge_created with that charge, so the next pass pays it
+// instead of asking for a second one. Before, the pass's cancelled context
+// failed the write and the charge was forgotten.
+func TestMoney_TopupChargeMadeDuringShutdownIsKept(t *testing.T) {
+	e := newMoneyEnv(t, MoneyConfig{})
+	const contract = "0x131642c019AF815Ae5F9926272A70C84AE5C37ab"
+	e.svc.topups.contract = mustAddr(contract)
+	ctx, cancel := context.WithCancel(e.ctx)
+	intent := testIntent
+	intent.RefundDestination = e.wallet.Address
+	prov := &stoppingProvider{stop: cancel, charge: &countersign.TopupCharge{ID: "charge-during-shutdown", Contract: contract,
+		Sender: e.wallet.Address, ChainID: e.svc.chainID.Int64(), Intent: intent}}
+	e.svc.topups.providers = map[string]countersign.TopupProvider{prov.Name(): prov}
+	tp := openTopup(e)
+	_ = e.svc.advanceTopup(ctx, tp.ID)
+	if prov.charges != 1 {
+		t.Fatalf("%d charges asked for", prov.charges)
+	}
+	got, err := e.svc.store.Topup(e.ctx, tp.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != countersign.TopupChargeCreated || got.ChargeID != "charge-during-shutdown" {
+		t.Fatalf("after the stopped pass: status %s, charge %q (%s); want charge_created with the provider's charge", got.Status, got.ChargeID, got.Error)
+	}
+	if got.ClaimedBy != "" {
+		t.Fatalf("still leased to %q", got.ClaimedBy)
+	}
+}

@@ -228,15 +228,18 @@ func (s *Service) RequestTopup(ctx context.Context, p *Principal, req TopupReque
 	// answer shows the charge and the payment request when the provider
 	// answered in time.
 	holder := s.topups.holder + "/" + uuid.NewString()
-	t, err := s.createTopup(ctx, p.Agent, req.Provider, cents, false, p.Actor(), holder)
-	if err != nil {
-		return nil, err
-	}
 	// Not cancelled with the request: a charge the provider made while
 	// the client went away must still be recorded, or the worker would
 	// ask for a second one. The provider client's own timeout bounds it.
+	// The top-up is created on it too: a commit that lands as the client
+	// leaves must not be reported as failed, leaving the top-up leased to
+	// a request that gave up on it.
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
+	t, err := s.createTopup(actx, p.Agent, req.Provider, cents, false, p.Actor(), holder)
+	if err != nil {
+		return nil, err
+	}
 	if err := s.advanceTopupAs(actx, t.ID, holder); err != nil {
 		s.log.Warn("top-up", "topup_id", t.ID, "err", err) // the worker tries again; the row says where it is
 	}
@@ -496,6 +499,12 @@ func (s *Service) topupCharge(ctx context.Context, t *countersign.Topup) (bool, 
 	if s.topups.contract == (common.Address{}) {
 		return s.failTopup(ctx, t, fmt.Sprintf("no Commerce Transfers contract is known for chain %s: set TOPUP_TRANSFERS_CONTRACT to the contract charges must name", s.chainID))
 	}
+	// From the request to the provider on, not cancelled with the pass: a
+	// charge the provider made while the server was stopping must still be
+	// recorded, or the next pass would ask for a second one. The provider
+	// client's own timeout bounds the wait.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
 	ch, err := prov.CreateCharge(ctx, countersign.TopupChargeRequest{AmountCents: t.AmountCents, Sender: w.Address, ChainID: s.chainID.Int64()})
 	if err != nil {
 		var pe *countersign.ProviderError

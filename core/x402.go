@@ -361,7 +361,9 @@ func (s *Service) x402Prepare(ctx context.Context, p *Principal, w *countersign.
 		Resource: req.Resource, Method: req.Method, Version: pr.X402Version, Requirement: string(o.Req.Raw), ResourceInfo: resInfo,
 		Quote: o.Amount.String(), Amount: o.Amount.String(), Asset: o.Asset.Hex(), PayTo: o.PayTo.Hex(), Network: o.Req.Network,
 		ValidBefore: validBefore, Status: countersign.X402Prepared, CreatedAt: now, UpdatedAt: now}
-	if err := s.store.AddX402Payment(ctx, pay); err != nil {
+	// Not cancelled with the request: the request above is authorized
+	// already (its budget reserved), and without this row it is never paid.
+	if err := s.store.AddX402Payment(context.WithoutCancel(ctx), pay); err != nil {
 		// Without its payment row the request is never signed
 		// (x402Send refuses it): it only waits to expire.
 		return nil, nil, err
@@ -540,7 +542,11 @@ func (s *Service) x402Send(ctx context.Context, p *Principal, tr X402Transport, 
 	if err != nil {
 		return nil, err
 	}
-	err = s.change(ctx, func(ctx context.Context, cs *changeSet) error {
+	// Recorded on a context the client cannot cancel: a commit that lands
+	// as the client leaves must not be reported as failed, or the payment
+	// would stand as sent (its budget spent, its signature kept) without
+	// ever having been sent, and no later call could send it.
+	err = s.change(context.WithoutCancel(ctx), func(ctx context.Context, cs *changeSet) error {
 		cur, err := s.store.Transaction(ctx, t.ID)
 		if err != nil {
 			return err
