@@ -261,7 +261,10 @@ func (s *Service) TrackReceipts(ctx context.Context) error {
 			s.log.Warn("receipt tracker: cannot settle transaction", "transaction_id", t.ID, "err", err)
 		}
 	}
-	if err := s.store.ReleaseClaims(context.WithoutCancel(ctx), now, checked...); err != nil {
+	rctx, cancel := claimContext(ctx) // bounded: a stalled database must not hold up shutdown
+	err = s.store.ReleaseClaims(rctx, now, checked...)
+	cancel()
+	if err != nil {
 		return err
 	}
 	// Rows claimed but not reached (ctx ended: a shutdown) are given back

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/countersign/countersign/store/postgres/pgtest"
 )
@@ -213,16 +217,42 @@ func BenchmarkPrepareConcurrent(b *testing.B) {
 		}
 		prepareConcurrent(b, replicas)
 	})
+	// As replicas are deployed: every one on the same node. Above, each
+	// replica runs an embedded chain of its own (and its workers poll it),
+	// which a deployment does not; here one dev node outside the servers,
+	// over HTTP JSON-RPC, serves one server and three replicas alike.
+	for _, n := range []int{1, 3} {
+		b.Run(fmt.Sprintf("postgres-%d-one-node", n), func(b *testing.B) {
+			node, url := devNodeTB(b)
+			dsn := pgtest.Start(b)
+			var first *Config
+			onNode := func(c *Config) { c.ChainURL = url }
+			replicas := []*env{newEnv(b, longSessions, onPostgres(dsn, &first), onNode)}
+			for range n - 1 {
+				var cfg *Config
+				replicas = append(replicas, newEnv(b, longSessions, onPostgres(dsn, &cfg), onNode, func(c *Config) { c.MasterKeyFile = first.MasterKeyFile }))
+			}
+			prepareConcurrent(b, replicas, func(wallet string) {
+				if _, err := node.Fund(context.Background(), common.HexToAddress(wallet), ether(1)); err != nil {
+					b.Fatal(err)
+				}
+			})
+		})
+	}
 }
 
 // prepareConcurrent measures b.N prepares from 16 agents of 4 users made
-// on replicas[0]; agent k sends to replicas[k % len(replicas)].
-func prepareConcurrent(b *testing.B, replicas []*env) {
+// on replicas[0]; agent k sends to replicas[k % len(replicas)]. fund, when
+// given, funds each user's wallet.
+func prepareConcurrent(b *testing.B, replicas []*env, fund ...func(wallet string)) {
 	e := replicas[0]
 	var keys []string
 	for range 4 {
 		u := e.newUser(true)
 		w := e.do("POST", "/api/create_wallet", bearer(u.token), map[string]string{"password": u.password}).must(b, 201).str("address")
+		for _, f := range fund { // an outside node funds no new wallet
+			f(w)
+		}
 		for range 4 {
 			_, k := e.createAgent(u, w)
 			keys = append(keys, k)

@@ -176,7 +176,10 @@ func TestDurabilityFlags(t *testing.T) {
 
 // devNode serves a fresh dev chain over HTTP JSON-RPC, as an external
 // node would: two of them share chain id 1337 but not their genesis.
-func devNode(t *testing.T) (*sim.Chain, string) {
+func devNode(t *testing.T) (*sim.Chain, string) { return devNodeTB(t) }
+
+// devNodeTB is devNode for a test or a benchmark.
+func devNodeTB(t testing.TB) (*sim.Chain, string) {
 	t.Helper()
 	c, err := sim.Start(context.Background(), []byte("countersign durability test"))
 	if err != nil {
