@@ -147,10 +147,10 @@ func (b *blockingSender) Post(ctx context.Context, _ string, _ map[string]string
 	return 0, ctx.Err()
 }
 
-// A delivery pass stopped in the middle of a POST writes that delivery's
-// outcome (a failed attempt) and gives back its claim, so it is retried
-// after its backoff, not after the claim's lease (two minutes): before,
-// the outcome's write died with the pass's context and the claim stayed.
+// A delivery pass stopped in the middle of a POST gives that delivery
+// back as it was — due at once, no attempt counted (the receiver did not
+// fail) — so a restarted server sends it at once, not after the claim's
+// lease (two minutes): before, the claim stayed.
 func TestWebhookDeliveryStoppedMidPostKeepsNoClaim(t *testing.T) {
 	e := newMoneyEnv(t, MoneyConfig{})
 	w := &countersign.Webhook{ID: uuid.NewString(), OwnerID: e.user.ID, URL: "https://hooks.example.com/cs", Events: []string{"signed"}, CreatedAt: e.clock.Now()}
@@ -181,17 +181,59 @@ func TestWebhookDeliveryStoppedMidPostKeepsNoClaim(t *testing.T) {
 	if err != nil || len(list) != 1 {
 		t.Fatalf("deliveries %d, %v", len(list), err)
 	}
-	if d := list[0]; d.Status != countersign.DeliveryPending || d.Attempts != 1 {
-		t.Fatalf("after the stopped POST: status %s, %d attempts; want pending after 1 failed attempt", d.Status, d.Attempts)
+	if d := list[0]; d.Status != countersign.DeliveryPending || d.Attempts != 0 {
+		t.Fatalf("after the stopped POST: status %s, %d attempts; want pending with no attempt counted", d.Status, d.Attempts)
 	}
-	e.clock.Advance(backoff(1) + time.Second) // due again, long before the claim's lease would end
 	now := e.clock.Now()
 	got, err := e.svc.store.ClaimDeliveries(e.ctx, "another-pass", now, now.Add(time.Minute), 10)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 1 {
-		t.Fatalf("%d deliveries claimable after the backoff: the stopped pass kept its claim", len(got))
+		t.Fatalf("%d deliveries claimable after the stopped pass: it kept its claim", len(got))
+	}
+}
+
+// okSender answers every POST 200 and counts them by URL.
+type okSender struct{ posts map[string]int }
+
+func (o *okSender) Post(_ context.Context, url string, _ map[string]string, _ []byte) (int, error) {
+	o.posts[url]++
+	return 200, nil
+}
+
+// A delivery that fails the same way on every pass (its webhook's secret
+// cannot be opened) keeps its claim to the lease's end, so the next pass
+// delivers the others instead of claiming it first again and stopping.
+func TestWebhookFailingDeliveryDoesNotHoldUpTheRest(t *testing.T) {
+	e := newMoneyEnv(t, MoneyConfig{})
+	hook := func(url string, sealed bool) {
+		w := &countersign.Webhook{ID: uuid.NewString(), OwnerID: e.user.ID, URL: url, Events: []string{"signed"}, CreatedAt: e.clock.Now()}
+		w.SecretSealed = []byte("not a sealed secret")
+		if sealed {
+			var err error
+			if w.SecretSealed, err = e.svc.sealer.Seal("webhook:"+w.ID, []byte("0123456789abcdef0123456789abcdef")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.svc.store.CreateWebhook(e.ctx, w); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.Record(e.ctx, countersign.Change{Owner: e.user.ID, Actor: "test", Action: "test.sign", Subject: w.ID,
+			Events: []countersign.ChangeEvent{{Type: "signed", Subject: w.ID, Payload: map[string]string{"k": "v"}}}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		e.clock.Advance(time.Second) // the broken one is due first
+	}
+	hook("https://broken.example.com/cs", false)
+	hook("https://good.example.com/cs", true)
+	sender := &okSender{posts: map[string]int{}}
+	e.svc.webhooks = sender
+	for range 3 {
+		_ = e.svc.DeliverDue(e.ctx)
+	}
+	if n := sender.posts["https://good.example.com/cs"]; n != 1 {
+		t.Fatalf("the good webhook got %d deliveries, want 1: the failing one held it up", n)
 	}
 }
 

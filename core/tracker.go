@@ -264,14 +264,15 @@ func (s *Service) TrackReceipts(ctx context.Context) error {
 	rctx, cancel := claimContext(ctx) // bounded: a stalled database must not hold up shutdown
 	err = s.store.ReleaseClaims(rctx, now, checked...)
 	cancel()
-	if err != nil {
-		return err
-	}
 	// Rows claimed but not reached (ctx ended: a shutdown) are given back
 	// as they were, their place in the queue kept, so the next pass (this
 	// server's after a restart, or another replica's) need not wait for
-	// the lease to end.
-	if err := s.releaseUnchecked(ctx, subs[len(checked):]); err != nil {
+	// the lease to end — unless the lease has ended already, and another
+	// pass may hold them now.
+	if s.clock.Now().Before(now.Add(s.cfg.Money.TrackLease)) {
+		err = errors.Join(err, s.releaseUnchecked(ctx, subs[len(checked):]))
+	}
+	if err != nil {
 		return err
 	}
 	// What this pass walked becomes what the next one compares with only
@@ -828,9 +829,12 @@ func (s *Service) releaseUnchecked(ctx context.Context, rows []*countersign.Tran
 		k := t.CheckedAt.UnixNano()
 		byChecked[k], at[k] = append(byChecked[k], t.ID), t.CheckedAt
 	}
-	var errs []error
-	for k, ids := range byChecked {
-		errs = append(errs, s.store.ReleaseClaims(rctx, at[k], ids...))
-	}
-	return errors.Join(errs...)
+	return s.inTx(rctx, func(ctx context.Context) error { // one commit, however many groups
+		for k, ids := range byChecked {
+			if err := s.store.ReleaseClaims(ctx, at[k], ids...); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

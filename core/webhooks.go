@@ -187,15 +187,27 @@ func (s *Service) DeliverDue(ctx context.Context) error {
 			return err
 		}
 		for i, d := range due {
+			before := *d
 			if err := s.deliver(ctx, d, holder); err != nil {
 				// The rest of the batch is still claimed: give it back for
-				// the next pass rather than leave it to the lease. So is
-				// d when its outcome was not written — a shutdown cancels
-				// the write with the POST — so it is written now: what
-				// deliver made of it (delivered, or a failed attempt), or
-				// d as it was when it failed before sending.
+				// the next pass rather than leave it to the lease.
+				back := due[i+1:]
+				if ctx.Err() != nil {
+					// A shutdown cut the POST or its outcome's write short:
+					// d goes back too — as delivered when the receiver
+					// answered 2xx, else as it was (a cut-off POST is not
+					// the receiver's failure and costs no attempt).
+					if d.Status != countersign.DeliveryDelivered {
+						*d = before
+					}
+					back = due[i:]
+				}
+				// Otherwise d keeps its claim to the lease's end: a
+				// delivery that fails this way every time (its secret
+				// cannot be opened, say) must not be claimed first by every
+				// pass and hold up the rest.
 				rctx, cancel := claimContext(ctx)
-				for _, rest := range due[i:] {
+				for _, rest := range back {
 					_ = s.finishDelivery(rctx, rest, holder)
 				}
 				cancel()
