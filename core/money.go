@@ -502,7 +502,7 @@ func (s *Service) execute(ctx context.Context, actor string, t *countersign.Tran
 	}
 	// The broadcast and what it decides are not the caller's to cut
 	// short: a client that hangs up must not leave a refusal unrecorded.
-	bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	bctx, cancel := detach(ctx, 30*time.Second)
 	defer cancel()
 	return s.broadcast(bctx, t)
 }

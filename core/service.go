@@ -311,7 +311,14 @@ const claimTimeout = 10 * time.Second
 // the lease ends. A claim is one short statement: shutdown waits for it,
 // at most claimTimeout when the database stalls.
 func claimContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	return detach(ctx, claimTimeout)
+}
+
+// detach is ctx's values without its cancellation, bounded by timeout: for
+// work whose outcome must be recorded whatever the caller does (a claim, a
+// broadcast, a charge the provider made).
+func detach(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), timeout)
 }
 
 func (s *Service) nudge() {

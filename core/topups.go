@@ -234,7 +234,7 @@ func (s *Service) RequestTopup(ctx context.Context, p *Principal, req TopupReque
 	// The top-up is created on it too: a commit that lands as the client
 	// leaves must not be reported as failed, leaving the top-up leased to
 	// a request that gave up on it.
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	actx, cancel := detach(ctx, providerWait)
 	defer cancel()
 	t, err := s.createTopup(actx, p.Agent, req.Provider, cents, false, p.Actor(), holder)
 	if err != nil {
@@ -381,6 +381,10 @@ func (s *Service) checkCredits(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// providerWait bounds the work around a provider's charge that is not
+// cancelled with its caller (the provider client's own timeout is shorter).
+const providerWait = time.Minute
+
 // advanceTopup takes id's lease and moves it as far as it can go now.
 func (s *Service) advanceTopup(ctx context.Context, id string) error {
 	// A holder per pass, not per replica: the request that starts a
@@ -395,22 +399,17 @@ func (s *Service) advanceTopupAs(ctx context.Context, id, holder string) error {
 	cctx, cancel := claimContext(ctx)
 	ok, err := s.store.ClaimTopup(cctx, id, holder, s.clock.Now().UTC(), s.cfg.Topups.Lease)
 	cancel()
-	release := func() {
-		rctx, cancel := claimContext(ctx)
-		defer cancel()
-		_ = s.store.ReleaseTopup(rctx, id, holder)
-	}
 	if err != nil {
 		// The claim may have been taken although it reports an error: give
 		// back what this holder may hold (nothing happens when it holds
 		// nothing), or the top-up waits a lease for no one.
-		release()
+		s.releaseTopup(ctx, id, holder)
 		return err
 	}
 	if !ok {
 		return nil // another replica is on it, or it ended
 	}
-	defer release()
+	defer s.releaseTopup(ctx, id, holder)
 	for range 8 { // each step moves one state; the bound only guards against a loop
 		t, err := s.store.Topup(ctx, id)
 		if err != nil {
@@ -425,6 +424,13 @@ func (s *Service) advanceTopupAs(ctx context.Context, id, holder string) error {
 		}
 	}
 	return nil
+}
+
+// releaseTopup gives back holder's lease on id, if it holds one.
+func (s *Service) releaseTopup(ctx context.Context, id, holder string) {
+	rctx, cancel := claimContext(ctx)
+	defer cancel()
+	_ = s.store.ReleaseTopup(rctx, id, holder)
 }
 
 // stepTopup makes one move of t; it reports whether t changed.
@@ -503,7 +509,7 @@ func (s *Service) topupCharge(ctx context.Context, t *countersign.Topup) (bool, 
 	// charge the provider made while the server was stopping must still be
 	// recorded, or the next pass would ask for a second one. The provider
 	// client's own timeout bounds the wait.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	ctx, cancel := detach(ctx, providerWait)
 	defer cancel()
 	ch, err := prov.CreateCharge(ctx, countersign.TopupChargeRequest{AmountCents: t.AmountCents, Sender: w.Address, ChainID: s.chainID.Int64()})
 	if err != nil {

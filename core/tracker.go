@@ -823,15 +823,21 @@ func (s *Service) releaseUnchecked(ctx context.Context, rows []*countersign.Tran
 	}
 	rctx, cancel := claimContext(ctx)
 	defer cancel()
-	byChecked := map[int64][]string{}
-	at := map[int64]time.Time{}
+	type group struct {
+		at  time.Time
+		ids []string
+	}
+	byChecked := map[int64]*group{}
 	for _, t := range rows {
 		k := t.CheckedAt.UnixNano()
-		byChecked[k], at[k] = append(byChecked[k], t.ID), t.CheckedAt
+		if byChecked[k] == nil {
+			byChecked[k] = &group{at: t.CheckedAt}
+		}
+		byChecked[k].ids = append(byChecked[k].ids, t.ID)
 	}
 	return s.inTx(rctx, func(ctx context.Context) error { // one commit, however many groups
-		for k, ids := range byChecked {
-			if err := s.store.ReleaseClaims(ctx, at[k], ids...); err != nil {
+		for _, g := range byChecked {
+			if err := s.store.ReleaseClaims(ctx, g.at, g.ids...); err != nil {
 				return err
 			}
 		}

@@ -578,7 +578,7 @@ func (s *Service) x402Send(ctx context.Context, p *Principal, tr X402Transport, 
 	payload := x402.NewPaymentPayload(pr, o, x402.NewExactPayload(a, sig))
 	// The request with the payment is not the caller's to cut short: its
 	// settlement is recorded whatever the client does.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.x402.cfg.Timeout+5*time.Second)
+	sctx, cancel := detach(ctx, s.x402.cfg.Timeout+5*time.Second)
 	defer cancel()
 	res, sendErr := tr.Do(sctx, payload)
 	settlement := (*x402.Settlement)(nil)
