@@ -157,6 +157,14 @@ func (s *Service) planRecheck(ctx context.Context, cr canonReader, head uint64, 
 			// Too far to walk: the receipts of the whole window say what
 			// changed this time; the blocks walked are what the next pass
 			// compares with (a block's hash commits to those below it).
+			// The hashes below them are the last pass's, which nothing
+			// here has checked against this chain: dropped, so no row in
+			// those blocks is taken for canonical without its receipt.
+			for k := range canon {
+				if k <= n {
+					delete(canon, k)
+				}
+			}
 			return reorgPlan{from: minBlock, canon: canon, full: true, keep: true}
 		}
 		hash, parent, err := top.hash, top.parent, error(nil)

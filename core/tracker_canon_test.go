@@ -134,3 +134,30 @@ func TestTracker_LongGapWalksAtMostMaxCanonWalkHeaders(t *testing.T) {
 		t.Fatalf("the confirmed row is %s", got.Status)
 	}
 }
+
+// A reorg that removed a confirmed row's block, followed by more blocks
+// than a pass walks before the next pass, still sends the row back to
+// submitted: the hashes the last pass saw below the walked blocks are not
+// taken for this chain's.
+func TestTracker_ReorgFollowedByALongGapIsSeen(t *testing.T) {
+	e := newMoneyEnv(t, MoneyConfig{})
+	e.fund(e.wallet.Address, eth(10))
+	tx := e.confirmedPayment()
+	e.pass()
+	e.pass() // the canonical hashes around tx's block are what the tracker compares with
+	if err := e.dev.Reorg(e.ctx, *tx.BlockNumber, 2); err != nil {
+		t.Fatal(err)
+	}
+	for range maxCanonWalk + 4 {
+		e.dev.Mine()
+	}
+	e.pass()
+	got := e.row(tx.ID)
+	if got.Status != countersign.StatusSubmitted || got.BlockNumber != nil {
+		t.Fatalf("after a reorg of its block and %d more blocks the row is %s (block %v), want submitted", maxCanonWalk+4, got.Status, got.BlockNumber)
+	}
+	if len(e.audited(tx.ID, "transaction.reorged")) != 1 {
+		t.Fatal("the reorg is not audited")
+	}
+	e.track(tx.ID, countersign.StatusConfirmed)
+}
