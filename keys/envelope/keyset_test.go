@@ -239,3 +239,41 @@ func FuzzRewrap(f *testing.F) {
 		}
 	})
 }
+
+// Seals racing the reload that retires their Sealer's current key all
+// land under the file's key: none waits out the reload with the old set
+// (a value sealed under a retired key opens nowhere).
+func TestSecurity_SealsRacingAReloadUseTheNewKey(t *testing.T) {
+	for round := range 20 {
+		p := filepath.Join(t.TempDir(), "master.key")
+		s, _, err := OpenFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		newK := kek(t)
+		if err := WriteKeys(p, [][]byte{newK}); err != nil { // rotated and the old key retired
+			t.Fatal(err)
+		}
+		RefreshEvery = time.Millisecond
+		time.Sleep(2 * time.Millisecond)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		sealed := make([][]byte, 32)
+		for i := range sealed {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				sealed[i], _ = s.Seal("r", []byte("v"))
+			}()
+		}
+		close(start)
+		wg.Wait()
+		RefreshEvery = time.Second
+		for i, v := range sealed {
+			if id, _ := SealedKeyID(v); id != KeyID(newK) {
+				t.Fatalf("round %d: seal %d under %s, want the file's key %s", round, i, id, KeyID(newK))
+			}
+		}
+	}
+}

@@ -40,14 +40,22 @@ func (s *Sealer) refresh(force bool) bool {
 	if s.file == "" {
 		return false
 	}
-	now := time.Now().UnixNano()
-	last := s.checked.Load()
-	if !force && (now-last < int64(RefreshEvery) || !s.checked.CompareAndSwap(last, now)) {
+	if !force && time.Now().UnixNano()-s.checked.Load() < int64(RefreshEvery) {
 		return false
 	}
-	s.checked.Store(now)
+	// Callers that find a look due wait for the one that looks: a seal
+	// must not go on with the key set the file no longer holds (its
+	// current key may just have been retired, and a value sealed under it
+	// would open nowhere once the reload lands).
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := time.Now().UnixNano()
+	if !force && now-s.checked.Load() < int64(RefreshEvery) {
+		return false // another caller looked while this one waited
+	}
+	// Marked looked at only once the set is what the file holds: a caller
+	// that sees the mark skips the lock and seals with the set it loads.
+	defer s.checked.Store(now)
 	info, err := os.Stat(s.file)
 	if err != nil || (s.loaded != nil && os.SameFile(info, s.loaded) && info.ModTime().Equal(s.loaded.ModTime()) && info.Size() == s.loaded.Size()) {
 		return false
