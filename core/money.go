@@ -614,7 +614,20 @@ func (s *Service) broadcast(ctx context.Context, t *countersign.Transaction) (*c
 		s.nudge()
 		return t, nil
 	}
-	return nil, errors.Join(err, s.refused(ctx, t, err))
+	if rerr := s.refused(ctx, t, err); rerr != nil {
+		// The refusal is not recorded: the row stays submitted, its nonce
+		// held, and the tracker sends its bytes again (they may yet be
+		// mined). Answered as it stands — a caller told "refused" would
+		// prepare the payment again, and could pay twice.
+		s.log.Warn("broadcast refused, and the refusal could not be recorded: the transaction stays submitted and the tracker sends it again",
+			"transaction_id", t.ID, "tx_hash", t.TxHash, "refusal", err, "err", rerr)
+		s.nudge()
+		return t, nil
+	}
+	if cur, rerr := s.store.Transaction(ctx, t.ID); rerr == nil && cur.Status != countersign.StatusFailed {
+		return cur, nil // settled meanwhile (another replica saw it mined): not refused after all
+	}
+	return nil, err
 }
 
 // fillPlan is what a nonce filler is signed with, read before the

@@ -384,6 +384,61 @@ func TestMoney_RefusedNonceGapIsFilled(t *testing.T) {
 	}
 }
 
+// A refusal of the first broadcast that cannot be recorded (a later nonce
+// is signed already, and the fee read for its filler fails) is not
+// answered as a refusal: the row stays submitted, and says so, and the
+// tracker's later broadcast of the same bytes is mined — an agent told
+// "refused" would have prepared the payment again.
+func TestMoney_UnrecordedRefusalIsAnsweredAsSubmitted(t *testing.T) {
+	e := newMoneyEnv(t, MoneyConfig{})
+	e.fund(e.wallet.Address, eth(10))
+	to := [2]string{randomAddr(), randomAddr()}
+	first, second := e.pay(to[0], eth(1)), e.pay(to[1], eth(1))
+	started, release := make(chan struct{}), make(chan struct{})
+	e.proxy.set(func(n int, _ *types.Transaction) sendFault {
+		if n == 1 { // the first transaction's first broadcast: held, then refused
+			return sendFault{started: started, hold: release, code: -32000, msg: "insufficient funds for gas * price + value: balance 1, tx cost 2"}
+		}
+		return sendFault{forward: true}
+	})
+	type answer struct {
+		tx  *countersign.Transaction
+		err error
+	}
+	ans := make(chan answer, 1)
+	go func() {
+		tx, err := e.execute(first.ID)
+		ans <- answer{tx, err}
+	}()
+	<-started
+	if _, err := e.execute(second.ID); err != nil { // holds the next nonce
+		t.Fatal(err)
+	}
+	e.proxy.setRewrite(func(method string, _ []json.RawMessage, _ json.RawMessage) (json.RawMessage, int, string) {
+		if method == "eth_maxPriorityFeePerGas" {
+			return nil, -32000, "fee suggestion unavailable"
+		}
+		return nil, 0, ""
+	})
+	close(release)
+	a := <-ans
+	if a.err != nil || a.tx == nil || a.tx.Status != countersign.StatusSubmitted {
+		t.Fatalf("execute answered %+v, %v; want the transaction as it stands: submitted", a.tx, a.err)
+	}
+	if r := e.row(first.ID); r.Status != countersign.StatusSubmitted || r.TxHash != a.tx.TxHash {
+		t.Fatalf("the row is %s (%s)", r.Status, r.TxHash)
+	}
+	e.proxy.setRewrite(nil)
+	e.clock.Advance(time.Minute) // due for a rebroadcast
+	e.track(first.ID, countersign.StatusConfirmed)
+	e.track(second.ID, countersign.StatusConfirmed)
+	for i, addr := range to {
+		if got := e.balance(addr); got.Cmp(eth(1)) != 0 {
+			t.Fatalf("recipient %d holds %s, want exactly 1 ETH", i, got)
+		}
+	}
+}
+
 // Finding 5: the approval binds the network fee; execute signs with
 // exactly it and refuses when the chain now wants more.
 func TestMoney_FeesAreBoundByTheApproval(t *testing.T) {
