@@ -112,6 +112,9 @@ func writeBackup(ctx context.Context, cfg *Config, out string) (*backupManifest,
 	if _, err := os.Lstat(out); err == nil {
 		return nil, fmt.Errorf("backup: %s exists: refusing to overwrite it", out)
 	}
+	if isPostgres(cfg.DB) { // refused before opening it: opening runs the migrations
+		return nil, errors.New("backup: a PostgreSQL database has no online backup here: use its own tools (pg_dump, see docs/OPERATIONS.md)")
+	}
 	st, err := openStore(ctx, cfg)
 	if err != nil {
 		return nil, err

@@ -384,3 +384,13 @@ func TestBackupRestore_KeystoreInStore(t *testing.T) {
 	spendOnce(t, e, u, wallet, key)
 	stop()
 }
+
+// `backup` on PostgreSQL refuses before it opens the database (opening
+// runs the migrations against it): here nothing listens, and the answer
+// is still the pointer to pg_dump.
+func TestBackup_PostgresRefusedBeforeOpening(t *testing.T) {
+	_, err := runCmd(t, "backup", "--out", filepath.Join(t.TempDir(), "x"), "--db", "postgres://cs:pw@127.0.0.1:1/cs", "--data-dir", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "pg_dump") || strings.Contains(err.Error(), "connect") {
+		t.Fatalf("backup on PostgreSQL: %v", err)
+	}
+}

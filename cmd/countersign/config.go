@@ -543,10 +543,22 @@ func (c *Config) validate() error {
 }
 
 // checkDB refuses a database this build cannot open: a PostgreSQL URL
-// that does not parse (told without quoting it: it holds the password).
+// that does not parse, and any other URL than postgres://, postgresql://
+// and sqlite:// — a mistyped scheme (Postgres://, pg://) would otherwise
+// be taken for a SQLite file name, its password in the path and the log,
+// and each replica would run on a database of its own. Told without
+// quoting the value: it may hold a password.
 func checkDB(db string) error {
 	if isPostgres(db) {
 		return checkPostgresURL(db) // store_postgres.go
+	}
+	if scheme, _, ok := strings.Cut(db, "://"); ok && scheme != "sqlite" {
+		if len(scheme) > 16 || strings.ContainsAny(scheme, ":@/?#") {
+			scheme = "this"
+		} else {
+			scheme = strconv.Quote(scheme)
+		}
+		return fmt.Errorf("DATABASE_URL: the %s scheme is not a database countersign opens: use postgres://USER:PASSWORD@HOST:5432/DB (lowercase postgres:// or postgresql://) for PostgreSQL, or a file path (or sqlite://PATH) for SQLite", scheme)
 	}
 	return nil
 }

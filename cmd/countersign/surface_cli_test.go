@@ -211,6 +211,8 @@ func TestSecurity_RefusedStartCreatesNothing(t *testing.T) {
 	}{
 		"fail/postgres flag":         {args: []string{"--db", "postgres://u:%zz@h/db"}, want: "DATABASE_URL"},
 		"fail/postgresql env":        {env: map[string]string{"DATABASE_URL": "postgresql://u@h:notaport/db"}, want: "DATABASE_URL"},
+		"fail/mixed-case scheme":     {args: []string{"--db", "Postgres://cs:s3cretpw@db.internal:5432/cs"}, want: "DATABASE_URL"},
+		"fail/unknown scheme":        {env: map[string]string{"DATABASE_URL": "pg://cs:s3cretpw@db.internal/cs"}, want: "DATABASE_URL"},
 		"fail/keystore kind":         {env: map[string]string{"KEYSTORE": "cloud"}, want: "KEYSTORE"},
 		"fail/wallet chain":          {env: map[string]string{"WALLET_CHAIN": "aitbc"}, want: "WALLET_CHAIN"},
 		"fail/ledger db elsewhere":   {env: map[string]string{"LEDGER_DB": "./data/ledger.db"}, want: "LEDGER_DB"},
@@ -236,6 +238,9 @@ func TestSecurity_RefusedStartCreatesNothing(t *testing.T) {
 			err := run(ctx, args, func(k string) string { return env[k] }, io.Discard, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("serve %v: %v (want an error naming %q)", tt.args, err, tt.want)
+			}
+			if strings.Contains(err.Error(), "s3cretpw") {
+				t.Fatalf("the refusal quotes the password: %v", err)
 			}
 			left, _ := os.ReadDir(parent)
 			if len(left) != 0 {
