@@ -205,6 +205,15 @@ func TestChainFault_HangingNodeTimesOut(t *testing.T) {
 		t.Fatalf("a read ran %s past a 200ms caller deadline", took)
 	}
 
+	// the revert reason's replay reads are bounded the same way
+	start = time.Now()
+	if _, err := c.RevertReason(ctx, "0x"+strings.Repeat("ab", 32), 1); countersign.ErrorCode(err) != countersign.ChainError {
+		t.Fatalf("revert reason from a hanging node: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("the revert reason's replay waited %s on a hanging node", took)
+	}
+
 	// a broadcast is one attempt, bounded by the timeout, and ambiguous
 	raw := rawTransfer(t)
 	start = time.Now()
@@ -315,6 +324,7 @@ func TestSecurity_ChainErrorsHideNodeCredentials(t *testing.T) {
 		_, errs["read"] = c.ChainID(context.Background())
 		errs["broadcast"] = c.SendRawTransaction(context.Background(), rawTransfer(t))
 		_, errs["forward"] = c.CallRaw(context.Background(), "eth_blockNumber", nil)
+		_, errs["revert reason"] = c.RevertReason(context.Background(), "0x"+strings.Repeat("ab", 32), 1)
 		closeFn()
 		for what, err := range errs {
 			if err == nil {

@@ -21,16 +21,23 @@ var _ countersign.RevertReasoner = (*Chain)(nil)
 // block may differ from what the transaction met inside it). A receipt
 // carries no reason, so this is the only way to learn it.
 func (c *Chain) RevertReason(ctx context.Context, txHash string, blockNumber uint64) (string, error) {
-	tx, _, err := c.c.TransactionByHash(ctx, common.HexToHash(txHash))
+	// Both reads under the retry policy and its timeouts, as every read
+	// is: a node that stalls here must not hold the tracker's pass.
+	tx, err := read(c, ctx, func(ctx context.Context) (*types.Transaction, error) {
+		tx, _, err := c.c.TransactionByHash(ctx, common.HexToHash(txHash))
+		return tx, err
+	})
 	if err != nil {
-		return "", countersign.Wrap(countersign.ChainError, err, "cannot read the transaction to replay it")
+		return "", c.chainErr(err, "cannot read the transaction to replay it")
 	}
 	from, err := types.Sender(types.LatestSignerForChainID(tx.ChainId()), tx)
 	if err != nil {
 		return "", countersign.Wrap(countersign.ChainError, err, "cannot recover the transaction's sender")
 	}
-	_, err = c.c.CallContract(ctx, ethereum.CallMsg{From: from, To: tx.To(), Gas: tx.Gas(), Value: tx.Value(), Data: tx.Data()},
-		new(big.Int).SetUint64(blockNumber))
+	_, err = read(c, ctx, func(ctx context.Context) ([]byte, error) {
+		return c.c.CallContract(ctx, ethereum.CallMsg{From: from, To: tx.To(), Gas: tx.Gas(), Value: tx.Value(), Data: tx.Data()},
+			new(big.Int).SetUint64(blockNumber))
+	})
 	if err == nil {
 		return "", nil
 	}
@@ -42,7 +49,7 @@ func (c *Chain) RevertReason(ctx context.Context, txHash string, blockNumber uin
 	if errors.As(err, &de) {
 		return "execution reverted", nil
 	}
-	return "", countersign.Wrap(countersign.ChainError, err, "cannot replay the transaction")
+	return "", c.chainErr(err, "cannot replay the transaction")
 }
 
 // limitReason bounds what a contract chose to say, which lands in the
