@@ -78,6 +78,15 @@ type faultProxy struct {
 	onSend  func(n int, tx *types.Transaction) sendFault
 	rewrite func(method string, params []json.RawMessage, result json.RawMessage) (json.RawMessage, int, string)
 	sends   []common.Hash // every eth_sendRawTransaction, in order
+	// drop, when it says so for a method, closes the connection without
+	// an answer: a node that stalls or crashes mid-request.
+	drop func(method string) bool
+}
+
+func (p *faultProxy) setDrop(f func(method string) bool) {
+	p.mu.Lock()
+	p.drop = f
+	p.mu.Unlock()
 }
 
 func (p *faultProxy) set(onSend func(n int, tx *types.Transaction) sendFault) {
@@ -136,8 +145,14 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Method != "eth_sendRawTransaction" {
 		p.mu.Lock()
-		rw := p.rewrite
+		rw, drop := p.rewrite, p.drop
 		p.mu.Unlock()
+		if drop != nil && drop(req.Method) {
+			if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				conn.Close()
+			}
+			return
+		}
 		m := p.forward(r, body)
 		if rw != nil && m.Error == nil {
 			if res, code, msg := rw(req.Method, req.Params, m.Result); res != nil || msg != "" {

@@ -267,6 +267,13 @@ func (s *Service) TrackReceipts(ctx context.Context) error {
 			failed++
 			s.tracker.errors.Add(1)
 			s.log.Warn("receipt tracker: cannot settle transaction", "transaction_id", t.ID, "err", err)
+			if errors.Is(err, countersign.ErrUnavailable) {
+				// The node stopped answering mid-pass: the rest are given
+				// back unreached for the next pass, rather than each
+				// waiting out its own retries (a pass of hours, with every
+				// other worker of this replica waiting behind it).
+				break
+			}
 		}
 	}
 	rctx, cancel := claimContext(ctx) // bounded: a stalled database must not hold up shutdown

@@ -161,3 +161,39 @@ func TestTracker_ReorgFollowedByALongGapIsSeen(t *testing.T) {
 	}
 	e.track(tx.ID, countersign.StatusConfirmed)
 }
+
+// A node that stops answering in the middle of a pass ends the pass after
+// the first row that meets it (one row's retries, not every row's); the
+// rows not reached are given back and settled by the next pass once the
+// node answers again.
+func TestTracker_NodeDownMidPassEndsThePass(t *testing.T) {
+	e := newMoneyEnv(t, MoneyConfig{})
+	e.fund(e.wallet.Address, eth(10))
+	var txs []*countersign.Transaction
+	for range 3 {
+		tx := e.pay(randomAddr(), big.NewInt(1000))
+		if _, err := e.execute(tx.ID); err != nil {
+			t.Fatal(err)
+		}
+		txs = append(txs, tx)
+	}
+	var receipts atomic.Int64
+	e.proxy.setDrop(func(method string) bool {
+		if method == "eth_getTransactionReceipt" {
+			receipts.Add(1)
+			return true
+		}
+		return false
+	})
+	_ = e.svc.TrackReceipts(e.ctx)
+	if n := receipts.Load(); n == 0 || n > 4 { // DefaultRetry: 4 attempts of one read
+		t.Fatalf("a pass against a node down mid-pass asked for %d receipts, want one row's attempts (at most 4)", n)
+	}
+	e.proxy.setDrop(nil)
+	_ = e.svc.TrackReceipts(e.ctx) // at once: the unreached rows hold no claim
+	for _, tx := range txs {
+		if got := e.row(tx.ID); got.Status != countersign.StatusConfirmed {
+			t.Fatalf("%s is %s after the node came back", tx.ID, got.Status)
+		}
+	}
+}
