@@ -15,6 +15,7 @@ import (
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/ethclient"
 	"github.com/ethereum/go-ethereum/rpc"
@@ -496,16 +497,14 @@ func (c *Chain) SentTxs(ctx context.Context, q countersign.SentQuery) ([]*counte
 			return found, walked > head, nil // genesis reached: nothing older to find
 		}
 		n := head - walked
-		b, err := read(c, ctx, func(ctx context.Context) (*types.Block, error) {
-			return c.c.BlockByNumber(ctx, new(big.Int).SetUint64(n))
-		})
+		btime, txs, err := c.blockTxs(ctx, n, from)
 		if err != nil {
 			return nil, false, c.chainErr(err, "cannot read block")
 		}
-		if !q.Since.IsZero() && int64(b.Time()) < q.Since.Unix() {
+		if !q.Since.IsZero() && int64(btime) < q.Since.Unix() {
 			return found, true, nil
 		}
-		for _, tx := range b.Transactions() {
+		for _, tx := range txs {
 			if !want[tx.Nonce()] {
 				continue
 			}
@@ -521,6 +520,54 @@ func (c *Chain) SentTxs(ctx context.Context, q countersign.SentQuery) ([]*counte
 		}
 	}
 	return found, true, nil
+}
+
+// blockTxs returns block n's time and the transactions in it that may be
+// from's (the caller recovers each sender). Over JSON-RPC it reads the
+// block as the node serves it and decodes only the transactions the node
+// says are from's: a block may hold types go-ethereum does not decode
+// (an OP-stack chain's deposit, 0x7e, opens every block on Base), which
+// ethclient's BlockByNumber refuses whole — and countersign never signs
+// one. Without a JSON-RPC client (an in-process chain), the block as
+// go-ethereum reads it.
+func (c *Chain) blockTxs(ctx context.Context, n uint64, from common.Address) (uint64, []*types.Transaction, error) {
+	if c.rpc == nil {
+		b, err := read(c, ctx, func(ctx context.Context) (*types.Block, error) {
+			return c.c.BlockByNumber(ctx, new(big.Int).SetUint64(n))
+		})
+		if err != nil {
+			return 0, nil, err
+		}
+		return b.Time(), b.Transactions(), nil
+	}
+	var b *struct {
+		Time hexutil.Uint64    `json:"timestamp"`
+		Txs  []json.RawMessage `json:"transactions"`
+	}
+	if _, err := read(c, ctx, func(ctx context.Context) (struct{}, error) {
+		b = nil
+		return struct{}{}, c.rpc.CallContext(ctx, &b, "eth_getBlockByNumber", hexutil.EncodeUint64(n), true)
+	}); err != nil {
+		return 0, nil, err
+	}
+	if b == nil {
+		return 0, nil, fmt.Errorf("the node has no block %d", n)
+	}
+	var out []*types.Transaction
+	for _, raw := range b.Txs {
+		var claim struct {
+			From common.Address `json:"from"`
+		}
+		if json.Unmarshal(raw, &claim) != nil || claim.From != from {
+			continue
+		}
+		tx := new(types.Transaction)
+		if tx.UnmarshalJSON(raw) != nil {
+			continue // a type this client does not decode, so not one countersign signed
+		}
+		out = append(out, tx)
+	}
+	return uint64(b.Time), out, nil
 }
 
 // poolHashes returns the hashes of from's pooled transactions with wanted
