@@ -55,8 +55,11 @@ type backupManifest struct {
 	DBSHA256      string    `json:"db_sha256"`
 	Keystore      string    `json:"keystore"` // dir (files in the archive) or store (in the database)
 	KeystoreFiles int       `json:"keystore_files"`
-	KEKIDs        []string  `json:"kek_ids"`
-	SealedValues  int       `json:"sealed_values"`
+	// KeystoreSHA256 is each archived .kdb file's checksum, by its name
+	// (absent in backups written before it was kept).
+	KeystoreSHA256 map[string]string `json:"keystore_sha256,omitempty"`
+	KEKIDs         []string          `json:"kek_ids"`
+	SealedValues   int               `json:"sealed_values"`
 }
 
 const backupUsage = `Usage: countersign backup --out FILE [flags]
@@ -141,7 +144,8 @@ func writeBackup(ctx context.Context, cfg *Config, out string) (*backupManifest,
 		return nil, err
 	}
 	m := &backupManifest{Format: backupFormat, Version: backupVersion, CreatedAt: time.Now().UTC(), Keystore: cfg.KeystoreKind}
-	if err := sealedSummary(ctx, snapPath, m); err != nil {
+	keyed, err := sealedSummary(ctx, snapPath, m)
+	if err != nil {
 		return nil, err
 	}
 	// After the summary: opening the snapshot rewrote its header (WAL
@@ -155,6 +159,24 @@ func writeBackup(ctx context.Context, cfg *Config, out string) (*backupManifest,
 			return nil, err
 		}
 		m.KeystoreFiles = len(kdbs)
+		// Every wallet in the snapshot has its file here, or this is not
+		// the server's keystore (KEYSTORE, KEYSTORE_DIR): a backup without
+		// them would restore wallets that can never sign.
+		have := map[string]bool{}
+		for _, id := range kdbs {
+			have[id] = true
+		}
+		for _, id := range keyed {
+			if !have[id] {
+				return nil, fmt.Errorf("backup: wallet %s has no key file in %s: is KEYSTORE=%s, KEYSTORE_DIR the server's setting? (nothing was written)", id, cfg.KeystoreDir, cfg.KeystoreKind)
+			}
+		}
+		m.KeystoreSHA256 = map[string]string{}
+		for _, id := range kdbs {
+			if m.KeystoreSHA256[id], err = fileSHA256(filepath.Join(cfg.KeystoreDir, id+".kdb")); err != nil {
+				return nil, err
+			}
+		}
 	}
 	tmp := out + ".tmp"
 	os.Remove(tmp) // a leftover of a backup that died
@@ -182,16 +204,19 @@ func writeBackup(ctx context.Context, cfg *Config, out string) (*backupManifest,
 
 // sealedSummary counts the snapshot's sealed values and the KEK ids they
 // name, opening the snapshot (not the live database) so the numbers are
-// the backup's.
-func sealedSummary(ctx context.Context, path string, m *backupManifest) error {
+// the backup's, and returns the wallets whose key is a keystore file.
+func sealedSummary(ctx context.Context, path string, m *backupManifest) (keyed []string, err error) {
 	st, err := sqlite.Open(ctx, path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer st.Close()
 	ids := map[string]bool{}
 	err = eachSealed(ctx, st, func(v *countersign.SealedValue) error {
 		m.SealedValues++
+		if v.Kind == countersign.SealedWallet && v.Format == countersign.WalletKeyKDB {
+			keyed = append(keyed, v.ID)
+		}
 		id, err := envelope.SealedKeyID(v.Sealed)
 		if err != nil {
 			id = "unreadable"
@@ -203,7 +228,7 @@ func sealedSummary(ctx context.Context, path string, m *backupManifest) error {
 		m.KEKIDs = append(m.KEKIDs, id)
 	}
 	slices.Sort(m.KEKIDs)
-	return err
+	return keyed, err
 }
 
 func writeArchive(w io.Writer, m *backupManifest, dbPath, ksDir string, kdbs []string) error {
@@ -361,6 +386,15 @@ func restoreBackup(ctx context.Context, from, target, keyFile, kekURI string, st
 	}
 	if sum != m.DBSHA256 {
 		return errors.New("the database in the backup does not match the manifest's checksum: the file is damaged")
+	}
+	for id, want := range m.KeystoreSHA256 {
+		sum, err := fileSHA256(filepath.Join(tmp, "keystore", id+".kdb"))
+		if err != nil {
+			return fmt.Errorf("the backup's manifest lists key file %s, which the backup does not hold", id)
+		}
+		if sum != want {
+			return fmt.Errorf("the key file %s in the backup does not match the manifest's checksum: the file is damaged", id)
+		}
 	}
 	cfg := &Config{DataDir: tmp, KeystoreKind: m.Keystore}
 	if err := cfg.defaults(); err != nil {

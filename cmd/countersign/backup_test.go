@@ -208,6 +208,9 @@ func rewriteArchive(t *testing.T, from string, edit func(name string, b []byte) 
 		}
 		b, _ := io.ReadAll(tr)
 		name, nb := edit(h.Name, b)
+		if name == "" {
+			continue // dropped
+		}
 		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(nb)), Typeflag: tar.TypeReg}); err != nil {
 			t.Fatal(err)
 		}
@@ -280,6 +283,30 @@ func TestSecurity_RestoreRefusesBadBackups(t *testing.T) {
 		return n, b
 	}), "unexpected entry")
 	refused("not a backup", mk, "not a countersign backup")
+	refused("flipped key file byte", rewriteArchive(t, good, func(n string, b []byte) (string, []byte) {
+		if strings.HasPrefix(n, "keystore/") {
+			b[len(b)/2] ^= 1
+		}
+		return n, b
+	}), "checksum")
+	refused("key file dropped", rewriteArchive(t, good, func(n string, b []byte) (string, []byte) {
+		if strings.HasPrefix(n, "keystore/") {
+			return "", nil
+		}
+		return n, b
+	}), "does not hold")
+
+	// a backup run with another keystore than the server's (here an empty
+	// KEYSTORE_DIR) refuses, rather than writing a backup without the keys
+	elsewhere := filepath.Join(t.TempDir(), "bad.backup")
+	env := map[string]string{"KEYSTORE_DIR": t.TempDir()}
+	err = run(context.Background(), []string{"backup", "--out", elsewhere, "--data-dir", dir}, func(k string) string { return env[k] }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "has no key file") {
+		t.Fatalf("backup with another KEYSTORE_DIR: %v", err)
+	}
+	if _, err := os.Stat(elsewhere); !os.IsNotExist(err) {
+		t.Fatal("the refused backup left a file")
+	}
 
 	// An audit row edited in the database, the manifest's checksum redone
 	// to match: the checksum passes, audit verify does not.
