@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/countersign/countersign"
+	"github.com/countersign/countersign/cloud/awskms"
 	"github.com/countersign/countersign/core"
 	"github.com/countersign/countersign/keys/envelope"
 )
@@ -38,9 +39,12 @@ opens. A server follows the file and picks up a new key without a restart.
                        file to every replica first
   --to awskms://KEY_ID?region=…[&endpoint=…]
                        re-wrap every value under this AWS KMS key (from the
-                       file's keys, or another KMS key); before it, every
-                       replica must open under it: KEK_URI=the same URI and
-                       KEK_OPEN_ONLY=1 on each; after it, drop KEK_OPEN_ONLY
+                       file's keys); before it, every replica must open
+                       under it: KEK_URI=the same URI and KEK_OPEN_ONLY=1 on
+                       each; after it, drop KEK_OPEN_ONLY. From another KMS
+                       key it is refused (a server opens under one KMS key):
+                       go through a master key file (From KMS, then To KMS
+                       below), or let AWS KMS rotate the key's material
   (no flag)            re-wrap every value not under the current key: the
                        KMS key of --kek-uri (KEK_URI) unless --kek-open-only
                        (KEK_OPEN_ONLY=1), else the file's first key
@@ -103,6 +107,9 @@ func rotateCmd(ctx context.Context, args []string, getenv func(string) string, s
 	if *to != "" {
 		if err := checkKEK(*to, false); err != nil {
 			return fmt.Errorf("--to: %w", err)
+		}
+		if err := checkKMSToKMS(cfg.KEKURI, *to); err != nil {
+			return err
 		}
 	}
 	target := rotateTarget{to: *to, fileCurrent: *newKey != ""}
@@ -564,4 +571,20 @@ func commitRewrap(ctx context.Context, svc *core.Service, rs countersign.Reseale
 			return nil
 		})
 	return n, err
+}
+
+// checkKMSToKMS refuses --to a KMS key while the servers' KEK_URI names
+// another one: a server opens under its one KMS key (and the master key
+// file), so what this rotation re-wraps would open on no replica until
+// each restarted on the new key — an outage of MFA, signing and webhooks.
+func checkKMSToKMS(current, to string) error {
+	if current == "" {
+		return nil
+	}
+	a, errA := awskms.ParseURI(current)
+	b, errB := awskms.ParseURI(to)
+	if errA != nil || errB != nil || a.KeyID == b.KeyID {
+		return nil // checkKEK has said what does not parse; the same key is the To-KMS roll
+	}
+	return fmt.Errorf("rotate-master-key: --to names KMS key %s while the servers' KEK_URI is KMS key %s: a server opens under one KMS key, so no replica could open what this would re-wrap. Go through a master key file (--new-key-file FILE --stage --kek-uri <current>, KEK_OPEN_ONLY=1, --new-key-file FILE, unset KEK_URI; then --to <new>), or let AWS KMS rotate the key's material (the key id stays)", b.KeyID, a.KeyID)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -448,5 +449,21 @@ func TestRotate_CoversEverySealSite(t *testing.T) {
 	}
 	if sites < 6 {
 		t.Fatalf("found only %d seal sites: the pattern is out of date", sites)
+	}
+}
+
+// --to another KMS key than the servers' KEK_URI is refused before
+// anything is read or re-wrapped: no replica could open the result.
+func TestRotate_KMSToAnotherKMSKeyRefused(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"KEK_URI": "awskms://alias/old?region=us-east-1&endpoint=http://127.0.0.1:1"}
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"rotate-master-key", "--to", "awskms://alias/new?region=us-east-1&endpoint=http://127.0.0.1:1", "--data-dir", dir},
+		func(k string) string { return env[k] }, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "one KMS key") || !strings.Contains(err.Error(), "alias/old") {
+		t.Fatalf("rotate --to another KMS key: %v", err)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Fatalf("the refused rotation wrote %d entries into the data dir", len(left))
 	}
 }
