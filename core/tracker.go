@@ -369,7 +369,7 @@ func (s *Service) addAttempt(ctx context.Context, t *countersign.Transaction, ki
 }
 
 func (s *Service) track(ctx context.Context, t *countersign.Transaction, pass *trackPass) error {
-	if t.Status == countersign.StatusConfirmed {
+	if t.Status != countersign.StatusSubmitted { // settled by the chain: confirmed, reverted or cancelled in a block
 		return s.recheckReorg(ctx, t, pass)
 	}
 	atts, err := s.attemptsOf(ctx, t)
@@ -530,10 +530,13 @@ func (s *Service) chainStatus(ctx context.Context, cs *changeSet, t *countersign
 	return nil
 }
 
-// recheckReorg looks again at a confirmed transaction within REORG_WINDOW
-// of the head: when its receipt is gone or in another block, a reorg
-// removed its block, and it goes back to submitted to be tracked again
-// (the node usually puts it back in its pool; if not, it is rebroadcast).
+// recheckReorg looks again at a transaction the chain settled (confirmed,
+// failed by a revert, cancelled by a mined self-transfer) within
+// REORG_WINDOW of the head: when its receipt is gone or in another block,
+// a reorg removed its block, and it goes back to submitted to be tracked
+// again (the node usually puts it back in its pool; if not, it is
+// rebroadcast) — on the new branch a revert may succeed, or the payment a
+// cancel replaced be mined instead.
 func (s *Service) recheckReorg(ctx context.Context, t *countersign.Transaction, pass *trackPass) error {
 	st, err := s.store.TrackState(ctx, t.ID)
 	if err != nil {
@@ -560,10 +563,10 @@ func (s *Service) recheckReorg(ctx context.Context, t *countersign.Transaction, 
 	}
 	err = s.change(ctx, func(ctx context.Context, cs *changeSet) error {
 		cur, err := s.store.Transaction(ctx, t.ID)
-		if err != nil || cur.Status != countersign.StatusConfirmed || cur.TxHash != t.TxHash {
+		if err != nil || cur.Status != t.Status || cur.BlockNumber == nil || cur.TxHash != t.TxHash {
 			return err
 		}
-		details := map[string]any{"tx_hash": cur.TxHash, "block_hash": st.BlockHash, "found": found}
+		details := map[string]any{"tx_hash": cur.TxHash, "block_hash": st.BlockHash, "found": found, "was": cur.Status}
 		if cur.BlockNumber != nil {
 			details["block_number"] = *cur.BlockNumber
 		}
@@ -578,7 +581,7 @@ func (s *Service) recheckReorg(ctx context.Context, t *countersign.Transaction, 
 		return err
 	}
 	s.tracker.reorgs.Add(1)
-	s.log.Warn("a reorg removed a confirmed transaction's block: tracking it again", "transaction_id", t.ID, "tx_hash", t.TxHash, "found", found)
+	s.log.Warn("a reorg removed a settled transaction's block: tracking it again", "transaction_id", t.ID, "status", t.Status, "tx_hash", t.TxHash, "found", found)
 	return nil
 }
 

@@ -197,3 +197,38 @@ func TestTracker_NodeDownMidPassEndsThePass(t *testing.T) {
 		}
 	}
 }
+
+// A row the chain settled otherwise than confirmed — failed by a revert,
+// or cancelled by a mined self-transfer — whose block a reorg removes goes
+// back to submitted too: on the new branch the transaction it names may
+// be mined with another outcome (here, as a plain payment, confirmed).
+func TestTracker_ReorgOfARevertedOrCancelledRow(t *testing.T) {
+	for _, was := range []countersign.Status{countersign.StatusFailed, countersign.StatusCancelled} {
+		t.Run(string(was), func(t *testing.T) {
+			e := newMoneyEnv(t, MoneyConfig{})
+			e.fund(e.wallet.Address, eth(10))
+			tx := e.confirmedPayment()
+			r := e.row(tx.ID)
+			r.Status, r.Error = was, "settled on chain as "+string(was)
+			if err := e.svc.store.UpdateTransaction(e.ctx, r); err != nil {
+				t.Fatal(err)
+			}
+			e.pass()
+			if got := e.row(tx.ID); got.Status != was {
+				t.Fatalf("a pass over an unchanged chain moved the %s row to %s", was, got.Status)
+			}
+			if err := e.dev.Reorg(e.ctx, *tx.BlockNumber, 3); err != nil {
+				t.Fatal(err)
+			}
+			e.pass()
+			got := e.row(tx.ID)
+			if got.Status != countersign.StatusSubmitted || got.BlockNumber != nil || got.Error != "" {
+				t.Fatalf("after a reorg of its block the %s row is %s (block %v, %q), want submitted", was, got.Status, got.BlockNumber, got.Error)
+			}
+			if len(e.audited(tx.ID, "transaction.reorged")) != 1 {
+				t.Fatal("the reorg is not audited")
+			}
+			e.track(tx.ID, countersign.StatusConfirmed)
+		})
+	}
+}

@@ -45,10 +45,11 @@ func (s *Store) Attempts(ctx context.Context, id string) ([]*countersign.TxAttem
 // for the lease once this statement has committed.
 func (s *Store) ClaimTracked(ctx context.Context, q countersign.ClaimQuery) ([]*countersign.Transaction, error) {
 	rows, err := s.writer(ctx).QueryContext(ctx, `UPDATE transactions SET claimed_until = ? WHERE id IN (
- SELECT id FROM transactions WHERE (status = ? OR (status = ? AND block_number >= ? AND updated_at > ?)) AND claimed_until <= ?
+ SELECT id FROM transactions WHERE (status = ? OR (status IN (?, ?, ?) AND block_number >= ? AND updated_at > ?)) AND claimed_until <= ?
  ORDER BY checked_at, created_at, id COLLATE "C" LIMIT ? FOR UPDATE SKIP LOCKED)
  RETURNING `+txCols,
-		ts(q.Now.Add(q.Lease)), countersign.StatusSubmitted, countersign.StatusConfirmed, int64(q.MinBlock), ts(q.ConfirmedSince), ts(q.Now), q.Limit)
+		ts(q.Now.Add(q.Lease)), countersign.StatusSubmitted, countersign.StatusConfirmed, countersign.StatusFailed, countersign.StatusCancelled,
+		int64(q.MinBlock), ts(q.ConfirmedSince), ts(q.Now), q.Limit)
 	if err != nil {
 		return nil, err
 	}

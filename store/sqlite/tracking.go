@@ -39,10 +39,11 @@ func (s *Store) Attempts(ctx context.Context, id string) ([]*countersign.TxAttem
 }
 
 // claimTrackedFrom is ClaimTracked's query after its columns: submitted
-// rows, and confirmed ones from a block on, each found through the index
-// on (status, block_number), not by reading every confirmed row.
+// rows, and those the chain settled (confirmed, failed by a revert,
+// cancelled on chain) from a block on, each found through the index on
+// (status, block_number), not by reading every settled row.
 const claimTrackedFrom = ` FROM transactions
- WHERE (status = ? OR (status = ? AND block_number >= ? AND updated_at > ?)) AND claimed_until <= ?
+ WHERE (status = ? OR (status IN (?, ?, ?) AND block_number >= ? AND updated_at > ?)) AND claimed_until <= ?
  ORDER BY checked_at, created_at, id LIMIT ?`
 
 // ClaimTracked selects and claims in one immediate transaction: it holds
@@ -52,7 +53,8 @@ func (s *Store) ClaimTracked(ctx context.Context, q countersign.ClaimQuery) ([]*
 	var out []*countersign.Transaction
 	err := s.InTx(ctx, func(ctx context.Context) error {
 		rows, err := s.writer(ctx).QueryContext(ctx, `SELECT `+txCols+claimTrackedFrom,
-			countersign.StatusSubmitted, countersign.StatusConfirmed, int64(q.MinBlock), ts(q.ConfirmedSince), ts(q.Now), q.Limit)
+			countersign.StatusSubmitted, countersign.StatusConfirmed, countersign.StatusFailed, countersign.StatusCancelled,
+			int64(q.MinBlock), ts(q.ConfirmedSince), ts(q.Now), q.Limit)
 		if err != nil {
 			return err
 		}

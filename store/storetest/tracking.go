@@ -119,6 +119,30 @@ func testTracking(t *testing.T, s countersign.Store) {
 	if err := s.SetTrackState(ctx, "nope", &countersign.TrackState{}); code(err) != countersign.NotFound {
 		t.Fatalf("track state of a missing transaction: %v", err)
 	}
+
+	// rows the chain settled otherwise are rechecked too: a revert (failed
+	// in a block) and a mined on-chain cancel; a failure with no block (a
+	// refused broadcast) is not
+	for id, st := range map[string]countersign.Status{"k00": countersign.StatusCancelled, "k01": countersign.StatusFailed, "k02": countersign.StatusFailed} {
+		r, _ := s.Transaction(ctx, id)
+		r.Status, r.BlockNumber = st, nil
+		if id != "k01" {
+			b := uint64(12)
+			r.BlockNumber = &b
+		}
+		if err := s.UpdateTransaction(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	later := now.Add(time.Hour)
+	got, err = s.ClaimTracked(ctx, countersign.ClaimQuery{Now: later, Lease: time.Minute, MinBlock: 5, Limit: 10})
+	seen = map[string]bool{}
+	for _, r := range got {
+		seen[r.ID] = true
+	}
+	if err != nil || len(got) != 3 || !seen["k00"] || !seen["k02"] || !seen["k03"] {
+		t.Fatalf("claimed %v (%v): want the cancelled and the failed row in a block, and the confirmed one", ids(got), err)
+	}
 }
 
 // testConcurrentTrackerClaims: trackers claiming at once (replicas on one
