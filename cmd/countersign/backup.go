@@ -550,6 +550,9 @@ func checkRestored(ctx context.Context, cfg *Config) (string, error) {
 			pt, err := sealer.Open(v.RecordID(), v.Sealed)
 			if err != nil {
 				id, _ := envelope.SealedKeyID(v.Sealed)
+				if !errors.Is(err, envelope.ErrOpen) { // a KMS that could not be asked: not the backup's fault
+					return fmt.Errorf("a sealed %s value (%s, key id %s) could not be opened: %w", v.Kind, v.ID, id, err)
+				}
 				return fmt.Errorf("a sealed %s value (%s) does not open with the master key file %s (it needs key id %s)", v.Kind, v.ID, cfg.MasterKeyFile, id)
 			}
 			clear(pt)

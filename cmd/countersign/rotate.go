@@ -369,8 +369,10 @@ func sealedKeyIDs(ctx context.Context, st countersign.Store, sealer *envelope.Se
 		c.byID[id]++
 		if sealer != nil && c.bad == nil {
 			pt, err := sealer.Open(v.RecordID(), v.Sealed)
-			if err != nil {
+			if errors.Is(err, envelope.ErrOpen) {
 				c.bad = fmt.Errorf("a sealed %s value (%s) under key id %q does not open with the master key file", v.Kind, v.ID, id)
+			} else if err != nil { // a KMS that could not be asked: not the value's fault
+				c.bad = fmt.Errorf("a sealed %s value (%s) under key id %q could not be opened: %w", v.Kind, v.ID, id, err)
 			}
 			clear(pt)
 		}
@@ -540,8 +542,11 @@ func planRewrap(sealer *envelope.Sealer, vs []*countersign.SealedValue, to strin
 			continue
 		}
 		nv, changed, err := sealer.Rewrap(v.RecordID(), v.Sealed)
-		if err != nil {
+		if errors.Is(err, envelope.ErrOpen) {
 			return nil, fmt.Errorf("a sealed %s value (%s) does not open with any key (it names key id %q)", v.Kind, v.ID, id)
+		}
+		if err != nil { // a KMS outage, say: said as it is, not as damage
+			return nil, fmt.Errorf("cannot re-wrap a sealed %s value (%s, key id %q): %w", v.Kind, v.ID, id, err)
 		}
 		if changed {
 			swaps = append(swaps, rewrapSwap{v, nv})

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -465,5 +466,48 @@ func TestRotate_KMSToAnotherKMSKeyRefused(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(dir); len(left) != 0 {
 		t.Fatalf("the refused rotation wrote %d entries into the data dir", len(left))
+	}
+}
+
+// testKMS is a stand-in KMS key (wrapping is a copy: a test double);
+// down, every call fails as an outage does, never with envelope.ErrOpen.
+type testKMS struct{ down bool }
+
+func (testKMS) ID() string { return "awskms:test" }
+func (k testKMS) WrapKey(_ context.Context, _ string, dek []byte) ([]byte, error) {
+	if k.down {
+		return nil, errors.New("KMS at https://kms.test is unreachable")
+	}
+	return append([]byte(nil), dek...), nil
+}
+func (k testKMS) UnwrapKey(_ context.Context, _ string, wrapped []byte) ([]byte, error) {
+	if k.down {
+		return nil, errors.New("KMS at https://kms.test is unreachable")
+	}
+	return append([]byte(nil), wrapped...), nil
+}
+
+// A rotation (or its check) that cannot reach the KMS its values are
+// sealed under says so, rather than calling the values damaged.
+func TestRotate_KMSOutageIsNotReportedAsDamage(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "master.key")
+	if err := envelope.WriteKeys(file, [][]byte{bytes.Repeat([]byte{9}, 32)}); err != nil {
+		t.Fatal(err)
+	}
+	up, _, err := envelope.NewSealer(envelope.Options{File: file, External: []envelope.KEK{testKMS{}}, ExternalSeals: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &countersign.SealedValue{Kind: countersign.SealedMFA, ID: "u1"}
+	if v.Sealed, err = up.Seal(v.RecordID(), []byte("secret")); err != nil {
+		t.Fatal(err)
+	}
+	down, _, err := envelope.NewSealer(envelope.Options{File: file, External: []envelope.KEK{testKMS{down: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = planRewrap(down, []*countersign.SealedValue{v}, down.CurrentKeyID())
+	if err == nil || !strings.Contains(err.Error(), "unreachable") || strings.Contains(err.Error(), "does not open") {
+		t.Fatalf("re-wrap with the KMS down: %v", err)
 	}
 }
