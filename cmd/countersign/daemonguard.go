@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gofrs/flock"
+
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/daemon"
 	cshttp "github.com/countersign/countersign/http"
@@ -78,8 +80,10 @@ func (a *App) guardDaemon(ctx context.Context, cfg *Config, st countersign.Store
 		})
 		a.closers = append(a.closers, func() error { srv.SetDaemonGate(nil); return nil })
 		return nil
+	case !isPostgres(cfg.DB) && mode == daemonSticky:
+		return nil // one database file: sticky is every process's own daemon
 	case !isPostgres(cfg.DB):
-		return nil // one process: single is simply on, sticky the same
+		return a.guardDaemonFile(cfg, srv, log)
 	case mode == daemonSticky:
 		log.Warn("DAEMON_MODE=sticky: the wallet daemon answers on every replica, and unlocked wallets live in each replica's memory: route each daemon client to one replica (sticky sessions)")
 		return nil
@@ -205,4 +209,53 @@ func (g *daemonGuard) run(ctx context.Context) {
 			g.renew(ctx)
 		}
 	}
+}
+
+// guardDaemonFile is single mode on SQLite: of the processes serving one
+// database file (a rolling deploy on a shared volume, a second serve
+// started by mistake), the one holding an exclusive lock on the file
+// beside it serves the daemon routes; the others answer 503 and take the
+// lock over when it is free. The kernel releases it when its process
+// ends, however it ends: no lease to wait out after a crash.
+func (a *App) guardDaemonFile(cfg *Config, srv *cshttp.Server, log *slog.Logger) error {
+	db := sqlitePath(cfg.DB)
+	if db == "" {
+		return nil
+	}
+	fl := flock.New(db+".daemon.lock", flock.SetPermissions(0o600))
+	var mu sync.Mutex
+	held := false
+	take := func() (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !held {
+			ok, err := fl.TryLock()
+			if err != nil {
+				return false, err
+			}
+			held = ok
+		}
+		return held, nil
+	}
+	ok, err := take()
+	if err != nil {
+		return fmt.Errorf("wallet daemon: cannot lock %s (DAEMON_MODE=single): %w", fl.Path(), err)
+	}
+	if !ok {
+		log.Warn("wallet daemon: another process on this database serves it; this one answers its routes with 503 until that process ends (DAEMON_MODE=single)", "lock", fl.Path())
+	}
+	srv.SetDaemonGate(func() error {
+		if ok, err := take(); ok || err != nil {
+			return err
+		}
+		return &countersign.Error{Code: countersign.Unavailable, RetryAfter: 5,
+			Detail: "the wallet daemon runs in one process per database (DAEMON_MODE=single), and another countersign process on this SQLite database serves it: send daemon clients there"}
+	})
+	a.closers = append(a.closers, func() error {
+		srv.SetDaemonGate(nil)
+		mu.Lock()
+		defer mu.Unlock()
+		return fl.Close()
+	})
+	return nil
 }

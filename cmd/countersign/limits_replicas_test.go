@@ -197,3 +197,38 @@ func TestSecurity_PostgresWebhookDeliveredOnce(t *testing.T) {
 	}
 	_ = b
 }
+
+// TestSecurity_SQLiteDaemonInOneProcess: two servers on one SQLite
+// database (a rolling deploy on a shared volume): the first serves the
+// daemon routes, the second answers them 503 UNAVAILABLE naming the
+// setting; when the first stops, the second takes them over at once (the
+// lock is the kernel's, released with its holder, however it ends).
+// DAEMON_MODE=sticky serves them on both.
+func TestSecurity_SQLiteDaemonInOneProcess(t *testing.T) {
+	dir, clock := privateDir(t), restartClock()
+	a, stopA, err := startAt(t, dir, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, stopB, err := startAt(t, dir, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopB()
+	a.do("GET", "/v1/wallets", anon, nil).must(t, 200)
+	r := b.do("GET", "/v1/wallets", anon, nil).refused(t, 503, "UNAVAILABLE")
+	if !strings.Contains(r.raw, "DAEMON_MODE") || r.header.Get("Retry-After") == "" {
+		t.Fatalf("the second process's answer does not name the setting: %s", r.raw)
+	}
+	b.do("POST", "/rpc", anon, map[string]any{"jsonrpc": "2.0", "id": 1, "method": "wallet_list"}).refused(t, 503, "UNAVAILABLE")
+	b.do("GET", "/healthz", anon, nil).must(t, 200)
+	stopA()
+	b.do("GET", "/v1/wallets", anon, nil).must(t, 200)
+
+	c, stopC, err := startAt(t, dir, clock, func(c *Config) { c.DaemonMode = daemonSticky })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopC()
+	c.do("GET", "/v1/wallets", anon, nil).must(t, 200)
+}
