@@ -223,6 +223,25 @@ type moneyEnv struct {
 	user   *countersign.User
 	wallet *countersign.Wallet
 	agent  *Principal
+	logs   *lockedBuffer // what the service logged
+}
+
+// lockedBuffer is a bytes.Buffer safe for the service's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // newMoneyEnv starts a fresh dev chain (each test its own: nonces and
@@ -255,8 +274,9 @@ func newMoneyEnv(t *testing.T, cfg MoneyConfig) *moneyEnv {
 		t.Fatal(err)
 	}
 	clock := &moneyClock{now: time.Now().UTC().Truncate(time.Second)}
+	logs := &lockedBuffer{}
 	svc, err := New(ctx, st, ch, local.New(sealer, keystore.Dir{Path: filepath.Join(t.TempDir(), "keys")}), sealer, clock,
-		slog.New(slog.NewTextHandler(io.Discard, nil)), Config{Argon2: auth.Argon2Params{Time: 1, Memory: 8 * 1024, Threads: 1}, Money: cfg})
+		slog.New(slog.NewTextHandler(logs, nil)), Config{Argon2: auth.Argon2Params{Time: 1, Memory: 8 * 1024, Threads: 1}, Money: cfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +296,7 @@ func newMoneyEnv(t *testing.T, cfg MoneyConfig) *moneyEnv {
 	if err := st.CreateAgent(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	return &moneyEnv{t: t, ctx: ctx, svc: svc, dev: dev, proxy: proxy, clock: clock, user: u, wallet: w, agent: &Principal{User: u, Agent: a}}
+	return &moneyEnv{t: t, ctx: ctx, svc: svc, dev: dev, proxy: proxy, clock: clock, user: u, wallet: w, agent: &Principal{User: u, Agent: a}, logs: logs}
 }
 
 func eth(n int64) *big.Int { return new(big.Int).Mul(big.NewInt(n), big.NewInt(1e18)) }

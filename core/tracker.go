@@ -800,6 +800,12 @@ func (s *Service) settleUsedNonce(ctx context.Context, t *countersign.Transactio
 	if len(found) == 0 || isAttempt(atts, found[0].Hash) != nil {
 		if len(found) == 0 {
 			s.log.Warn("the transaction's nonce is used but no transaction with it was found: checking again later", "transaction_id", t.ID, "nonce", *t.Nonce)
+		} else {
+			// Mined (the chain holds it), yet the node serves no receipt for
+			// it: its transaction index may be pruned or off. Said, since it
+			// does not settle on its own.
+			s.log.Warn("the chain holds this transaction, but the node serves no receipt for it (is its transaction index pruned or disabled?): checking again later",
+				"transaction_id", t.ID, "tx_hash", found[0].Hash, "nonce", *t.Nonce)
 		}
 		return s.backOff(ctx, t, now)
 	}

@@ -3,8 +3,10 @@ package core
 import (
 	"encoding/json"
 	"math/big"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/countersign/countersign"
 )
@@ -231,4 +233,35 @@ func TestTracker_ReorgOfARevertedOrCancelledRow(t *testing.T) {
 			e.track(tx.ID, countersign.StatusConfirmed)
 		})
 	}
+}
+
+// A transaction the chain holds but whose receipt the node never serves
+// (its transaction index pruned) cannot settle; the tracker says so in
+// its log rather than backing off in silence.
+func TestTracker_MinedWithoutAReceiptIsLogged(t *testing.T) {
+	e := newMoneyEnv(t, MoneyConfig{})
+	e.fund(e.wallet.Address, eth(10))
+	tx := e.pay(randomAddr(), big.NewInt(1000))
+	got, err := e.execute(tx.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.proxy.setRewrite(func(method string, _ []json.RawMessage, _ json.RawMessage) (json.RawMessage, int, string) {
+		if method == "eth_getTransactionReceipt" {
+			return json.RawMessage("null"), 0, "" // not served
+		}
+		return nil, 0, ""
+	})
+	e.dev.Mine()
+	e.clock.Advance(time.Minute)
+	e.pass()
+	if r := e.row(tx.ID); r.Status != countersign.StatusSubmitted {
+		t.Fatalf("without a receipt the row is %s", r.Status)
+	}
+	if logs := e.logs.String(); !strings.Contains(logs, "serves no receipt") || !strings.Contains(logs, got.TxHash) {
+		t.Fatalf("the unsettled mined transaction is not logged:\n%s", logs)
+	}
+	e.proxy.setRewrite(nil)
+	e.clock.Advance(time.Hour)
+	e.track(tx.ID, countersign.StatusConfirmed)
 }
