@@ -46,8 +46,8 @@ type TrackingStore interface {
 	// rows signed before attempts were recorded).
 	Attempts(ctx context.Context, transactionID string) ([]*TxAttempt, error)
 	// ClaimTracked claims up to q.Limit transactions for one tracker
-	// pass, least recently checked first: submitted ones, and confirmed
-	// ones to recheck for reorgs (q.MinBlock, q.ConfirmedSince). A row
+	// pass, least recently checked first: submitted ones, and ones the
+	// chain settled (confirmed, reverted, cancelled on chain) to recheck for reorgs (q.MinBlock, q.ConfirmedSince). A row
 	// claimed by another pass until after q.Now is skipped, and so is one
 	// another database transaction holds locked; the claimed rows are held
 	// until q.Now+q.Lease or ReleaseClaims.
@@ -66,7 +66,7 @@ type ClaimQuery struct {
 	Now   time.Time
 	Lease time.Duration
 	Limit int
-	// Confirmed rows are claimed too when their block number is at least
+	// Rows the chain settled are claimed too when their block number is at least
 	// MinBlock and they were confirmed (last updated) after ConfirmedSince (the
 	// chain identity's recording): rows of an earlier chain are not rechecked.
 	MinBlock       uint64

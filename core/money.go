@@ -625,6 +625,9 @@ func (s *Service) broadcast(ctx context.Context, t *countersign.Transaction) (*c
 		return t, nil
 	}
 	if cur, rerr := s.store.Transaction(ctx, t.ID); rerr == nil && cur.Status != countersign.StatusFailed {
+		if ended(cur) {
+			return nil, failedError(cur) // ended otherwise meanwhile (a mined cancel): as execute answers it
+		}
 		return cur, nil // settled meanwhile (another replica saw it mined): not refused after all
 	}
 	return nil, err

@@ -28,7 +28,7 @@ import (
 //     bumped fees, within the approval's bound, or reports it stuck once;
 //   - rebroadcasts the latest bytes of one the node has lost, backing off;
 //   - settles one whose nonce another transaction used;
-//   - rechecks confirmed ones within REORG_WINDOW blocks of the head, and
+//   - rechecks those the chain settled within REORG_WINDOW blocks of the head, and
 //     sends one whose block a reorg removed back to submitted.
 //
 // Rechecking every confirmed row of the window on every pass would read
@@ -90,7 +90,7 @@ func (s *Service) TrackerReplacements() uint64 { return s.tracker.replacements.L
 // and no room left under their approval's fee bound to bump again.
 func (s *Service) TrackerStuck() uint64 { return s.tracker.stuck.Load() }
 
-// TrackerReorgs is how many confirmed transactions a reorg sent back to
+// TrackerReorgs is how many settled transactions a reorg sent back to
 // submitted.
 func (s *Service) TrackerReorgs() uint64 { return s.tracker.reorgs.Load() }
 
@@ -268,7 +268,7 @@ func (s *Service) TrackReceipts(ctx context.Context) error {
 			s.tracker.errors.Add(1)
 			s.log.Warn("receipt tracker: cannot settle transaction", "transaction_id", t.ID, "err", err)
 			if errors.Is(err, countersign.ErrUnavailable) {
-				// The node stopped answering mid-pass: the rest are given
+				// The node (or a remote signer) stopped answering mid-pass: the rest are given
 				// back unreached for the next pass, rather than each
 				// waiting out its own retries (a pass of hours, with every
 				// other worker of this replica waiting behind it).

@@ -154,6 +154,7 @@ func writeBackup(ctx context.Context, cfg *Config, out string) (*backupManifest,
 		return nil, err
 	}
 	var kdbs []string
+	kdbBytes := map[string][]byte{}
 	if cfg.KeystoreKind == "dir" {
 		if kdbs, err = (keystore.Dir{Path: cfg.KeystoreDir}).List(ctx); err != nil {
 			return nil, err
@@ -171,11 +172,17 @@ func writeBackup(ctx context.Context, cfg *Config, out string) (*backupManifest,
 				return nil, fmt.Errorf("backup: wallet %s has no key file in %s: is KEYSTORE=%s, KEYSTORE_DIR the server's setting? (nothing was written)", id, cfg.KeystoreDir, cfg.KeystoreKind)
 			}
 		}
+		// Read once: the bytes hashed are the bytes archived (a key file
+		// rewritten meanwhile, a legacy format upgraded by a signature,
+		// must not make a sound backup look damaged).
 		m.KeystoreSHA256 = map[string]string{}
 		for _, id := range kdbs {
-			if m.KeystoreSHA256[id], err = fileSHA256(filepath.Join(cfg.KeystoreDir, id+".kdb")); err != nil {
+			b, err := os.ReadFile(filepath.Join(cfg.KeystoreDir, id+".kdb"))
+			if err != nil {
 				return nil, err
 			}
+			sum := sha256.Sum256(b)
+			m.KeystoreSHA256[id], kdbBytes[id] = hex.EncodeToString(sum[:]), b
 		}
 	}
 	tmp := out + ".tmp"
@@ -185,7 +192,7 @@ func writeBackup(ctx context.Context, cfg *Config, out string) (*backupManifest,
 		return nil, err
 	}
 	defer os.Remove(tmp) // a no-op once renamed
-	err = writeArchive(f, m, snapPath, cfg.KeystoreDir, kdbs)
+	err = writeArchive(f, m, snapPath, kdbs, kdbBytes)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -231,7 +238,7 @@ func sealedSummary(ctx context.Context, path string, m *backupManifest) (keyed [
 	return keyed, err
 }
 
-func writeArchive(w io.Writer, m *backupManifest, dbPath, ksDir string, kdbs []string) error {
+func writeArchive(w io.Writer, m *backupManifest, dbPath string, kdbs []string, kdbBytes map[string][]byte) error {
 	tw := tar.NewWriter(w)
 	mb, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -248,7 +255,11 @@ func writeArchive(w io.Writer, m *backupManifest, dbPath, ksDir string, kdbs []s
 		return err
 	}
 	for _, id := range kdbs {
-		if err := addFile(tw, "keystore/"+id+".kdb", filepath.Join(ksDir, id+".kdb")); err != nil {
+		b := kdbBytes[id]
+		if err := tw.WriteHeader(&tar.Header{Name: "keystore/" + id + ".kdb", Mode: 0o600, Size: int64(len(b)), ModTime: now, Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(b); err != nil {
 			return err
 		}
 	}
@@ -387,7 +398,18 @@ func restoreBackup(ctx context.Context, from, target, keyFile, kekURI string, st
 	if sum != m.DBSHA256 {
 		return errors.New("the database in the backup does not match the manifest's checksum: the file is damaged")
 	}
+	if m.KeystoreSHA256 != nil { // every key file unpacked is one the manifest vouches for
+		unpacked, _ := filepath.Glob(filepath.Join(tmp, "keystore", "*.kdb"))
+		for _, p := range unpacked {
+			if id := strings.TrimSuffix(filepath.Base(p), ".kdb"); m.KeystoreSHA256[id] == "" {
+				return fmt.Errorf("the backup holds key file %s, which its manifest does not list: the backup was altered", id)
+			}
+		}
+	}
 	for id, want := range m.KeystoreSHA256 {
+		if !backupKDBName.MatchString("keystore/" + id + ".kdb") {
+			return fmt.Errorf("the backup's manifest names a key file %q that no backup holds", id)
+		}
 		sum, err := fileSHA256(filepath.Join(tmp, "keystore", id+".kdb"))
 		if err != nil {
 			return fmt.Errorf("the backup's manifest lists key file %s, which the backup does not hold", id)

@@ -27,7 +27,8 @@ import (
 //     serves them; the others answer UNAVAILABLE naming the holder. The
 //     lease is renewed every TTL/3; a holder that stops renewing (crash,
 //     lost database) loses it after the TTL and another replica takes
-//     over. On SQLite there is one process: single is simply on.
+//     over. On SQLite the process holding a lock on the file beside the
+//     database serves them (guardDaemonFile).
 //   - sticky: every replica serves them; the operator routes each daemon
 //     client to one replica (a sticky load balancer). The signing rate is
 //     shared through the store either way (daemon.SharedRateLimited).
@@ -83,7 +84,8 @@ func (a *App) guardDaemon(ctx context.Context, cfg *Config, st countersign.Store
 	case !isPostgres(cfg.DB) && mode == daemonSticky:
 		return nil // one database file: sticky is every process's own daemon
 	case !isPostgres(cfg.DB):
-		return a.guardDaemonFile(cfg, srv, log)
+		a.guardDaemonFile(cfg, srv, log)
+		return nil
 	case mode == daemonSticky:
 		log.Warn("DAEMON_MODE=sticky: the wallet daemon answers on every replica, and unlocked wallets live in each replica's memory: route each daemon client to one replica (sticky sessions)")
 		return nil
@@ -217,10 +219,10 @@ func (g *daemonGuard) run(ctx context.Context) {
 // beside it serves the daemon routes; the others answer 503 and take the
 // lock over when it is free. The kernel releases it when its process
 // ends, however it ends: no lease to wait out after a crash.
-func (a *App) guardDaemonFile(cfg *Config, srv *cshttp.Server, log *slog.Logger) error {
+func (a *App) guardDaemonFile(cfg *Config, srv *cshttp.Server, log *slog.Logger) {
 	db := sqlitePath(cfg.DB)
 	if db == "" {
-		return nil
+		return
 	}
 	fl := flock.New(db+".daemon.lock", flock.SetPermissions(0o600))
 	var mu sync.Mutex
@@ -237,16 +239,21 @@ func (a *App) guardDaemonFile(cfg *Config, srv *cshttp.Server, log *slog.Logger)
 		}
 		return held, nil
 	}
-	ok, err := take()
-	if err != nil {
-		return fmt.Errorf("wallet daemon: cannot lock %s (DAEMON_MODE=single): %w", fl.Path(), err)
-	}
-	if !ok {
+	// A file system without locks (some network mounts) keeps the daemon
+	// off, not the server: the rest serves, and the answer says why.
+	if ok, err := take(); err != nil {
+		log.Warn("wallet daemon: cannot lock the file beside the database; its routes answer 503 (DAEMON_MODE=sticky serves them without the lock)", "lock", fl.Path(), "err", err)
+	} else if !ok {
 		log.Warn("wallet daemon: another process on this database serves it; this one answers its routes with 503 until that process ends (DAEMON_MODE=single)", "lock", fl.Path())
 	}
 	srv.SetDaemonGate(func() error {
-		if ok, err := take(); ok || err != nil {
-			return err
+		ok, err := take()
+		switch {
+		case ok:
+			return nil
+		case err != nil:
+			return &countersign.Error{Code: countersign.Unavailable, RetryAfter: 5,
+				Detail: "the wallet daemon runs in the one process holding the lock beside the database (DAEMON_MODE=single), and this file system refuses the lock: set DAEMON_MODE=sticky to serve it without one"}
 		}
 		return &countersign.Error{Code: countersign.Unavailable, RetryAfter: 5,
 			Detail: "the wallet daemon runs in one process per database (DAEMON_MODE=single), and another countersign process on this SQLite database serves it: send daemon clients there"}
@@ -257,5 +264,4 @@ func (a *App) guardDaemonFile(cfg *Config, srv *cshttp.Server, log *slog.Logger)
 		defer mu.Unlock()
 		return fl.Close()
 	})
-	return nil
 }

@@ -588,8 +588,8 @@ func checkKMSToKMS(current, to string) error {
 	}
 	a, errA := awskms.ParseURI(current)
 	b, errB := awskms.ParseURI(to)
-	if errA != nil || errB != nil || a.KeyID == b.KeyID {
+	if errA != nil || errB != nil || (a.KeyID == b.KeyID && a.Region == b.Region) {
 		return nil // checkKEK has said what does not parse; the same key is the To-KMS roll
 	}
-	return fmt.Errorf("rotate-master-key: --to names KMS key %s while the servers' KEK_URI is KMS key %s: a server opens under one KMS key, so no replica could open what this would re-wrap. Go through a master key file (--new-key-file FILE --stage --kek-uri <current>, KEK_OPEN_ONLY=1, --new-key-file FILE, unset KEK_URI; then --to <new>), or let AWS KMS rotate the key's material (the key id stays)", b.KeyID, a.KeyID)
+	return fmt.Errorf("rotate-master-key: --to names KMS key %s while the servers' KEK_URI is KMS key %s: a server opens under one KMS key, so no replica could open what this would re-wrap. Go through a master key file (--new-key-file FILE --stage --kek-uri <current>, KEK_OPEN_ONLY=1, --new-key-file FILE, unset KEK_URI; then --to <new>), or let AWS KMS rotate the key's material (the key id stays). If both name one key (an alias and its ARN), write --to exactly as KEK_URI", b.KeyID, a.KeyID)
 }
