@@ -2,6 +2,7 @@ package core
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/big"
 	"strings"
 	"sync/atomic"
@@ -154,14 +155,22 @@ func TestTracker_ReorgFollowedByALongGapIsSeen(t *testing.T) {
 		e.dev.Mine()
 	}
 	e.pass()
-	got := e.row(tx.ID)
-	if got.Status != countersign.StatusSubmitted || got.BlockNumber != nil {
-		t.Fatalf("after a reorg of its block and %d more blocks the row is %s (block %v), want submitted", maxCanonWalk+4, got.Status, got.BlockNumber)
+	e.reorged(tx.ID, fmt.Sprintf("a reorg of its block and %d more blocks", maxCanonWalk+4))
+}
+
+// reorged asserts that id went back to submitted after what (its block
+// forgotten, its error cleared, the reorg audited) and is then confirmed
+// again on the new branch.
+func (e *moneyEnv) reorged(id, what string) {
+	e.t.Helper()
+	got := e.row(id)
+	if got.Status != countersign.StatusSubmitted || got.BlockNumber != nil || got.Error != "" {
+		e.t.Fatalf("after %s the row is %s (block %v, %q), want submitted", what, got.Status, got.BlockNumber, got.Error)
 	}
-	if len(e.audited(tx.ID, "transaction.reorged")) != 1 {
-		t.Fatal("the reorg is not audited")
+	if len(e.audited(id, "transaction.reorged")) != 1 {
+		e.t.Fatal("the reorg is not audited")
 	}
-	e.track(tx.ID, countersign.StatusConfirmed)
+	e.track(id, countersign.StatusConfirmed)
 }
 
 // A node that stops answering in the middle of a pass ends the pass after
@@ -223,14 +232,7 @@ func TestTracker_ReorgOfARevertedOrCancelledRow(t *testing.T) {
 				t.Fatal(err)
 			}
 			e.pass()
-			got := e.row(tx.ID)
-			if got.Status != countersign.StatusSubmitted || got.BlockNumber != nil || got.Error != "" {
-				t.Fatalf("after a reorg of its block the %s row is %s (block %v, %q), want submitted", was, got.Status, got.BlockNumber, got.Error)
-			}
-			if len(e.audited(tx.ID, "transaction.reorged")) != 1 {
-				t.Fatal("the reorg is not audited")
-			}
-			e.track(tx.ID, countersign.StatusConfirmed)
+			e.reorged(tx.ID, "a reorg of the block of the "+string(was)+" row")
 		})
 	}
 }

@@ -244,26 +244,27 @@ func writeArchive(w io.Writer, m *backupManifest, dbPath string, kdbs []string, 
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	if err := tw.WriteHeader(&tar.Header{Name: backupManifestName, Mode: 0o600, Size: int64(len(mb)), ModTime: now, Typeflag: tar.TypeReg}); err != nil {
-		return err
-	}
-	if _, err := tw.Write(mb); err != nil {
+	if err := addBytes(tw, backupManifestName, mb); err != nil {
 		return err
 	}
 	if err := addFile(tw, backupDBName, dbPath); err != nil {
 		return err
 	}
 	for _, id := range kdbs {
-		b := kdbBytes[id]
-		if err := tw.WriteHeader(&tar.Header{Name: "keystore/" + id + ".kdb", Mode: 0o600, Size: int64(len(b)), ModTime: now, Typeflag: tar.TypeReg}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(b); err != nil {
+		if err := addBytes(tw, "keystore/"+id+".kdb", kdbBytes[id]); err != nil {
 			return err
 		}
 	}
 	return tw.Close()
+}
+
+// addBytes archives b as the regular file name (mode 0600).
+func addBytes(tw *tar.Writer, name string, b []byte) error {
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(b)), ModTime: time.Now(), Typeflag: tar.TypeReg}); err != nil {
+		return err
+	}
+	_, err := tw.Write(b)
+	return err
 }
 
 func addFile(tw *tar.Writer, name, path string) error {

@@ -224,30 +224,17 @@ func (a *App) guardDaemonFile(cfg *Config, srv *cshttp.Server, log *slog.Logger)
 	if db == "" {
 		return
 	}
+	// TryLock answers at once, true while this process holds the lock.
 	fl := flock.New(db+".daemon.lock", flock.SetPermissions(0o600))
-	var mu sync.Mutex
-	held := false
-	take := func() (bool, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if !held {
-			ok, err := fl.TryLock()
-			if err != nil {
-				return false, err
-			}
-			held = ok
-		}
-		return held, nil
-	}
 	// A file system without locks (some network mounts) keeps the daemon
 	// off, not the server: the rest serves, and the answer says why.
-	if ok, err := take(); err != nil {
+	if ok, err := fl.TryLock(); err != nil {
 		log.Warn("wallet daemon: cannot lock the file beside the database; its routes answer 503 (DAEMON_MODE=sticky serves them without the lock)", "lock", fl.Path(), "err", err)
 	} else if !ok {
 		log.Warn("wallet daemon: another process on this database serves it; this one answers its routes with 503 until that process ends (DAEMON_MODE=single)", "lock", fl.Path())
 	}
 	srv.SetDaemonGate(func() error {
-		ok, err := take()
+		ok, err := fl.TryLock()
 		switch {
 		case ok:
 			return nil
@@ -260,8 +247,6 @@ func (a *App) guardDaemonFile(cfg *Config, srv *cshttp.Server, log *slog.Logger)
 	})
 	a.closers = append(a.closers, func() error {
 		srv.SetDaemonGate(nil)
-		mu.Lock()
-		defer mu.Unlock()
 		return fl.Close()
 	})
 }
