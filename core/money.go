@@ -711,7 +711,10 @@ func (s *Service) refused(ctx context.Context, t *countersign.Transaction, cause
 // nonce of refused, inside the current database transaction. It moves no
 // value, so it needs no human: its only cost is its fee, bounded by
 // MAX_FEE_PER_GAS, and it is audited (stated in cs) and listed like any
-// transaction.
+// transaction. It is signed at the fees the node suggests now, and its
+// bound is MAX_FEE_PER_GAS itself, so the tracker can bump it like any
+// unmined transaction: a filler stuck at its first fee would hold up every
+// later nonce of the wallet.
 func (s *Service) fillNonce(ctx context.Context, cs *changeSet, refused *countersign.Transaction, fp *fillPlan) (*countersign.Transaction, error) {
 	w, err := s.store.WalletByID(ctx, refused.WalletID)
 	if err != nil {
@@ -722,7 +725,7 @@ func (s *Service) fillNonce(ctx context.Context, cs *changeSet, refused *counter
 	f := &countersign.Transaction{ID: uuid.NewString(), OwnerID: refused.OwnerID, WalletID: refused.WalletID, ChainID: refused.ChainID,
 		Type: countersign.TxNonceFill, From: refused.From, To: refused.From, Amount: "0", TxTo: refused.From, TxValue: "0",
 		Memo:     fmt.Sprintf("fills nonce %d, which the node refused for transaction %s, so the wallet's later transactions can be mined", nonce, refused.ID),
-		GasLimit: fp.gas, MaxFeePerGas: fp.feeCap.String(), Status: countersign.StatusAuthorized, DecidedBy: "system", DecidedAt: now,
+		GasLimit: fp.gas, MaxFeePerGas: s.cfg.Money.MaxFeePerGas.String(), Status: countersign.StatusAuthorized, DecidedBy: "system", DecidedAt: now,
 		CreatedAt: now, UpdatedAt: now, ExpiresAt: now}
 	f.Digest = Digest(f)
 	f.ApprovedDigest = f.Digest

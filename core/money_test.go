@@ -306,6 +306,74 @@ func TestMoney_InFlightSpendsCountInTheBalance(t *testing.T) {
 // zero-value self-transfer fills it, so the later two are mined.
 func TestMoney_RefusedNonceGapIsFilled(t *testing.T) {
 	e := newMoneyEnv(t, MoneyConfig{})
+	txs, to := e.refusedGap(sendFault{forward: true})
+	// the later two are mined once they are due for a rebroadcast
+	e.clock.Advance(time.Minute)
+	e.track(txs[2].ID, countersign.StatusConfirmed)
+	e.track(txs[3].ID, countersign.StatusConfirmed)
+	filler := e.filler()
+	if filler == nil || *filler.Nonce != 1 || filler.To != e.wallet.Address || filler.TxTo != e.wallet.Address || filler.TxValue != "0" || len(filler.TxData) != 0 {
+		t.Fatalf("no zero-value self-transfer at nonce 1: %+v", filler)
+	}
+	if perGas, _ := new(big.Int).SetString(filler.MaxFeePerGas, 10); perGas.Cmp(e.svc.cfg.Money.MaxFeePerGas) > 0 {
+		t.Fatalf("filler fee cap %s above MAX_FEE_PER_GAS", perGas)
+	}
+	e.track(filler.ID, countersign.StatusConfirmed)
+	for i, want := range []*big.Int{eth(1), new(big.Int), eth(1), eth(1)} {
+		if got := e.balance(to[i]); got.Cmp(want) != 0 {
+			t.Fatalf("recipient %d holds %s, want %s", i, got, want)
+		}
+	}
+	if e.minedNonce() != 4 {
+		t.Fatalf("mined nonce %d", e.minedNonce())
+	}
+	if len(e.audited(filler.ID, "transaction.nonce_fill")) != 1 {
+		t.Fatal("the filler is not audited")
+	}
+}
+
+// A nonce filler the node does not mine (fees rose after it was signed)
+// is replaced with bumped fees like any transaction, within
+// MAX_FEE_PER_GAS — no human approved a tighter bound, and a filler that
+// could not be bumped would hold up every later nonce of the wallet.
+func TestMoney_UnminedNonceFillerIsReplaced(t *testing.T) {
+	e := newMoneyEnv(t, MoneyConfig{ReplaceAfter: time.Minute, RebroadcastAfter: time.Hour, RebroadcastMax: time.Hour})
+	txs, _ := e.refusedGap(sendFault{poolOnly: true})
+	filler := e.filler()
+	if filler == nil || filler.Status != countersign.StatusSubmitted {
+		t.Fatalf("filler: %+v", filler)
+	}
+	if wei(filler.MaxFeePerGas).Cmp(e.svc.cfg.Money.MaxFeePerGas) != 0 {
+		t.Fatalf("filler bound %s, want MAX_FEE_PER_GAS %s", filler.MaxFeePerGas, e.svc.cfg.Money.MaxFeePerGas)
+	}
+	first := decodeTx(t, filler.RawTx)
+	e.clock.Advance(time.Minute)
+	e.pass()
+	atts := e.attempts(filler.ID)
+	if len(atts) != 2 || atts[1].Kind != countersign.AttemptReplace {
+		t.Fatalf("filler not replaced: %d attempts, stuck reports %d", len(atts), len(e.audited(filler.ID, "transaction.stuck")))
+	}
+	repl := decodeTx(t, atts[1].RawTx)
+	if repl.Nonce() != first.Nonce() || repl.Value().Sign() != 0 || repl.GasFeeCap().Cmp(bumpFee(first.GasFeeCap())) < 0 ||
+		repl.GasFeeCap().Cmp(e.svc.cfg.Money.MaxFeePerGas) > 0 || *repl.To() != common.HexToAddress(e.wallet.Address) {
+		t.Fatalf("replacement nonce %d value %s cap %s (first %s) to %s", repl.Nonce(), repl.Value(), repl.GasFeeCap(), first.GasFeeCap(), repl.To())
+	}
+	e.proxy.set(nil)
+	if done := e.track(filler.ID, countersign.StatusConfirmed); done.TxHash != atts[1].TxHash {
+		t.Fatalf("filler confirmed as %s, want the replacement %s", done.TxHash, atts[1].TxHash)
+	}
+	e.clock.Advance(time.Hour)
+	e.track(txs[2].ID, countersign.StatusConfirmed)
+	e.track(txs[3].ID, countersign.StatusConfirmed)
+}
+
+// refusedGap signs four payments and has the node refuse the second's
+// first broadcast after the third and fourth were signed, so its nonce is
+// filled; fill is what the node does with the filler's broadcast. It
+// returns the payments and their recipients.
+func (e *moneyEnv) refusedGap(fill sendFault) ([4]*countersign.Transaction, [4]string) {
+	t := e.t
+	t.Helper()
 	e.fund(e.wallet.Address, eth(10))
 	var to [4]string
 	var txs [4]*countersign.Transaction
@@ -319,8 +387,11 @@ func TestMoney_RefusedNonceGapIsFilled(t *testing.T) {
 	e.track(txs[0].ID, countersign.StatusConfirmed)
 	started, release := make(chan struct{}), make(chan struct{})
 	e.proxy.set(func(n int, _ *types.Transaction) sendFault {
-		if n == 2 { // the second transaction: held, then refused
+		switch n {
+		case 2: // the second transaction: held, then refused
 			return sendFault{started: started, hold: release, code: -32000, msg: "insufficient funds for gas * price + value: balance 1, tx cost 2"}
+		case 5: // the filler
+			return fill
 		}
 		return sendFault{forward: true}
 	})
@@ -342,46 +413,26 @@ func TestMoney_RefusedNonceGapIsFilled(t *testing.T) {
 	if r := e.row(txs[1].ID); r.Status != countersign.StatusFailed {
 		t.Fatalf("refused transaction is %s", r.Status)
 	}
-	// the later two are mined once they are due for a rebroadcast
-	e.clock.Advance(time.Minute)
-	e.track(txs[2].ID, countersign.StatusConfirmed)
-	e.track(txs[3].ID, countersign.StatusConfirmed)
+	return txs, to
+}
+
+// filler is the env's one nonce filler, or nil.
+func (e *moneyEnv) filler() *countersign.Transaction {
+	e.t.Helper()
 	all, err := e.svc.store.Transactions(e.ctx, countersign.TxFilter{OwnerID: e.user.ID})
 	if err != nil {
-		t.Fatal(err)
+		e.t.Fatal(err)
 	}
 	var filler *countersign.Transaction
 	for _, r := range all {
 		if r.Type == countersign.TxNonceFill {
 			if filler != nil {
-				t.Fatal("two fillers")
+				e.t.Fatal("two fillers")
 			}
 			filler = r
 		}
 	}
-	if filler == nil || *filler.Nonce != 1 || filler.To != e.wallet.Address || filler.TxTo != e.wallet.Address || filler.TxValue != "0" || len(filler.TxData) != 0 {
-		t.Fatalf("no zero-value self-transfer at nonce 1: %+v", filler)
-	}
-	if perGas, _ := new(big.Int).SetString(filler.MaxFeePerGas, 10); perGas.Cmp(e.svc.cfg.Money.MaxFeePerGas) > 0 {
-		t.Fatalf("filler fee cap %s above MAX_FEE_PER_GAS", perGas)
-	}
-	e.track(filler.ID, countersign.StatusConfirmed)
-	for i, want := range []*big.Int{eth(1), new(big.Int), eth(1), eth(1)} {
-		if got := e.balance(to[i]); got.Cmp(want) != 0 {
-			t.Fatalf("recipient %d holds %s, want %s", i, got, want)
-		}
-	}
-	if e.minedNonce() != 4 {
-		t.Fatalf("mined nonce %d", e.minedNonce())
-	}
-	entries, _ := e.svc.store.AuditEntries(e.ctx, e.user.ID, 0, 1000)
-	audited := false
-	for _, a := range entries {
-		audited = audited || (a.Action == "transaction.nonce_fill" && a.Subject == filler.ID)
-	}
-	if !audited {
-		t.Fatal("the filler is not audited")
-	}
+	return filler
 }
 
 // A refusal of the first broadcast that cannot be recorded (a later nonce
