@@ -52,8 +52,11 @@ type TrackingStore interface {
 	// another database transaction holds locked; the claimed rows are held
 	// until q.Now+q.Lease or ReleaseClaims.
 	ClaimTracked(ctx context.Context, q ClaimQuery) ([]*Transaction, error)
-	// ReleaseClaims ends the claims on ids and sets their CheckedAt to at.
-	ReleaseClaims(ctx context.Context, at time.Time, ids ...string) error
+	// ReleaseClaims ends the claims on ids that a claim held until until
+	// (its q.Now+q.Lease) still holds, and sets their CheckedAt to at. A
+	// row claimed since by another pass (the lease ended, and another
+	// replica took it) keeps that pass's claim.
+	ReleaseClaims(ctx context.Context, until, at time.Time, ids ...string) error
 	// TrackState returns the tracker's record of a transaction (zero
 	// values for an unknown id).
 	TrackState(ctx context.Context, transactionID string) (*TrackState, error)

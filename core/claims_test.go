@@ -137,6 +137,41 @@ func TestMoney_StoppedTrackerPassGivesBackItsClaims(t *testing.T) {
 	}
 }
 
+// A pass that outlived its lease — another replica claimed its rows
+// meanwhile — ends only its own claims: before, its release cleared the
+// other pass's claim, and a third pass could work on the transaction
+// while the second still did.
+func TestMoney_LatePassKeepsOffAnotherPassesClaim(t *testing.T) {
+	e := newMoneyEnv(t, MoneyConfig{ReplaceAfter: -1, RebroadcastAfter: time.Minute, RebroadcastMax: time.Minute})
+	e.fund(e.wallet.Address, eth(10))
+	e.proxy.set(func(int, *types.Transaction) sendFault { return sendFault{} }) // answered, lost: stays submitted
+	tx := e.pay(randomAddr(), big.NewInt(1000))
+	if _, err := e.execute(tx.ID); err != nil {
+		t.Fatal(err)
+	}
+	lease := e.svc.cfg.Money.TrackLease
+	var second []*countersign.Transaction
+	racy := &racyClaims{Store: e.svc.store}
+	racy.afterTracked = func() {
+		racy.afterTracked = nil
+		e.clock.Advance(lease + time.Second) // this pass is slow: its lease ends, another replica's pass claims the row
+		var err error
+		if second, err = racy.Store.ClaimTracked(e.ctx, countersign.ClaimQuery{Now: e.clock.Now(), Lease: lease, Limit: 10}); err != nil {
+			t.Error(err)
+		}
+	}
+	e.svc.store = racy
+	if err := e.svc.TrackReceipts(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(second) != 1 || second[0].ID != tx.ID {
+		t.Fatalf("the second pass claimed %d rows", len(second))
+	}
+	if third, err := racy.Store.ClaimTracked(e.ctx, countersign.ClaimQuery{Now: e.clock.Now(), Lease: lease, Limit: 10}); err != nil || len(third) != 0 {
+		t.Fatalf("a third pass claimed %d rows the second still holds (%v)", len(third), err)
+	}
+}
+
 // blockingSender answers no POST: each waits for its context to end, as a
 // slow receiver's does when the server shuts down.
 type blockingSender struct{ started chan struct{} }

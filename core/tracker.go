@@ -276,16 +276,17 @@ func (s *Service) TrackReceipts(ctx context.Context) error {
 			}
 		}
 	}
-	rctx, cancel := claimContext(ctx) // bounded: a stalled database must not hold up shutdown
-	err = s.store.ReleaseClaims(rctx, now, checked...)
+	rctx, cancel := claimContext(ctx)        // bounded: a stalled database must not hold up shutdown
+	until := now.Add(s.cfg.Money.TrackLease) // the claim's own lease: a row another pass claimed since keeps its claim
+	err = s.store.ReleaseClaims(rctx, until, now, checked...)
 	cancel()
 	// Rows claimed but not reached (ctx ended: a shutdown) are given back
 	// as they were, their place in the queue kept, so the next pass (this
 	// server's after a restart, or another replica's) need not wait for
 	// the lease to end — unless the lease has ended already, and another
 	// pass may hold them now.
-	if s.clock.Now().Before(now.Add(s.cfg.Money.TrackLease)) {
-		err = errors.Join(err, s.releaseUnchecked(ctx, subs[len(checked):]))
+	if s.clock.Now().Before(until) {
+		err = errors.Join(err, s.releaseUnchecked(ctx, until, subs[len(checked):]))
 	}
 	if err != nil {
 		return err
@@ -841,7 +842,7 @@ func (s *Service) settleUsedNonce(ctx context.Context, t *countersign.Transactio
 
 // releaseUnchecked ends the claims on rows a pass claimed but did not
 // check, keeping each one's CheckedAt (the order the tracker takes rows in).
-func (s *Service) releaseUnchecked(ctx context.Context, rows []*countersign.Transaction) error {
+func (s *Service) releaseUnchecked(ctx context.Context, until time.Time, rows []*countersign.Transaction) error {
 	if len(rows) == 0 {
 		return nil
 	}
@@ -861,7 +862,7 @@ func (s *Service) releaseUnchecked(ctx context.Context, rows []*countersign.Tran
 	}
 	return s.inTx(rctx, func(ctx context.Context) error { // one commit, however many groups
 		for _, g := range byChecked {
-			if err := s.store.ReleaseClaims(ctx, g.at, g.ids...); err != nil {
+			if err := s.store.ReleaseClaims(ctx, until, g.at, g.ids...); err != nil {
 				return err
 			}
 		}

@@ -71,18 +71,18 @@ func (s *Store) ClaimTracked(ctx context.Context, q countersign.ClaimQuery) ([]*
 	return out, err
 }
 
-func (s *Store) ReleaseClaims(ctx context.Context, at time.Time, ids ...string) error {
+func (s *Store) ReleaseClaims(ctx context.Context, until, at time.Time, ids ...string) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	return s.InTx(ctx, func(ctx context.Context) error {
 		for start := 0; start < len(ids); start += maxRowsPerInsert {
 			chunk := ids[start:min(start+maxRowsPerInsert, len(ids))]
-			args := []any{ts(at)}
+			args := []any{ts(at), ts(until)}
 			for _, id := range chunk {
 				args = append(args, id)
 			}
-			q := `UPDATE transactions SET checked_at = ?, claimed_until = 0 WHERE id IN (?` + strings.Repeat(",?", len(chunk)-1) + `)`
+			q := `UPDATE transactions SET checked_at = ?, claimed_until = 0 WHERE claimed_until = ? AND id IN (?` + strings.Repeat(",?", len(chunk)-1) + `)`
 			if _, err := s.writer(ctx).ExecContext(ctx, q, args...); err != nil {
 				return err
 			}

@@ -80,20 +80,39 @@ func testTracking(t *testing.T, s countersign.Store) {
 	if again, _ := s.ClaimTracked(ctx, countersign.ClaimQuery{Now: now.Add(2 * time.Minute), Lease: 10 * time.Minute, MinBlock: 5, Limit: 10}); len(again) != 3 {
 		t.Fatalf("an expired lease does not free the rows: %v", ids(again))
 	}
-	if err := s.ReleaseClaims(ctx, now.Add(3*time.Minute), "k00", "k03"); err != nil {
+	// the first pass, its lease long over, releases what the second holds: nothing changes
+	if err := s.ReleaseClaims(ctx, now.Add(time.Minute), now.Add(3*time.Minute), "k00", "k01", "k03"); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := s.ClaimTracked(ctx, countersign.ClaimQuery{Now: now.Add(3 * time.Minute), Lease: time.Minute, MinBlock: 5, Limit: 10}); len(again) != 0 {
+		t.Fatalf("a release by a pass whose lease ended cleared another pass's claim: %v", ids(again))
+	}
+	if err := s.ReleaseClaims(ctx, now.Add(12*time.Minute), now.Add(3*time.Minute), "k00", "k03"); err != nil {
 		t.Fatal(err)
 	}
 	// k01's claim (taken at +2m for 10m) still holds; k00 and k03 are free, oldest check first
-	if again, _ := s.ClaimTracked(ctx, countersign.ClaimQuery{Now: now.Add(3 * time.Minute), Lease: time.Minute, MinBlock: 5, Limit: 1}); len(again) != 1 || (again[0].ID != "k00" && again[0].ID != "k03") ||
-		!again[0].CheckedAt.Equal(now.Add(3*time.Minute)) {
+	again, _ := s.ClaimTracked(ctx, countersign.ClaimQuery{Now: now.Add(3 * time.Minute), Lease: time.Minute, MinBlock: 5, Limit: 1})
+	if len(again) != 1 || (again[0].ID != "k00" && again[0].ID != "k03") || !again[0].CheckedAt.Equal(now.Add(3*time.Minute)) {
 		t.Fatalf("after release: %v", ids(again))
 	}
-	if err := s.ReleaseClaims(ctx, now.Add(4*time.Minute), "k00", "k01", "k03"); err != nil {
+	held, free := again[0].ID, map[string]string{"k00": "k03", "k03": "k00"}[again[0].ID]
+	// k01 by its claim (until +12m), held by its own (until +4m); free, checked at +3m, stays least recently checked
+	if err := s.ReleaseClaims(ctx, now.Add(12*time.Minute), now.Add(4*time.Minute), "k01"); err != nil {
 		t.Fatal(err)
 	}
-	// all three checked at +4m: ties go by age
-	if first, _ := s.ClaimTracked(ctx, countersign.ClaimQuery{Now: now.Add(4 * time.Minute), Lease: time.Minute, MinBlock: 5, Limit: 1}); len(first) != 1 || first[0].ID != "k00" {
-		t.Fatalf("least recently checked first, then oldest: %v", ids(first))
+	if err := s.ReleaseClaims(ctx, now.Add(4*time.Minute), now.Add(4*time.Minute), held); err != nil {
+		t.Fatal(err)
+	}
+	if first, _ := s.ClaimTracked(ctx, countersign.ClaimQuery{Now: now.Add(4 * time.Minute), Lease: time.Minute, MinBlock: 5, Limit: 1}); len(first) != 1 || first[0].ID != free {
+		t.Fatalf("least recently checked first: %v, want %s", ids(first), free)
+	}
+	// k01 and held both checked at +4m: ties go by age
+	older := "k01"
+	if held == "k00" {
+		older = "k00"
+	}
+	if next, _ := s.ClaimTracked(ctx, countersign.ClaimQuery{Now: now.Add(4 * time.Minute), Lease: time.Minute, MinBlock: 5, Limit: 1}); len(next) != 1 || next[0].ID != older {
+		t.Fatalf("checked at the same time, oldest first: %v, want %s", ids(next), older)
 	}
 	// a confirmed row last updated before ConfirmedSince (an earlier chain's) is not rechecked
 	if got, _ := s.ClaimTracked(ctx, countersign.ClaimQuery{Now: now.Add(5 * time.Minute), Lease: time.Minute, MinBlock: 5, ConfirmedSince: base.Add(time.Hour), Limit: 10}); len(got) != 2 ||
