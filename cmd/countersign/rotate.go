@@ -121,8 +121,19 @@ func rotateCmd(ctx context.Context, args []string, getenv func(string) string, s
 	case *newKey != "":
 		// From KMS there may be no master key file yet: the new key is its
 		// first.
-		if err := installKey(cfg.MasterKeyFile, *newKey, !*stage, cfg.KEKURI != "", stdout); err != nil {
+		id, changed, err := installKey(cfg.MasterKeyFile, *newKey, !*stage, cfg.KEKURI != "", stdout)
+		if err != nil {
 			return err
+		}
+		if changed {
+			role := "seals"
+			if *stage {
+				role = "opens only"
+			}
+			if err := recordMaint(ctx, cfg, target, countersign.Change{Owner: core.SystemOwner, Actor: "operator", Action: "kek.add", Subject: "kek:" + id,
+				Details: map[string]any{"key_id": id, "role": role, "file": cfg.MasterKeyFile}}); err != nil {
+				return fmt.Errorf("the master key file %s changed (key id %s %s), but its audit entry could not be written: %w", cfg.MasterKeyFile, id, role, err)
+			}
 		}
 		if *stage {
 			fmt.Fprintf(stdout, "Copy %s to every replica (a server loads a changed file on its next use of a key it lacks: no restart), then run \"countersign rotate-master-key --new-key-file %s\" to make it current and re-wrap.\n", cfg.MasterKeyFile, *newKey)
@@ -148,49 +159,49 @@ type rotateTarget struct {
 // seals from now on) when current, else last (it only opens, so that every
 // replica can read what will be sealed under it before any seals). Run
 // again with the same file it changes nothing.
-func installKey(masterFile, newFile string, current, mayCreate bool, stdout io.Writer) error {
+func installKey(masterFile, newFile string, current, mayCreate bool, stdout io.Writer) (id string, changed bool, err error) {
 	old, err := envelope.LoadKeys(masterFile) // never created here from nothing: the data is sealed under what it holds
 	if err != nil && !(mayCreate && errors.Is(err, os.ErrNotExist)) {
-		return err
+		return "", false, err
 	}
 	defer clearAll(old)
 	var kek []byte
 	if _, err := os.Stat(newFile); errors.Is(err, os.ErrNotExist) {
 		if kek, err = envelope.GenerateKey(); err != nil {
-			return err
+			return "", false, err
 		}
 		if err := envelope.WriteKeys(newFile, [][]byte{kek}); err != nil {
-			return err
+			return "", false, err
 		}
 		fmt.Fprintf(stdout, "generated a new master key in %s (key id %s): back it up like the old one\n", newFile, envelope.KeyID(kek))
 	} else {
 		keks, err := envelope.LoadKeys(newFile)
 		if err != nil {
-			return err
+			return "", false, err
 		}
 		if len(keks) != 1 {
 			clearAll(keks)
-			return fmt.Errorf("%s holds %d keys: a new key file holds exactly one", newFile, len(keks))
+			return "", false, fmt.Errorf("%s holds %d keys: a new key file holds exactly one", newFile, len(keks))
 		}
 		kek = keks[0]
 	}
 	defer clear(kek)
-	id := envelope.KeyID(kek)
+	id = envelope.KeyID(kek)
 	ids := keyIDs(old)
 	if len(old) == 0 { // from KMS: the file's first and only key
 		if err := envelope.WriteKeys(masterFile, [][]byte{kek}); err != nil {
-			return err
+			return "", false, err
 		}
 		fmt.Fprintf(stdout, "master key file %s created with key id %s: it seals wherever the KMS key of KEK_URI does not (KEK_OPEN_ONLY=1, or no KEK_URI)\n", masterFile, id)
-		return nil
+		return id, true, nil
 	}
 	switch {
 	case current && ids[0] == id:
 		fmt.Fprintf(stdout, "key id %s is already the current key of %s\n", id, masterFile)
-		return nil
+		return id, false, nil
 	case !current && slices.Contains(ids, id):
 		fmt.Fprintf(stdout, "key id %s is already in %s\n", id, masterFile)
-		return nil
+		return id, false, nil
 	}
 	var set [][]byte
 	if current {
@@ -205,14 +216,14 @@ func installKey(masterFile, newFile string, current, mayCreate bool, stdout io.W
 		set = append(set, kek)
 	}
 	if err := envelope.WriteKeys(masterFile, set); err != nil {
-		return err
+		return "", false, err
 	}
 	if current {
 		fmt.Fprintf(stdout, "master key file %s: key id %s seals from now on; %s still open\n", masterFile, id, strings.Join(keyIDs(set[1:]), ", "))
 	} else {
 		fmt.Fprintf(stdout, "master key file %s: key id %s added (opens only); %s still seals\n", masterFile, id, ids[0])
 	}
-	return nil
+	return id, true, nil
 }
 
 // openMaint opens what the maintenance commands need: the KEKs (every key
@@ -461,9 +472,35 @@ func rotateRetire(ctx context.Context, cfg *Config, target rotateTarget, stdout 
 	if err := envelope.WriteKeys(cfg.MasterKeyFile, keks[:1]); err != nil {
 		return err
 	}
+	current, retired := envelope.KeyID(keks[0]), keyIDs(keks[1:])
 	fmt.Fprintf(stdout, "retired key id(s) %s from %s: copy it to every replica; keep the old key offline while a backup still needs it\n",
-		strings.Join(keyIDs(keks[1:]), ", "), cfg.MasterKeyFile)
+		strings.Join(retired, ", "), cfg.MasterKeyFile)
+	if err := recordMaint(ctx, cfg, target, countersign.Change{Owner: core.SystemOwner, Actor: "operator", Action: "kek.retire", Subject: "kek:" + current,
+		Details: map[string]any{"retired": retired, "current": current, "file": cfg.MasterKeyFile}}); err != nil {
+		return fmt.Errorf("the master key file %s changed (key id(s) %s retired), but its audit entry could not be written: %w", cfg.MasterKeyFile, strings.Join(retired, ", "), err)
+	}
 	return nil
+}
+
+// recordMaint writes one maintenance step's audit entry in the system
+// chain, through the service (the chain's hashing is core's), with the
+// keys the step left in place.
+func recordMaint(ctx context.Context, cfg *Config, target rotateTarget, c countersign.Change) error {
+	sealer, err := maintSealer(ctx, cfg, target)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	svc, err := core.New(ctx, st, chainless{}, nil, sealer, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), core.Config{})
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	return svc.Record(ctx, c, func(context.Context) error { return nil })
 }
 
 func keyIDs(keks [][]byte) []string {
@@ -560,8 +597,8 @@ func planRewrap(sealer *envelope.Sealer, vs []*countersign.SealedValue, to strin
 // (not counted).
 func commitRewrap(ctx context.Context, svc *core.Service, rs countersign.Resealer, kind string, from []string, to string, swaps []rewrapSwap) (int, error) {
 	n := 0
-	err := svc.Record(ctx, countersign.Change{Owner: core.SystemOwner, Actor: "operator", Action: "kek.rotate", Subject: "kek:" + to,
-		Details: map[string]any{"from": from, "to": to, "kind": kind, "count": len(swaps)}},
+	details := map[string]any{"from": from, "to": to, "kind": kind}
+	err := svc.Record(ctx, countersign.Change{Owner: core.SystemOwner, Actor: "operator", Action: "kek.rotate", Subject: "kek:" + to, Details: details},
 		func(ctx context.Context) error {
 			n = 0
 			for _, s := range swaps {
@@ -572,6 +609,12 @@ func commitRewrap(ctx context.Context, svc *core.Service, rs countersign.Reseale
 				if ok {
 					n++
 				}
+			}
+			// what was replaced, not what was planned (the entry is made
+			// after this runs, in the same transaction)
+			details["count"] = n
+			if left := len(swaps) - n; left > 0 {
+				details["changed_meanwhile"] = left
 			}
 			return nil
 		})

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -171,6 +173,22 @@ func TestRotate_EveryKindWhileServing(t *testing.T) {
 	}
 	if ids := keyIDOfFile(t, mk); len(ids) != 1 || ids[0] != newID {
 		t.Fatalf("master key file after retiring: %v", ids)
+	}
+	// the file's changes are audited too: the new key made current, the old one retired
+	var added, retired []map[string]any
+	for _, a := range systemActions(t, dir) {
+		switch a["action"] {
+		case "kek.add":
+			added = append(added, a["details"].(map[string]any))
+		case "kek.retire":
+			retired = append(retired, a["details"].(map[string]any))
+		}
+	}
+	if len(added) != 1 || added[0]["key_id"] != newID || added[0]["role"] != "seals" {
+		t.Fatalf("kek.add entries: %v", added)
+	}
+	if len(retired) != 1 || retired[0]["current"] != newID || toJSONString(retired[0]["retired"]) != toJSONString([]string{oldID}) {
+		t.Fatalf("kek.retire entries: %v", retired)
 	}
 	stop()
 
@@ -361,6 +379,19 @@ func TestRotate_StagedForReplicas(t *testing.T) {
 	if ids := keyIDOfFile(t, mk); len(ids) != 2 || ids[0] != oldID || ids[1] != newID {
 		t.Fatalf("staged master key file: %v", ids)
 	}
+	// staging is audited; staging the same file again changes nothing and records nothing
+	if msg, err := runCmd(t, "rotate-master-key", "--new-key-file", newFile, "--stage", "--data-dir", dir); err != nil || !strings.Contains(msg, "already in") {
+		t.Fatalf("stage again: %v %s", err, msg)
+	}
+	var staged []map[string]any
+	for _, a := range systemActions(t, dir) {
+		if a["action"] == "kek.add" {
+			staged = append(staged, a["details"].(map[string]any))
+		}
+	}
+	if len(staged) != 1 || staged[0]["key_id"] != newID || staged[0]["role"] != "opens only" {
+		t.Fatalf("kek.add entries after staging twice: %v", staged)
+	}
 	envelope.RefreshEvery = 0 // the server looks at the file on its next seal
 	defer func() { envelope.RefreshEvery = time.Second }()
 	e.do("POST", "/v1/webhooks", anon, map[string]any{"url": "http://127.0.0.1:9/hook", "events": []string{"signed"}}).must(t, 201)
@@ -509,5 +540,64 @@ func TestRotate_KMSOutageIsNotReportedAsDamage(t *testing.T) {
 	_, err = planRewrap(down, []*countersign.SealedValue{v}, down.CurrentKeyID())
 	if err == nil || !strings.Contains(err.Error(), "unreachable") || strings.Contains(err.Error(), "does not open") {
 		t.Fatalf("re-wrap with the KMS down: %v", err)
+	}
+}
+
+// A batch's kek.rotate entry counts the values it replaced, not the ones
+// it planned: a value the server re-sealed between the plan and the commit
+// is left alone, and the entry says so.
+func TestRotate_AuditCountsWhatWasReplaced(t *testing.T) {
+	dir, clock := privateDir(t), restartClock()
+	e, stop, err := startAt(t, dir, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		e.newUser(true)
+	}
+	stop()
+	ctx := context.Background()
+	cfg := &Config{DataDir: dir}
+	if err := cfg.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	oldID := keyIDOfFile(t, cfg.MasterKeyFile)[0]
+	if _, changed, err := installKey(cfg.MasterKeyFile, filepath.Join(t.TempDir(), "new.key"), true, false, io.Discard); err != nil || !changed {
+		t.Fatalf("install: %v %v", changed, err)
+	}
+	sealer, st, rs, err := openMaint(ctx, cfg, rotateTarget{fileCurrent: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc, err := core.New(ctx, st, chainless{}, nil, sealer, nil, slog.New(slog.DiscardHandler), core.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	to := sealer.CurrentKeyID()
+	vs, err := rs.SealedValues(ctx, countersign.SealedMFA, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	swaps, err := planRewrap(sealer, vs, to)
+	if err != nil || len(swaps) != 3 {
+		t.Fatalf("%d swaps planned: %v", len(swaps), err)
+	}
+	if ok, err := rs.ReplaceSealed(ctx, swaps[0].v, swaps[0].sealed); !ok || err != nil { // the server got there first
+		t.Fatalf("replace: %v %v", ok, err)
+	}
+	n, err := commitRewrap(ctx, svc, rs, countersign.SealedMFA, []string{oldID}, to, swaps)
+	if err != nil || n != 2 {
+		t.Fatalf("replaced %d: %v", n, err)
+	}
+	var got []map[string]any
+	for _, a := range systemActions(t, dir) {
+		if a["action"] == "kek.rotate" {
+			got = append(got, a["details"].(map[string]any))
+		}
+	}
+	if len(got) != 1 || got[0]["count"] != float64(2) || got[0]["changed_meanwhile"] != float64(1) {
+		t.Fatalf("kek.rotate entries: %v", got)
 	}
 }
