@@ -130,6 +130,9 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 		}
 		return nil, err
 	}
+	if err := warnUnopenable(ctx, st, sealer, log); err != nil { // rotate.go
+		return nil, err
+	}
 	ch, dev, err := a.openChain(ctx, cfg)
 	if err != nil {
 		return nil, err

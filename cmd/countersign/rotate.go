@@ -562,6 +562,46 @@ func checkMasterKey(ctx context.Context, cfg *Config, st countersign.Store, seal
 	return nil
 }
 
+// warnUnopenable logs, at start, the sealed values whose envelope names a
+// key this server lacks (a key retired while a value still used it, a
+// restore onto another key): checkMasterKey refuses a start only for the
+// signing keys, which every request needs; these fail where they are used
+// (one wallet's signing, one user's TOTP, one webhook), so the server
+// serves the rest and says at once which and where. It reads the key id
+// of every sealed value and opens none.
+func warnUnopenable(ctx context.Context, st countersign.Store, sealer countersign.Sealer, log *slog.Logger) error {
+	ks, ok := sealer.(interface{ KeyIDs() []string })
+	if !ok {
+		return nil
+	}
+	if _, ok := st.(countersign.Resealer); !ok {
+		return nil
+	}
+	have := ks.KeyIDs()
+	missing := map[string]map[string]int{} // key id → kind → count
+	err := eachSealed(ctx, st, func(v *countersign.SealedValue) error {
+		id, err := envelope.SealedKeyID(v.Sealed)
+		if err != nil {
+			id = "unreadable"
+		}
+		if !slices.Contains(have, id) {
+			if missing[id] == nil {
+				missing[id] = map[string]int{}
+			}
+			missing[id][v.Kind]++
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read the key ids of the sealed values: %w", err)
+	}
+	for id, kinds := range missing {
+		log.Warn("sealed values name a key this server does not hold: they cannot be opened (each fails where it is used) until it is given the key; run \"countersign rotate-master-key --check\"",
+			"key_id", id, "values", kindCounts(kinds), "keys_held", strings.Join(have, ", "))
+	}
+	return nil
+}
+
 // rewrapSwap is one sealed value and its re-wrapped bytes.
 type rewrapSwap struct {
 	v      *countersign.SealedValue

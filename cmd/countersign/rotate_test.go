@@ -601,3 +601,52 @@ func TestRotate_AuditCountsWhatWasReplaced(t *testing.T) {
 		t.Fatalf("kek.rotate entries: %v", got)
 	}
 }
+
+// A start whose master key file lacks the key of some sealed value (here
+// a webhook secret left under a key the file no longer holds) still
+// serves, and says at once which values and key id: before, only the
+// session signing keys were looked at, and the rest failed one by one
+// where they were used.
+func TestRotate_StartNamesValuesUnderAMissingKey(t *testing.T) {
+	dir, clock := privateDir(t), restartClock()
+	e, stop, err := startAt(t, dir, clock, allowLoopbackHooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.newUser(true)
+	e.do("POST", "/v1/webhooks", anon, map[string]any{"url": "http://127.0.0.1:9/hook", "events": []string{"signed"}}).must(t, 201)
+	stop()
+	mk := filepath.Join(dir, "master.key")
+	oldID := keyIDOfFile(t, mk)[0]
+	ctx := context.Background()
+	hooks := func(st countersign.Store) []*countersign.SealedValue {
+		vs, err := st.(countersign.Resealer).SealedValues(ctx, countersign.SealedWebhook, "", 10)
+		if err != nil || len(vs) != 1 {
+			t.Fatalf("%d webhook secrets: %v", len(vs), err)
+		}
+		return vs
+	}
+	st := mustOpenStore(t, dir)
+	before := hooks(st)[0]
+	st.Close()
+	newFile := filepath.Join(t.TempDir(), "new.key")
+	if msg, err := runCmd(t, "rotate-master-key", "--new-key-file", newFile, "--data-dir", dir); err != nil {
+		t.Fatalf("rotate: %v %s", err, msg)
+	}
+	st = mustOpenStore(t, dir)
+	if ok, err := st.(countersign.Resealer).ReplaceSealed(ctx, hooks(st)[0], before.Sealed); !ok || err != nil { // back under the old key
+		t.Fatalf("replace: %v %v", ok, err)
+	}
+	st.Close()
+	copyFile(t, newFile, mk) // the old key dropped by hand
+	e, stop, err = startAt(t, dir, clock, allowLoopbackHooks)
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	defer stop()
+	logs := e.logs.String()
+	if !strings.Contains(logs, "does not hold") || !strings.Contains(logs, oldID) || !strings.Contains(logs, "webhook 1") {
+		t.Fatalf("no warning naming key id %s and the webhook:\n%s", oldID, logs)
+	}
+	e.do("GET", "/readyz", anon, nil).must(t, 200)
+}
