@@ -285,7 +285,18 @@ func (s *Service) planSpend(ctx context.Context, t *countersign.Transaction) (*s
 // signed for the approval, the first or a replacement, may cost) and what
 // the current signed bytes may cost (value plus gas limit × fee cap; an
 // on-chain cancel's fee is capped by MAX_FEE_PER_GAS, not the approval).
+// A nonce filler counts its signed bytes only: its bound is
+// MAX_FEE_PER_GAS itself (so the tracker can bump it), and reserving gas ×
+// MAX_FEE_PER_GAS for a self-transfer signed at a fraction of it would
+// refuse the small wallets fillers are made for every payment until it is
+// mined; a bump replaces the bytes, and the reservation follows.
 func maxCost(t *countersign.Transaction) *big.Int {
+	if t.Type == countersign.TxNonceFill {
+		var tx types.Transaction
+		if err := tx.UnmarshalBinary(t.RawTx); err == nil {
+			return tx.Cost()
+		}
+	}
 	cost, _ := new(big.Int).SetString(t.TxValue, 10)
 	if cost == nil {
 		cost = new(big.Int)

@@ -347,6 +347,12 @@ func TestMoney_UnminedNonceFillerIsReplaced(t *testing.T) {
 		t.Fatalf("filler bound %s, want MAX_FEE_PER_GAS %s", filler.MaxFeePerGas, e.svc.cfg.Money.MaxFeePerGas)
 	}
 	first := decodeTx(t, filler.RawTx)
+	// it holds back of the wallet's balance what its signed bytes may cost,
+	// not gas × MAX_FEE_PER_GAS (which refused the small wallets fillers
+	// are made for every payment until it was mined)
+	if got := maxCost(filler); got.Cmp(first.Cost()) != 0 {
+		t.Fatalf("filler reserves %s, its signed bytes cost at most %s", got, first.Cost())
+	}
 	e.clock.Advance(time.Minute)
 	e.pass()
 	atts := e.attempts(filler.ID)
@@ -357,6 +363,9 @@ func TestMoney_UnminedNonceFillerIsReplaced(t *testing.T) {
 	if repl.Nonce() != first.Nonce() || repl.Value().Sign() != 0 || repl.GasFeeCap().Cmp(bumpFee(first.GasFeeCap())) < 0 ||
 		repl.GasFeeCap().Cmp(e.svc.cfg.Money.MaxFeePerGas) > 0 || *repl.To() != common.HexToAddress(e.wallet.Address) {
 		t.Fatalf("replacement nonce %d value %s cap %s (first %s) to %s", repl.Nonce(), repl.Value(), repl.GasFeeCap(), first.GasFeeCap(), repl.To())
+	}
+	if got := maxCost(e.row(filler.ID)); got.Cmp(repl.Cost()) != 0 {
+		t.Fatalf("bumped filler reserves %s, its replacement costs at most %s", got, repl.Cost())
 	}
 	e.proxy.set(nil)
 	if done := e.track(filler.ID, countersign.StatusConfirmed); done.TxHash != atts[1].TxHash {
