@@ -130,9 +130,7 @@ func Start(ctx context.Context, cfg *Config, log *slog.Logger) (_ *App, err erro
 		}
 		return nil, err
 	}
-	if err := warnUnopenable(ctx, st, sealer, log); err != nil { // rotate.go
-		return nil, err
-	}
+	warnUnopenable(ctx, st, sealer, log) // rotate.go
 	ch, dev, err := a.openChain(ctx, cfg)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/cloud/awskms"
@@ -121,19 +122,26 @@ func rotateCmd(ctx context.Context, args []string, getenv func(string) string, s
 	case *newKey != "":
 		// From KMS there may be no master key file yet: the new key is its
 		// first.
-		id, changed, err := installKey(cfg.MasterKeyFile, *newKey, !*stage, cfg.KEKURI != "", stdout)
+		// The audit entry's writer first: a store or key that cannot be
+		// opened stops the run before the file changes.
+		rec, err := openRecorder(ctx, cfg)
 		if err != nil {
 			return err
 		}
-		if changed {
+		id, changed, err := installKey(cfg.MasterKeyFile, *newKey, !*stage, cfg.KEKURI != "", stdout)
+		if err == nil && changed {
 			role := "seals"
 			if *stage {
 				role = "opens only"
 			}
-			if err := recordMaint(ctx, cfg, target, countersign.Change{Owner: core.SystemOwner, Actor: "operator", Action: "kek.add", Subject: "kek:" + id,
+			if err = rec.record(ctx, countersign.Change{Owner: core.SystemOwner, Actor: "operator", Action: "kek.add", Subject: "kek:" + id,
 				Details: map[string]any{"key_id": id, "role": role, "file": cfg.MasterKeyFile}}); err != nil {
-				return fmt.Errorf("the master key file %s changed (key id %s %s), but its audit entry could not be written: %w", cfg.MasterKeyFile, id, role, err)
+				err = fmt.Errorf("the master key file %s changed (key id %s %s), but its audit entry could not be written: %w", cfg.MasterKeyFile, id, role, err)
 			}
+		}
+		rec.close()
+		if err != nil {
+			return err
 		}
 		if *stage {
 			fmt.Fprintf(stdout, "Copy %s to every replica (a server loads a changed file on its next use of a key it lacks: no restart), then run \"countersign rotate-master-key --new-key-file %s\" to make it current and re-wrap.\n", cfg.MasterKeyFile, *newKey)
@@ -469,38 +477,59 @@ func rotateRetire(ctx context.Context, cfg *Config, target rotateTarget, stdout 
 		fmt.Fprintf(stdout, "%s holds one key: nothing to retire\n", cfg.MasterKeyFile)
 		return nil
 	}
+	rec, err := openRecorder(ctx, cfg) // before the file changes: see rotateCmd
+	if err != nil {
+		return err
+	}
+	defer rec.close()
 	if err := envelope.WriteKeys(cfg.MasterKeyFile, keks[:1]); err != nil {
 		return err
 	}
 	current, retired := envelope.KeyID(keks[0]), keyIDs(keks[1:])
 	fmt.Fprintf(stdout, "retired key id(s) %s from %s: copy it to every replica; keep the old key offline while a backup still needs it\n",
 		strings.Join(retired, ", "), cfg.MasterKeyFile)
-	if err := recordMaint(ctx, cfg, target, countersign.Change{Owner: core.SystemOwner, Actor: "operator", Action: "kek.retire", Subject: "kek:" + current,
+	if err := rec.record(ctx, countersign.Change{Owner: core.SystemOwner, Actor: "operator", Action: "kek.retire", Subject: "kek:" + current,
 		Details: map[string]any{"retired": retired, "current": current, "file": cfg.MasterKeyFile}}); err != nil {
 		return fmt.Errorf("the master key file %s changed (key id(s) %s retired), but its audit entry could not be written: %w", cfg.MasterKeyFile, strings.Join(retired, ", "), err)
 	}
 	return nil
 }
 
-// recordMaint writes one maintenance step's audit entry in the system
-// chain, through the service (the chain's hashing is core's), with the
-// keys the step left in place.
-func recordMaint(ctx context.Context, cfg *Config, target rotateTarget, c countersign.Change) error {
-	sealer, err := maintSealer(ctx, cfg, target)
+// maintRecorder writes a maintenance step's audit entry in the system
+// chain, through the service (the chain's hashing is core's). It is opened
+// before the step changes the master key file, with the keys the servers
+// use (rotateTarget{}), so that a store or KMS that cannot be reached
+// stops the step before anything changes, rather than leave a change that
+// a second run (finding nothing to do) would never audit.
+type maintRecorder struct {
+	st  countersign.Store
+	svc *core.Service
+}
+
+func openRecorder(ctx context.Context, cfg *Config) (*maintRecorder, error) {
+	sealer, err := maintSealer(ctx, cfg, rotateTarget{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	st, err := openStore(ctx, cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer st.Close()
 	svc, err := core.New(ctx, st, chainless{}, nil, sealer, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), core.Config{})
 	if err != nil {
-		return err
+		st.Close()
+		return nil, fmt.Errorf("open the store with the master key file %s%s: %w", cfg.MasterKeyFile, kmsNote(cfg, rotateTarget{}), err)
 	}
-	defer svc.Close()
-	return svc.Record(ctx, c, func(context.Context) error { return nil })
+	return &maintRecorder{st: st, svc: svc}, nil
+}
+
+func (r *maintRecorder) record(ctx context.Context, c countersign.Change) error {
+	return r.svc.Record(ctx, c, func(context.Context) error { return nil })
+}
+
+func (r *maintRecorder) close() {
+	r.svc.Close()
+	r.st.Close()
 }
 
 func keyIDs(keks [][]byte) []string {
@@ -568,17 +597,20 @@ func checkMasterKey(ctx context.Context, cfg *Config, st countersign.Store, seal
 // signing keys, which every request needs; these fail where they are used
 // (one wallet's signing, one user's TOTP, one webhook), so the server
 // serves the rest and says at once which and where. It reads the key id
-// of every sealed value and opens none.
-func warnUnopenable(ctx context.Context, st countersign.Store, sealer countersign.Sealer, log *slog.Logger) error {
+// of every sealed value and opens none, for at most 5 s (a database of
+// 300,000 wallets takes about half a second on SQLite).
+func warnUnopenable(ctx context.Context, st countersign.Store, sealer countersign.Sealer, log *slog.Logger) {
 	ks, ok := sealer.(interface{ KeyIDs() []string })
 	if !ok {
-		return nil
+		return
 	}
 	if _, ok := st.(countersign.Resealer); !ok {
-		return nil
+		return
 	}
 	have := ks.KeyIDs()
 	missing := map[string]map[string]int{} // key id → kind → count
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	err := eachSealed(ctx, st, func(v *countersign.SealedValue) error {
 		id, err := envelope.SealedKeyID(v.Sealed)
 		if err != nil {
@@ -592,14 +624,13 @@ func warnUnopenable(ctx context.Context, st countersign.Store, sealer countersig
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("read the key ids of the sealed values: %w", err)
+	if err != nil { // a warning's check: it does not stop the start
+		log.Warn("could not read the key ids of every sealed value at start: run \"countersign rotate-master-key --check\"", "err", err)
 	}
 	for id, kinds := range missing {
 		log.Warn("sealed values name a key this server does not hold: they cannot be opened (each fails where it is used) until it is given the key; run \"countersign rotate-master-key --check\"",
 			"key_id", id, "values", kindCounts(kinds), "keys_held", strings.Join(have, ", "))
 	}
-	return nil
 }
 
 // rewrapSwap is one sealed value and its re-wrapped bytes.
@@ -632,6 +663,8 @@ func planRewrap(sealer *envelope.Sealer, vs []*countersign.SealedValue, to strin
 	return swaps, nil
 }
 
+var errNothingReplaced = errors.New("nothing replaced")
+
 // commitRewrap swaps one batch in one transaction with its kek.rotate
 // audit entry; a row the server changed since it was read is left alone
 // (not counted).
@@ -652,12 +685,18 @@ func commitRewrap(ctx context.Context, svc *core.Service, rs countersign.Reseale
 			}
 			// what was replaced, not what was planned (the entry is made
 			// after this runs, in the same transaction)
+			if n == 0 {
+				return errNothingReplaced // the server re-sealed them all meanwhile: no entry for a change that did not happen
+			}
 			details["count"] = n
 			if left := len(swaps) - n; left > 0 {
 				details["changed_meanwhile"] = left
 			}
 			return nil
 		})
+	if errors.Is(err, errNothingReplaced) {
+		return 0, nil
+	}
 	return n, err
 }
 

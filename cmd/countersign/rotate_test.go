@@ -600,6 +600,19 @@ func TestRotate_AuditCountsWhatWasReplaced(t *testing.T) {
 	if len(got) != 1 || got[0]["count"] != float64(2) || got[0]["changed_meanwhile"] != float64(1) {
 		t.Fatalf("kek.rotate entries: %v", got)
 	}
+	// a batch all of whose values changed meanwhile replaces nothing and records nothing
+	if n, err := commitRewrap(ctx, svc, rs, countersign.SealedMFA, []string{oldID}, to, swaps); err != nil || n != 0 {
+		t.Fatalf("the stale batch replaced %d: %v", n, err)
+	}
+	entries := 0
+	for _, a := range systemActions(t, dir) {
+		if a["action"] == "kek.rotate" {
+			entries++
+		}
+	}
+	if entries != 1 {
+		t.Fatalf("%d kek.rotate entries after a batch that replaced nothing, want 1", entries)
+	}
 }
 
 // A start whose master key file lacks the key of some sealed value (here
