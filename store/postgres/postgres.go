@@ -35,6 +35,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -260,6 +261,7 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) er
 	if err != nil {
 		return err
 	}
+	ctx = context.WithValue(ctx, heldKey{}, &heldLocks{})
 	if err := fn(context.WithValue(ctx, txKey{}, tx)); err != nil {
 		tx.Rollback()
 		return err
@@ -270,15 +272,37 @@ func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) er
 // changeLock is the advisory lock key of audit appends and event ids.
 const changeLock = "countersign:changes"
 
+// heldKey carries a transaction's heldLocks.
+type heldKey struct{}
+
+// heldLocks remembers that a transaction holds the change lock, so that
+// a group's head reads and its event insert (one per owner, and one more)
+// take it in one round trip instead of one each.
+type heldLocks struct{ change atomic.Bool }
+
 // advisoryLock takes a transaction-scoped advisory lock on key (released
 // at commit or rollback). Outside a transaction it does nothing: there is
-// nothing to hold the lock for.
+// nothing to hold the lock for. The change lock, once taken outside any
+// savepoint, is not asked for again in that transaction; inside a
+// Savepoint (a part of a group) it is always asked for, since rolling the
+// savepoint back releases a lock taken under it.
 func (s *Store) advisoryLock(ctx context.Context, key string) error {
 	if !inTx(ctx) {
 		return nil
 	}
-	_, err := s.writer(ctx).ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, key)
-	return err
+	held, _ := ctx.Value(heldKey{}).(*heldLocks)
+	part, _ := ctx.Value(partKey{}).(bool)
+	memo := key == changeLock && held != nil && !part
+	if memo && held.change.Load() {
+		return nil
+	}
+	if _, err := s.writer(ctx).ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, key); err != nil {
+		return err
+	}
+	if memo {
+		held.change.Store(true)
+	}
+	return nil
 }
 
 func ts(t time.Time) int64 {

@@ -107,3 +107,76 @@ func TestSavepointRefusesSwallowedError(t *testing.T) {
 		t.Fatal("Savepoint outside a transaction ran")
 	}
 }
+
+// The change lock is asked for once per transaction outside savepoints
+// (the head reads and the event insert then cost no round trip each),
+// and the transaction does hold it to its commit; one taken inside a part
+// that rolled back was released with the part, and the next change after
+// it takes the lock again.
+func TestChangeLockHeldOnceAsked(t *testing.T) {
+	s := open(t, migrated(t))
+	ctx := context.Background()
+	// held reports whether another session can take the change lock now
+	held := func() bool {
+		t.Helper()
+		var free bool
+		if err := s.QueryRowForTest(ctx, `SELECT pg_try_advisory_lock(hashtextextended('countersign:changes', 0))`).Scan(&free); err != nil {
+			t.Fatal(err)
+		}
+		if free {
+			var ok bool
+			if err := s.QueryRowForTest(ctx, `SELECT pg_advisory_unlock(hashtextextended('countersign:changes', 0))`).Scan(&ok); err != nil || !ok {
+				t.Fatalf("unlock: %v %v", ok, err)
+			}
+		}
+		return !free
+	}
+	ev := func(owner string) *countersign.Event {
+		return &countersign.Event{OwnerID: owner, Type: "t", Subject: "s", Payload: `{}`, CreatedAt: time.Now()}
+	}
+	err := s.InTx(ctx, func(ctx context.Context) error {
+		if _, err := s.AuditEntries(ctx, "o1", -1, 1); err != nil { // asks for the lock
+			return err
+		}
+		if !held() {
+			return errors.New("the head read did not take the change lock")
+		}
+		if err := s.AddEvent(ctx, ev("o1")); err != nil { // remembered: not asked again
+			return err
+		}
+		if !held() {
+			return errors.New("the change lock is not held after the event insert")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held() {
+		t.Fatal("the change lock outlived its transaction")
+	}
+	err = s.InTx(ctx, func(ctx context.Context) error {
+		perr := s.Savepoint(ctx, func(ctx context.Context) error {
+			if _, err := s.AuditEntries(ctx, "o2", -1, 1); err != nil {
+				return err
+			}
+			return errors.New("the part fails")
+		})
+		if perr == nil {
+			return errors.New("the failing part succeeded")
+		}
+		if held() {
+			return errors.New("the rolled-back part's lock is still held")
+		}
+		if err := s.AddEvent(ctx, ev("o2")); err != nil { // must ask again
+			return err
+		}
+		if !held() {
+			return errors.New("the change after a rolled-back part runs without the change lock")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
