@@ -307,6 +307,9 @@ func TestApproval_Withdraw(t *testing.T) {
 	if err != nil || back.Status != countersign.StatusPending || len(back.ApprovedDigest) != 0 {
 		t.Fatalf("withdraw after authorization: %+v %v", back, err)
 	}
+	if r := l.row(tx.ID); !r.ExpiresAt.Equal(r.CreatedAt.Add(l.svc.cfg.PendingTTL)) {
+		t.Fatalf("back to pending: expires_at %s, want the approval window again (%s)", r.ExpiresAt, r.CreatedAt.Add(l.svc.cfg.PendingTTL))
+	}
 	if _, err := l.execute(tx.ID); countersign.ErrorCode(err) != countersign.NotAuthorized {
 		t.Fatalf("executed after an approval was withdrawn: %v", err)
 	}
@@ -319,8 +322,16 @@ func TestApproval_Withdraw(t *testing.T) {
 func TestApproval_AuthorizedTTLExpires(t *testing.T) {
 	l := newLifecycle(t)
 	tx := l.prepare()
+	if v := View(l.row(tx.ID)); !v.ExpiresAt.Equal(tx.CreatedAt.Add(l.svc.cfg.PendingTTL)) {
+		t.Fatalf("pending: expires_at %s, want PENDING_TTL from prepare", v.ExpiresAt)
+	}
+	l.clock.Advance(time.Minute)
 	if _, err := l.decide(tx.ID, Approve, ""); err != nil {
 		t.Fatal(err)
+	}
+	// once authorized, expires_at is the deadline execute enforces
+	if r := l.row(tx.ID); !View(r).ExpiresAt.Equal(r.DecidedAt.Add(l.svc.cfg.AuthorizedTTL)) {
+		t.Fatalf("authorized at %s: expires_at %s, want AUTHORIZED_TTL (%s) after the approval", r.DecidedAt, View(r).ExpiresAt, l.svc.cfg.AuthorizedTTL)
 	}
 	l.clock.Advance(l.svc.cfg.AuthorizedTTL - time.Second)
 	if err := l.svc.ExpireAuthorized(l.ctx); err != nil {

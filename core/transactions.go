@@ -476,6 +476,15 @@ func (s *Service) setStatus(ctx context.Context, cs *changeSet, t *countersign.T
 	}
 	from := t.Status
 	t.Status, t.UpdatedAt = to, s.clock.Now().UTC()
+	// expires_at is the deadline of the step the request is at: approve
+	// by it while pending, execute by it once authorized (AUTHORIZED_TTL
+	// from the approval, which is what execute enforces).
+	switch {
+	case to == countersign.StatusAuthorized && t.TxHash == "" && len(t.Signature) == 0:
+		t.ExpiresAt = authorizedAt(t).Add(s.cfg.AuthorizedTTL)
+	case from == countersign.StatusAuthorized && to == countersign.StatusPending:
+		t.ExpiresAt = s.pendingDeadline(t)
+	}
 	if err := s.store.UpdateTransaction(ctx, t); err != nil {
 		return err
 	}
@@ -488,6 +497,17 @@ func (s *Service) setStatus(ctx context.Context, cs *changeSet, t *countersign.T
 	cs.add(countersign.Change{Owner: t.OwnerID, Actor: actor, Action: action, Subject: t.ID, Details: details,
 		Events: []countersign.ChangeEvent{{Type: "transaction." + string(to), Subject: t.ID, Payload: View(t)}}})
 	return nil
+}
+
+// pendingDeadline is when pending t expires unapproved: PENDING_TTL from
+// its creation, or from the end of its cooling-off when that is later
+// (applyDecision).
+func (s *Service) pendingDeadline(t *countersign.Transaction) time.Time {
+	d := t.CreatedAt.Add(s.cfg.PendingTTL)
+	if !t.AuthorizeAt.IsZero() && !t.AuthorizeAt.Before(d) {
+		d = t.AuthorizeAt.Add(s.cfg.PendingTTL)
+	}
+	return d
 }
 
 // expireIfDue marks a pending transaction whose window has passed as
@@ -818,5 +838,34 @@ func (s *Service) UserSpend(ctx context.Context, p *Principal, password, code, w
 	if err := s.createTransaction(ctx, t, p.Actor(), "transaction.user_spend"); err != nil {
 		return nil, err
 	}
-	return s.execute(ctx, p.Actor(), t)
+	res, err := s.execute(ctx, p.Actor(), t)
+	if err != nil {
+		s.failUnsent(ctx, t, err)
+	}
+	return res, err
+}
+
+// failUnsent ends a one-step spend whose execute failed before anything
+// was signed (insufficient funds, a fee cap, the node unreachable): no
+// agent will execute it and no one can cancel it, so left authorized it
+// would sit in the owner's inbox as an approved spend until
+// AUTHORIZED_TTL. It fails, with the error, audited. A row that was
+// signed is the tracker's.
+func (s *Service) failUnsent(ctx context.Context, t *countersign.Transaction, cause error) {
+	ctx, cancel := detach(ctx, 10*time.Second) // the caller may have gone: the row must not stay
+	defer cancel()
+	err := s.change(ctx, func(ctx context.Context, cs *changeSet) error {
+		cur, err := s.store.Transaction(ctx, t.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Status != countersign.StatusAuthorized || cur.TxHash != "" || len(cur.Signature) != 0 {
+			return nil
+		}
+		cur.Error = countersign.ErrorDetail(cause)
+		return s.setStatus(ctx, cs, cur, countersign.StatusFailed, "system", "transaction.user_spend_failed", map[string]string{"error": cur.Error})
+	})
+	if err != nil {
+		s.log.Warn("a one-step spend that failed before signing could not be marked failed: it expires after AUTHORIZED_TTL", "transaction_id", t.ID, "err", err)
+	}
 }

@@ -635,9 +635,9 @@ func (s *Store) TransactionByIdempotencyKey(ctx context.Context, agentID, key st
 // approval binds to (the fee limit among them) never change.
 func (s *Store) UpdateTransaction(ctx context.Context, t *countersign.Transaction) error {
 	res, err := s.writer(ctx).ExecContext(ctx, `UPDATE transactions SET approved_digest=?, decided_by=?, decided_at=?, reason=?, status=?,
- nonce=?, raw_tx=?, tx_hash=?, block_number=?, error=?, updated_at=?, signature=?, broadcasts=?, next_broadcast_at=? WHERE id=?`,
+ nonce=?, raw_tx=?, tx_hash=?, block_number=?, error=?, updated_at=?, signature=?, broadcasts=?, next_broadcast_at=?, expires_at=? WHERE id=?`,
 		t.ApprovedDigest, t.DecidedBy, ts(t.DecidedAt), t.Reason, t.Status, nullU64(t.Nonce), t.RawTx, t.TxHash, nullU64(t.BlockNumber), t.Error, ts(t.UpdatedAt), t.Signature,
-		t.Broadcasts, ts(t.NextBroadcastAt), t.ID)
+		t.Broadcasts, ts(t.NextBroadcastAt), ts(t.ExpiresAt), t.ID)
 	return mustAffect(res, err, "transaction")
 }
 

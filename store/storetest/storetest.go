@@ -162,11 +162,12 @@ func testTransactions(t *testing.T, s countersign.Store) {
 	}
 	n, b := uint64(7), uint64(99)
 	got.Status, got.Nonce, got.BlockNumber, got.TxHash, got.RawTx, got.ApprovedDigest = countersign.StatusConfirmed, &n, &b, "0xh", []byte{3}, []byte{1}
+	got.ExpiresAt = got.ExpiresAt.Add(-time.Hour) // an authorized request's deadline: AUTHORIZED_TTL from its approval
 	if err := s.UpdateTransaction(ctx, got); err != nil {
 		t.Fatal(err)
 	}
 	again, _ := s.Transaction(ctx, "t2")
-	if again.Status != countersign.StatusConfirmed || *again.Nonce != 7 || *again.BlockNumber != 99 || again.TxHash != "0xh" {
+	if again.Status != countersign.StatusConfirmed || *again.Nonce != 7 || *again.BlockNumber != 99 || again.TxHash != "0xh" || !again.ExpiresAt.Equal(got.ExpiresAt) {
 		t.Fatalf("update round trip: %+v", again)
 	}
 	list, _ := s.Transactions(ctx, countersign.TxFilter{OwnerID: "u1", Limit: 2})
