@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"math/big"
 
 	"github.com/countersign/countersign"
@@ -85,6 +86,10 @@ func (s *Service) CancelOnchain(ctx context.Context, p *Principal, id, code stri
 		old := cur.TxHash
 		now := s.clock.Now().UTC()
 		cur.RawTx, cur.TxHash = raw, hash
+		// Said on the row until the chain decides: an agent that calls
+		// execute again, or polls, learns its payment is being cancelled,
+		// not sent (tx_hash is now the cancel's).
+		cur.Error = fmt.Sprintf("being cancelled on chain: nonce %d is being replaced by a zero-value self-transfer %s; the payment goes out only if its earlier transaction %s is mined first", *cur.Nonce, hash, old)
 		cur.Broadcasts, cur.NextBroadcastAt, cur.UpdatedAt = 0, now.Add(s.cfg.Money.RebroadcastAfter), now
 		n, err := s.addAttempt(ctx, cur, countersign.AttemptCancel, plan.tip, plan.feeCap)
 		if err != nil {

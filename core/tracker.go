@@ -500,6 +500,7 @@ func (s *Service) onReceipt(ctx context.Context, t *countersign.Transaction, a *
 			return s.chainStatus(ctx, cs, cur, countersign.StatusCancelled, "transaction.cancelled_onchain", details)
 		}
 		to := countersign.StatusConfirmed
+		cur.Error = "" // a cancel's note ends with the original mined
 		if !r.Success {
 			to, cur.Error = countersign.StatusFailed, reason
 			details["reason"] = reason

@@ -309,6 +309,11 @@ func TestMoney_CancelOnchainFreesAStuckNonce(t *testing.T) {
 	if len(e.audited(tx.ID, "transaction.cancel_onchain")) != 1 {
 		t.Fatal("the cancel is not audited")
 	}
+	// the agent calling execute again (or polling) is told its payment is being cancelled, not sent
+	again, err := e.execute(tx.ID)
+	if err != nil || again.TxHash != res.CancelHash || !strings.Contains(again.Error, "being cancelled on chain") || !strings.Contains(again.Error, tx.TxHash) {
+		t.Fatalf("execute after the cancel: %+v %v", again, err)
+	}
 	done := e.track(tx.ID, countersign.StatusCancelled)
 	if !strings.Contains(done.Error, "cancelled on chain: nonce") || done.TxHash != res.CancelHash || e.balance(to.Hex()).Sign() != 0 {
 		t.Fatalf("cancelled with %q, hash %s; recipient %s", done.Error, done.TxHash, e.balance(to.Hex()))
@@ -344,6 +349,28 @@ func TestMoney_CancelOnchainAfterTheOriginalIsMined(t *testing.T) {
 	e.dev.Mine()
 	if got := e.track(tx.ID, countersign.StatusConfirmed); got.TxHash != tx.TxHash {
 		t.Fatal("the hash changed")
+	}
+}
+
+// A cancel signed while the original is still in the pool: if the
+// original is mined first the transaction ends confirmed, and the cancel's
+// note ("being cancelled") is gone from the row.
+func TestMoney_CancelOnchainLosesToTheOriginal(t *testing.T) {
+	e := newMoneyEnv(t, MoneyConfig{ReplaceAfter: -1, RebroadcastAfter: time.Hour, RebroadcastMax: time.Hour})
+	code := e.enableMFA()
+	tx := e.unmined()
+	e.proxy.set(func(int, *types.Transaction) sendFault { return sendFault{} }) // the cancel is lost
+	if _, err := e.svc.CancelOnchain(e.ctx, &Principal{User: e.user}, tx.ID, code()); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.row(tx.ID); !strings.Contains(r.Error, "being cancelled on chain") {
+		t.Fatalf("no cancel note: %q", r.Error)
+	}
+	e.dev.Mine() // the original, still in the pool
+	e.proxy.set(nil)
+	done := e.track(tx.ID, countersign.StatusConfirmed)
+	if done.TxHash != tx.TxHash || done.Error != "" {
+		t.Fatalf("confirmed as %s with error %q, want the original %s and no error", done.TxHash, done.Error, tx.TxHash)
 	}
 }
 

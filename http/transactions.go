@@ -127,6 +127,7 @@ type executeResp struct {
 	TransactionID string `json:"transaction_id"`
 	TxHash        string `json:"tx_hash"`
 	Status        string `json:"status"`
+	Error         string `json:"error,omitempty"` // what is happening to it, e.g. an approver's on-chain cancel
 }
 
 func (s *Server) execute(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
@@ -138,7 +139,7 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request, p *core.Princip
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, 201, executeResp{TransactionID: t.ID, TxHash: t.TxHash, Status: string(t.Status)})
+	return writeJSON(w, 201, executeResp{TransactionID: t.ID, TxHash: t.TxHash, Status: string(t.Status), Error: t.Error})
 }
 
 func (s *Server) cancel(w http.ResponseWriter, r *http.Request, p *core.Principal) error {
