@@ -3,6 +3,7 @@ package http
 import (
 	"net/http"
 
+	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/core"
 )
 
@@ -28,10 +29,18 @@ type readyResp struct {
 	BlockNumber uint64 `json:"block_number"`
 }
 
+// readyz answers anyone (a load balancer), so a failure is said without
+// its detail — which names the node's host and port, or the database's —
+// and logged in full for the operator.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ *core.Principal) error {
 	n, err := s.Svc.Ready(r.Context())
 	if err != nil {
-		return err
+		s.Log.Warn("not ready", "err", err)
+		what := "the database"
+		if countersign.ErrorCode(err) == countersign.ChainError {
+			what = "the chain node"
+		}
+		return countersign.Errorf(countersign.Unavailable, "not ready: %s does not answer (the server log says why)", what)
 	}
 	return writeJSON(w, 200, readyResp{Status: "ready", ChainID: s.Svc.ChainID().Int64(), BlockNumber: n})
 }

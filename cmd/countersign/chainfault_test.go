@@ -161,6 +161,11 @@ func TestMoney_ChainFaultGethStoppedAndRestarted(t *testing.T) {
 		hashes[id] = e.do("POST", "/api/execute_transaction", agent, map[string]string{"transaction_id": id}).must(t, 201).str("tx_hash")
 	}
 	g.stop(t)
+	// readiness fails for the load balancer, without naming the node to anyone who asks
+	ready := e.do("GET", "/readyz", anon, nil).refused(t, 503, "UNAVAILABLE")
+	if host := strings.TrimPrefix(strings.TrimPrefix(g.url, "http://"), "ws://"); strings.Contains(ready.raw, host) || !strings.Contains(ready.raw, "chain node") {
+		t.Fatalf("readyz during the outage: %s", ready.raw)
+	}
 
 	for _, id := range ids[2:] {
 		t0 := time.Now()
@@ -180,6 +185,7 @@ func TestMoney_ChainFaultGethStoppedAndRestarted(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // tracker passes against the dead node: nothing may change
 
 	g.start(t)
+	waitUntil(t, "readyz after the node is back", func() bool { return e.do("GET", "/readyz", anon, nil).status == 200 })
 	for _, id := range ids[2:] {
 		hashes[id] = e.do("POST", "/api/execute_transaction", agent, map[string]string{"transaction_id": id}).must(t, 201).str("tx_hash")
 	}
