@@ -8,8 +8,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"math/big"
+	"strings"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/google/uuid"
@@ -389,11 +391,51 @@ func callData(req *PrepareRequest, f spendFields, value *big.Int) (contractCall,
 	return contractCall{data: data, abi: abiJSON, sig: m.Sig}, nil
 }
 
-// requestHash fingerprints a prepare request for Idempotency-Key checks.
+// requestHash fingerprints a prepare request for Idempotency-Key checks:
+// the same request written another way — an address in another case, the
+// JSON of the ABI, arguments or message spaced or its keys ordered
+// differently — has the same fingerprint, so a client's retry is not
+// refused as "a different request".
 func requestHash(req *PrepareRequest) []byte {
+	c := *req
+	for _, a := range []*string{&c.ToAddress, &c.TokenAddress, &c.ContractAddress} {
+		if common.IsHexAddress(*a) {
+			*a = strings.ToLower(*a)
+		}
+	}
+	for _, m := range []*json.RawMessage{&c.ContractABI, &c.FunctionArgs, &c.Message} {
+		*m = canonicalJSON(*m)
+	}
+	return legacyRequestHash(&c)
+}
+
+// legacyRequestHash is the fingerprint of req as it is written (what rows
+// stored before requestHash canonicalised): a retry of such a row's
+// request in the same bytes still matches.
+func legacyRequestHash(req *PrepareRequest) []byte {
 	b, _ := json.Marshal(req)
 	h := sha256.Sum256(b)
 	return h[:]
+}
+
+// canonicalJSON re-encodes raw with object keys sorted and no spacing
+// (raw itself when it does not decode: it is refused later anyway). Numbers
+// keep their text.
+func canonicalJSON(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 {
+		return raw
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return raw
+	}
+	b, err := json.Marshal(v) // maps marshal with sorted keys
+	if err != nil {
+		return raw
+	}
+	return b
 }
 
 // Prepare records an agent's spend request as pending a human decision.
@@ -408,7 +450,7 @@ func (s *Service) Prepare(ctx context.Context, p *Principal, req *PrepareRequest
 	rh := requestHash(req)
 	if idemKey != "" {
 		if prev, err := s.store.TransactionByIdempotencyKey(ctx, p.Agent.ID, idemKey); err == nil {
-			if !bytes.Equal(prev.RequestHash, rh) {
+			if !bytes.Equal(prev.RequestHash, rh) && !bytes.Equal(prev.RequestHash, legacyRequestHash(req)) {
 				return nil, countersign.Errorf(countersign.Conflict, "Idempotency-Key was already used for a different request")
 			}
 			return prev, nil

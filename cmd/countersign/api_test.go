@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"sync"
@@ -403,6 +404,23 @@ func TestIdempotencyKey(t *testing.T) {
 	if c.str("transaction_id") == a.str("transaction_id") {
 		t.Fatal("a new key returned the old transaction")
 	}
+	// the same request written another way is the same request: the address in lower case,
+	// the ABI and the arguments spaced and ordered differently
+	lower := map[string]string{"type": "native", "to_address": strings.ToLower(to), "amount": "5"}
+	if d := e.do("POST", "/api/prepare_transaction", apiKey(key), lower, "Idempotency-Key", "k1").must(t, 202); d.str("transaction_id") != a.str("transaction_id") {
+		t.Fatalf("a lower-case address under the same key: %s", d.raw)
+	}
+	counter := e.app.Dev.Counter.Hex()
+	call := func(abi, args string) map[string]any {
+		return map[string]any{"type": "contract_call", "contract_address": counter, "function_name": "increment",
+			"contract_abi": json.RawMessage(abi), "function_args": json.RawMessage(args)}
+	}
+	first := e.do("POST", "/api/prepare_transaction", apiKey(key), call(`[{"type":"function","name":"increment","inputs":[],"outputs":[]}]`, `[]`), "Idempotency-Key", "k3").must(t, 202)
+	again := e.do("POST", "/api/prepare_transaction", apiKey(key), call(`[ {"outputs": [], "name": "increment", "inputs": [], "type": "function"} ]`, `[ ]`), "Idempotency-Key", "k3").must(t, 202)
+	if again.str("transaction_id") != first.str("transaction_id") {
+		t.Fatalf("the same ABI spaced and ordered differently under the same key: %s", again.raw)
+	}
+	e.do("POST", "/api/prepare_transaction", apiKey(key), call(`[{"type":"function","name":"increment","inputs":[],"outputs":[],"stateMutability":"payable"}]`, `[]`), "Idempotency-Key", "k3").refused(t, 409, "CONFLICT")
 }
 
 func TestLongPollWakesOnDecision(t *testing.T) {
