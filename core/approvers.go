@@ -284,6 +284,13 @@ func (s *Service) countedApprovals(ctx context.Context, t *countersign.Transacti
 	if err != nil {
 		return nil, err
 	}
+	return s.counting(ctx, t, list)
+}
+
+// counting keeps the approvals of list that count for t (countedApprovals).
+// list is not changed.
+func (s *Service) counting(ctx context.Context, t *countersign.Transaction, list []*countersign.Approval) ([]*countersign.Approval, error) {
+	list = slices.Clone(list)
 	approvers := map[string]bool{t.OwnerID: true}
 	others := slices.ContainsFunc(list, func(a *countersign.Approval) bool { return a.UserID != t.OwnerID })
 	if t.WalletID != "" && others { // the owner always counts: only others' approvals need the wallet's approvers
@@ -351,12 +358,43 @@ func (s *Service) approvalViews(ctx context.Context, list []*countersign.Approva
 // ViewOf is View(t) with the approvals that count so far (who and when).
 func (s *Service) ViewOf(ctx context.Context, t *countersign.Transaction) (TxView, error) {
 	v := View(t)
-	counted, err := s.countedApprovals(ctx, t)
+	list, err := s.approvalRows(ctx, t)
+	if err != nil {
+		return v, err
+	}
+	counted, err := s.counting(ctx, t, list)
 	if err != nil {
 		return v, err
 	}
 	v.Approvals = s.approvalViews(ctx, counted)
 	return v, nil
+}
+
+// approvalsKey is a request as of its last update: every approval and
+// withdrawal also updates the request (approve, WithdrawApproval), so its
+// approval rows are the same for as long as its updated_at is.
+type approvalsKey struct {
+	id      string
+	updated int64
+}
+
+// approvalRows is t's approval rows, remembered for reviewCacheTTL per
+// approvalsKey: a status poll read them on every call. For views only:
+// what decides (approve, withdraw) reads them under the row's lock.
+// Whether each counts is still judged each time (counting: an approver
+// removed since no longer counts).
+func (s *Service) approvalRows(ctx context.Context, t *countersign.Transaction) ([]*countersign.Approval, error) {
+	k := approvalsKey{id: t.ID, updated: t.UpdatedAt.UnixNano()}
+	now := time.Now()
+	if list, ok := s.approvalsSeen.get(k, now); ok {
+		return list, nil
+	}
+	list, err := s.store.Approvals(ctx, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	s.approvalsSeen.put(k, list, now)
+	return list, nil
 }
 
 // WithdrawApproval takes back p's approval of a request before it is

@@ -280,6 +280,10 @@ func TestApproval_Withdraw(t *testing.T) {
 	if err := l.approveAs(owner, tx.ID); err != nil {
 		t.Fatal(err)
 	}
+	// a poll's view remembers the approval rows per update of the request: the withdrawal below is one
+	if v, _ := l.svc.ViewOf(l.ctx, l.row(tx.ID)); len(v.Approvals) != 1 {
+		t.Fatalf("approvals after the owner's: %+v", v.Approvals)
+	}
 	if _, err := l.svc.WithdrawApproval(l.ctx, bob.p, tx.ID, l.codeOf(bob)); countersign.ErrorCode(err) != countersign.NotFound {
 		t.Fatalf("bob withdrew an approval he never gave: %v", err)
 	}

@@ -98,7 +98,7 @@ func (s *Service) PollReview(ctx context.Context, p *Principal, t *countersign.T
 	if len(t.TxData)+len(t.ContractABI)+len(t.Message)+len(t.FunctionArgs) > reviewCacheMaxBytes {
 		return s.review(ctx, p, t)
 	}
-	head, err := s.chain.BlockNumber(ctx)
+	head, err := s.recentHead(ctx)
 	if err != nil { // no head to key on: compute, do not cache
 		return s.review(ctx, p, t)
 	}
@@ -140,7 +140,7 @@ func (s *Service) simulate(ctx context.Context, msg countersign.CallMsg) (uint64
 	head, ok := ctx.Value(headKey{}).(uint64)
 	if !ok {
 		var err error
-		if head, err = s.chain.BlockNumber(ctx); err != nil {
+		if head, err = s.recentHead(ctx); err != nil {
 			return s.chain.EstimateGas(ctx, msg)
 		}
 	}
@@ -186,4 +186,62 @@ func (s *Service) quoteFees(ctx context.Context) (tip, feeCap, base *big.Int, er
 	}
 	s.quotes.put(head, feeQuote{tip, feeCap, base}, now)
 	return tip, feeCap, base, nil
+}
+
+// headFresh is how long a chain head read for the caches' keys is used
+// before it is read again.
+const headFresh = 200 * time.Millisecond
+
+// headMemo is the chain head the reviews and simulations key on, as read
+// at most headFresh ago: reading it was one JSON-RPC call per status poll
+// (about a seventh of a poll's CPU). One caller reads it at a time; the
+// others waiting meanwhile share its answer (so a node that hangs holds
+// each of them for one read, not one each in turn). Nothing that moves
+// money reads it: execute and the tracker read the chain themselves.
+type headMemo struct {
+	mu       sync.Mutex
+	n        uint64
+	at       time.Time
+	inflight *headRead
+}
+
+type headRead struct {
+	done chan struct{}
+	n    uint64
+	err  error
+}
+
+// recentHead is the chain head, read at most headFresh ago.
+func (s *Service) recentHead(ctx context.Context) (uint64, error) {
+	m := &s.head
+	m.mu.Lock()
+	if !m.at.IsZero() && time.Since(m.at) < headFresh {
+		n := m.n
+		m.mu.Unlock()
+		return n, nil
+	}
+	r := m.inflight
+	if r == nil {
+		r = &headRead{done: make(chan struct{})}
+		m.inflight = r
+		m.mu.Unlock()
+		// not cancelled with this caller: the others wait for it (the
+		// chain client bounds it with CHAIN_TIMEOUT)
+		r.n, r.err = s.chain.BlockNumber(context.WithoutCancel(ctx))
+		m.mu.Lock()
+		m.inflight = nil
+		if r.err == nil {
+			m.n, m.at = r.n, time.Now()
+		}
+		m.mu.Unlock()
+		close(r.done)
+		return r.n, r.err
+	}
+	m.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.n, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 }

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"math/big"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,11 +17,28 @@ type simChain struct {
 	head      atomic.Uint64
 	estimates atomic.Int64
 	down      atomic.Bool
+	heads     atomic.Int64                  // BlockNumber calls
+	hold      atomic.Pointer[chan struct{}] // BlockNumber waits on it when set
 }
 
 func (c *simChain) ChainID(context.Context) (*big.Int, error) { return big.NewInt(1337), nil }
 
-func (c *simChain) BlockNumber(context.Context) (uint64, error) { return c.head.Load(), nil }
+func (c *simChain) BlockNumber(context.Context) (uint64, error) {
+	c.heads.Add(1)
+	if h := c.hold.Load(); h != nil {
+		<-*h
+	}
+	return c.head.Load(), nil
+}
+
+// newBlock sets the head, and has the service read it at once (as it
+// does once headFresh has passed).
+func (c *simChain) newBlock(svc *Service, n uint64) {
+	c.head.Store(n)
+	svc.head.mu.Lock()
+	svc.head.at = time.Time{}
+	svc.head.mu.Unlock()
+}
 
 func (c *simChain) EstimateGas(context.Context, countersign.CallMsg) (uint64, error) {
 	c.estimates.Add(1)
@@ -54,12 +72,12 @@ func TestSimulate_OncePerHead(t *testing.T) {
 	if n := ch.estimates.Load(); n != 2 {
 		t.Fatalf("another value is another call: %d simulations, want 2", n)
 	}
-	ch.head.Store(8)
+	ch.newBlock(svc, 8)
 	svc.simulate(ctx, msg)
 	if n := ch.estimates.Load(); n != 3 {
 		t.Fatalf("a new block simulates again: %d simulations, want 3", n)
 	}
-	ch.head.Store(9)
+	ch.newBlock(svc, 9)
 	ch.down.Store(true)
 	if _, err := svc.simulate(ctx, msg); err == nil {
 		t.Fatal("an unavailable node answered a simulation")
@@ -96,11 +114,11 @@ func TestPollReview_SameStateOnly(t *testing.T) {
 	if svc.PollReview(ctx, agent, &changed) == first {
 		t.Fatal("a request in another state got its old review")
 	}
-	ch.head.Store(2)
+	ch.newBlock(svc, 2)
 	if svc.PollReview(ctx, agent, tx) == first {
 		t.Fatal("a new block did not compute the review again")
 	}
-	ch.head.Store(1)
+	ch.newBlock(svc, 1)
 	large := *tx
 	large.ID, large.TxData = "t2", make([]byte, reviewCacheMaxBytes+1)
 	if r1, r2 := svc.PollReview(ctx, agent, &large), svc.PollReview(ctx, agent, &large); r1 == r2 {
@@ -200,5 +218,49 @@ func TestBindFees_OneHeadRead(t *testing.T) {
 	}
 	if r, e := ch.reads.Load(), ch.estimates.Load(); r != 1 || e != 1 {
 		t.Fatalf("two bindings at one head: %d fee reads and %d simulations, want 1 and 1", r, e)
+	}
+}
+
+// TestRecentHead: the caches' chain head is read once per headFresh,
+// not once per poll, and callers that arrive while it is being read share
+// that read (a hanging node holds each for one read, not one each in
+// turn).
+func TestRecentHead(t *testing.T) {
+	ch := &simChain{}
+	ch.head.Store(5)
+	svc, ctx := newStubService(t, ch)
+	for range 10 {
+		if n, err := svc.recentHead(ctx); err != nil || n != 5 {
+			t.Fatalf("head %d %v", n, err)
+		}
+	}
+	if n := ch.heads.Load(); n != 1 {
+		t.Fatalf("10 reads within headFresh asked the node %d times, want 1", n)
+	}
+	ch.head.Store(6)
+	time.Sleep(headFresh)
+	if n, _ := svc.recentHead(ctx); n != 6 || ch.heads.Load() != 2 {
+		t.Fatalf("after headFresh: head %d, %d reads", n, ch.heads.Load())
+	}
+	hold := make(chan struct{})
+	ch.hold.Store(&hold)
+	ch.head.Store(7)
+	time.Sleep(headFresh)
+	var wg sync.WaitGroup
+	got := make([]uint64, 8)
+	for i := range got {
+		wg.Add(1)
+		go func() { defer wg.Done(); got[i], _ = svc.recentHead(ctx) }()
+	}
+	time.Sleep(50 * time.Millisecond) // all eight wait on the one read
+	close(hold)
+	wg.Wait()
+	for _, n := range got {
+		if n != 7 {
+			t.Fatalf("heads %v, want 7 for each", got)
+		}
+	}
+	if n := ch.heads.Load(); n != 3 {
+		t.Fatalf("eight concurrent callers made the node reads %d in all, want 3 (one for the eight)", n)
 	}
 }

@@ -138,7 +138,10 @@ type Service struct {
 
 	reviews reviewCache // the reviews status and prepare answers carry (review_cache.go)
 	sims    simCache    // prepare's simulations, shared with its review (review_cache.go)
-	quotes  feeCache    // prepare's fee quotes, one per chain head (review_cache.go)
+	head    headMemo    // the chain head those two key on (review_cache.go)
+
+	approvalsSeen ttlCache[approvalsKey, []*countersign.Approval] // a request's approval rows per update, for views (approvers.go)
+	quotes        feeCache                                        // prepare's fee quotes, one per chain head (review_cache.go)
 }
 
 // New assembles a Service, loading (or creating on first start) the session
