@@ -546,6 +546,26 @@ func (s *Store) AgentByKeyHash(ctx context.Context, h []byte) (*countersign.Agen
 	return a, notFound("agent", err)
 }
 
+// AgentWithOwner is AgentByKeyHash and its owner's UserByID in one
+// query: every agent request authenticates with both.
+func (s *Store) AgentWithOwner(ctx context.Context, h []byte) (*countersign.Agent, *countersign.User, error) {
+	var a countersign.Agent
+	var u countersign.User
+	var created, used, revoked, locked, ucreated int64
+	var enabled int
+	err := s.reader(ctx).QueryRowContext(ctx, `SELECT a.id, a.owner_id, a.name, a.wallet_id, a.key_hash, a.key_prefix, a.created_at, a.last_used_at, a.revoked_at,
+ u.id, u.username, u.password_hash, u.mfa_sealed, u.mfa_enabled, u.mfa_last_step, u.mfa_failures, u.mfa_locked_until, u.created_at, u.mfa_pending
+ FROM agents a JOIN users u ON u.id = a.owner_id WHERE a.key_hash = ?`, h).Scan(
+		&a.ID, &a.OwnerID, &a.Name, &a.WalletID, &a.KeyHash, &a.KeyPrefix, &created, &used, &revoked,
+		&u.ID, &u.Username, &u.PasswordHash, &u.MFASealed, &enabled, &u.MFALastStep, &u.MFAFailures, &locked, &ucreated, &u.MFAPending)
+	if err != nil {
+		return nil, nil, notFound("agent", err)
+	}
+	a.CreatedAt, a.LastUsedAt, a.RevokedAt = fromTS(created), fromTS(used), fromTS(revoked)
+	u.MFAEnabled, u.MFALockedUntil, u.CreatedAt = enabled == 1, fromTS(locked), fromTS(ucreated)
+	return &a, &u, nil
+}
+
 func (s *Store) AgentsByOwner(ctx context.Context, owner string) ([]*countersign.Agent, error) {
 	rows, err := s.reader(ctx).QueryContext(ctx, `SELECT `+agentCols+` FROM agents WHERE owner_id = ? ORDER BY created_at, id COLLATE "C"`, owner)
 	if err != nil {

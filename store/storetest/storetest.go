@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -117,6 +118,22 @@ func testWalletsAgents(t *testing.T, s countersign.Store) {
 	}
 	if got, err := s.AgentByKeyHash(ctx, []byte("hash")); err != nil || got.ID != "a1" || got.Revoked() {
 		t.Fatalf("AgentByKeyHash: %+v %v", got, err)
+	}
+	// the agent and its owner in one read, as authentication wants them: the same rows as the two reads
+	if j, ok := s.(interface {
+		AgentWithOwner(ctx context.Context, h []byte) (*countersign.Agent, *countersign.User, error)
+	}); !ok {
+		t.Fatal("the store has no AgentWithOwner: every agent request would read twice")
+	} else {
+		ga, gu, err := j.AgentWithOwner(ctx, []byte("hash"))
+		wa, _ := s.AgentByKeyHash(ctx, []byte("hash"))
+		wu, _ := s.UserByID(ctx, "u1")
+		if err != nil || !reflect.DeepEqual(ga, wa) || !reflect.DeepEqual(gu, wu) {
+			t.Fatalf("AgentWithOwner: %+v %+v %v, want %+v %+v", ga, gu, err, wa, wu)
+		}
+		if _, _, err := j.AgentWithOwner(ctx, []byte("no such hash")); code(err) != countersign.NotFound {
+			t.Fatalf("AgentWithOwner of an unknown key: %v", err)
+		}
 	}
 	if err := s.RevokeAgent(ctx, "a1", time.Now()); err != nil {
 		t.Fatal(err)
