@@ -520,11 +520,17 @@ func (s *Service) setStatus(ctx context.Context, cs *changeSet, t *countersign.T
 	t.Status, t.UpdatedAt = to, s.clock.Now().UTC()
 	// expires_at is the deadline of the step the request is at: approve
 	// by it while pending, execute by it once authorized (AUTHORIZED_TTL
-	// from the approval, which is what execute enforces).
+	// from the approval, which is what execute enforces). An x402
+	// payment's is never later than its own, which its authorization's
+	// validBefore bounds (x402.go), and it keeps that one if an approval
+	// is withdrawn.
+	x402 := t.Type == countersign.TxX402
 	switch {
 	case to == countersign.StatusAuthorized && t.TxHash == "" && len(t.Signature) == 0:
-		t.ExpiresAt = authorizedAt(t).Add(s.cfg.AuthorizedTTL)
-	case from == countersign.StatusAuthorized && to == countersign.StatusPending:
+		if d := authorizedAt(t).Add(s.cfg.AuthorizedTTL); !x402 || d.Before(t.ExpiresAt) {
+			t.ExpiresAt = d
+		}
+	case from == countersign.StatusAuthorized && to == countersign.StatusPending && !x402:
 		t.ExpiresAt = s.pendingDeadline(t)
 	}
 	if err := s.store.UpdateTransaction(ctx, t); err != nil {

@@ -429,10 +429,15 @@ func TestX402_HumanApprovesWhileTheCallWaits(t *testing.T) {
 			t.Fatalf("the review of an x402 payment warns %s: %s", bad, st.raw)
 		}
 	}
+	pendingUntil := st.str("expires_at")
 	f.e.do("POST", "/api/authorize_transaction", bearer(f.u.token), map[string]string{"transaction_id": id, "mfa_code": f.e.code(f.u)}).must(t, 200)
 	r := <-done
 	r.must(t, 200)
 	f.checkPaid(r, 2500, before)
+	// once approved its deadline is never later than the one its authorization's validBefore set
+	if after := f.e.do("GET", "/api/transaction_status?transaction_id="+id, bearer(f.u.token), nil).must(t, 200).str("expires_at"); after > pendingUntil {
+		t.Fatalf("expires_at moved from %s to %s after the approval", pendingUntil, after)
+	}
 	// an x402 request is never executed as a transaction
 	f.e.do("POST", "/api/execute_transaction", apiKey(f.key), map[string]string{"transaction_id": id}).refused(t, 400, "BAD_REQUEST")
 }
