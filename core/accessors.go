@@ -50,10 +50,23 @@ func (s *Service) AgentWallet(ctx context.Context, a *countersign.Agent) (*count
 // Ready checks the store and the chain, returning the chain head.
 func (s *Service) Ready(ctx context.Context) (uint64, error) {
 	if err := s.store.Ping(ctx); err != nil {
-		return 0, countersign.Wrap(countersign.Internal, err, "database is not ready")
+		return 0, &NotReady{Part: "the database", Err: countersign.Wrap(countersign.Internal, err, "database is not ready")}
 	}
-	return s.chain.BlockNumber(ctx)
+	n, err := s.chain.BlockNumber(ctx)
+	if err != nil {
+		return 0, &NotReady{Part: "the chain node", Err: err}
+	}
+	return n, nil
 }
+
+// NotReady is Ready's error: which part does not answer, and why.
+type NotReady struct {
+	Part string // "the database", "the chain node"
+	Err  error
+}
+
+func (e *NotReady) Error() string { return e.Part + " does not answer: " + e.Err.Error() }
+func (e *NotReady) Unwrap() error { return e.Err }
 
 // TransactionCounts counts transactions by status (metrics).
 func (s *Service) TransactionCounts(ctx context.Context) (map[countersign.Status]int64, error) {

@@ -1,6 +1,8 @@
 package core
 
 import (
+	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -552,5 +554,48 @@ func TestLooseningRejectedAndSuperseded(t *testing.T) {
 	}
 	if now, _ := l.svc.store.Policy(l.ctx, countersign.PolicyWallet, l.wallet.ID); now.Hash == v.Pending.Hash || !strings.Contains(now.Document, "deny") {
 		t.Fatalf("the superseded change applied: %s", now.Document)
+	}
+}
+
+// flakyAuthorize fails the first write of an authorized row (a grouped
+// part giving up on a lock, say) and from then on reads no policy, so the
+// prepare's rerun decides differently from its first run.
+type flakyAuthorize struct {
+	countersign.Store
+	failed bool
+}
+
+func (s *flakyAuthorize) UpdateTransaction(ctx context.Context, t *countersign.Transaction) error {
+	if t.Status == countersign.StatusAuthorized && !s.failed {
+		s.failed = true
+		return errors.New("the part gave up on a lock")
+	}
+	return s.Store.UpdateTransaction(ctx, t)
+}
+
+func (s *flakyAuthorize) Policy(ctx context.Context, level countersign.PolicyLevel, id string) (*countersign.PolicyRecord, error) {
+	if s.failed {
+		return nil, countersign.Errorf(countersign.NotFound, "no policy")
+	}
+	return s.Store.Policy(ctx, level, id)
+}
+
+// A prepare whose first run an auto rule authorized (moving expires_at to
+// AUTHORIZED_TTL) and whose rerun leaves pending keeps the approval
+// window: before, the rerun kept the authorized deadline and the request
+// expired 23 h early.
+func TestApproval_PrepareRerunKeepsTheApprovalWindow(t *testing.T) {
+	l := newLifecycle(t)
+	l.setWalletPolicy(l.wallet.ID, `{"rules": [{"id": "small", "when": {"kind": ["native"]}, "then": "auto", "budget": {"max": "1000000", "window": "24h"}}], "default": "human"}`)
+	flaky := &flakyAuthorize{Store: l.svc.store}
+	l.svc.store = flaky
+	tx := l.prepare()
+	l.svc.store = flaky.Store
+	if !flaky.failed {
+		t.Fatal("the first run did not authorize")
+	}
+	r := l.row(tx.ID)
+	if r.Status != countersign.StatusPending || !r.ExpiresAt.Equal(r.CreatedAt.Add(l.svc.cfg.PendingTTL)) {
+		t.Fatalf("rerun: %s, created %s, expires %s (want PENDING_TTL after)", r.Status, r.CreatedAt, r.ExpiresAt)
 	}
 }

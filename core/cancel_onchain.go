@@ -89,7 +89,7 @@ func (s *Service) CancelOnchain(ctx context.Context, p *Principal, id, code stri
 		// Said on the row until the chain decides: an agent that calls
 		// execute again, or polls, learns its payment is being cancelled,
 		// not sent (tx_hash is now the cancel's).
-		cur.Error = fmt.Sprintf("being cancelled on chain: nonce %d is being replaced by a zero-value self-transfer %s; the payment goes out only if its earlier transaction %s is mined first", *cur.Nonce, hash, old)
+		cur.Error = cancelNote(*cur.Nonce, hash, old)
 		cur.Broadcasts, cur.NextBroadcastAt, cur.UpdatedAt = 0, now.Add(s.cfg.Money.RebroadcastAfter), now
 		n, err := s.addAttempt(ctx, cur, countersign.AttemptCancel, plan.tip, plan.feeCap)
 		if err != nil {
@@ -171,4 +171,34 @@ func (s *Service) planCancel(ctx context.Context, t *countersign.Transaction) (*
 		return nil, countersign.Errorf(countersign.InsufficientFunds, "wallet %s holds %s wei; the cancel may cost up to %s wei in fees", t.From, balance, need)
 	}
 	return &cancelPlan{gas: gas, tip: tip, feeCap: feeCap}, nil
+}
+
+// cancelNote is what a submitted row being cancelled on chain says in its
+// error until the chain decides.
+func cancelNote(nonce uint64, cancel, original string) string {
+	return fmt.Sprintf("being cancelled on chain: nonce %d is being replaced by a zero-value self-transfer %s; the payment goes out only if its earlier transaction %s is mined first", nonce, cancel, original)
+}
+
+// pendingCancelNote is cancelNote for t when one of its attempts is an
+// on-chain cancel, else "".
+func (s *Service) pendingCancelNote(ctx context.Context, t *countersign.Transaction) (string, error) {
+	if t.Nonce == nil {
+		return "", nil
+	}
+	atts, err := s.store.Attempts(ctx, t.ID)
+	if err != nil {
+		return "", err
+	}
+	cancel, original := "", ""
+	for _, a := range atts {
+		if a.Kind == countersign.AttemptCancel {
+			cancel = a.TxHash
+		} else {
+			original = a.TxHash
+		}
+	}
+	if cancel == "" {
+		return "", nil
+	}
+	return cancelNote(*t.Nonce, cancel, original), nil
 }

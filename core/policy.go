@@ -345,8 +345,10 @@ func policyActor(ruleID string) string { return "policy:" + ruleID }
 // request stores nothing but its audit entry and returns POLICY_DENIED.
 func (s *Service) preparePolicy(ctx context.Context, t *countersign.Transaction, actor string) error {
 	var denied *countersign.Error
+	window, updated := t.ExpiresAt, t.UpdatedAt                                  // an auto decision moves both (setStatus): a rerun starts from the request as prepared
 	err := s.changeGrouped(ctx, func(ctx context.Context, cs *changeSet) error { // concurrent prepares share a commit; re-runnable: it resets what it sets
 		denied = nil
+		t.ExpiresAt, t.UpdatedAt = window, updated
 		t.Status, t.Decision, t.RuleID, t.PolicyWarnings, t.AuthorizeAt, t.ApprovalsNeeded = countersign.StatusPending, "", "", nil, time.Time{}, 0
 		t.ApprovedDigest, t.DecidedBy, t.DecidedAt = nil, "", time.Time{}
 		now := s.clock.Now().UTC()

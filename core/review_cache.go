@@ -211,6 +211,8 @@ type headRead struct {
 	err  error
 }
 
+var errHeadRead = errors.New("core: the chain head read did not finish")
+
 // recentHead is the chain head, read at most headFresh ago.
 func (s *Service) recentHead(ctx context.Context) (uint64, error) {
 	m := &s.head
@@ -222,19 +224,21 @@ func (s *Service) recentHead(ctx context.Context) (uint64, error) {
 	}
 	r := m.inflight
 	if r == nil {
-		r = &headRead{done: make(chan struct{})}
+		r = &headRead{done: make(chan struct{}), err: errHeadRead}
 		m.inflight = r
 		m.mu.Unlock()
+		defer func() { // also if the read panics: no caller may wait on it for ever
+			m.mu.Lock()
+			m.inflight = nil
+			if r.err == nil {
+				m.n, m.at = r.n, time.Now()
+			}
+			m.mu.Unlock()
+			close(r.done)
+		}()
 		// not cancelled with this caller: the others wait for it (the
 		// chain client bounds it with CHAIN_TIMEOUT)
 		r.n, r.err = s.chain.BlockNumber(context.WithoutCancel(ctx))
-		m.mu.Lock()
-		m.inflight = nil
-		if r.err == nil {
-			m.n, m.at = r.n, time.Now()
-		}
-		m.mu.Unlock()
-		close(r.done)
 		return r.n, r.err
 	}
 	m.mu.Unlock()

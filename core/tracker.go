@@ -573,6 +573,9 @@ func (s *Service) recheckReorg(ctx context.Context, t *countersign.Transaction, 
 			details["block_number"] = *cur.BlockNumber
 		}
 		cur.BlockNumber, cur.Error = nil, ""
+		if cur.Error, err = s.pendingCancelNote(ctx, cur); err != nil { // a cancel undone by the reorg is pending again
+			return err
+		}
 		cur.Broadcasts, cur.NextBroadcastAt = 0, pass.now // rebroadcast at once if the node lost it
 		if err := s.store.SetTrackState(ctx, cur.ID, &countersign.TrackState{StuckAt: st.StuckAt}); err != nil {
 			return err

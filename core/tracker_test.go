@@ -318,6 +318,18 @@ func TestMoney_CancelOnchainFreesAStuckNonce(t *testing.T) {
 	if !strings.Contains(done.Error, "cancelled on chain: nonce") || done.TxHash != res.CancelHash || e.balance(to.Hex()).Sign() != 0 {
 		t.Fatalf("cancelled with %q, hash %s; recipient %s", done.Error, done.TxHash, e.balance(to.Hex()))
 	}
+	// a reorg that undoes the mined cancel: the row is being cancelled again, and says so
+	if err := e.dev.Reorg(e.ctx, *done.BlockNumber, 2); err != nil {
+		t.Fatal(err)
+	}
+	e.pass()
+	if r := e.row(tx.ID); r.Status != countersign.StatusSubmitted || !strings.Contains(r.Error, "being cancelled on chain") || !strings.Contains(r.Error, res.CancelHash) {
+		t.Fatalf("after a reorg of the cancel: %s %q", r.Status, r.Error)
+	}
+	e.clock.Advance(time.Hour) // its rebroadcast is due
+	if again := e.track(tx.ID, countersign.StatusCancelled); again.TxHash != res.CancelHash {
+		t.Fatalf("cancelled again as %s", again.TxHash)
+	}
 	next := e.pay(randomAddr(), big.NewInt(1))
 	if next, err = e.execute(next.ID); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"math/big"
 	"strings"
 	"time"
@@ -420,9 +421,12 @@ func legacyRequestHash(req *PrepareRequest) []byte {
 
 // canonicalJSON re-encodes raw with object keys sorted and no spacing
 // (raw itself when it does not decode: it is refused later anyway). Numbers
-// keep their text.
+// keep their text. An object with two keys equal but for case (or equal)
+// is left as written: the ABI and typed-data parsers match keys without
+// case and keep the last, so {"type":…,"Type":…} and its reverse are
+// different requests that a map would make one.
 func canonicalJSON(raw json.RawMessage) json.RawMessage {
-	if len(raw) == 0 {
+	if len(raw) == 0 || foldedDuplicateKeys(raw) {
 		return raw
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -436,6 +440,65 @@ func canonicalJSON(raw json.RawMessage) json.RawMessage {
 		return raw
 	}
 	return b
+}
+
+// foldedDuplicateKeys reports whether some object in raw has two keys
+// equal under case folding (true also for JSON that does not decode).
+func foldedDuplicateKeys(raw []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	type frame struct {
+		object bool
+		keys   map[string]bool
+		key    bool // the next string token is a key
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return len(stack) > 0 // cut short: does not decode
+		}
+		if err != nil {
+			return true
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				if top != nil && top.object {
+					top.key = true // the object is this key's value
+				}
+				stack = append(stack, &frame{object: true, keys: map[string]bool{}, key: true})
+			case '[':
+				if top != nil && top.object {
+					top.key = true
+				}
+				stack = append(stack, &frame{})
+			default: // } or ]
+				stack = stack[:len(stack)-1]
+			}
+		case string:
+			if top != nil && top.object && top.key {
+				k := strings.ToLower(v)
+				if top.keys[k] {
+					return true
+				}
+				top.keys[k] = true
+				top.key = false
+				continue
+			}
+			if top != nil && top.object {
+				top.key = true
+			}
+		default:
+			if top != nil && top.object {
+				top.key = true
+			}
+		}
+	}
 }
 
 // Prepare records an agent's spend request as pending a human decision.

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/countersign/countersign"
@@ -36,9 +37,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ *core.Principa
 	n, err := s.Svc.Ready(r.Context())
 	if err != nil {
 		s.Log.Warn("not ready", "err", err)
-		what := "the database"
-		if countersign.ErrorCode(err) == countersign.ChainError {
-			what = "the chain node"
+		what := "a dependency"
+		var nr *core.NotReady
+		if errors.As(err, &nr) {
+			what = nr.Part
 		}
 		return countersign.Errorf(countersign.Unavailable, "not ready: %s does not answer (the server log says why)", what)
 	}

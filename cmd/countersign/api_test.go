@@ -421,6 +421,14 @@ func TestIdempotencyKey(t *testing.T) {
 		t.Fatalf("the same ABI spaced and ordered differently under the same key: %s", again.raw)
 	}
 	e.do("POST", "/api/prepare_transaction", apiKey(key), call(`[{"type":"function","name":"increment","inputs":[],"outputs":[],"stateMutability":"payable"}]`, `[]`), "Idempotency-Key", "k3").refused(t, 409, "CONFLICT")
+	// keys equal but for case are not sorted into one: the ABI parser matches keys without case
+	// and keeps the last, so these two are set(uint8) and set(uint256)
+	set := func(abi string) map[string]any {
+		return map[string]any{"type": "contract_call", "contract_address": counter, "function_name": "set",
+			"contract_abi": json.RawMessage(abi), "function_args": json.RawMessage(`["7"]`)}
+	}
+	e.do("POST", "/api/prepare_transaction", apiKey(key), set(`[{"type":"function","name":"set","inputs":[{"name":"v","type":"uint256","Type":"uint8"}],"outputs":[]}]`), "Idempotency-Key", "k4").must(t, 202)
+	e.do("POST", "/api/prepare_transaction", apiKey(key), set(`[{"type":"function","name":"set","inputs":[{"name":"v","Type":"uint8","type":"uint256"}],"outputs":[]}]`), "Idempotency-Key", "k4").refused(t, 409, "CONFLICT")
 }
 
 func TestLongPollWakesOnDecision(t *testing.T) {
