@@ -120,6 +120,15 @@ func testWalletsAgents(t *testing.T, s countersign.Store) {
 		t.Fatalf("AgentByKeyHash: %+v %v", got, err)
 	}
 	// the agent and its owner in one read, as authentication wants them: the same rows as the two reads
+	// (every user column set, so a column the join's hand-written list missed would show)
+	owner, _ := s.UserByID(ctx, "u1")
+	owner.MFAEnabled, owner.MFASealed, owner.MFALastStep, owner.MFAFailures, owner.MFALockedUntil = true, []byte{1, 2}, 42, 3, time.Unix(1800000000, 5).UTC()
+	if err := s.UpdateUserMFA(ctx, owner); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TouchAgent(ctx, "a1", time.Unix(1800000001, 7).UTC()); err != nil {
+		t.Fatal(err)
+	}
 	if j, ok := s.(interface {
 		AgentWithOwner(ctx context.Context, h []byte) (*countersign.Agent, *countersign.User, error)
 	}); !ok {
