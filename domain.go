@@ -200,6 +200,9 @@ type Store interface {
 	CreateAgent(ctx context.Context, a *Agent) error
 	AgentByID(ctx context.Context, id string) (*Agent, error)
 	AgentByKeyHash(ctx context.Context, hash []byte) (*Agent, error)
+	// AgentWithOwner is AgentByKeyHash and the agent's owner in one read
+	// (what authenticating an agent needs); NotFound for an unknown hash.
+	AgentWithOwner(ctx context.Context, hash []byte) (*Agent, *User, error)
 	AgentsByOwner(ctx context.Context, ownerID string) ([]*Agent, error)
 	RevokeAgent(ctx context.Context, id string, at time.Time) error
 	TouchAgent(ctx context.Context, id string, at time.Time) error

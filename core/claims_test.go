@@ -108,12 +108,7 @@ func TestMoney_TopupClaimLeavesNoOrphanLease(t *testing.T) {
 // restarted server's) tracks them without waiting for the lease.
 func TestMoney_StoppedTrackerPassGivesBackItsClaims(t *testing.T) {
 	e := newMoneyEnv(t, MoneyConfig{ReplaceAfter: -1, RebroadcastAfter: time.Minute, RebroadcastMax: time.Minute})
-	e.fund(e.wallet.Address, eth(10))
-	e.proxy.set(func(int, *types.Transaction) sendFault { return sendFault{} }) // answered, lost: stays submitted
-	tx := e.pay(randomAddr(), big.NewInt(1000))
-	if _, err := e.execute(tx.ID); err != nil {
-		t.Fatal(err)
-	}
+	tx := e.lostBroadcast()
 	before := e.row(tx.ID)
 	if before.Status != countersign.StatusSubmitted {
 		t.Fatalf("status %s, want submitted", before.Status)
@@ -143,12 +138,7 @@ func TestMoney_StoppedTrackerPassGivesBackItsClaims(t *testing.T) {
 // while the second still did.
 func TestMoney_LatePassKeepsOffAnotherPassesClaim(t *testing.T) {
 	e := newMoneyEnv(t, MoneyConfig{ReplaceAfter: -1, RebroadcastAfter: time.Minute, RebroadcastMax: time.Minute})
-	e.fund(e.wallet.Address, eth(10))
-	e.proxy.set(func(int, *types.Transaction) sendFault { return sendFault{} }) // answered, lost: stays submitted
-	tx := e.pay(randomAddr(), big.NewInt(1000))
-	if _, err := e.execute(tx.ID); err != nil {
-		t.Fatal(err)
-	}
+	tx := e.lostBroadcast()
 	lease := e.svc.cfg.Money.TrackLease
 	var second []*countersign.Transaction
 	racy := &racyClaims{Store: e.svc.store}
@@ -170,6 +160,19 @@ func TestMoney_LatePassKeepsOffAnotherPassesClaim(t *testing.T) {
 	if third, err := racy.Store.ClaimTracked(e.ctx, countersign.ClaimQuery{Now: e.clock.Now(), Lease: lease, Limit: 10}); err != nil || len(third) != 0 {
 		t.Fatalf("a third pass claimed %d rows the second still holds (%v)", len(third), err)
 	}
+}
+
+// lostBroadcast executes a payment whose broadcast the node answers and
+// loses: it stays submitted, and each tracker pass has it to work on.
+func (e *moneyEnv) lostBroadcast() *countersign.Transaction {
+	e.t.Helper()
+	e.fund(e.wallet.Address, eth(10))
+	e.proxy.set(func(int, *types.Transaction) sendFault { return sendFault{} })
+	tx := e.pay(randomAddr(), big.NewInt(1000))
+	if _, err := e.execute(tx.ID); err != nil {
+		e.t.Fatal(err)
+	}
+	return tx
 }
 
 // blockingSender answers no POST: each waits for its context to end, as a

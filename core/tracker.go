@@ -572,8 +572,8 @@ func (s *Service) recheckReorg(ctx context.Context, t *countersign.Transaction, 
 		if cur.BlockNumber != nil {
 			details["block_number"] = *cur.BlockNumber
 		}
-		cur.BlockNumber, cur.Error = nil, ""
-		if cur.Error, err = s.pendingCancelNote(ctx, cur); err != nil { // a cancel undone by the reorg is pending again
+		cur.BlockNumber = nil
+		if cur.Error, err = s.pendingCancelNote(ctx, cur); err != nil { // "" unless a cancel undone by the reorg is pending again
 			return err
 		}
 		cur.Broadcasts, cur.NextBroadcastAt = 0, pass.now // rebroadcast at once if the node lost it

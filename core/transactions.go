@@ -446,59 +446,49 @@ func canonicalJSON(raw json.RawMessage) json.RawMessage {
 // equal under case folding (true also for JSON that does not decode).
 func foldedDuplicateKeys(raw []byte) bool {
 	dec := json.NewDecoder(bytes.NewReader(raw))
-	type frame struct {
-		object bool
-		keys   map[string]bool
-		key    bool // the next string token is a key
-	}
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return len(stack) > 0 // cut short: does not decode
-		}
-		if err != nil {
+	for dec.More() {
+		if dup, err := foldedDuplicateIn(dec); dup || err != nil {
 			return true
 		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		switch v := tok.(type) {
-		case json.Delim:
-			switch v {
-			case '{':
-				if top != nil && top.object {
-					top.key = true // the object is this key's value
-				}
-				stack = append(stack, &frame{object: true, keys: map[string]bool{}, key: true})
-			case '[':
-				if top != nil && top.object {
-					top.key = true
-				}
-				stack = append(stack, &frame{})
-			default: // } or ]
-				stack = stack[:len(stack)-1]
-			}
-		case string:
-			if top != nil && top.object && top.key {
-				k := strings.ToLower(v)
-				if top.keys[k] {
-					return true
-				}
-				top.keys[k] = true
-				top.key = false
-				continue
-			}
-			if top != nil && top.object {
-				top.key = true
-			}
-		default:
-			if top != nil && top.object {
-				top.key = true
-			}
-		}
 	}
+	_, err := dec.Token()
+	return err != io.EOF // trailing garbage
+}
+
+// foldedDuplicateIn reads one JSON value from dec.
+func foldedDuplicateIn(dec *json.Decoder) (bool, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return false, err
+	}
+	switch tok {
+	case json.Delim('{'):
+		seen := map[string]bool{}
+		for dec.More() {
+			k, err := dec.Token()
+			if err != nil {
+				return false, err
+			}
+			key := strings.ToLower(k.(string))
+			if seen[key] {
+				return true, nil
+			}
+			seen[key] = true
+			if dup, err := foldedDuplicateIn(dec); dup || err != nil {
+				return dup, err
+			}
+		}
+	case json.Delim('['):
+		for dec.More() {
+			if dup, err := foldedDuplicateIn(dec); dup || err != nil {
+				return dup, err
+			}
+		}
+	default:
+		return false, nil // a scalar
+	}
+	_, err = dec.Token() // the closing delimiter
+	return false, err
 }
 
 // Prepare records an agent's spend request as pending a human decision.

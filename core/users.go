@@ -136,7 +136,7 @@ func (s *Service) AuthenticateAgent(ctx context.Context, key string) (*Principal
 		return nil, countersign.Errorf(countersign.Unauthorized, "invalid API key")
 	}
 	h := auth.HashAPIKey(key)
-	a, u, err := s.agentWithOwner(ctx, h)
+	a, u, err := s.store.AgentWithOwner(ctx, h)
 	if err != nil && countersign.ErrorCode(err) != countersign.NotFound {
 		return nil, err
 	}
@@ -151,25 +151,6 @@ func (s *Service) AuthenticateAgent(ctx context.Context, key string) (*Principal
 		_ = s.store.TouchAgent(ctx, a.ID, now)
 	}
 	return &Principal{User: u, Agent: a}, nil
-}
-
-// agentWithOwner reads the agent of key hash h and its owner: in one
-// query where the store can (both stores here), else in two.
-func (s *Service) agentWithOwner(ctx context.Context, h []byte) (*countersign.Agent, *countersign.User, error) {
-	if j, ok := s.store.(interface {
-		AgentWithOwner(ctx context.Context, h []byte) (*countersign.Agent, *countersign.User, error)
-	}); ok {
-		return j.AgentWithOwner(ctx, h)
-	}
-	a, err := s.store.AgentByKeyHash(ctx, h)
-	if err != nil {
-		return nil, nil, err
-	}
-	u, err := s.store.UserByID(ctx, a.OwnerID)
-	if err != nil {
-		return nil, nil, err
-	}
-	return a, u, nil
 }
 
 // checkPassword re-checks the user's own password for a sensitive action.

@@ -287,9 +287,9 @@ func rewrapAll(ctx context.Context, cfg *Config, target rotateTarget, batch int,
 	// The service writes the audit entries (the chain's hashing is core's);
 	// New also opens the session keys, so a master key file without the
 	// key they are sealed under fails here, before anything is written.
-	svc, err := core.New(ctx, st, chainless{}, nil, sealer, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), core.Config{})
+	svc, err := maintService(ctx, cfg, target, st, sealer)
 	if err != nil {
-		return fmt.Errorf("open the store with the master key file %s%s: %w", cfg.MasterKeyFile, kmsNote(cfg, target), err)
+		return err
 	}
 	defer svc.Close()
 	to := sealer.CurrentKeyID()
@@ -515,12 +515,22 @@ func openRecorder(ctx context.Context, cfg *Config) (*maintRecorder, error) {
 	if err != nil {
 		return nil, err
 	}
-	svc, err := core.New(ctx, st, chainless{}, nil, sealer, nil, slog.New(slog.NewTextHandler(io.Discard, nil)), core.Config{})
+	svc, err := maintService(ctx, cfg, rotateTarget{}, st, sealer)
 	if err != nil {
 		st.Close()
-		return nil, fmt.Errorf("open the store with the master key file %s%s: %w", cfg.MasterKeyFile, kmsNote(cfg, rotateTarget{}), err)
+		return nil, err
 	}
 	return &maintRecorder{st: st, svc: svc}, nil
+}
+
+// maintService is the service a maintenance command records its audit
+// entries through: no chain, no signer, a silent log.
+func maintService(ctx context.Context, cfg *Config, target rotateTarget, st countersign.Store, sealer *envelope.Sealer) (*core.Service, error) {
+	svc, err := core.New(ctx, st, chainless{}, nil, sealer, nil, slog.New(slog.DiscardHandler), core.Config{})
+	if err != nil {
+		return nil, fmt.Errorf("open the store with the master key file %s%s: %w", cfg.MasterKeyFile, kmsNote(cfg, target), err)
+	}
+	return svc, nil
 }
 
 func (r *maintRecorder) record(ctx context.Context, c countersign.Change) error {

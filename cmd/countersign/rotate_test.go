@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -570,7 +569,7 @@ func TestRotate_AuditCountsWhatWasReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	svc, err := core.New(ctx, st, chainless{}, nil, sealer, nil, slog.New(slog.DiscardHandler), core.Config{})
+	svc, err := maintService(ctx, cfg, rotateTarget{fileCurrent: true}, st, sealer)
 	if err != nil {
 		t.Fatal(err)
 	}

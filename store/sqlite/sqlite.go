@@ -391,15 +391,24 @@ const userCols = `id, username, password_hash, mfa_sealed, mfa_enabled, mfa_last
 
 func scanUser(row interface{ Scan(...any) error }) (*countersign.User, error) {
 	var u countersign.User
-	var enabled int
-	var locked, created int64
-	if err := row.Scan(&u.ID, &u.Username, &u.PasswordHash, &u.MFASealed, &enabled, &u.MFALastStep, &u.MFAFailures, &locked, &created, &u.MFAPending); err != nil {
+	dest, done := userFields(&u)
+	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
-	u.MFAEnabled = enabled == 1
-	u.MFALockedUntil = fromTS(locked)
-	u.CreatedAt = fromTS(created)
+	done()
 	return &u, nil
+}
+
+// userFields are the scan destinations of userCols into u, and what
+// finishes u once they are filled.
+func userFields(u *countersign.User) (dest []any, done func()) {
+	var enabled int
+	var locked, created int64
+	return []any{&u.ID, &u.Username, &u.PasswordHash, &u.MFASealed, &enabled, &u.MFALastStep, &u.MFAFailures, &locked, &created, &u.MFAPending}, func() {
+		u.MFAEnabled = enabled == 1
+		u.MFALockedUntil = fromTS(locked)
+		u.CreatedAt = fromTS(created)
+	}
 }
 
 func (s *Store) CreateUser(ctx context.Context, u *countersign.User) error {
@@ -516,12 +525,26 @@ const agentCols = `id, owner_id, name, wallet_id, key_hash, key_prefix, created_
 
 func scanAgent(row interface{ Scan(...any) error }) (*countersign.Agent, error) {
 	var a countersign.Agent
-	var created, used, revoked int64
-	if err := row.Scan(&a.ID, &a.OwnerID, &a.Name, &a.WalletID, &a.KeyHash, &a.KeyPrefix, &created, &used, &revoked); err != nil {
+	dest, done := agentFields(&a)
+	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
-	a.CreatedAt, a.LastUsedAt, a.RevokedAt = fromTS(created), fromTS(used), fromTS(revoked)
+	done()
 	return &a, nil
+}
+
+// agentFields are the scan destinations of agentCols into a, and what
+// finishes a once they are filled.
+func agentFields(a *countersign.Agent) (dest []any, done func()) {
+	var created, used, revoked int64
+	return []any{&a.ID, &a.OwnerID, &a.Name, &a.WalletID, &a.KeyHash, &a.KeyPrefix, &created, &used, &revoked}, func() {
+		a.CreatedAt, a.LastUsedAt, a.RevokedAt = fromTS(created), fromTS(used), fromTS(revoked)
+	}
+}
+
+// prefixed qualifies each column of cols with table alias t.
+func prefixed(t, cols string) string {
+	return t + "." + strings.ReplaceAll(cols, ", ", ", "+t+".")
 }
 
 func (s *Store) CreateAgent(ctx context.Context, a *countersign.Agent) error {
@@ -545,18 +568,15 @@ func (s *Store) AgentByKeyHash(ctx context.Context, h []byte) (*countersign.Agen
 func (s *Store) AgentWithOwner(ctx context.Context, h []byte) (*countersign.Agent, *countersign.User, error) {
 	var a countersign.Agent
 	var u countersign.User
-	var created, used, revoked, locked, ucreated int64
-	var enabled int
-	err := s.reader(ctx).QueryRowContext(ctx, `SELECT a.id, a.owner_id, a.name, a.wallet_id, a.key_hash, a.key_prefix, a.created_at, a.last_used_at, a.revoked_at,
- u.id, u.username, u.password_hash, u.mfa_sealed, u.mfa_enabled, u.mfa_last_step, u.mfa_failures, u.mfa_locked_until, u.created_at, u.mfa_pending
- FROM agents a JOIN users u ON u.id = a.owner_id WHERE a.key_hash = ?`, h).Scan(
-		&a.ID, &a.OwnerID, &a.Name, &a.WalletID, &a.KeyHash, &a.KeyPrefix, &created, &used, &revoked,
-		&u.ID, &u.Username, &u.PasswordHash, &u.MFASealed, &enabled, &u.MFALastStep, &u.MFAFailures, &locked, &ucreated, &u.MFAPending)
+	ad, adone := agentFields(&a)
+	ud, udone := userFields(&u)
+	err := s.reader(ctx).QueryRowContext(ctx, `SELECT `+prefixed("a", agentCols)+`, `+prefixed("u", userCols)+`
+ FROM agents a JOIN users u ON u.id = a.owner_id WHERE a.key_hash = ?`, h).Scan(append(ad, ud...)...)
 	if err != nil {
 		return nil, nil, notFound("agent", err)
 	}
-	a.CreatedAt, a.LastUsedAt, a.RevokedAt = fromTS(created), fromTS(used), fromTS(revoked)
-	u.MFAEnabled, u.MFALockedUntil, u.CreatedAt = enabled == 1, fromTS(locked), fromTS(ucreated)
+	adone()
+	udone()
 	return &a, &u, nil
 }
 

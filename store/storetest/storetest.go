@@ -129,20 +129,14 @@ func testWalletsAgents(t *testing.T, s countersign.Store) {
 	if err := s.TouchAgent(ctx, "a1", time.Unix(1800000001, 7).UTC()); err != nil {
 		t.Fatal(err)
 	}
-	if j, ok := s.(interface {
-		AgentWithOwner(ctx context.Context, h []byte) (*countersign.Agent, *countersign.User, error)
-	}); !ok {
-		t.Fatal("the store has no AgentWithOwner: every agent request would read twice")
-	} else {
-		ga, gu, err := j.AgentWithOwner(ctx, []byte("hash"))
-		wa, _ := s.AgentByKeyHash(ctx, []byte("hash"))
-		wu, _ := s.UserByID(ctx, "u1")
-		if err != nil || !reflect.DeepEqual(ga, wa) || !reflect.DeepEqual(gu, wu) {
-			t.Fatalf("AgentWithOwner: %+v %+v %v, want %+v %+v", ga, gu, err, wa, wu)
-		}
-		if _, _, err := j.AgentWithOwner(ctx, []byte("no such hash")); code(err) != countersign.NotFound {
-			t.Fatalf("AgentWithOwner of an unknown key: %v", err)
-		}
+	ga, gu, err := s.AgentWithOwner(ctx, []byte("hash"))
+	wa, _ := s.AgentByKeyHash(ctx, []byte("hash"))
+	wu, _ := s.UserByID(ctx, "u1")
+	if err != nil || !reflect.DeepEqual(ga, wa) || !reflect.DeepEqual(gu, wu) {
+		t.Fatalf("AgentWithOwner: %+v %+v %v, want %+v %+v", ga, gu, err, wa, wu)
+	}
+	if _, _, err := s.AgentWithOwner(ctx, []byte("no such hash")); code(err) != countersign.NotFound {
+		t.Fatalf("AgentWithOwner of an unknown key: %v", err)
 	}
 	if err := s.RevokeAgent(ctx, "a1", time.Now()); err != nil {
 		t.Fatal(err)
