@@ -569,6 +569,9 @@ func (s *Store) AgentByKeyHash(ctx context.Context, h []byte) (*countersign.Agen
 	return a, notFound("agent", err)
 }
 
+var agentWithOwnerSQL = `SELECT ` + prefixed("a", agentCols) + `, ` + prefixed("u", userCols) + `
+ FROM agents a JOIN users u ON u.id = a.owner_id WHERE a.key_hash = ?`
+
 // AgentWithOwner is AgentByKeyHash and its owner's UserByID in one
 // query: every agent request authenticates with both.
 func (s *Store) AgentWithOwner(ctx context.Context, h []byte) (*countersign.Agent, *countersign.User, error) {
@@ -576,8 +579,7 @@ func (s *Store) AgentWithOwner(ctx context.Context, h []byte) (*countersign.Agen
 	var u countersign.User
 	ad, adone := agentFields(&a)
 	ud, udone := userFields(&u)
-	err := s.reader(ctx).QueryRowContext(ctx, `SELECT `+prefixed("a", agentCols)+`, `+prefixed("u", userCols)+`
- FROM agents a JOIN users u ON u.id = a.owner_id WHERE a.key_hash = ?`, h).Scan(append(ad, ud...)...)
+	err := s.reader(ctx).QueryRowContext(ctx, agentWithOwnerSQL, h).Scan(append(ad, ud...)...)
 	if err != nil {
 		return nil, nil, notFound("agent", err)
 	}

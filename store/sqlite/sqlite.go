@@ -291,6 +291,15 @@ func (c cached) QueryContext(ctx context.Context, q string, args ...any) (*sql.R
 }
 
 func (c cached) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if c.tx == nil && c.db == c.s.r {
+		// A one-row read on the read pool is a lookup by key that takes
+		// microseconds and, under WAL, waits on no writer. A context that
+		// can end costs database/sql and the driver a watcher goroutine
+		// each, which was a quarter of an agent's status poll: such reads
+		// run to the end (a write, or a list that may be long, can still
+		// be cut short by its caller).
+		ctx = context.WithoutCancel(ctx)
+	}
 	if st := c.stmt(ctx, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -563,6 +572,9 @@ func (s *Store) AgentByKeyHash(ctx context.Context, h []byte) (*countersign.Agen
 	return a, notFound("agent", err)
 }
 
+var agentWithOwnerSQL = `SELECT ` + prefixed("a", agentCols) + `, ` + prefixed("u", userCols) + `
+ FROM agents a JOIN users u ON u.id = a.owner_id WHERE a.key_hash = ?`
+
 // AgentWithOwner is AgentByKeyHash and its owner's UserByID in one
 // query: every agent request authenticates with both.
 func (s *Store) AgentWithOwner(ctx context.Context, h []byte) (*countersign.Agent, *countersign.User, error) {
@@ -570,8 +582,7 @@ func (s *Store) AgentWithOwner(ctx context.Context, h []byte) (*countersign.Agen
 	var u countersign.User
 	ad, adone := agentFields(&a)
 	ud, udone := userFields(&u)
-	err := s.reader(ctx).QueryRowContext(ctx, `SELECT `+prefixed("a", agentCols)+`, `+prefixed("u", userCols)+`
- FROM agents a JOIN users u ON u.id = a.owner_id WHERE a.key_hash = ?`, h).Scan(append(ad, ud...)...)
+	err := s.reader(ctx).QueryRowContext(ctx, agentWithOwnerSQL, h).Scan(append(ad, ud...)...)
 	if err != nil {
 		return nil, nil, notFound("agent", err)
 	}
