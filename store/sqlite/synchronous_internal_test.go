@@ -38,4 +38,10 @@ func TestMoney_SQLiteWritesSynchronousFull(t *testing.T) {
 	if err := s.w.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&journal); err != nil || journal != "wal" {
 		t.Fatalf("journal_mode %q %v", journal, err)
 	}
+	// a group's savepoints journal their pages in memory, not in a
+	// temporary file written page by page (0 DEFAULT, 1 FILE, 2 MEMORY)
+	var temp int
+	if err := s.w.QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&temp); err != nil || temp != 2 {
+		t.Fatalf("temp_store=%d %v, want 2 (MEMORY)", temp, err)
+	}
 }
