@@ -410,6 +410,16 @@ func (s *Service) track(ctx context.Context, t *countersign.Transaction, pass *t
 	}
 	if replaceDue {
 		replaced, err := s.replace(ctx, t, atts, now)
+		var down signerUnavailable
+		if errors.As(err, &down) {
+			// The wallet's signer (a remote one) does not answer, the node
+			// does: the bytes signed before keep their rebroadcast
+			// schedule, the bump is tried again next pass, and this pass
+			// goes on to the other transactions.
+			s.tracker.errors.Add(1)
+			s.log.Warn("receipt tracker: cannot sign a fee bump, the signer is unavailable", "transaction_id", t.ID, "err", down.err)
+			replaced, err = false, nil
+		}
 		if replaced || err != nil {
 			return err
 		}
@@ -424,6 +434,12 @@ func (s *Service) track(ctx context.Context, t *countersign.Transaction, pass *t
 	}
 	return s.backOff(ctx, t, now)
 }
+
+// signerUnavailable is a fee bump the wallet's signer did not answer: it
+// is not the node's silence, which ends a tracker pass.
+type signerUnavailable struct{ err error }
+
+func (e signerUnavailable) Error() string { return "the signer is unavailable: " + e.err.Error() }
 
 // replaceDue reports whether t has waited REPLACE_AFTER since its latest
 // attempt. An on-chain cancel is not replaced by the tracker: its fee is
@@ -700,6 +716,9 @@ func (s *Service) replace(ctx context.Context, t *countersign.Transaction, atts 
 		raw, hash, err := s.signer.SignTx(ctx, w, &countersign.UnsignedTx{ChainID: big.NewInt(cur.ChainID), Nonce: *cur.Nonce, To: cur.TxTo,
 			Value: value, Data: cur.TxData, Gas: cur.GasLimit, Tip: tip, FeeCap: feeCap})
 		if err != nil {
+			if errors.Is(err, countersign.ErrUnavailable) {
+				return signerUnavailable{err}
+			}
 			return err
 		}
 		old := cur.TxHash

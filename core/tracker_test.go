@@ -1,10 +1,15 @@
 package core
 
 import (
+	"context"
+	"fmt"
 	"math/big"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -421,4 +426,82 @@ func TestMoney_TwoTrackersNeverWorkOnOneTransaction(t *testing.T) {
 			t.Fatalf("round %d: %d rebroadcasts of one due transaction by two trackers, want 1", round, n)
 		}
 	}
+}
+
+// downSigner is a wallet signer that stops answering when down is set, as
+// a remote signer does when its process or network is away.
+type downSigner struct {
+	countersign.Signer
+	down atomic.Bool
+}
+
+func (d *downSigner) SignTx(ctx context.Context, w *countersign.Wallet, tx *countersign.UnsignedTx) ([]byte, string, error) {
+	if d.down.Load() {
+		return nil, "", countersign.Wrap(countersign.Internal, fmt.Errorf("%w: connection refused", countersign.ErrUnavailable), "the signer is unreachable")
+	}
+	return d.Signer.SignTx(ctx, w, tx)
+}
+
+// A fee bump its wallet's signer cannot sign does not end the pass, as
+// the node's silence does: the other wallets' transactions are still
+// settled in it, the stuck one keeps the bytes signed before and is
+// bumped once the signer is back. (The pass ended at the first such transaction,
+// and every pass again: one signer away stopped every later wallet's
+// confirmations.)
+func TestMoney_SignerAwayDoesNotStopTheTracker(t *testing.T) {
+	e := newMoneyEnv(t, MoneyConfig{ReplaceAfter: time.Minute, RebroadcastAfter: time.Hour, RebroadcastMax: time.Hour})
+	sg := &downSigner{Signer: e.svc.signer}
+	e.svc.signer = sg
+	// a second wallet and agent of the same owner
+	w2 := &countersign.Wallet{ID: uuid.NewString(), OwnerID: e.user.ID, Name: "w2", CreatedAt: e.clock.Now()}
+	var err error
+	if w2.Address, w2.KeyFormat, w2.KeySealed, err = e.svc.signer.NewKey(e.ctx, w2.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.store.CreateWallet(e.ctx, w2); err != nil {
+		t.Fatal(err)
+	}
+	a2 := &countersign.Agent{ID: uuid.NewString(), OwnerID: e.user.ID, Name: "agent2", WalletID: w2.ID, KeyHash: []byte(uuid.NewString()), KeyPrefix: "cs_", CreatedAt: e.clock.Now()}
+	if err := e.svc.store.CreateAgent(e.ctx, a2); err != nil {
+		t.Fatal(err)
+	}
+	second := &Principal{User: e.user, Agent: a2}
+	e.fund(w2.Address, eth(10))
+	e.fund(e.wallet.Address, eth(10))
+	// The stuck payment is the sender a pass reaches first (passes walk
+	// senders in address order).
+	first := e.agent
+	if strings.Compare(w2.Address, e.wallet.Address) < 0 {
+		first, second = second, first
+	}
+	e.agent = second
+	mined := e.pay(randomAddr(), big.NewInt(1000))
+	if mined, err = e.execute(mined.ID); err != nil { // mined at once
+		t.Fatal(err)
+	}
+	e.agent = first
+	stuck := e.unmined() // and the node mines nothing more until the signer is back
+
+	e.clock.Advance(time.Minute) // the stuck one is due for a bump
+	sg.down.Store(true)
+	e.pass()
+	if got := e.row(mined.ID); got.Status != countersign.StatusConfirmed {
+		t.Fatalf("the other wallet's mined payment is %s after a pass with the signer away, want confirmed", got.Status)
+	}
+	got := e.row(stuck.ID)
+	if got.Status != countersign.StatusSubmitted || got.TxHash != stuck.TxHash || len(e.attempts(stuck.ID)) > 1 {
+		t.Fatalf("stuck payment %s %s, %d attempts", got.Status, got.TxHash, len(e.attempts(stuck.ID)))
+	}
+	if !strings.Contains(e.logs.String(), "the signer is unavailable") {
+		t.Fatalf("no warning names the signer: %s", e.logs.String())
+	}
+
+	sg.down.Store(false) // back: the bump is signed on the next pass due
+	e.proxy.set(nil)
+	e.clock.Advance(time.Minute)
+	e.pass()
+	if got := e.row(stuck.ID); got.TxHash == stuck.TxHash {
+		t.Fatal("not bumped once the signer was back")
+	}
+	e.track(stuck.ID, countersign.StatusConfirmed)
 }
