@@ -227,6 +227,13 @@ type Store interface {
 	// expiry sweeper's query: it reads only what is due, however many
 	// requests wait for a human).
 	PendingExpired(ctx context.Context, now time.Time, limit int) ([]*Transaction, error)
+	// AuthorizedExpired returns up to limit authorized transactions,
+	// neither signed nor broadcast, authorized at or before cutoff (the
+	// decision's time; for one no human decided, the later of its creation
+	// and its delay's end), the earliest authorized first: the
+	// AUTHORIZED_TTL sweeper's query, which reads only what is due however
+	// many authorized requests wait for their agent.
+	AuthorizedExpired(ctx context.Context, cutoff time.Time, limit int) ([]*Transaction, error)
 	CountTransactionsByStatus(ctx context.Context) (map[Status]int64, error)
 
 	// NextNonce allocates the next nonce for (chainID, address): the larger

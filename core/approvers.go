@@ -503,7 +503,11 @@ func (s *Service) expireAuthorizedIfDue(ctx context.Context, t *countersign.Tran
 // ExpireAuthorized expires every authorized request not executed within
 // AUTHORIZED_TTL (the sweeper in Run).
 func (s *Service) ExpireAuthorized(ctx context.Context) error {
-	return s.sweep(ctx, countersign.StatusAuthorized, s.expireAuthorizedIfDue)
+	list, err := s.store.AuthorizedExpired(ctx, s.clock.Now().UTC().Add(-s.cfg.AuthorizedTTL), 500)
+	if err != nil {
+		return err
+	}
+	return s.settleEach(ctx, list, s.expireAuthorizedIfDue)
 }
 
 // approverWebhooks returns the webhooks of e's wallet's approvers (other

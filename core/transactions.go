@@ -655,17 +655,9 @@ func (s *Service) ExpirePending(ctx context.Context) error {
 	return s.settleEach(ctx, list, s.expireIfDue)
 }
 
-// sweep applies due (which re-reads the row in its own change and decides)
-// to the oldest transactions in status st: the sweepers of Run.
-func (s *Service) sweep(ctx context.Context, st countersign.Status, due func(context.Context, *countersign.Transaction) (*countersign.Transaction, error)) error {
-	list, err := s.store.TransactionsByStatus(ctx, st, 500)
-	if err != nil {
-		return err
-	}
-	return s.settleEach(ctx, list, due)
-}
-
-// settleEach runs due on every row of list, stopping at the first error.
+// settleEach runs due (which re-reads the row in its own change and
+// decides) on every row of list, stopping at the first error: the expiry
+// sweepers of Run.
 func (s *Service) settleEach(ctx context.Context, list []*countersign.Transaction, due func(context.Context, *countersign.Transaction) (*countersign.Transaction, error)) error {
 	for _, t := range list {
 		if _, err := due(ctx, t); err != nil {

@@ -21,9 +21,10 @@ func TestQueryPlans(t *testing.T) {
 		q     string
 		index string
 	}{
-		"DueDelayed":     {`SELECT id` + dueDelayedFrom, "transactions_delayed"},
-		"PaymentHistory": {paymentHistorySQL, "transactions_owner_status"},
-		"ClaimTracked":   {`SELECT id` + claimTrackedFrom, "transactions_status_block"},
+		"DueDelayed":        {`SELECT id` + dueDelayedFrom, "transactions_delayed"},
+		"PaymentHistory":    {paymentHistorySQL, "transactions_owner_status"},
+		"ClaimTracked":      {`SELECT id` + claimTrackedFrom, "transactions_status_block"},
+		"AuthorizedExpired": {`SELECT id` + authorizedExpiredFrom, "transactions_authorized_at"},
 	} {
 		rows, err := s.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+c.q, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
 		if err != nil {

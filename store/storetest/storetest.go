@@ -29,15 +29,16 @@ func Run(t *testing.T, open func(t *testing.T) countersign.Store) {
 		"daemon accounts":    testDaemonAccounts,
 		"chain identity":     testChainIdentity,
 		"recovery codes":     testRecoveryCodes,
-		"approvers":          testApprovers,      // approvers.go
-		"policies":           testPolicies,       // policy.go
-		"charge receipts":    testCharges,        // charges.go
-		"pending expiry":     testPendingExpired, // expiry.go
-		"balance alerts":     testBalanceAlerts,  // balancealerts.go
-		"tracking":           testTracking,       // tracking.go
-		"topups":             testTopups,         // topups.go
-		"address book":       testAddressBook,    // addressbook.go
-		"x402 payments":      testX402,           // x402.go
+		"approvers":          testApprovers,         // approvers.go
+		"policies":           testPolicies,          // policy.go
+		"charge receipts":    testCharges,           // charges.go
+		"pending expiry":     testPendingExpired,    // expiry.go
+		"authorized expiry":  testAuthorizedExpired, // expiry.go
+		"balance alerts":     testBalanceAlerts,     // balancealerts.go
+		"tracking":           testTracking,          // tracking.go
+		"topups":             testTopups,            // topups.go
+		"address book":       testAddressBook,       // addressbook.go
+		"x402 payments":      testX402,              // x402.go
 		"grouped events":     testGroupedEventsNotSkipped,
 		"payment history":    testPaymentHistory, // paymenthistory.go
 	} {
