@@ -55,6 +55,11 @@ type ChangeEvent struct {
 	Type    string // e.g. "transaction.authorized", "signed"
 	Subject string
 	Payload any // stored as JSON
+	// WalletID is the wallet the event is about when its writer has it at
+	// hand (a transaction's own events): the webhooks of that wallet's
+	// approvers are found from it instead of by reading Subject back.
+	// Empty: looked up from Subject, as for every other event.
+	WalletID string
 }
 
 // Recorder is the one state-change path every service uses. Record runs

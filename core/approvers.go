@@ -226,6 +226,9 @@ func (s *Service) WalletApprovers(ctx context.Context, p *Principal, walletID st
 
 // username is a user's name for display ("" if unknown).
 func (s *Service) username(ctx context.Context, id string) string {
+	if strings.HasPrefix(id, policyActor("")) { // a rule decided (policy.go): no user to read
+		return ""
+	}
 	u, err := s.store.UserByID(ctx, id)
 	if err != nil {
 		return ""
@@ -513,17 +516,26 @@ func (s *Service) ExpireAuthorized(ctx context.Context) error {
 // approverWebhooks returns the webhooks of e's wallet's approvers (other
 // than its owner, whose own webhooks enqueueDeliveries already has), so a
 // wallet's events reach every approver who subscribed — and no one who
-// approves only another wallet of the same owner.
-func (s *Service) approverWebhooks(ctx context.Context, e *countersign.Event) ([]*countersign.Webhook, error) {
+// approves only another wallet of the same owner. walletID is e's wallet
+// when its writer named it; "" looks it up from e's subject. Under the
+// group commit's memo (record.go) each wallet's approvers and their
+// webhooks are read once per transaction.
+func (s *Service) approverWebhooks(ctx context.Context, e *countersign.Event, walletID string) ([]*countersign.Webhook, error) {
 	if e.OwnerID == "daemon" || e.Subject == "" || strings.HasPrefix(e.Type, "mfa.") {
 		return nil, nil
 	}
-	walletID := s.walletOfEvent(ctx, e)
+	if walletID == "" {
+		walletID = s.walletOfEvent(ctx, e)
+	}
 	if walletID == "" {
 		return nil, nil
 	}
+	memo := memoOf(ctx)
+	if hooks, ok := memo.approverHooks(walletID); ok {
+		return hooks, nil
+	}
 	approvers, err := s.store.Approvers(ctx, walletID)
-	if err != nil || len(approvers) == 0 {
+	if err != nil {
 		return nil, err
 	}
 	var out []*countersign.Webhook
@@ -534,6 +546,7 @@ func (s *Service) approverWebhooks(ctx context.Context, e *countersign.Event) ([
 		}
 		out = append(out, hooks...)
 	}
+	memo.setApproverHooks(walletID, out)
 	return out, nil
 }
 

@@ -85,16 +85,6 @@ func TestWriteChangesDeliveriesMatchEnqueue(t *testing.T) {
 		return out
 	}
 	want := queued(svc.enqueueDeliveries)
-	got := queued(func(ctx context.Context, e *countersign.Event) error {
-		targets, err := svc.deliveryTargets(ctx, e)
-		if err != nil {
-			return err
-		}
-		return svc.addDeliveries(ctx, e, targets)
-	})
-	if len(want) != 3 || len(want["h-approver"]) != 1 || len(want["h-mfa"]) != 0 {
-		t.Fatalf("the fixture does not exercise every source: %v", want)
-	}
 	ids := func(m map[string][]map[string]any) []string {
 		var k []string
 		for id := range m {
@@ -103,14 +93,38 @@ func TestWriteChangesDeliveriesMatchEnqueue(t *testing.T) {
 		slices.Sort(k)
 		return k
 	}
-	if !slices.Equal(ids(got), ids(want)) {
-		t.Fatalf("writeChanges queues for %v, enqueueDeliveries for %v", ids(got), ids(want))
+	if len(want) != 3 || len(want["h-approver"]) != 1 || len(want["h-mfa"]) != 0 {
+		t.Fatalf("the fixture does not exercise every source: %v", want)
 	}
-	for id := range want {
-		a, _ := json.Marshal(want[id])
-		b, _ := json.Marshal(got[id])
-		if string(a) != string(b) {
-			t.Fatalf("webhook %s: writeChanges queues %s, enqueueDeliveries %s", id, b, a)
+	// Whether the writer named the event's wallet (ChangeEvent.WalletID)
+	// or it is looked up from the subject, and with the group commit's
+	// memo (which remembers approvers and their webhooks) or without.
+	for _, way := range []struct {
+		wallet string
+		memo   bool
+	}{{"", false}, {"w1", false}, {"", true}, {"w1", true}} {
+		got := queued(func(ctx context.Context, e *countersign.Event) error {
+			if way.memo {
+				ctx = withTxMemo(ctx)
+			}
+			var targets []*countersign.Webhook
+			for range 2 { // with the memo, the second lookup answers from it
+				var err error
+				if targets, err = svc.deliveryTargets(ctx, e, way.wallet); err != nil {
+					return err
+				}
+			}
+			return svc.addDeliveries(ctx, e, targets)
+		})
+		if !slices.Equal(ids(got), ids(want)) {
+			t.Fatalf("wallet %q, memo %v: writeChanges queues for %v, enqueueDeliveries for %v", way.wallet, way.memo, ids(got), ids(want))
+		}
+		for id := range want {
+			a, _ := json.Marshal(want[id])
+			b, _ := json.Marshal(got[id])
+			if string(a) != string(b) {
+				t.Fatalf("wallet %q, memo %v: webhook %s: writeChanges queues %s, enqueueDeliveries %s", way.wallet, way.memo, id, b, a)
+			}
 		}
 	}
 }

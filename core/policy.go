@@ -373,7 +373,7 @@ func (s *Service) preparePolicy(ctx context.Context, t *countersign.Transaction,
 		if err := s.store.CreateTransaction(ctx, t); err != nil {
 			return err
 		}
-		events := []countersign.ChangeEvent{{Type: "transaction.pending", Subject: t.ID, Payload: View(t)}}
+		events := []countersign.ChangeEvent{{Type: "transaction.pending", Subject: t.ID, Payload: View(t), WalletID: t.WalletID}}
 		for _, r := range d.reserve {
 			if err := s.store.AddReservation(ctx, &countersign.BudgetReservation{TransactionID: t.ID, OwnerID: t.OwnerID, Key: r.key, Amount: r.amount,
 				State: countersign.ReservationReserved, ReservedAt: now}); err != nil {

@@ -88,8 +88,9 @@ func (s *Service) changeGrouped(ctx context.Context, apply func(ctx context.Cont
 // caller goes on filling (CheckChain's details, shared by its drops) is
 // recorded as it was at that moment.
 type changeSet struct {
-	audits []auditRecord
-	events []*countersign.Event
+	audits  []auditRecord
+	events  []*countersign.Event
+	wallets []string // events[i]'s ChangeEvent.WalletID
 }
 
 // auditRecord is an audit entry before it is chained.
@@ -104,6 +105,7 @@ func (cs *changeSet) add(c countersign.Change) {
 	cs.audits = append(cs.audits, auditRecord{owner: c.Owner, actor: c.Actor, action: c.Action, subject: c.Subject, details: jsonString(c.Details)})
 	for _, e := range c.Events {
 		cs.events = append(cs.events, &countersign.Event{OwnerID: c.Owner, Type: e.Type, Subject: e.Subject, Payload: jsonString(e.Payload)})
+		cs.wallets = append(cs.wallets, e.WalletID)
 	}
 }
 
@@ -111,6 +113,7 @@ func (cs *changeSet) add(c countersign.Change) {
 func (cs *changeSet) merge(o *changeSet) {
 	cs.audits = append(cs.audits, o.audits...)
 	cs.events = append(cs.events, o.events...)
+	cs.wallets = append(cs.wallets, o.wallets...)
 }
 
 // writeChanges records cs inside the current transaction: the audit
@@ -126,7 +129,7 @@ func (s *Service) writeChanges(ctx context.Context, cs *changeSet) error {
 	hooks := make([][]*countersign.Webhook, len(cs.events))
 	for i, e := range cs.events {
 		var err error
-		if hooks[i], err = s.deliveryTargets(ctx, e); err != nil {
+		if hooks[i], err = s.deliveryTargets(ctx, e, cs.wallets[i]); err != nil {
 			return err
 		}
 	}
@@ -160,10 +163,12 @@ func (s *Service) writeChanges(ctx context.Context, cs *changeSet) error {
 }
 
 // deliveryTargets returns the webhooks subscribed to e: its owner's and
-// those of its wallet's approvers (approvers.go). It needs only e's owner,
-// subject and type, not its id. (enqueueDeliveries in webhooks.go in two
-// steps, so that the reads happen before the change lock.)
-func (s *Service) deliveryTargets(ctx context.Context, e *countersign.Event) ([]*countersign.Webhook, error) {
+// those of its wallet's approvers (approvers.go) — walletID when the
+// writer named it (ChangeEvent.WalletID), else found from e's subject. It
+// needs only e's owner, subject and type, not its id. (enqueueDeliveries
+// in webhooks.go in two steps, so that the reads happen before the change
+// lock.)
+func (s *Service) deliveryTargets(ctx context.Context, e *countersign.Event, walletID string) ([]*countersign.Webhook, error) {
 	memo := memoOf(ctx)
 	hooks, ok := memo.webhooks(e.OwnerID)
 	if !ok {
@@ -173,7 +178,7 @@ func (s *Service) deliveryTargets(ctx context.Context, e *countersign.Event) ([]
 		}
 		memo.setWebhooks(e.OwnerID, hooks)
 	}
-	extra, err := s.approverWebhooks(ctx, e)
+	extra, err := s.approverWebhooks(ctx, e, walletID)
 	if err != nil {
 		return nil, err
 	}
@@ -273,18 +278,20 @@ func (s *Service) Close() { s.commits.close() }
 
 // txMemo remembers, for the length of one store transaction, what the
 // transaction itself last wrote or read: each owner's audit head and
-// webhook list. A batch of signatures then reads them once instead of
-// once per signature. It is only set where the transaction is the only
+// webhook list, each wallet's approvers' webhooks. A batch of signatures
+// or of prepares then reads them once instead of once per request. It is only set where the transaction is the only
 // writer of those rows (SQLite serialises writers): the group commit's.
 type txMemo struct {
-	heads map[string]*countersign.AuditEntry
-	hooks map[string][]*countersign.Webhook
+	heads    map[string]*countersign.AuditEntry
+	hooks    map[string][]*countersign.Webhook
+	approver map[string][]*countersign.Webhook // wallet → its approvers' webhooks
 }
 
 type txMemoKey struct{}
 
 func withTxMemo(ctx context.Context) context.Context {
-	return context.WithValue(ctx, txMemoKey{}, &txMemo{heads: map[string]*countersign.AuditEntry{}, hooks: map[string][]*countersign.Webhook{}})
+	return context.WithValue(ctx, txMemoKey{}, &txMemo{heads: map[string]*countersign.AuditEntry{}, hooks: map[string][]*countersign.Webhook{},
+		approver: map[string][]*countersign.Webhook{}})
 }
 
 func memoOf(ctx context.Context) *txMemo {
@@ -316,5 +323,19 @@ func (m *txMemo) webhooks(owner string) ([]*countersign.Webhook, bool) {
 func (m *txMemo) setWebhooks(owner string, h []*countersign.Webhook) {
 	if m != nil {
 		m.hooks[owner] = h
+	}
+}
+
+func (m *txMemo) approverHooks(walletID string) ([]*countersign.Webhook, bool) {
+	if m == nil {
+		return nil, false
+	}
+	h, ok := m.approver[walletID]
+	return h, ok
+}
+
+func (m *txMemo) setApproverHooks(walletID string, h []*countersign.Webhook) {
+	if m != nil {
+		m.approver[walletID] = h
 	}
 }

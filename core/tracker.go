@@ -544,7 +544,7 @@ func (s *Service) chainStatus(ctx context.Context, cs *changeSet, t *countersign
 		return err
 	}
 	cs.add(countersign.Change{Owner: t.OwnerID, Actor: "system", Action: action, Subject: t.ID, Details: details,
-		Events: []countersign.ChangeEvent{{Type: "transaction." + string(to), Subject: t.ID, Payload: View(t)}}})
+		Events: []countersign.ChangeEvent{{Type: "transaction." + string(to), Subject: t.ID, Payload: View(t), WalletID: t.WalletID}}})
 	return nil
 }
 

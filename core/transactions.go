@@ -558,7 +558,7 @@ func (s *Service) load(ctx context.Context, p *Principal, id string) (*countersi
 func (s *Service) createTransaction(ctx context.Context, t *countersign.Transaction, actor, action string) error {
 	return s.Record(ctx, countersign.Change{Owner: t.OwnerID, Actor: actor, Action: action, Subject: t.ID,
 		Details: map[string]string{"type": string(t.Type), "to": t.To, "amount": t.Amount, "token": t.TokenAddress, "digest": hex.EncodeToString(t.Digest)},
-		Events:  []countersign.ChangeEvent{{Type: "transaction." + string(t.Status), Subject: t.ID, Payload: View(t)}}},
+		Events:  []countersign.ChangeEvent{{Type: "transaction." + string(t.Status), Subject: t.ID, Payload: View(t), WalletID: t.WalletID}}},
 		func(ctx context.Context) error { return s.store.CreateTransaction(ctx, t) })
 }
 
@@ -596,7 +596,7 @@ func (s *Service) setStatus(ctx context.Context, cs *changeSet, t *countersign.T
 		return err
 	}
 	cs.add(countersign.Change{Owner: t.OwnerID, Actor: actor, Action: action, Subject: t.ID, Details: details,
-		Events: []countersign.ChangeEvent{{Type: "transaction." + string(to), Subject: t.ID, Payload: View(t)}}})
+		Events: []countersign.ChangeEvent{{Type: "transaction." + string(to), Subject: t.ID, Payload: View(t), WalletID: t.WalletID}}})
 	return nil
 }
 

@@ -125,7 +125,7 @@ func (s *Service) enqueueDeliveries(ctx context.Context, e *countersign.Event) e
 		memo.setWebhooks(e.OwnerID, hooks)
 	}
 	// The wallet's approvers' own webhooks too (approvers.go).
-	extra, err := s.approverWebhooks(ctx, e)
+	extra, err := s.approverWebhooks(ctx, e, "")
 	if err != nil {
 		return err
 	}
