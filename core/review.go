@@ -123,22 +123,38 @@ func (s *Service) Review(ctx context.Context, p *Principal, id string) (*Review,
 	if err != nil {
 		return nil, err
 	}
-	return s.review(ctx, p, t), nil
+	return s.review(ctx, p, t, reviewPage), nil
 }
 
+// reviewUse is whom a review is for.
+type reviewUse int
+
+const (
+	// reviewPage: the approver's page and the assistant, every fact.
+	reviewPage reviewUse = iota
+	// reviewAnswer: the review status and prepare answers carry
+	// (PollReview): what their JSON holds — summary, fields, call, fee
+	// and warnings — without the names only the page shows (the agent's,
+	// the wallet's, the address book, who decided), and the owner's
+	// history and balance as of the chain head in ctx (review_cache.go).
+	reviewAnswer
+)
+
 // review is Review of a request already loaded for p.
-func (s *Service) review(ctx context.Context, p *Principal, t *countersign.Transaction) *Review {
+func (s *Service) review(ctx context.Context, p *Principal, t *countersign.Transaction, use reviewUse) *Review {
 	r := s.decodeReview(ctx, t)
-	if p.IsAgent() && p.Agent.ID == t.AgentID { // the agent asking about its own request: it is at hand
+	switch {
+	case p.IsAgent() && p.Agent.ID == t.AgentID: // the agent asking about its own request: it is at hand
 		r.AgentName = p.Agent.Name
-	} else if t.AgentID != "" {
+	case use == reviewAnswer:
+	case t.AgentID != "":
 		if a, err := s.store.AgentByID(ctx, t.AgentID); err == nil {
 			r.AgentName = a.Name
 		}
-	} else {
+	default:
 		r.AgentName = "you (user-initiated)"
 	}
-	s.warn(ctx, t, r)
+	s.warn(ctx, t, r, use)
 	if onChain(t) && (t.Status == countersign.StatusPending || t.Status == countersign.StatusAuthorized) {
 		value, _ := new(big.Int).SetString(t.TxValue, 10)
 		gas, err := s.simulate(ctx, countersign.CallMsg{From: t.From, To: t.TxTo, Value: value, Data: t.TxData})
@@ -150,7 +166,7 @@ func (s *Service) review(ctx context.Context, p *Principal, t *countersign.Trans
 			r.SimOK, r.SimGas = true, gas
 		}
 	}
-	s.reviewFacts(ctx, p, t, r) // review_facts.go
+	s.reviewFacts(ctx, p, t, r, use) // review_facts.go
 	return r
 }
 
@@ -378,12 +394,21 @@ func (s *Service) decodeCall(ctx context.Context, t *countersign.Transaction, r 
 	}
 }
 
-// warn adds warnings that need the owner's history.
-func (s *Service) warn(ctx context.Context, t *countersign.Transaction, r *Review) {
-	if q, ok := paymentQuery(t); ok {
-		if sum, err := s.store.PaymentHistory(ctx, q); err == nil {
+// warn adds warnings that need the owner's history (for an answer, as
+// remembered at the chain head in ctx: paymentHistory).
+func (s *Service) warn(ctx context.Context, t *countersign.Transaction, r *Review, use reviewUse) {
+	q, ok := paymentQuery(t)
+	if !ok {
+		return
+	}
+	if use == reviewAnswer {
+		if sum, err := s.paymentHistory(ctx, q); err == nil {
 			warnFromHistory(t, r, sum)
 		}
+		return
+	}
+	if sum, err := s.store.PaymentHistory(ctx, q); err == nil {
+		warnFromHistory(t, r, sum)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"math/big"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,18 +97,18 @@ type reviewCache = ttlCache[reviewKey, *Review]
 // callers must not change it.
 func (s *Service) PollReview(ctx context.Context, p *Principal, t *countersign.Transaction) *Review {
 	if len(t.TxData)+len(t.ContractABI)+len(t.Message)+len(t.FunctionArgs) > reviewCacheMaxBytes {
-		return s.review(ctx, p, t)
+		return s.review(ctx, p, t, reviewAnswer)
 	}
 	head, err := s.recentHead(ctx)
 	if err != nil { // no head to key on: compute, do not cache
-		return s.review(ctx, p, t)
+		return s.review(ctx, p, t, reviewAnswer)
 	}
 	k := reviewKey{actor: p.Actor(), id: t.ID, status: t.Status, updated: t.UpdatedAt.UnixNano(), head: head}
 	now := time.Now()
 	if r, ok := s.reviews.get(k, now); ok {
 		return r
 	}
-	r := s.review(context.WithValue(ctx, headKey{}, head), p, t) // its simulation keys on the same head
+	r := s.review(context.WithValue(ctx, headKey{}, head), p, t, reviewAnswer) // its simulation, history and balance key on the same head
 	s.reviews.put(k, r, now)
 	return r
 }
@@ -115,6 +116,70 @@ func (s *Service) PollReview(ctx context.Context, p *Principal, t *countersign.T
 // headKey carries the chain head PollReview read to simulate, which then
 // need not read it again.
 type headKey struct{}
+
+// historyKey is one owner's payment history question at one chain head.
+type historyKey struct {
+	q    countersign.PaymentQuery
+	head uint64
+}
+
+// historyCache remembers, for reviewCacheTTL at one chain head, the
+// payment history a poll's review asks of the store (Store.PaymentHistory:
+// whether the recipient was paid, the agent's largest payment), so that an
+// agent preparing payments to one recipient, or polling several requests,
+// asks it once a moment instead of once a request. Only confirmed payments
+// count, and a payment is confirmed at a new head, which is a new key; the
+// approver's page and the decision read it every time.
+type historyCache = ttlCache[historyKey, countersign.PaymentSummary]
+
+// paymentHistory is Store.PaymentHistory of q, remembered at the head in
+// ctx (headKey); without a head it reads it. A failed read is not
+// remembered.
+func (s *Service) paymentHistory(ctx context.Context, q countersign.PaymentQuery) (countersign.PaymentSummary, error) {
+	head, ok := ctx.Value(headKey{}).(uint64)
+	if !ok {
+		return s.store.PaymentHistory(ctx, q)
+	}
+	k, now := historyKey{q: q, head: head}, time.Now()
+	if h, ok := s.histories.get(k, now); ok {
+		return h, nil
+	}
+	h, err := s.store.PaymentHistory(ctx, q)
+	if err == nil {
+		s.histories.put(k, h, now)
+	}
+	return h, err
+}
+
+// balanceKey is one address's native balance at one chain head.
+type balanceKey struct {
+	address string
+	head    uint64
+}
+
+// balanceCache remembers, for reviewCacheTTL at one chain head, the native
+// balance a poll's review shows (and warns on when it is short). Nothing
+// that moves money reads it: execute checks funds against the chain.
+type balanceCache = ttlCache[balanceKey, *big.Int]
+
+// nativeBalance is the chain's balance of address: for an answer
+// remembered at the head in ctx (headKey), for the page read every time.
+// The number is the cache's: callers must not change it.
+func (s *Service) nativeBalance(ctx context.Context, address string, use reviewUse) (*big.Int, error) {
+	head, ok := ctx.Value(headKey{}).(uint64)
+	if use != reviewAnswer || !ok {
+		return s.chain.BalanceAt(ctx, address)
+	}
+	k, now := balanceKey{address: strings.ToLower(address), head: head}, time.Now()
+	if b, ok := s.balances.get(k, now); ok {
+		return b, nil
+	}
+	b, err := s.chain.BalanceAt(ctx, address)
+	if err == nil {
+		s.balances.put(k, b, now)
+	}
+	return b, err
+}
 
 // simKey is one simulation: the call and the chain head it ran against.
 type simKey struct {

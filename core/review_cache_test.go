@@ -18,6 +18,7 @@ type simChain struct {
 	estimates atomic.Int64
 	down      atomic.Bool
 	heads     atomic.Int64                  // BlockNumber calls
+	balances  atomic.Int64                  // BalanceAt calls
 	hold      atomic.Pointer[chan struct{}] // BlockNumber waits on it when set
 }
 
@@ -48,7 +49,69 @@ func (c *simChain) EstimateGas(context.Context, countersign.CallMsg) (uint64, er
 	return 21000, nil
 }
 
-func (c *simChain) BalanceAt(context.Context, string) (*big.Int, error) { return big.NewInt(1e18), nil }
+func (c *simChain) BalanceAt(context.Context, string) (*big.Int, error) {
+	c.balances.Add(1)
+	return big.NewInt(1e18), nil
+}
+
+// historyStore counts the payment history questions asked of the store.
+type historyStore struct {
+	countersign.Store
+	asked atomic.Int64
+}
+
+func (s *historyStore) PaymentHistory(ctx context.Context, q countersign.PaymentQuery) (countersign.PaymentSummary, error) {
+	s.asked.Add(1)
+	return s.Store.PaymentHistory(ctx, q)
+}
+
+// TestPollReview_HistoryAndBalanceOncePerHead: the reviews poll answers
+// carry ask the owner's payment history and the wallet's balance once per
+// question at one chain head, across requests (an agent preparing payment
+// after payment to one recipient); a new block, another recipient, or the
+// approver's page asks again. The warnings they give are the same.
+func TestPollReview_HistoryAndBalanceOncePerHead(t *testing.T) {
+	ch := &simChain{}
+	ch.head.Store(1)
+	svc, ctx := newStubService(t, ch)
+	st := &historyStore{Store: svc.store}
+	svc.store = st
+	pay := func(id, to string) *countersign.Transaction {
+		return &countersign.Transaction{ID: id, OwnerID: "u1", AgentID: "a1", WalletID: "w1", ChainID: 1337, Type: countersign.TxNative,
+			From: "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", To: to, TxTo: to, Amount: "5", Value: "5", TxValue: "5",
+			Status: countersign.StatusPending, UpdatedAt: time.Unix(1_800_000_000, 0)}
+	}
+	bob, carol := "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359", "0xdbF03B407c01E7cD3CBea99509d93f8DDDC8C6FB"
+	agent := &Principal{User: &countersign.User{ID: "u1"}, Agent: &countersign.Agent{ID: "a1", OwnerID: "u1"}}
+	check := func(what string, r *Review, history, balances int64) {
+		t.Helper()
+		if !hasWarning(r, WarnNewRecipient) {
+			t.Fatalf("%s: no new-recipient warning: %+v", what, r.Warnings)
+		}
+		if r.Facts.Balance == "" {
+			t.Fatalf("%s: no balance", what)
+		}
+		if n, m := st.asked.Load(), ch.balances.Load(); n != history || m != balances {
+			t.Fatalf("%s: %d history questions and %d balance reads, want %d and %d", what, n, m, history, balances)
+		}
+	}
+	check("first payment", svc.PollReview(ctx, agent, pay("t1", bob)), 1, 1)
+	check("second payment to the same recipient", svc.PollReview(ctx, agent, pay("t2", bob)), 1, 1)
+	check("another recipient", svc.PollReview(ctx, agent, pay("t3", carol)), 2, 1)
+	ch.newBlock(svc, 2)
+	check("a new block", svc.PollReview(ctx, agent, pay("t4", bob)), 3, 2)
+	check("the page", svc.review(ctx, agent, pay("t5", bob), reviewPage), 4, 3)
+	check("the page again", svc.review(ctx, agent, pay("t6", bob), reviewPage), 5, 4)
+}
+
+func hasWarning(r *Review, code string) bool {
+	for _, w := range r.Warnings {
+		if w.Code == code {
+			return true
+		}
+	}
+	return false
+}
 
 // TestSimulate_OncePerHead: prepare's fee binding and its review share one
 // simulation at one head; a new block, another call or an unavailable node

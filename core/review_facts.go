@@ -48,21 +48,25 @@ func (f *Facts) Label(address string) string {
 // reviewFacts fills r.Facts for p: wallet, balances, fee and total, chain,
 // token, labels and the decision, and the warnings they give (a token that
 // is not in the known list; a look-alike symbol; not enough funds; a SIWE
-// message for another address or chain).
-func (s *Service) reviewFacts(ctx context.Context, p *Principal, t *countersign.Transaction, r *Review) {
+// message for another address or chain). For an answer (reviewAnswer) it
+// leaves out the names only the page shows — the wallet's, the address
+// book's, who decided — and reads the balance as of the head in ctx.
+func (s *Service) reviewFacts(ctx context.Context, p *Principal, t *countersign.Transaction, r *Review, use reviewUse) {
 	f := &r.Facts
 	f.ChainName = s.ChainName(t.ChainID)
 	f.WalletAddress = t.From
-	if w, err := s.store.WalletByID(ctx, t.WalletID); err == nil {
-		f.WalletName, f.WalletAddress = w.Name, w.Address
-	}
-	f.Labels = s.AddressLabels(ctx, p)
-	if t.Status == countersign.StatusRejected && t.DecidedBy != "" {
-		f.DecidedBy, f.DecidedAt = s.username(ctx, t.DecidedBy), t.DecidedAt
-	} else if n := len(r.View.Approvals); n > 0 && t.Status != countersign.StatusPending {
-		f.DecidedBy, f.DecidedAt = r.View.Approvals[n-1].User, r.View.Approvals[n-1].At
-	} else if !t.DecidedAt.IsZero() && t.DecidedBy != "" {
-		f.DecidedBy, f.DecidedAt = s.username(ctx, t.DecidedBy), t.DecidedAt
+	if use == reviewPage {
+		if w, err := s.store.WalletByID(ctx, t.WalletID); err == nil {
+			f.WalletName, f.WalletAddress = w.Name, w.Address
+		}
+		f.Labels = s.AddressLabels(ctx, p)
+		if t.Status == countersign.StatusRejected && t.DecidedBy != "" {
+			f.DecidedBy, f.DecidedAt = s.username(ctx, t.DecidedBy), t.DecidedAt
+		} else if n := len(r.View.Approvals); n > 0 && t.Status != countersign.StatusPending {
+			f.DecidedBy, f.DecidedAt = r.View.Approvals[n-1].User, r.View.Approvals[n-1].At
+		} else if !t.DecidedAt.IsZero() && t.DecidedBy != "" {
+			f.DecidedBy, f.DecidedAt = s.username(ctx, t.DecidedBy), t.DecidedAt
+		}
 	}
 
 	token := t.TokenAddress
@@ -111,7 +115,7 @@ func (s *Service) reviewFacts(ctx context.Context, p *Principal, t *countersign.
 	if t.Status != countersign.StatusPending && t.Status != countersign.StatusAuthorized {
 		return // spent or never to be: a balance "after" would mislead
 	}
-	native, err := s.chain.BalanceAt(ctx, t.From)
+	native, err := s.nativeBalance(ctx, t.From, use)
 	if err != nil {
 		return // no balances: the chain is unreachable (the simulation says so)
 	}

@@ -136,9 +136,11 @@ type Service struct {
 	topups topupState // topups.go
 	x402   x402State  // x402.go
 
-	reviews reviewCache // the reviews status and prepare answers carry (review_cache.go)
-	sims    simCache    // prepare's simulations, shared with its review (review_cache.go)
-	head    headMemo    // the chain head those two key on (review_cache.go)
+	reviews   reviewCache  // the reviews status and prepare answers carry (review_cache.go)
+	sims      simCache     // prepare's simulations, shared with its review (review_cache.go)
+	histories historyCache // the owner's payment history those reviews warn from (review_cache.go)
+	balances  balanceCache // the balances they show (review_cache.go)
+	head      headMemo     // the chain head those two key on (review_cache.go)
 
 	approvalsSeen ttlCache[approvalsKey, []*countersign.Approval] // a request's approval rows per update, for views (approvers.go)
 	quotes        feeCache                                        // prepare's fee quotes, one per chain head (review_cache.go)
