@@ -565,6 +565,14 @@ type flakyAuthorize struct {
 	failed bool
 }
 
+func (s *flakyAuthorize) CreateTransaction(ctx context.Context, t *countersign.Transaction) error {
+	if t.Status == countersign.StatusAuthorized && !s.failed { // an auto decision stores the row authorized
+		s.failed = true
+		return errors.New("the part gave up on a lock")
+	}
+	return s.Store.CreateTransaction(ctx, t)
+}
+
 func (s *flakyAuthorize) UpdateTransaction(ctx context.Context, t *countersign.Transaction) error {
 	if t.Status == countersign.StatusAuthorized && !s.failed {
 		s.failed = true

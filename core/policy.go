@@ -370,10 +370,24 @@ func (s *Service) preparePolicy(ctx context.Context, t *countersign.Transaction,
 				Detail: fmt.Sprintf("the %s policy's rule %q denies this request", d.level, d.ruleID)}
 			return nil
 		}
+		// An auto decision authorizes the request in the change that
+		// stores it: the row is written once, already authorized, with the
+		// same audit entries and events as a pending request authorized in
+		// turn — transaction.pending showing it as prepared, then
+		// transaction.authorized (authorizeByPolicy).
+		events := []countersign.ChangeEvent{{Type: "transaction.pending", Subject: t.ID, Payload: View(t), WalletID: t.WalletID}}
+		auto := d.outcome == policy.Auto
+		if auto {
+			if err := s.approveByPolicy(t); err != nil {
+				return err
+			}
+			if _, err := s.moveStatus(t, countersign.StatusAuthorized); err != nil {
+				return err
+			}
+		}
 		if err := s.store.CreateTransaction(ctx, t); err != nil {
 			return err
 		}
-		events := []countersign.ChangeEvent{{Type: "transaction.pending", Subject: t.ID, Payload: View(t), WalletID: t.WalletID}}
 		for _, r := range d.reserve {
 			if err := s.store.AddReservation(ctx, &countersign.BudgetReservation{TransactionID: t.ID, OwnerID: t.OwnerID, Key: r.key, Amount: r.amount,
 				State: countersign.ReservationReserved, ReservedAt: now}); err != nil {
@@ -388,8 +402,8 @@ func (s *Service) preparePolicy(ctx context.Context, t *countersign.Transaction,
 				Payload: map[string]any{"transaction_id": t.ID, "rule_id": t.RuleID, "authorize_at": t.AuthorizeAt, "agent_id": t.AgentID, "wallet_id": t.WalletID}})
 		}
 		cs.add(countersign.Change{Owner: t.OwnerID, Actor: actor, Action: "transaction.prepare", Subject: t.ID, Details: details, Events: events})
-		if d.outcome == policy.Auto {
-			return s.authorizeByPolicy(ctx, cs, t, "auto")
+		if auto {
+			return s.statusMoved(ctx, cs, t, countersign.StatusPending, policyActor(t.RuleID), "transaction.authorize", policyAuthorization(t, "auto"))
 		}
 		return nil
 	})
@@ -406,12 +420,24 @@ func (s *Service) preparePolicy(ctx context.Context, t *countersign.Transaction,
 // prepare, delay once it has passed): the approval binds t's digest like
 // a human's.
 func (s *Service) authorizeByPolicy(ctx context.Context, cs *changeSet, t *countersign.Transaction, why string) error {
+	if err := s.approveByPolicy(t); err != nil {
+		return err
+	}
+	return s.setStatus(ctx, cs, t, countersign.StatusAuthorized, policyActor(t.RuleID), "transaction.authorize", policyAuthorization(t, why))
+}
+
+// approveByPolicy records t's rule as its approver, bound to its digest.
+func (s *Service) approveByPolicy(t *countersign.Transaction) error {
 	if !equalDigest(Digest(t), t.Digest) {
 		return countersign.Errorf(countersign.Internal, "transaction %s does not match its digest", t.ID)
 	}
 	t.ApprovedDigest, t.DecidedBy, t.DecidedAt = t.Digest, policyActor(t.RuleID), s.clock.Now().UTC()
-	return s.setStatus(ctx, cs, t, countersign.StatusAuthorized, policyActor(t.RuleID), "transaction.authorize",
-		map[string]string{"digest": hex.EncodeToString(t.Digest), "rule_id": t.RuleID, "by": why})
+	return nil
+}
+
+// policyAuthorization is the audit details of a rule's authorization.
+func policyAuthorization(t *countersign.Transaction, why string) map[string]string {
+	return map[string]string{"digest": hex.EncodeToString(t.Digest), "rule_id": t.RuleID, "by": why}
 }
 
 func equalDigest(a, b []byte) bool { return len(a) > 0 && bytes.Equal(a, b) }

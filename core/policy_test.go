@@ -1,9 +1,10 @@
 package core
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -83,6 +84,26 @@ func TestMoney_PolicyAutoWithinBudgetThenHuman(t *testing.T) {
 		auto = append(auto, tx)
 	}
 	l.wantTrail(auto[0].ID, []string{"transaction.prepare", "transaction.authorize"}, []string{"transaction.pending", "transaction.authorized"})
+	// Stored once, already authorized, its events still show it as
+	// prepared and then as authorized, with each step's deadline.
+	evs, err := l.svc.store.EventsAfter(l.ctx, l.user.ID, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown []string
+	for _, e := range evs {
+		var v TxView
+		if e.Subject != auto[0].ID || json.Unmarshal([]byte(e.Payload), &v) != nil {
+			continue
+		}
+		shown = append(shown, v.Status+" until "+v.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	row := auto[0]
+	want := []string{"pending until " + row.CreatedAt.Add(l.svc.cfg.PendingTTL).UTC().Format(time.RFC3339),
+		"authorized until " + row.DecidedAt.Add(l.svc.cfg.AuthorizedTTL).UTC().Format(time.RFC3339)}
+	if !slices.Equal(shown, want) || !row.ExpiresAt.Equal(row.DecidedAt.Add(l.svc.cfg.AuthorizedTTL)) {
+		t.Fatalf("events show %v, want %v; the row expires %s", shown, want, row.ExpiresAt)
+	}
 	if _, rs := l.used(countersign.PolicyAgent, subject, "small"); rs != "2000" {
 		t.Fatalf("reserved %s, want 2000", rs)
 	}
@@ -111,6 +132,16 @@ func TestMoney_PolicyAutoWithinBudgetThenHuman(t *testing.T) {
 	l.clock.Advance(24*time.Hour + time.Second)
 	if sp, _ := l.used(countersign.PolicyAgent, subject, "small"); sp != "0" {
 		t.Fatalf("a day later: spent %s", sp)
+	}
+	// and an auto-approved prepare writes its row once
+	writes := &countWrites{Store: l.svc.store}
+	l.svc.store = writes
+	if tx, err := l.prepareAs(l.agent, l.native("1")); err != nil || tx.Status != countersign.StatusAuthorized {
+		t.Fatalf("%+v %v", tx, err)
+	}
+	l.svc.store = writes.Store
+	if writes.created != 1 || writes.updated != 0 {
+		t.Fatalf("an auto-approved prepare created %d rows and updated %d, want 1 and 0", writes.created, writes.updated)
 	}
 }
 
@@ -454,4 +485,20 @@ func errRule(err error) string {
 		return ce.RuleID
 	}
 	return ""
+}
+
+// countWrites counts the transaction rows written.
+type countWrites struct {
+	countersign.Store
+	created, updated int
+}
+
+func (s *countWrites) CreateTransaction(ctx context.Context, t *countersign.Transaction) error {
+	s.created++
+	return s.Store.CreateTransaction(ctx, t)
+}
+
+func (s *countWrites) UpdateTransaction(ctx context.Context, t *countersign.Transaction) error {
+	s.updated++
+	return s.Store.UpdateTransaction(ctx, t)
 }

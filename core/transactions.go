@@ -566,8 +566,22 @@ func (s *Service) createTransaction(ctx context.Context, t *countersign.Transact
 // cs: the audit entry (action, details) and the transaction.<status> event
 // carrying t as it now is.
 func (s *Service) setStatus(ctx context.Context, cs *changeSet, t *countersign.Transaction, to countersign.Status, actor, action string, details any) error {
+	from, err := s.moveStatus(t, to)
+	if err != nil {
+		return err
+	}
+	if err := s.store.UpdateTransaction(ctx, t); err != nil {
+		return err
+	}
+	return s.statusMoved(ctx, cs, t, from, actor, action, details)
+}
+
+// moveStatus is the part of setStatus that changes t itself, in memory:
+// the transition's check, the status, the update time and the deadline.
+// It returns the status t had.
+func (s *Service) moveStatus(t *countersign.Transaction, to countersign.Status) (countersign.Status, error) {
 	if !countersign.CanTransition(t.Status, to) {
-		return countersign.Errorf(countersign.Conflict, "transaction %s is %s and cannot become %s", t.ID, t.Status, to)
+		return "", countersign.Errorf(countersign.Conflict, "transaction %s is %s and cannot become %s", t.ID, t.Status, to)
 	}
 	from := t.Status
 	t.Status, t.UpdatedAt = to, s.clock.Now().UTC()
@@ -586,17 +600,21 @@ func (s *Service) setStatus(ctx context.Context, cs *changeSet, t *countersign.T
 	case from == countersign.StatusAuthorized && to == countersign.StatusPending && !x402:
 		t.ExpiresAt = s.pendingDeadline(t)
 	}
-	if err := s.store.UpdateTransaction(ctx, t); err != nil {
+	return from, nil
+}
+
+// statusMoved is the rest of setStatus once t, moved from from to its
+// status, is stored: the budget reservations and charge receipt the move
+// settles, and the change stated in cs.
+func (s *Service) statusMoved(ctx context.Context, cs *changeSet, t *countersign.Transaction, from countersign.Status, actor, action string, details any) error {
+	if err := s.settleBudget(ctx, t, from, t.Status, action); err != nil { // policy.go: reservations spent or released
 		return err
 	}
-	if err := s.settleBudget(ctx, t, from, to, action); err != nil { // policy.go: reservations spent or released
-		return err
-	}
-	if err := s.settleCharge(ctx, t, from, to); err != nil { // charges.go: the receipt of a confirmed spend
+	if err := s.settleCharge(ctx, t, from, t.Status); err != nil { // charges.go: the receipt of a confirmed spend
 		return err
 	}
 	cs.add(countersign.Change{Owner: t.OwnerID, Actor: actor, Action: action, Subject: t.ID, Details: details,
-		Events: []countersign.ChangeEvent{{Type: "transaction." + string(to), Subject: t.ID, Payload: View(t), WalletID: t.WalletID}}})
+		Events: []countersign.ChangeEvent{{Type: "transaction." + string(t.Status), Subject: t.ID, Payload: View(t), WalletID: t.WalletID}}})
 	return nil
 }
 

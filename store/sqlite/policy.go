@@ -73,6 +73,17 @@ func parseUnits(s string) (*big.Int, error) {
 	return v, nil
 }
 
+// lockReserved is LockBudget and reservedOf in one statement: the counter
+// row upserted (the lock) and its open total as it then is.
+func (s *Store) lockReserved(ctx context.Context, k countersign.BudgetKey) (*big.Int, error) {
+	var text string
+	if err := s.writer(ctx).QueryRowContext(ctx, `INSERT INTO policy_budgets (level, subject, rule_id, asset, locks) VALUES (?,?,?,?,1)
+ ON CONFLICT (level, subject, rule_id, asset) DO UPDATE SET locks = locks + 1 RETURNING reserved`, k.Level, k.Subject, k.RuleID, k.Asset).Scan(&text); err != nil {
+		return nil, err
+	}
+	return parseUnits(text)
+}
+
 // reservedOf reads a counter row's open total (0 without a row).
 func (s *Store) reservedOf(ctx context.Context, k countersign.BudgetKey) (*big.Int, error) {
 	var text string
@@ -116,10 +127,7 @@ func (s *Store) BudgetUsed(ctx context.Context, k countersign.BudgetKey, since t
 
 // addReserved adds delta to a counter row's open total.
 func (s *Store) addReserved(ctx context.Context, k countersign.BudgetKey, delta *big.Int) error {
-	if err := s.LockBudget(ctx, k); err != nil {
-		return err
-	}
-	cur, err := s.reservedOf(ctx, k)
+	cur, err := s.lockReserved(ctx, k)
 	if err != nil {
 		return err
 	}
