@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/core/types"
-	"github.com/google/uuid"
 
 	"github.com/countersign/countersign"
 )
@@ -733,7 +732,7 @@ func (s *Service) fillNonce(ctx context.Context, cs *changeSet, refused *counter
 	}
 	now := s.clock.Now().UTC()
 	nonce := *refused.Nonce
-	f := &countersign.Transaction{ID: uuid.NewString(), OwnerID: refused.OwnerID, WalletID: refused.WalletID, ChainID: refused.ChainID,
+	f := &countersign.Transaction{ID: newTxID(), OwnerID: refused.OwnerID, WalletID: refused.WalletID, ChainID: refused.ChainID,
 		Type: countersign.TxNonceFill, From: refused.From, To: refused.From, Amount: "0", TxTo: refused.From, TxValue: "0",
 		Memo:     fmt.Sprintf("fills nonce %d, which the node refused for transaction %s, so the wallet's later transactions can be mined", nonce, refused.ID),
 		GasLimit: fp.gas, MaxFeePerGas: s.cfg.Money.MaxFeePerGas.String(), Status: countersign.StatusAuthorized, DecidedBy: "system", DecidedAt: now,

@@ -192,11 +192,20 @@ func notUsed(typ string, fields map[string]bool) error {
 // Every check that can be made before a human looks is made here: the
 // fields common to every type, then the type's own (spendFields), then the
 // fee bound for what goes on chain.
+// newTxID is a new transaction id: a version 7 UUID (RFC 9562), whose
+// first 48 bits are the time in milliseconds and the rest random. Rows
+// created together sit together in every index keyed by the id — the
+// table's key, the budget reservations', the audit and event subjects —
+// so a group of prepares commits a few index pages instead of one random
+// page per request in each. The time it shows is the created_at every
+// view shows anyway; the 74 random bits keep it unguessable.
+func newTxID() string { return uuid.Must(uuid.NewV7()).String() }
+
 func (s *Service) buildSpend(ctx context.Context, w *countersign.Wallet, req *PrepareRequest) (*countersign.Transaction, error) {
 	if err := checkMemo(req.Memo); err != nil {
 		return nil, err
 	}
-	t := &countersign.Transaction{ID: uuid.NewString(), OwnerID: w.OwnerID, WalletID: w.ID, ChainID: s.chainID.Int64(),
+	t := &countersign.Transaction{ID: newTxID(), OwnerID: w.OwnerID, WalletID: w.ID, ChainID: s.chainID.Int64(),
 		Type: countersign.TxType(req.Type), From: w.Address, Memo: req.Memo}
 	f := spendFieldsOf(req)
 	if t.Type != countersign.TxContractCall && req.Data != "" {

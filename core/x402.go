@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/google/uuid"
 
 	"github.com/countersign/countersign"
 	"github.com/countersign/countersign/ethsig"
@@ -293,7 +292,7 @@ func (s *Service) x402Choose(ctx context.Context, p *Principal, w *countersign.W
 func (s *Service) x402Row(p *Principal, w *countersign.Wallet, o *x402.Offer, a *x402.Authorization, memo string) *countersign.Transaction {
 	td := x402.TypedData(o, a)
 	msg, _ := json.Marshal(td)
-	t := &countersign.Transaction{ID: uuid.NewString(), OwnerID: w.OwnerID, AgentID: p.Agent.ID, WalletID: w.ID, ChainID: s.chainID.Int64(),
+	t := &countersign.Transaction{ID: newTxID(), OwnerID: w.OwnerID, AgentID: p.Agent.ID, WalletID: w.ID, ChainID: s.chainID.Int64(),
 		Type: countersign.TxX402, From: w.Address, To: o.PayTo.Hex(), Amount: o.Amount.String(), TokenAddress: o.Asset.Hex(),
 		Message: string(msg), TxValue: "0", Memo: memo}
 	t.Digest = Digest(t)
