@@ -52,3 +52,50 @@ func BenchmarkStatusPollReads(b *testing.B) {
 		}
 	})
 }
+
+// TestPointReadKeepsItsDeadline: a one-row read on the read pool runs
+// without a watcher only when its caller has no deadline. With every read
+// connection taken, a read with a deadline gives up at it (it waited until
+// a connection came free, seconds later, when the read dropped the whole
+// context), and so does a one-row aggregate (QueryRowScan) when its caller
+// is cancelled — here on its first use, so preparing its statement waits
+// under the caller's context too.
+func TestPointReadKeepsItsDeadline(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "d.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Transaction(ctx, "warm"); countersign.ErrorCode(err) != countersign.NotFound { // the statement prepared
+		t.Fatal(err)
+	}
+	var held []interface{ Close() error }
+	for range s.r.Stats().MaxOpenConnections {
+		rows, err := s.r.QueryContext(ctx, `SELECT 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, rows)
+	}
+	release := time.AfterFunc(3*time.Second, func() {
+		for _, r := range held {
+			r.Close()
+		}
+	})
+	defer release.Stop()
+	dctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = s.Transaction(dctx, "warm")
+	if took := time.Since(start); err == nil || took > time.Second {
+		t.Fatalf("a read with a 100 ms deadline and no free connection: %v after %s", err, took)
+	}
+	cctx, cancel2 := context.WithCancel(ctx)
+	time.AfterFunc(100*time.Millisecond, cancel2)
+	start = time.Now()
+	_, err = s.PaymentHistory(cctx, countersign.PaymentQuery{OwnerID: "u1", Type: countersign.TxNative, To: "0xT"})
+	if took := time.Since(start); err == nil || took > time.Second {
+		t.Fatalf("a cancelled aggregate with no free connection: %v after %s", err, took)
+	}
+}

@@ -212,7 +212,7 @@ func (s *Store) Reservations(ctx context.Context, txID string) ([]*countersign.B
 
 func (s *Store) PaidBefore(ctx context.Context, walletID, address string) (bool, error) {
 	var one int
-	err := s.reader(ctx).QueryRowContext(ctx, `SELECT 1 FROM transactions WHERE wallet_id = ? AND to_address = ? COLLATE NOCASE
+	err := s.reader(ctx).QueryRowScan(ctx, `SELECT 1 FROM transactions WHERE wallet_id = ? AND to_address = ? COLLATE NOCASE
  AND status IN ('submitted', 'confirmed') LIMIT 1`, walletID, address).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil

@@ -213,6 +213,7 @@ type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryRowScan(ctx context.Context, query string, args ...any) *sql.Row // cached.QueryRowScan
 }
 
 // reader returns the transaction in ctx, or the read pool.
@@ -262,9 +263,9 @@ func (c cached) stmt(ctx context.Context, q string) *sql.Stmt {
 		c.s.hasPending.Store(true)
 		return nil
 	}
-	st, err := c.db.PrepareContext(context.WithoutCancel(ctx), q)
+	st, err := c.db.PrepareContext(ctx, q) // the caller's context bounds the wait for a connection; the statement outlives it
 	if err != nil {
-		return nil
+		return nil // run unprepared (a caller whose context ended gets its error there)
 	}
 	if prev, loaded := c.s.stmts.LoadOrStore(k, st); loaded {
 		st.Close()
@@ -297,15 +298,29 @@ func (c cached) QueryContext(ctx context.Context, q string, args ...any) (*sql.R
 }
 
 func (c cached) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
-	if c.tx == nil && c.db == c.s.r {
+	if _, deadline := ctx.Deadline(); c.tx == nil && c.db == c.s.r && !deadline {
 		// A one-row read on the read pool is a lookup by key that takes
 		// microseconds and, under WAL, waits on no writer. A context that
 		// can end costs database/sql and the driver a watcher goroutine
 		// each, which was a quarter of an agent's status poll: such reads
-		// run to the end (a write, or a list that may be long, can still
-		// be cut short by its caller).
+		// run to the end when their caller can only be cancelled (an HTTP
+		// request whose client left). A caller with a deadline keeps it,
+		// for the wait for a free read connection too; a write, a list
+		// that may be long, and a one-row aggregate over many rows
+		// (QueryRowScan) can still be cut short by their caller.
 		ctx = context.WithoutCancel(ctx)
 	}
+	return c.queryRow(ctx, q, args...)
+}
+
+// QueryRowScan is QueryRowContext for a one-row answer that reads many
+// rows (a count, an existence test over an owner's history): it always
+// keeps the caller's context.
+func (c cached) QueryRowScan(ctx context.Context, q string, args ...any) *sql.Row {
+	return c.queryRow(ctx, q, args...)
+}
+
+func (c cached) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 	if st := c.stmt(ctx, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -749,7 +764,7 @@ const paymentHistorySQL = `SELECT
 func (s *Store) PaymentHistory(ctx context.Context, q countersign.PaymentQuery) (countersign.PaymentSummary, error) {
 	var out countersign.PaymentSummary
 	var largest string
-	err := s.reader(ctx).QueryRowContext(ctx, paymentHistorySQL,
+	err := s.reader(ctx).QueryRowScan(ctx, paymentHistorySQL,
 		q.OwnerID, q.Type, q.To,
 		q.OwnerID, q.Type, q.AgentID, q.Token,
 		q.OwnerID, q.Type, q.AgentID, q.Token).Scan(&out.Paid, &out.Previous, &largest)
