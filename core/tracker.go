@@ -118,6 +118,10 @@ type trackPass struct {
 	now   time.Time
 	head  uint64
 	mined map[string]uint64 // per sender
+	// signerDown holds the wallets whose signer did not answer a fee bump
+	// in this pass: their other bumps wait for the next pass, instead of
+	// each holding the write transaction for the signer's timeout.
+	signerDown map[string]bool
 	// canon is the canonical block hash at each height of the reorg
 	// window, as this pass walked it (nil when the chain cannot say).
 	canon map[uint64]string
@@ -255,7 +259,7 @@ func (s *Service) TrackReceipts(ctx context.Context) error {
 		}
 		return a.Nonce != nil && *a.Nonce < *b.Nonce
 	})
-	pass := &trackPass{now: now, head: head, mined: map[string]uint64{}, canon: plan.canon}
+	pass := &trackPass{now: now, head: head, mined: map[string]uint64{}, signerDown: map[string]bool{}, canon: plan.canon}
 	checked := make([]string, 0, len(subs))
 	failed := 0
 	for _, t := range subs {
@@ -408,6 +412,12 @@ func (s *Service) track(ctx context.Context, t *countersign.Transaction, pass *t
 			return s.settleUsedNonce(ctx, t, atts, now)
 		}
 	}
+	if replaceDue && pass.signerDown[t.WalletID] {
+		replaceDue = false // its signer did not answer this pass: rebroadcast what it signed before
+		if now.Before(t.NextBroadcastAt) {
+			return nil
+		}
+	}
 	if replaceDue {
 		replaced, err := s.replace(ctx, t, atts, now)
 		var down signerUnavailable
@@ -415,9 +425,11 @@ func (s *Service) track(ctx context.Context, t *countersign.Transaction, pass *t
 			// The wallet's signer (a remote one) does not answer, the node
 			// does: the bytes signed before keep their rebroadcast
 			// schedule, the bump is tried again next pass, and this pass
-			// goes on to the other transactions.
+			// goes on to the other transactions, without asking that
+			// signer again (each ask holds the write transaction).
 			s.tracker.errors.Add(1)
 			s.log.Warn("receipt tracker: cannot sign a fee bump, the signer is unavailable", "transaction_id", t.ID, "err", down.err)
+			pass.signerDown[t.WalletID] = true
 			replaced, err = false, nil
 		}
 		if replaced || err != nil {

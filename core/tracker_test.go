@@ -432,11 +432,13 @@ func TestMoney_TwoTrackersNeverWorkOnOneTransaction(t *testing.T) {
 // a remote signer does when its process or network is away.
 type downSigner struct {
 	countersign.Signer
-	down atomic.Bool
+	down  atomic.Bool
+	asked atomic.Int64 // SignTx calls while down
 }
 
 func (d *downSigner) SignTx(ctx context.Context, w *countersign.Wallet, tx *countersign.UnsignedTx) ([]byte, string, error) {
 	if d.down.Load() {
+		d.asked.Add(1)
 		return nil, "", countersign.Wrap(countersign.Internal, fmt.Errorf("%w: connection refused", countersign.ErrUnavailable), "the signer is unreachable")
 	}
 	return d.Signer.SignTx(ctx, w, tx)
@@ -481,16 +483,25 @@ func TestMoney_SignerAwayDoesNotStopTheTracker(t *testing.T) {
 	}
 	e.agent = first
 	stuck := e.unmined() // and the node mines nothing more until the signer is back
+	stuck2, err := e.execute(e.pay(randomAddr(), big.NewInt(1000)).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 
-	e.clock.Advance(time.Minute) // the stuck one is due for a bump
+	e.clock.Advance(time.Minute) // the stuck ones are due for a bump
 	sg.down.Store(true)
 	e.pass()
 	if got := e.row(mined.ID); got.Status != countersign.StatusConfirmed {
 		t.Fatalf("the other wallet's mined payment is %s after a pass with the signer away, want confirmed", got.Status)
 	}
-	got := e.row(stuck.ID)
-	if got.Status != countersign.StatusSubmitted || got.TxHash != stuck.TxHash || len(e.attempts(stuck.ID)) > 1 {
-		t.Fatalf("stuck payment %s %s, %d attempts", got.Status, got.TxHash, len(e.attempts(stuck.ID)))
+	for _, st := range []*countersign.Transaction{stuck, stuck2} {
+		got := e.row(st.ID)
+		if got.Status != countersign.StatusSubmitted || got.TxHash != st.TxHash || len(e.attempts(st.ID)) > 1 {
+			t.Fatalf("stuck payment %s %s, %d attempts", got.Status, got.TxHash, len(e.attempts(st.ID)))
+		}
+	}
+	if n := sg.asked.Load(); n != 1 {
+		t.Fatalf("the signer away was asked %d times in one pass, want once (each ask holds the write transaction)", n)
 	}
 	if !strings.Contains(e.logs.String(), "the signer is unavailable") {
 		t.Fatalf("no warning names the signer: %s", e.logs.String())
@@ -504,4 +515,5 @@ func TestMoney_SignerAwayDoesNotStopTheTracker(t *testing.T) {
 		t.Fatal("not bumped once the signer was back")
 	}
 	e.track(stuck.ID, countersign.StatusConfirmed)
+	e.track(stuck2.ID, countersign.StatusConfirmed) // bumped too, or mined behind the first's bump with the bytes it had
 }
