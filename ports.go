@@ -57,8 +57,9 @@ type ChangeEvent struct {
 	Payload any // stored as JSON
 	// WalletID is the wallet the event is about when its writer has it at
 	// hand (a transaction's own events): the webhooks of that wallet's
-	// approvers are found from it instead of by reading Subject back.
-	// Empty: looked up from Subject, as for every other event.
+	// approvers are found from it instead of by reading Subject back. It
+	// must be a wallet of the Change's Owner (its approvers receive the
+	// event). Empty: looked up from Subject, as for every other event.
 	WalletID string
 }
 

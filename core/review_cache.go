@@ -128,8 +128,11 @@ type historyKey struct {
 // whether the recipient was paid, the agent's largest payment), so that an
 // agent preparing payments to one recipient, or polling several requests,
 // asks it once a moment instead of once a request. Only confirmed payments
-// count, and a payment is confirmed at a new head, which is a new key; the
-// approver's page and the decision read it every time.
+// count, and a payment is confirmed after its block is the head: the
+// tracker may confirm it after the answer for that head was remembered,
+// which the answer then misses for at most reviewCacheTTL (an
+// informational warning). The approver's page and the decision read it
+// every time.
 type historyCache = ttlCache[historyKey, countersign.PaymentSummary]
 
 // paymentHistory is Store.PaymentHistory of q, remembered at the head in
