@@ -639,33 +639,6 @@ const txCols = `id, owner_id, agent_id, wallet_id, chain_id, type, from_address,
  gas_limit, max_fee_per_gas, checked_at, broadcasts, next_broadcast_at,
  decision, rule_id, policy_warnings, authorize_at, approvals_needed`
 
-func scanTx(row interface{ Scan(...any) error }) (*countersign.Transaction, error) {
-	var t countersign.Transaction
-	var decided, expires, created, updated, checked, nextBroadcast, gasLimit, authorizeAt int64
-	var nonce, block sql.NullInt64
-	var warnings string
-	if err := row.Scan(&t.ID, &t.OwnerID, &t.AgentID, &t.WalletID, &t.ChainID, &t.Type, &t.From, &t.To, &t.Amount, &t.TokenAddress,
-		&t.ContractAddress, &t.ContractABI, &t.FunctionName, &t.FunctionArgs, &t.Value, &t.Memo, &t.TxTo, &t.TxValue, &t.TxData, &t.Digest,
-		&t.ApprovedDigest, &t.DecidedBy, &decided, &t.Reason, &t.Status, &nonce, &t.RawTx, &t.TxHash, &block, &t.Error,
-		&t.IdempotencyKey, &t.RequestHash, &expires, &created, &updated, &t.Message, &t.Signature,
-		&gasLimit, &t.MaxFeePerGas, &checked, &t.Broadcasts, &nextBroadcast,
-		&t.Decision, &t.RuleID, &warnings, &authorizeAt, &t.ApprovalsNeeded); err != nil {
-		return nil, err
-	}
-	t.PolicyWarnings, t.AuthorizeAt = policyWarnings(warnings), fromTS(authorizeAt) // policy.go
-	t.GasLimit, t.CheckedAt, t.NextBroadcastAt = uint64(gasLimit), fromTS(checked), fromTS(nextBroadcast)
-	if nonce.Valid {
-		n := uint64(nonce.Int64)
-		t.Nonce = &n
-	}
-	if block.Valid {
-		b := uint64(block.Int64)
-		t.BlockNumber = &b
-	}
-	t.DecidedAt, t.ExpiresAt, t.CreatedAt, t.UpdatedAt = fromTS(decided), fromTS(expires), fromTS(created), fromTS(updated)
-	return &t, nil
-}
-
 func nullU64(p *uint64) any {
 	if p == nil {
 		return nil
