@@ -143,15 +143,23 @@ func (s *Service) paymentHistory(ctx context.Context, q countersign.PaymentQuery
 	if !ok {
 		return s.store.PaymentHistory(ctx, q)
 	}
-	k, now := historyKey{q: q, head: head}, time.Now()
-	if h, ok := s.histories.get(k, now); ok {
-		return h, nil
+	return remembered(&s.histories, historyKey{q: q, head: head}, func() (countersign.PaymentSummary, error) {
+		return s.store.PaymentHistory(ctx, q)
+	})
+}
+
+// remembered is c's value at k while it lives, else fetch's, kept when
+// fetch succeeds.
+func remembered[K comparable, V any](c *ttlCache[K, V], k K, fetch func() (V, error)) (V, error) {
+	now := time.Now()
+	if v, ok := c.get(k, now); ok {
+		return v, nil
 	}
-	h, err := s.store.PaymentHistory(ctx, q)
+	v, err := fetch()
 	if err == nil {
-		s.histories.put(k, h, now)
+		c.put(k, v, now)
 	}
-	return h, err
+	return v, err
 }
 
 // balanceKey is one address's native balance at one chain head.
@@ -173,15 +181,9 @@ func (s *Service) nativeBalance(ctx context.Context, address string, use reviewU
 	if use != reviewAnswer || !ok {
 		return s.chain.BalanceAt(ctx, address)
 	}
-	k, now := balanceKey{address: strings.ToLower(address), head: head}, time.Now()
-	if b, ok := s.balances.get(k, now); ok {
-		return b, nil
-	}
-	b, err := s.chain.BalanceAt(ctx, address)
-	if err == nil {
-		s.balances.put(k, b, now)
-	}
-	return b, err
+	return remembered(&s.balances, balanceKey{address: strings.ToLower(address), head: head}, func() (*big.Int, error) {
+		return s.chain.BalanceAt(ctx, address)
+	})
 }
 
 // simKey is one simulation: the call and the chain head it ran against.
