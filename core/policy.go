@@ -146,9 +146,7 @@ func budgetKey(level countersign.PolicyLevel, scope policy.Scope, walletID, agen
 func (h *history) BudgetUsed(q policy.BudgetQuery) (*big.Int, *big.Int, error) {
 	k := budgetKey(h.level, q.Scope, q.WalletID, q.AgentID, q.RuleID, q.Asset)
 	if h.lock {
-		if err := h.s.store.LockBudget(h.ctx, k); err != nil {
-			return nil, nil, err
-		}
+		return h.s.store.LockBudgetUsed(h.ctx, k, q.Since)
 	}
 	return h.s.store.BudgetUsed(h.ctx, k, q.Since)
 }

@@ -103,26 +103,43 @@ func (s *Store) BudgetUsed(ctx context.Context, k countersign.BudgetKey, since t
 	if err != nil {
 		return nil, nil, err
 	}
+	spent, err := s.spentSince(ctx, k, since)
+	return spent, reserved, err
+}
+
+// LockBudgetUsed is LockBudget and BudgetUsed, the lock and the open total
+// in one statement (lockReserved).
+func (s *Store) LockBudgetUsed(ctx context.Context, k countersign.BudgetKey, since time.Time) (*big.Int, *big.Int, error) {
+	reserved, err := s.lockReserved(ctx, k)
+	if err != nil {
+		return nil, nil, err
+	}
+	spent, err := s.spentSince(ctx, k, since)
+	return spent, reserved, err
+}
+
+// spentSince sums key's reservations spent after since.
+func (s *Store) spentSince(ctx context.Context, k countersign.BudgetKey, since time.Time) (*big.Int, error) {
 	var text string
 	q := s.reader(ctx)
 	rows, err := q.QueryContext(ctx, `SELECT amount FROM budget_reservations WHERE level = ? AND subject = ? AND rule_id = ? AND asset = ?
  AND state = 'spent' AND settled_at > ?`, k.Level, k.Subject, k.RuleID, k.Asset, ts(since))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer rows.Close()
 	spent := new(big.Int)
 	for rows.Next() {
 		if err := rows.Scan(&text); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		v, err := parseUnits(text)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		spent.Add(spent, v)
 	}
-	return spent, reserved, rows.Err()
+	return spent, rows.Err()
 }
 
 // addReserved adds delta to a counter row's open total.

@@ -116,6 +116,27 @@ func testPolicies(t *testing.T, s countersign.Store) {
 	if sp, rs := used(base); sp != "0" || rs != "5" {
 		t.Fatalf("after refusal: spent %s reserved %s", sp, rs)
 	}
+	// LockBudgetUsed reads what BudgetUsed reads, and creates the counter
+	// of a key never used
+	for _, key := range []countersign.BudgetKey{k, {Level: countersign.PolicyWallet, Subject: "wallet:w1", RuleID: "fresh", Asset: "native"}} {
+		err := s.InTx(ctx, func(ctx context.Context) error {
+			sp, rs, err := s.LockBudgetUsed(ctx, key, base)
+			if err != nil {
+				return err
+			}
+			wsp, wrs, err := s.BudgetUsed(ctx, key, base)
+			if err != nil {
+				return err
+			}
+			if sp.Cmp(wsp) != 0 || rs.Cmp(wrs) != 0 {
+				t.Errorf("%s: LockBudgetUsed %s/%s, BudgetUsed %s/%s", key.RuleID, sp, rs, wsp, wrs)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := s.SettleReservations(ctx, "r0", "bogus", base); err == nil {
 		t.Fatal("unknown state accepted")
 	}
@@ -135,10 +156,16 @@ func testPolicies(t *testing.T, s countersign.Store) {
 		go func() {
 			defer wg.Done()
 			err := s.InTx(ctx, func(ctx context.Context) error {
-				if err := s.LockBudget(ctx, k2); err != nil {
-					return err
+				var sp, rs *big.Int
+				var err error
+				if i%2 == 0 { // the two ways a prepare locks and reads a budget
+					if err := s.LockBudget(ctx, k2); err != nil {
+						return err
+					}
+					sp, rs, err = s.BudgetUsed(ctx, k2, base)
+				} else {
+					sp, rs, err = s.LockBudgetUsed(ctx, k2, base)
 				}
-				sp, rs, err := s.BudgetUsed(ctx, k2, base)
 				if err != nil {
 					return err
 				}
