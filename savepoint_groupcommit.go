@@ -19,3 +19,11 @@ type Savepointer interface {
 	// runs a failed fn again alone.
 	Savepoint(ctx context.Context, fn func(ctx context.Context) error) error
 }
+
+// SerialWriter is the optional part of a store whose write transactions
+// run one at a time (SQLite's one writer connection): a group of changes
+// then gathers while it waits for its turn to begin, not after it began
+// (core/groupcommit.go).
+type SerialWriter interface {
+	SerialWrites() bool
+}

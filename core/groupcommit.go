@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/countersign/countersign"
 )
@@ -236,13 +237,21 @@ const (
 var errRunAlone = errors.New("core: run the change alone")
 
 type changeGroups struct {
-	svc   *Service
-	sp    countersign.Savepointer
-	max   int
-	queue chan *groupedChange
-	turn  chan struct{} // holds a token while a group records and commits
-	stop  chan struct{}
-	done  sync.WaitGroup
+	svc *Service
+	sp  countersign.Savepointer
+	max int
+	// serial: the store runs one write transaction at a time, so a worker
+	// takes the turn before it begins one, gathering while it waits (the
+	// other worker's group meanwhile holds the writer). Otherwise it
+	// begins, runs its parts and takes the turn to record and commit,
+	// gathering while it waits then.
+	serial    bool
+	gathering chan struct{} // serial: held by the one worker gathering the next group
+	groups    atomic.Int64  // groups committed or undone (tests)
+	queue     chan *groupedChange
+	turn      chan struct{} // holds a token while a group records and commits
+	stop      chan struct{}
+	done      sync.WaitGroup
 
 	mu     sync.RWMutex // held for reading while enqueuing, for writing to close
 	closed bool
@@ -257,6 +266,9 @@ type groupedChange struct {
 
 func newChangeGroups(svc *Service, sp countersign.Savepointer, max, workers int) *changeGroups {
 	g := &changeGroups{svc: svc, sp: sp, max: max, queue: make(chan *groupedChange, 4*max), turn: make(chan struct{}, 1), stop: make(chan struct{})}
+	if sw, ok := sp.(countersign.SerialWriter); ok && sw.SerialWrites() {
+		g.serial, g.gathering = true, make(chan struct{}, 1)
+	}
 	for range workers {
 		g.done.Add(1)
 		go g.run()
@@ -287,18 +299,23 @@ func (g *changeGroups) run() {
 	defer g.done.Done()
 	batch := make([]*groupedChange, 0, g.max)
 	for {
+		if g.serial {
+			select {
+			case g.gathering <- struct{}{}: // this worker gathers the next group
+			case <-g.stop:
+				g.drain()
+				return
+			}
+		}
 		var first *groupedChange
 		select {
 		case first = <-g.queue:
 		case <-g.stop:
-			for { // the callers of what is still queued run it alone
-				select {
-				case it := <-g.queue:
-					it.done <- errRunAlone
-				default:
-					return
-				}
+			if g.serial {
+				<-g.gathering
 			}
+			g.drain()
+			return
 		}
 		batch = append(batch[:0], first)
 		yields := 0
@@ -315,7 +332,37 @@ func (g *changeGroups) run() {
 				yields++
 			}
 		}
-		g.commit(batch)
+		turn := false
+		if g.serial {
+		gather:
+			for len(batch) < g.max {
+				select {
+				case g.turn <- struct{}{}:
+					turn = true
+					break gather
+				case it := <-g.queue:
+					batch = append(batch, it)
+				}
+			}
+			if !turn {
+				g.turn <- struct{}{}
+				turn = true
+			}
+			<-g.gathering // the other worker gathers the next group while this one commits
+		}
+		g.commit(batch, turn)
+	}
+}
+
+// drain has the callers of what is still queued run it alone.
+func (g *changeGroups) drain() {
+	for {
+		select {
+		case it := <-g.queue:
+			it.done <- errRunAlone
+		default:
+			return
+		}
 	}
 }
 
@@ -323,9 +370,9 @@ func (g *changeGroups) run() {
 // batch's parts have run it waits for the group's turn to record and
 // commit, running the parts that arrive meanwhile (up to max); the turn
 // is given back when the transaction is over.
-func (g *changeGroups) commit(batch []*groupedChange) {
+func (g *changeGroups) commit(batch []*groupedChange, turn bool) { // turn: the group already holds it (serial)
+	g.groups.Add(1)
 	in := make([]bool, 0, g.max) // in[i]: batch[i] is in the committed group
-	turn := false                // this group holds the turn
 	// The group's transaction starts from an empty context, so that in a
 	// part's context (grouped) only the transaction's own values come from
 	// it; and it runs without cancellation: it must not die with one
@@ -344,7 +391,7 @@ func (g *changeGroups) commit(batch []*groupedChange) {
 			run(it)
 		}
 	wait:
-		for len(batch) < g.max {
+		for !turn && len(batch) < g.max {
 			select {
 			case g.turn <- struct{}{}:
 				turn = true

@@ -222,10 +222,32 @@ func TestGroupedChangePanicInGroup(t *testing.T) {
 // the queue one by one while the turn is taken all run before any returns,
 // and each commits once. (Without that a group would bring its first part
 // alone and the others would wait for a later group.)
+//
+// On a store that runs one write transaction at a time (SQLite: serial),
+// the group gathers them without running them, before it begins, and
+// they commit as one group; otherwise it runs them inside its open
+// transaction (the test forces that way on SQLite).
 func TestGroupedChangesGatherWhileWaitingForTheTurn(t *testing.T) {
+	for _, serial := range []bool{true, false} {
+		t.Run(fmt.Sprintf("serial=%v", serial), func(t *testing.T) { testGatherWhileWaiting(t, serial) })
+	}
+}
+
+func testGatherWhileWaiting(t *testing.T, serial bool) {
 	const n = 12
 	svc, ctx := newCommitService(t)
 	g := svc.commits.changes
+	if !g.serial {
+		t.Fatal("the SQLite store does not say it runs one write transaction at a time")
+	}
+	if !serial { // the same store, hiding that it writes one transaction at a time
+		g.close()
+		g = newChangeGroups(svc, struct{ countersign.Savepointer }{g.sp}, changeGroupMax, changeGroupWorkers)
+		svc.commits.changes = g
+		if g.serial {
+			t.Fatal("still serial")
+		}
+	}
 	g.turn <- struct{}{} // as if another group were committing
 	held := true
 	defer func() { // a failure must not leave the workers waiting
@@ -257,7 +279,7 @@ func TestGroupedChangesGatherWhileWaitingForTheTurn(t *testing.T) {
 	// the other worker may hold one change it took from the queue: it
 	// waits for the store's writer, which the waiting group holds
 	ran := 0
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); !serial; time.Sleep(10 * time.Millisecond) {
 		ran = 0
 		for i := range n {
 			ran += int(runs[i].Load())
@@ -266,12 +288,25 @@ func TestGroupedChangesGatherWhileWaitingForTheTurn(t *testing.T) {
 			break
 		}
 	}
-	if ran < n-1 || returned.Load() != 0 {
+	if serial {
+		time.Sleep(100 * time.Millisecond)
+		ran = 0
+		for i := range n {
+			ran += int(runs[i].Load())
+		}
+		if ran != 0 || returned.Load() != 0 || len(g.queue) != 0 {
+			t.Fatalf("while the turn was taken %d of %d changes ran, %d returned, %d still queued; want them all gathered", ran, n, returned.Load(), len(g.queue))
+		}
+	} else if ran < n-1 || returned.Load() != 0 {
 		t.Fatalf("while the turn was taken %d of %d changes ran and %d returned; want at least %d ran and none returned", ran, n, returned.Load(), n-1)
 	}
+	before := g.groups.Load()
 	<-g.turn
 	held = false
 	wg.Wait()
+	if groups := g.groups.Load() - before; serial && groups != 1 {
+		t.Fatalf("the %d gathered changes committed in %d groups, want 1", n, groups)
+	}
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("change %d: %v", i, err)

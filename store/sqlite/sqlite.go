@@ -190,6 +190,10 @@ func (s *Store) migrate(ctx context.Context) error {
 
 // Close stops checkpointing, closes the prepared statements and the pools
 // (the last connection to close checkpoints the WAL into the file).
+// SerialWrites: a write transaction holds the one writer connection
+// (countersign.SerialWriter).
+func (s *Store) SerialWrites() bool { return true }
+
 func (s *Store) Close() error {
 	select {
 	case <-s.stopCheckpoints:
