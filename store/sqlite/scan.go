@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/countersign/countersign"
@@ -16,20 +17,25 @@ import (
 // through database/sql — reflection for the named string types, an int
 // formatted and parsed again — was about a seventh of a status poll's CPU.
 type anyRow struct {
-	v   []any
-	err error // the first conversion that failed
+	v    []any
+	ptrs []any // &v[i]
+	err  error // the first conversion that failed
 }
 
-func scanAny(row interface{ Scan(...any) error }, n int) (*anyRow, error) {
-	r := &anyRow{v: make([]any, n)}
-	ptrs := make([]any, n)
+// txRows are the anyRows of scanTx, reused: a status poll reads one row.
+var txRows = sync.Pool{New: func() any {
+	r := &anyRow{v: make([]any, txColN), ptrs: make([]any, txColN)}
 	for i := range r.v {
-		ptrs[i] = &r.v[i]
+		r.ptrs[i] = &r.v[i]
 	}
-	if err := row.Scan(ptrs...); err != nil {
-		return nil, err
-	}
-	return r, nil
+	return r
+}}
+
+// release clears r (it holds the row's strings and bytes) and gives it back.
+func (r *anyRow) release() {
+	clear(r.v)
+	r.err = nil
+	txRows.Put(r)
 }
 
 func (r *anyRow) fail(i int, to string) {
@@ -114,8 +120,9 @@ func (r *anyRow) nullI64(i int) sql.NullInt64 {
 const txColN = 47
 
 func scanTx(row interface{ Scan(...any) error }) (*countersign.Transaction, error) {
-	r, err := scanAny(row, txColN)
-	if err != nil {
+	r := txRows.Get().(*anyRow)
+	defer r.release()
+	if err := row.Scan(r.ptrs...); err != nil {
 		return nil, err
 	}
 	t := &countersign.Transaction{
