@@ -366,10 +366,11 @@ func (g *changeGroups) drain() {
 	}
 }
 
-// commit runs batch in one transaction and answers each part. Once the
-// batch's parts have run it waits for the group's turn to record and
-// commit, running the parts that arrive meanwhile (up to max); the turn
-// is given back when the transaction is over.
+// commit runs batch in one transaction and answers each part. Unless the
+// group already holds the turn (serial: run took it before, gathering),
+// once the batch's parts have run it waits for the group's turn to record
+// and commit, running the parts that arrive meanwhile (up to max). The
+// turn is given back when the transaction is over.
 func (g *changeGroups) commit(batch []*groupedChange, turn bool) { // turn: the group already holds it (serial)
 	g.groups.Add(1)
 	in := make([]bool, 0, g.max) // in[i]: batch[i] is in the committed group

@@ -188,12 +188,12 @@ func (s *Store) migrate(ctx context.Context) error {
 	return err
 }
 
-// Close stops checkpointing, closes the prepared statements and the pools
-// (the last connection to close checkpoints the WAL into the file).
 // SerialWrites: a write transaction holds the one writer connection
 // (countersign.SerialWriter).
 func (s *Store) SerialWrites() bool { return true }
 
+// Close stops checkpointing, closes the prepared statements and the pools
+// (the last connection to close checkpoints the WAL into the file).
 func (s *Store) Close() error {
 	select {
 	case <-s.stopCheckpoints:
