@@ -332,26 +332,30 @@ func (g *changeGroups) run() {
 				yields++
 			}
 		}
-		turn := false
 		if g.serial {
-		gather:
-			for len(batch) < g.max {
-				select {
-				case g.turn <- struct{}{}:
-					turn = true
-					break gather
-				case it := <-g.queue:
-					batch = append(batch, it)
-				}
-			}
-			if !turn {
-				g.turn <- struct{}{}
-				turn = true
-			}
+			g.takeTurn(&batch, nil)
 			<-g.gathering // the other worker gathers the next group while this one commits
 		}
-		g.commit(batch, turn)
+		g.commit(batch, g.serial)
 	}
+}
+
+// takeTurn waits for the group's turn, adding each change that arrives
+// meanwhile to batch (up to max) and handing it to arrived (nil: only
+// gathered); it returns holding the turn.
+func (g *changeGroups) takeTurn(batch *[]*groupedChange, arrived func(*groupedChange)) {
+	for len(*batch) < g.max {
+		select {
+		case g.turn <- struct{}{}:
+			return
+		case it := <-g.queue:
+			*batch = append(*batch, it)
+			if arrived != nil {
+				arrived(it)
+			}
+		}
+	}
+	g.turn <- struct{}{}
 }
 
 // drain has the callers of what is still queued run it alone.
@@ -391,19 +395,8 @@ func (g *changeGroups) commit(batch []*groupedChange, turn bool) { // turn: the 
 		for _, it := range batch {
 			run(it)
 		}
-	wait:
-		for !turn && len(batch) < g.max {
-			select {
-			case g.turn <- struct{}{}:
-				turn = true
-				break wait
-			case it := <-g.queue:
-				batch = append(batch, it)
-				run(it)
-			}
-		}
 		if !turn {
-			g.turn <- struct{}{}
+			g.takeTurn(&batch, run)
 			turn = true
 		}
 		// A memo from here on only (the parts are done, none can roll back

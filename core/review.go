@@ -397,18 +397,14 @@ func (s *Service) decodeCall(ctx context.Context, t *countersign.Transaction, r 
 // warn adds warnings that need the owner's history (for an answer, as
 // remembered at the chain head in ctx: paymentHistory).
 func (s *Service) warn(ctx context.Context, t *countersign.Transaction, r *Review, use reviewUse) {
-	q, ok := paymentQuery(t)
-	if !ok {
-		return
-	}
+	history := s.store.PaymentHistory
 	if use == reviewAnswer {
-		if sum, err := s.paymentHistory(ctx, q); err == nil {
+		history = s.paymentHistory
+	}
+	if q, ok := paymentQuery(t); ok {
+		if sum, err := history(ctx, q); err == nil {
 			warnFromHistory(t, r, sum)
 		}
-		return
-	}
-	if sum, err := s.store.PaymentHistory(ctx, q); err == nil {
-		warnFromHistory(t, r, sum)
 	}
 }
 

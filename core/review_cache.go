@@ -173,12 +173,12 @@ type balanceKey struct {
 // that moves money reads it: execute checks funds against the chain.
 type balanceCache = ttlCache[balanceKey, *big.Int]
 
-// nativeBalance is the chain's balance of address: for an answer
-// remembered at the head in ctx (headKey), for the page read every time.
-// The number is the cache's: callers must not change it.
-func (s *Service) nativeBalance(ctx context.Context, address string, use reviewUse) (*big.Int, error) {
+// nativeBalance is the chain's balance of address, remembered at the head
+// in ctx (headKey); without a head it reads it. The number is the
+// cache's: callers must not change it.
+func (s *Service) nativeBalance(ctx context.Context, address string) (*big.Int, error) {
 	head, ok := ctx.Value(headKey{}).(uint64)
-	if use != reviewAnswer || !ok {
+	if !ok {
 		return s.chain.BalanceAt(ctx, address)
 	}
 	return remembered(&s.balances, balanceKey{address: strings.ToLower(address), head: head}, func() (*big.Int, error) {

@@ -115,7 +115,11 @@ func (s *Service) reviewFacts(ctx context.Context, p *Principal, t *countersign.
 	if t.Status != countersign.StatusPending && t.Status != countersign.StatusAuthorized {
 		return // spent or never to be: a balance "after" would mislead
 	}
-	native, err := s.nativeBalance(ctx, t.From, use)
+	balance := s.chain.BalanceAt
+	if use == reviewAnswer {
+		balance = s.nativeBalance
+	}
+	native, err := balance(ctx, t.From)
 	if err != nil {
 		return // no balances: the chain is unreachable (the simulation says so)
 	}

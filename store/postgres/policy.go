@@ -60,8 +60,7 @@ func (s *Store) PutPolicy(ctx context.Context, r *countersign.PolicyRecord) erro
 // commit (INSERT … ON CONFLICT DO UPDATE takes the row lock), so concurrent
 // prepares against one budget read its reservations one after another.
 func (s *Store) LockBudget(ctx context.Context, k countersign.BudgetKey) error {
-	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO policy_budgets (level, subject, rule_id, asset, locks) VALUES (?,?,?,?,1)
- ON CONFLICT (level, subject, rule_id, asset) DO UPDATE SET locks = policy_budgets.locks + 1`, k.Level, k.Subject, k.RuleID, k.Asset)
+	_, err := s.lockReserved(ctx, k)
 	return err
 }
 

@@ -60,8 +60,7 @@ func (s *Store) PutPolicy(ctx context.Context, r *countersign.PolicyRecord) erro
 // immediate transaction already holds the database's; on PostgreSQL the
 // same statement holds the row's until commit).
 func (s *Store) LockBudget(ctx context.Context, k countersign.BudgetKey) error {
-	_, err := s.writer(ctx).ExecContext(ctx, `INSERT INTO policy_budgets (level, subject, rule_id, asset, locks) VALUES (?,?,?,?,1)
- ON CONFLICT (level, subject, rule_id, asset) DO UPDATE SET locks = locks + 1`, k.Level, k.Subject, k.RuleID, k.Asset)
+	_, err := s.lockReserved(ctx, k)
 	return err
 }
 
